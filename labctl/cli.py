@@ -1,0 +1,293 @@
+"""The ``labctl`` command line.
+
+Exit codes: 0 run completed, 1 run aborted or failed, 2 bad input (station.yaml, parameter, unreachable
+instrument) — in that last case nothing was sent to any instrument, and one clear line says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from labctl.config import ConfigError, StationConfig, load_station
+from labctl.station import StationError
+
+err_console = Console(stderr=True)
+DEFAULT_STATION = "station.yaml"
+
+
+class _InputError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True)
+
+
+def _station_path(path: str | None) -> Path:
+    chosen = path or os.environ.get("LABCTL_STATION") or DEFAULT_STATION
+    return Path(chosen)
+
+
+def _load(path: str | None) -> tuple[Path, StationConfig]:
+    p = _station_path(path)
+    if not p.exists():
+        raise _InputError(
+            f"station file {p} not found (give --station PATH, set LABCTL_STATION, or run from the folder "
+            "holding station.yaml)"
+        )
+    try:
+        return p, load_station(p)
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="labctl")
+def main() -> None:
+    """labctl: solar-cell characterisation on real or simulated instruments."""
+
+
+# -- run ------------------------------------------------------------------------------------------------------
+@main.command("run")
+@click.argument("procedure_name", metavar="PROCEDURE")
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--sample", default="sample", show_default=True, help="sample / device id")
+@click.option("--operator", default=None, help="operator name (default: from the station file)")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="set a procedure parameter")
+@click.option("--out", "out_dir", default=None, help="data folder (default: station.data_dir)")
+@click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object on stdout")
+@click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
+def run_cmd(
+    procedure_name: str,
+    station_path: str | None,
+    sample: str,
+    operator: str | None,
+    settings: tuple[str, ...],
+    out_dir: str | None,
+    as_json: bool,
+    no_plot: bool,
+) -> None:
+    """Run PROCEDURE (e.g. jv) on the station. Parameters: `labctl params jv`."""
+    from labctl.engine import RunEngine
+    from labctl.params import apply_settings
+    from labctl.station import Station
+    from procedures import REGISTRY
+
+    if procedure_name not in REGISTRY:
+        raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
+    path, config = _load(station_path)
+    procedure = REGISTRY[procedure_name]()
+    try:
+        apply_settings(procedure, settings)
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+    out = Path(out_dir) if out_dir else (path.parent / config.station.data_dir)
+    station = Station(config)
+    console = Console(stderr=True, quiet=as_json)
+    with Progress(
+        TextColumn(f"[bold]{procedure_name}[/] {sample}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f} %"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("run", total=100)
+        engine = RunEngine(
+            station,
+            out,
+            sample=sample,
+            operator=operator,
+            on_progress=lambda pct: progress.update(task, completed=pct),
+        )
+        try:
+            result = engine.run(procedure)
+        except (ConfigError, StationError) as exc:
+            station.close()
+            raise _InputError(str(exc)) from None
+    station.close()
+    png = None
+    if not no_plot:
+        from labctl.plotting import plot_run
+        from labctl.storage import load_run
+
+        try:
+            png = plot_run(load_run(result.path))
+        except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
+            err_console.print(f"warning: plot failed: {exc}")
+    if as_json:
+        click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": result.results}))
+    else:
+        _print_summary(console, result.results)
+        console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""))
+        console.print(f"file:   {result.path}")
+        if png:
+            console.print(f"plot:   {png}")
+    sys.exit(0 if result.status == "completed" else 1)
+
+
+_FOM_ROWS = [
+    ("voc_V", "Voc (V)", "{:.4f}"),
+    ("jsc_mA_cm2", "Jsc (mA/cm²)", "{:.3f}"),
+    ("ff", "FF (%)", "{:.2%}"),
+    ("pce_pct", "PCE (%)", "{:.3f}"),
+    ("vmp_V", "Vmp (V)", "{:.4f}"),
+    ("jmp_mA_cm2", "Jmp (mA/cm²)", "{:.3f}"),
+    ("rs_ohm_cm2", "Rs (Ω·cm²)", "{:.2f}"),
+    ("rsh_ohm_cm2", "Rsh (Ω·cm²)", "{:.0f}"),
+]
+
+
+def _fmt(fmt: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    return fmt.format(value).rstrip("%") if fmt.endswith("%}") else fmt.format(value)
+
+
+def _print_summary(console: Console, results: dict[str, Any]) -> None:
+    directions = [d for d in ("reverse", "forward", "qss") if d in results]
+    if directions:
+        table = Table(title="Figures of merit")
+        table.add_column("")
+        for d in directions:
+            table.add_column(d, justify="right")
+        for key, label, fmt in _FOM_ROWS:
+            table.add_row(label, *[_fmt(fmt, results[d].get(key)) for d in directions])
+        console.print(table)
+    hyst = results.get("hysteresis")
+    if hyst:
+        console.print(
+            "hysteresis: " + ", ".join(f"{k} {v:.4f}" for k, v in hyst.items() if isinstance(v, (int, float)))
+        )
+
+
+@main.command("params")
+@click.argument("procedure_name", metavar="PROCEDURE")
+def params_cmd(procedure_name: str) -> None:
+    """List PROCEDURE's parameters with defaults, units and allowed values."""
+    from labctl.params import describe_allowed
+    from procedures import REGISTRY
+
+    if procedure_name not in REGISTRY:
+        raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
+    table = Table(title=f"{procedure_name} parameters (set with --set NAME=VALUE)")
+    for col in ("name", "default", "allowed", "description"):
+        table.add_column(col)
+    for name, param in REGISTRY[procedure_name]()._parameters.items():
+        table.add_row(name, str(param.default), describe_allowed(param), param.name)
+    Console().print(table)
+
+
+# -- files ----------------------------------------------------------------------------------------------------
+def _open_run(file: str) -> Any:
+    from labctl.storage import load_run
+
+    try:
+        return load_run(file)
+    except (OSError, KeyError) as exc:
+        raise _InputError(f"cannot read run file {file}: {exc}") from None
+
+
+@main.command("show")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def show_cmd(file: str) -> None:
+    """Summary of a run file."""
+    run = _open_run(file)
+    console = Console()
+    for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
+        console.print(f"{key:>17}: {run.info.get(key, '—')}")
+    for name, frame in run.streams.items():
+        console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
+    for role, idn in run.idn.items():
+        console.print(f"{'idn ' + role:>17}: {idn}")
+    _print_summary(console, run.results)
+    params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if k in run.units else ''}" for k, v in run.parameters.items())
+    console.print(f"parameters: {params}", highlight=False)
+    if run.events:
+        console.print(f"last event: {run.events[-1]}", highlight=False)
+
+
+@main.command("plot")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", default=None, help="PNG path (default: beside the file)")
+def plot_cmd(file: str, out: str | None) -> None:
+    """Write a PNG plot of a run file."""
+    from labctl.plotting import plot_run
+
+    click.echo(str(plot_run(_open_run(file), out)))
+
+
+@main.command("export")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--csv", "as_csv", is_flag=True, required=True, help="write one CSV per data stream")
+@click.option("--out", default=None, help="folder for the CSV files (default: beside the run file)")
+def export_cmd(file: str, as_csv: bool, out: str | None) -> None:
+    """Export a run file's data streams to CSV (with a commented metadata header)."""
+    from labctl.export import export_csv
+
+    for path in export_csv(_open_run(file), out):
+        click.echo(str(path))
+
+
+# -- station --------------------------------------------------------------------------------------------------
+@main.group("station")
+def station_group() -> None:
+    """Inspect the station."""
+
+
+@station_group.command("check")
+@click.option("--station", "station_path", help="station file (default ./station.yaml)")
+def station_check(station_path: str | None) -> None:
+    """Connect to each instrument; print its driver, *IDN? and any queued errors."""
+    from labctl.station import Station
+
+    _, config = _load(station_path)
+    station = Station(config)
+    table = Table(title=f"station {config.station.name}")
+    for col in ("instrument", "driver", "resource", "*IDN?", "errors"):
+        table.add_column(col)
+    bad = False
+    for role, cfg in config.instruments.items():
+        try:
+            station.connect([role])
+            inst = station[role]
+            idn = str(inst.id).strip()
+            errors = inst.check_errors() if hasattr(inst, "check_errors") else []
+            err_text = "; ".join(map(str, errors)) if errors else "none"
+        except Exception as exc:  # noqa: BLE001 - report every instrument, not only the first failure
+            idn, err_text, bad = "—", f"UNREACHABLE: {exc}", True
+        table.add_row(role, cfg.driver, cfg.resource, idn, err_text)
+    station.close()
+    Console().print(table)
+    sys.exit(2 if bad else 0)
+
+
+# -- simulator ------------------------------------------------------------------------------------------------
+@main.group("sim")
+def sim_group() -> None:
+    """The simulated bench."""
+
+
+@sim_group.command("serve")
+@click.option("--station", "station_path", help="station file whose simulation section to serve")
+@click.option("--latency-ms", default=0.0, show_default=True, help="extra delay per query (GPIB-like round trip)")
+@click.option("--write-station", default=None, help="also write a station file that points at the served ports")
+@click.option("--duration-s", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+def sim_serve(station_path: str | None, latency_ms: float, write_station: str | None, duration_s: float) -> None:
+    """Serve every instrument of the station's simulated bench on 127.0.0.1 (real time)."""
+    from labctl.simserve import run_server
+
+    _, config = _load(station_path)
+    run_server(config, latency_s=latency_ms / 1000.0, write_station=write_station, duration_s=duration_s)
+
+
+if __name__ == "__main__":
+    main()

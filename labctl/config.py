@@ -1,0 +1,195 @@
+"""station.yaml: schema, loading and human-readable errors (pydantic v2, unknown keys are errors).
+
+Every error names the key path, the value and what is allowed, and is raised before any instrument is touched.
+Reference: docs/station-yaml.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A station.yaml or a parameter is wrong; the message is meant for the operator, one line per problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StationInfo(_Strict):
+    name: str = "station"
+    operator: str = "operator"
+    data_dir: str = Field("runs", description="where run files go, relative to the station file's folder")
+
+
+class Limits(_Strict):
+    """Device-safety limits of the cells on this bench: procedures may never exceed them."""
+
+    voltage_V: float = Field(2.0, gt=0, description="max |source voltage| (V)")
+    current_A: float = Field(0.1, gt=0, description="max |compliance current| (A)")
+
+
+class SafeState(_Strict):
+    """What 'safe' means for this instrument; applied on every exit path of every run."""
+
+    output: Literal["off"] | None = None
+    source_voltage_V: float | None = None
+    shutter: Literal["closed"] | None = None
+
+
+class InstrumentConfig(_Strict):
+    driver: str
+    resource: str = Field(description="VISA resource string, serial URL, or sim://<name> for the simulated bench")
+    timeout_ms: int = Field(5000, ge=100, le=600_000)
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    baud_rate: int | None = Field(None, description="serial instruments only")
+    limits: Limits | None = None
+    safe_state: SafeState = Field(default_factory=SafeState)
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        from drivers import REGISTRY
+
+        if value not in REGISTRY:
+            raise ValueError(f"unknown driver; allowed: {', '.join(sorted(REGISTRY))}")
+        return value
+
+    @field_validator("baud_rate")
+    @classmethod
+    def _baud(cls, value: int | None) -> int | None:
+        allowed = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+        if value is not None and value not in allowed:
+            raise ValueError(f"baud rate must be one of {allowed}")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_within_model(self) -> InstrumentConfig:
+        from drivers import REGISTRY
+
+        model = getattr(REGISTRY[self.driver], "limits", None)
+        if self.limits is not None and model is not None:
+            if self.limits.voltage_V > model.voltage_max_V:
+                raise ValueError(
+                    f"limits.voltage_V = {self.limits.voltage_V} exceeds what a {self.driver} can source "
+                    f"(allowed: 0 < voltage_V <= {model.voltage_max_V})"
+                )
+            if self.limits.current_A > model.current_max_A:
+                raise ValueError(
+                    f"limits.current_A = {self.limits.current_A} exceeds the {self.driver}'s compliance range "
+                    f"(allowed: 0 < current_A <= {model.current_max_A})"
+                )
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        return self.resource.startswith("sim://")
+
+
+class HysteresisConfig(_Strict):
+    enabled: bool = False
+    tau_s: float = Field(10.0, gt=0)
+    beta: float = Field(3.0, ge=0)
+    v_half_V: float = 0.6
+    width_V: float = Field(0.15, gt=0)
+
+
+class DegradationConfig(_Strict):
+    enabled: bool = False
+    burn_in_fraction: float = Field(0.0, ge=0, lt=1)
+    burn_in_tau_h: float = Field(20.0, gt=0)
+    linear_loss_per_h: float = Field(0.0, ge=0)
+    j0_growth_tau_h: float | None = Field(None, gt=0)
+    rs_growth_per_h: float = Field(0.0, ge=0)
+
+
+class DeviceConfig(_Strict):
+    """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6)."""
+
+    jph_mA_cm2: float = Field(18.33514, ge=0, le=100)
+    j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2)
+    ideality: float = Field(1.5, ge=0.5, le=10)
+    rs_ohm_cm2: float = Field(3.84022, ge=0, le=1e4)
+    rsh_ohm_cm2: float = Field(2000.0, gt=0)
+    area_cm2: float = Field(0.049, gt=0, le=1000)
+    temperature_K: float = Field(298.15, gt=0, le=500)
+    hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
+    degradation: DegradationConfig = Field(default_factory=DegradationConfig)
+
+
+class LightConfig(_Strict):
+    irradiance_W_m2: float = Field(1000.0, ge=0, le=5000)
+    flicker: float = Field(0.0, ge=0, le=0.1, description="relative lamp flicker, 1 sigma")
+
+
+class SimulationConfig(_Strict):
+    enabled: bool = True
+    clock: Literal["virtual", "real"] = "virtual"
+    line_frequency_Hz: Literal[50, 60] = 50
+    seed: int | None = 0
+    light: LightConfig = Field(default_factory=LightConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+
+
+class StationConfig(_Strict):
+    station: StationInfo = Field(default_factory=StationInfo)
+    instruments: dict[str, InstrumentConfig]
+    simulation: SimulationConfig = Field(default_factory=lambda: SimulationConfig(enabled=False))
+
+    @model_validator(mode="after")
+    def _sim_resources_need_simulation(self) -> StationConfig:
+        sim = [name for name, inst in self.instruments.items() if inst.simulated]
+        if sim and not self.simulation.enabled:
+            raise ValueError(
+                f"instruments {sim} use sim:// resources but simulation.enabled is false "
+                "(allowed: enable the simulation, or give real resource strings)"
+            )
+        return self
+
+    def snapshot(self) -> dict[str, Any]:
+        """The fully resolved station (defaults filled), as stored in every run file."""
+        return self.model_dump(mode="json")
+
+
+def _format_error(err: dict[str, Any], source: str) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    value = err.get("input")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{path}' (value {value!r}); check the spelling against docs/station-yaml.md"
+    if err["type"] == "missing":
+        return f"{source}: missing key '{path}'"
+    msg = msg.removeprefix("Value error, ")
+    if isinstance(value, dict):
+        return f"{source}: {path}: {msg}"
+    return f"{source}: {path} = {value!r}: {msg}"
+
+
+def parse_station(data: Any, source: str = "station.yaml") -> StationConfig:
+    """Validate a parsed YAML mapping; raise :class:`ConfigError` with one line per problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_format_error(e, source) for e in exc.errors())) from None
+
+
+def load_station(path: str | Path) -> StationConfig:
+    """Read and validate a station file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read station file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_station(data, source=str(path))

@@ -1,0 +1,53 @@
+"""PNG plots of run files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from labctl.storage import RunData  # noqa: E402
+
+_DIRECTIONS = {0: "reverse", 1: "forward"}
+
+
+def plot_run(run: RunData, path: str | Path | None = None) -> Path:
+    """Plot the run's main stream (for J–V: J against V per scan, with the figures of merit)."""
+    path = Path(path) if path else run.path.with_suffix(".png")
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    if "jv" in run.streams and not run.streams["jv"].empty:
+        data = run.streams["jv"]
+        for (scan, direction), group in data.groupby(["scan", "direction"]):
+            label = _DIRECTIONS.get(int(direction), str(direction))
+            if run.parameters.get("mode") == "qss":
+                label = "quasi-steady-state"
+            ax.plot(group["voltage_V"], group["j_mA_cm2"], marker=".", ms=3, lw=1, label=f"scan {scan}: {label}")
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.set_xlabel("Voltage (V)")
+        ax.set_ylabel("Current density (mA/cm²), photocurrent positive")
+        lines = []
+        for name in ("reverse", "forward", "qss"):
+            r = run.results.get(name)
+            if r and r.get("voc_V") is not None:
+                lines.append(
+                    f"{name}: Voc {r['voc_V']:.3f} V, Jsc {r['jsc_mA_cm2']:.2f} mA/cm², "
+                    f"FF {100 * r['ff']:.1f} %, PCE {r['pce_pct']:.2f} %"
+                )
+        if lines:
+            ax.text(0.02, 0.03, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="bottom",
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+        j = data["j_mA_cm2"]
+        if run.parameters.get("light", True) and len(j):
+            ax.set_ylim(min(-0.15 * j.max(), j.min()) if j.min() > -5 * abs(j.max()) else -abs(j.max()),
+                        1.15 * max(j.max(), 1e-9))
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{run.info.get('procedure', '')} — {run.info.get('sample', '')} — {run.status}", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,54 @@
+"""``labctl sim serve``: the station's simulated bench on loopback TCP ports, in real time."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from labctl.config import StationConfig
+from labctl.station import build_bench
+from sim_instruments import SERIAL_DRIVERS, make_emulator
+from sim_instruments.clock import RealClock
+from sim_instruments.server import SimServer, serve
+
+
+def start_server(config: StationConfig, latency_s: float = 0.0) -> SimServer:
+    """Start one TCP server per instrument of ``config`` on 127.0.0.1, all sharing one real-time bench."""
+    bench = build_bench(config, RealClock())
+    instruments = {}
+    for role, inst in config.instruments.items():
+        instruments[role] = (make_emulator(inst.driver, bench), inst.read_termination, inst.write_termination)
+    serial = {role for role, inst in config.instruments.items() if inst.driver in SERIAL_DRIVERS}
+    return serve(instruments, serial=serial, latency_s=latency_s)
+
+
+def served_station(config: StationConfig, resources: dict[str, str]) -> dict:
+    """A station mapping that points at served resources (simulation kept for the record, real clock)."""
+    data = copy.deepcopy(config.snapshot())
+    for role, resource in resources.items():
+        data["instruments"][role]["resource"] = resource
+    data["simulation"]["clock"] = "real"
+    return data
+
+
+def run_server(config: StationConfig, latency_s: float, write_station: str | None, duration_s: float) -> None:
+    server = start_server(config, latency_s)
+    resources = server.resource_strings()
+    for role, resource in resources.items():
+        click.echo(f"{role}: {resource}")
+    if write_station:
+        Path(write_station).write_text(yaml.safe_dump(served_station(config, resources), sort_keys=False))
+        click.echo(f"station file: {write_station}")
+    click.echo("serving on 127.0.0.1 (Ctrl-C to stop)", err=True)
+    try:
+        end = time.monotonic() + duration_s if duration_s > 0 else None
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

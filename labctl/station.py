@@ -1,0 +1,156 @@
+"""A station: the instruments of station.yaml, connected, plus the clock and (in simulation) the bench.
+
+``sim://<name>`` resources are connected in-process to the emulators of one shared :class:`Bench`; any
+other resource goes through PyVISA (pyvisa-py, ``@py``), so a user switches to real hardware by editing the
+resource strings only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymeasure.adapters import VISAAdapter
+
+from drivers import REGISTRY
+from labctl.config import InstrumentConfig, StationConfig
+from sim_instruments.bench import Bench
+from sim_instruments.clock import Clock, RealClock, VirtualClock
+
+log = logging.getLogger(__name__)
+
+
+class StationError(RuntimeError):
+    """An instrument could not be reached or identified; the message names it and its resource."""
+
+
+def build_bench(config: StationConfig, clock: Clock) -> Bench:
+    """The simulated bench described by ``config.simulation``."""
+    from sim_instruments.bench import CellParameters, Degradation, Hysteresis, Light
+
+    sim = config.simulation
+    dev = sim.device
+    cell = CellParameters(
+        jph_mA_cm2=dev.jph_mA_cm2,
+        j0_A_cm2=dev.j0_A_cm2,
+        ideality=dev.ideality,
+        rs_ohm_cm2=dev.rs_ohm_cm2,
+        rsh_ohm_cm2=dev.rsh_ohm_cm2,
+        area_cm2=dev.area_cm2,
+        temperature_K=dev.temperature_K,
+        hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
+        degradation=Degradation(**dev.degradation.model_dump()),
+    )
+    light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
+    return Bench(cell=cell, light=light, clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed)
+
+
+class Station:
+    """Instruments by role name (``station["smu"]``), the clock, and safe-state handling."""
+
+    def __init__(self, config: StationConfig, bench: Bench | None = None) -> None:
+        self.config = config
+        sim = config.simulation
+        needs_bench = sim.enabled and any(inst.simulated for inst in config.instruments.values())
+        if bench is not None:
+            self.clock: Clock = bench.clock
+        elif needs_bench and sim.clock == "virtual":
+            self.clock = VirtualClock()
+        else:
+            self.clock = RealClock()
+        if bench is None and needs_bench:
+            bench = build_bench(config, self.clock)
+        #: the simulated bench behind the sim:// instruments (None on real hardware or over TCP)
+        self.bench = bench
+        self.instruments: dict[str, Any] = {}
+
+    @property
+    def simulated(self) -> bool:
+        return self.bench is not None
+
+    def __getitem__(self, role: str) -> Any:
+        return self.instruments[role]
+
+    def __contains__(self, role: str) -> bool:
+        return role in self.instruments
+
+    def connect(self, roles: list[str] | None = None) -> None:
+        """Open the instruments named in ``roles`` (default: all). Raise :class:`StationError` on failure."""
+        for role in roles if roles is not None else list(self.config.instruments):
+            if role in self.instruments:
+                continue
+            self.instruments[role] = self._open(role, self.config.instruments[role])
+
+    def _open(self, role: str, cfg: InstrumentConfig) -> Any:
+        cls = REGISTRY[cfg.driver]
+        try:
+            if cfg.simulated:
+                from sim_instruments import make_emulator
+                from sim_instruments.adapter import EmulatorAdapter
+
+                assert self.bench is not None
+                emulator = make_emulator(cfg.driver, self.bench)
+                adapter = EmulatorAdapter(
+                    emulator,
+                    read_termination=cfg.read_termination,
+                    write_termination=cfg.write_termination,
+                )
+            else:
+                kwargs: dict[str, Any] = {
+                    "read_termination": cfg.read_termination,
+                    "write_termination": cfg.write_termination,
+                    "timeout": cfg.timeout_ms,
+                }
+                if cfg.baud_rate is not None:
+                    kwargs["asrl"] = {"baud_rate": cfg.baud_rate}
+                adapter = VISAAdapter(cfg.resource, visa_library="@py", **kwargs)
+            return cls(adapter)
+        except Exception as exc:  # noqa: BLE001 - any transport failure becomes one clear message
+            raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
+
+    def idn(self) -> dict[str, str]:
+        """``*IDN?`` (or the model's identity query) of every connected instrument."""
+        out = {}
+        for role, inst in self.instruments.items():
+            try:
+                out[role] = str(inst.id).strip()
+            except Exception as exc:  # noqa: BLE001
+                raise StationError(f"instrument '{role}' at {self.config.instruments[role].resource} "
+                                   f"does not answer its identity query: {exc}") from exc
+        return out
+
+    def safe_state(self) -> list[str]:
+        """Put every connected instrument in its safe state; try all, return the failures (never raise)."""
+        failures = []
+        for role, inst in self.instruments.items():
+            cfg = self.config.instruments[role].safe_state
+            try:
+                actions = []
+                if cfg.source_voltage_V is not None:
+                    actions.append(lambda i=inst, v=cfg.source_voltage_V: i.set_voltage(v))
+                if cfg.output == "off":
+                    actions.append(inst.disable_output)
+                if cfg.shutter == "closed":
+                    actions.append(inst.close_shutter)
+                if not actions:
+                    actions.append(inst.safe_state)
+                errors = []
+                for action in actions:
+                    try:
+                        action()
+                    except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
+                        errors.append(exc)
+                if errors:
+                    raise errors[0]
+            except Exception as exc:  # noqa: BLE001
+                log.error("safe state of %s failed: %s", role, exc)
+                failures.append(f"{role}: {exc}")
+        return failures
+
+    def close(self) -> None:
+        for inst in self.instruments.values():
+            try:
+                inst.adapter.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.instruments.clear()

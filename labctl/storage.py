@@ -1,0 +1,319 @@
+"""HDF5 run files: written while the run goes, readable after a crash, with a NeXus default plot.
+
+Layout (docs/data-format.md)::
+
+    /                       @default = "entry"
+    /entry        NXentry   @default = <first stream>; run_id, procedure, status, start/end time (UTC), ...
+      sample      NXsample  name, area_cm2
+      parameters  NXcollection   one scalar dataset per parameter, @units
+      instrument  NXinstrument   station_json, idn/<instrument>
+      <stream>    NXdata    @signal, @axes; one extendable 1-D dataset per column, @units
+      results     NXcollection   results_json + scalars per group, @units
+      events                vlen str, time-stamped log lines
+
+Rows are buffered in memory and written + flushed (``H5Fflush``) at least once per second by a background
+thread, so a run killed with SIGKILL leaves a file that opens with everything up to the last flush
+(frameworks ref. §4.2: flush with the default libver survives SIGKILL; SWMR/'latest' files do not reopen).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+CHUNK_ROWS = 4096
+_STR = h5py.string_dtype("utf-8")
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a data stream: name, unit ('' for dimensionless) and numpy dtype."""
+
+    name: str
+    units: str = ""
+    dtype: str = "f8"
+
+
+class _Stream:
+    def __init__(self, group: h5py.Group, columns: Sequence[Column]) -> None:
+        self.columns = list(columns)
+        self.datasets = {}
+        for col in self.columns:
+            ds = group.create_dataset(
+                col.name, shape=(0,), maxshape=(None,), dtype=col.dtype, chunks=(CHUNK_ROWS,)
+            )
+            if col.units:
+                ds.attrs["units"] = col.units
+            self.datasets[col.name] = ds
+        self.pending: list[Mapping[str, Any]] = []
+        self.rows = 0
+
+    def write_pending(self) -> None:
+        if not self.pending:
+            return
+        n_new = len(self.pending)
+        start = self.rows
+        for col in self.columns:
+            ds = self.datasets[col.name]
+            missing = np.nan if ds.dtype.kind == "f" else -1  # documented fill values
+            values = np.asarray([row.get(col.name, missing) for row in self.pending], dtype=ds.dtype)
+            ds.resize((start + n_new,))
+            ds[start:] = values
+        self.rows += n_new
+        self.pending.clear()
+
+
+class RunWriter:
+    """Writes one run file. Thread-safe; a daemon thread flushes pending rows every ``flush_interval_s``."""
+
+    def __init__(self, path: str | Path, flush_interval_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # locking off: an operator may open the file (labctl show, h5web) while the run is going
+        self._file = h5py.File(self.path, "w", locking=False)
+        self._file.attrs["NX_class"] = "NXroot"
+        self._file.attrs["default"] = "entry"
+        self._file.attrs["creator"] = "labctl"
+        self.entry = self._file.create_group("entry")
+        self.entry.attrs["NX_class"] = "NXentry"
+        self.entry.create_dataset("status", data="running", dtype=_STR)
+        self._events = self.entry.create_dataset("events", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(64,))
+        self._streams: dict[str, _Stream] = {}
+        self._lock = threading.RLock()
+        self._last_flush = time.monotonic()
+        self._flush_interval_s = flush_interval_s
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._flusher, name="labctl-h5-flush", daemon=True)
+        self._thread.start()
+        self._file.flush()
+
+    # -- metadata ---------------------------------------------------------------------------------------------
+    def write_metadata(
+        self,
+        *,
+        run_id: str,
+        procedure: str,
+        sample: str,
+        operator: str,
+        area_cm2: float | None,
+        parameters: Mapping[str, tuple[Any, str]],
+        station: Mapping[str, Any],
+        idn: Mapping[str, str],
+        software_version: str,
+        start_time: str,
+    ) -> None:
+        """Everything known at the start of a run. ``parameters``: name → (value, units)."""
+        with self._lock:
+            e = self.entry
+            for key, value in (
+                ("run_id", run_id),
+                ("procedure", procedure),
+                ("operator", operator),
+                ("software_version", software_version),
+                ("start_time", start_time),
+                ("title", f"{procedure} {sample} {run_id}"),
+            ):
+                e.create_dataset(key, data=value, dtype=_STR)
+            e.attrs["run_id"] = run_id
+            s = e.create_group("sample")
+            s.attrs["NX_class"] = "NXsample"
+            s.create_dataset("name", data=sample, dtype=_STR)
+            if area_cm2 is not None:
+                s.create_dataset("area", data=float(area_cm2)).attrs["units"] = "cm^2"
+            p = e.create_group("parameters")
+            p.attrs["NX_class"] = "NXcollection"
+            for name, (value, units) in parameters.items():
+                ds = p.create_dataset(name, data=_h5_value(value))
+                if units:
+                    ds.attrs["units"] = units
+            inst = e.create_group("instrument")
+            inst.attrs["NX_class"] = "NXinstrument"
+            inst.create_dataset("station_json", data=json.dumps(station, indent=1), dtype=_STR)
+            idn_group = inst.create_group("idn")
+            for name, text in idn.items():
+                idn_group.create_dataset(name, data=text, dtype=_STR)
+            self._file.flush()
+
+    def create_stream(self, name: str, columns: Sequence[Column], signal: str, axes: str) -> None:
+        """A NeXus NXdata group of appendable columns; the first stream is the file's default plot."""
+        with self._lock:
+            group = self.entry.create_group(name)
+            group.attrs["NX_class"] = "NXdata"
+            group.attrs["signal"] = signal
+            group.attrs["axes"] = [axes]
+            group.attrs["columns"] = [c.name for c in columns]  # column order, for readers
+            self._streams[name] = _Stream(group, columns)
+            if "default" not in self.entry.attrs:
+                self.entry.attrs["default"] = name
+            self._file.flush()
+
+    # -- data -------------------------------------------------------------------------------------------------
+    def append(self, stream: str, row: Mapping[str, Any]) -> None:
+        """Queue one row (column → value; missing columns are NaN). Written at the next flush (≤ 1 s)."""
+        with self._lock:
+            self._streams[stream].pending.append(row)
+            if time.monotonic() - self._last_flush >= self._flush_interval_s:
+                self._flush_locked()
+
+    def log_event(self, message: str) -> None:
+        with self._lock:
+            n = self._events.shape[0]
+            self._events.resize((n + 1,))
+            self._events[n] = f"{utc_now_iso()} {message}"
+
+    def write_results(self, results: Mapping[str, Any]) -> None:
+        """Analysis results: JSON of the whole dict plus one scalar dataset per number (nested groups)."""
+        with self._lock:
+            if "results" in self.entry:
+                del self.entry["results"]
+            group = self.entry.create_group("results")
+            group.attrs["NX_class"] = "NXcollection"
+            group.create_dataset("results_json", data=json.dumps(results, default=_json_default), dtype=_STR)
+            _write_tree(group, results)
+            self._file.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._closed:
+            return
+        for stream in self._streams.values():
+            stream.write_pending()
+        self._file.flush()
+        self._last_flush = time.monotonic()
+
+    def _flusher(self) -> None:
+        period = self._flush_interval_s / 4
+        while not self._stop.wait(period):
+            with self._lock:
+                if self._closed:
+                    return
+                if any(s.pending for s in self._streams.values()) and (
+                    time.monotonic() - self._last_flush >= self._flush_interval_s * 0.75
+                ):
+                    self._flush_locked()
+
+    def rows(self, stream: str) -> int:
+        with self._lock:
+            s = self._streams[stream]
+            return s.rows + len(s.pending)
+
+    def close(self, status: str, end_time: str | None = None) -> None:
+        """Write the terminal status and end time, flush and close (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._flush_locked()
+            self.entry["status"][()] = status
+            self.entry.create_dataset("end_time", data=end_time or utc_now_iso(), dtype=_STR)
+            self._closed = True
+            self._stop.set()
+            self._file.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close("failed" if exc[0] else "completed")
+
+
+def _h5_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return np.array(value, dtype=_STR)
+    if value is None:
+        return np.array("", dtype=_STR)
+    return value
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+_RESULT_UNITS = {"_V": "V", "_mA_cm2": "mA/cm^2", "_ohm_cm2": "ohm*cm^2", "_pct": "%", "_s": "s"}
+
+
+def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            _write_tree(group.create_group(key), value)
+        elif isinstance(value, (int, float, np.number, bool)) and not isinstance(value, bool):
+            ds = group.create_dataset(key, data=float(value))
+            for suffix, units in _RESULT_UNITS.items():
+                if key.endswith(suffix):
+                    ds.attrs["units"] = units
+        elif isinstance(value, (str, bool)):
+            group.create_dataset(key, data=str(value), dtype=_STR)
+
+
+# -- reading ----------------------------------------------------------------------------------------------------
+@dataclass
+class RunData:
+    """A run file read back: metadata, parameters, results and one DataFrame per stream."""
+
+    path: Path
+    info: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    station: dict[str, Any] = field(default_factory=dict)
+    idn: dict[str, str] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    streams: dict[str, pd.DataFrame] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+
+def _text(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run file (also one still being written or left by a crashed run) into memory."""
+    path = Path(path)
+    with h5py.File(path, "r", locking=False) as f:
+        e = f["entry"]
+        run = RunData(path=path)
+        for key in ("run_id", "procedure", "operator", "software_version", "start_time", "end_time", "status"):
+            if key in e:
+                run.info[key] = _text(e[key][()])
+        if "sample" in e and "name" in e["sample"]:
+            run.info["sample"] = _text(e["sample/name"][()])
+        for name, ds in e.get("parameters", {}).items():
+            value = ds[()]
+            run.parameters[name] = _text(value) if isinstance(value, bytes) else np.asarray(value).item()
+            if "units" in ds.attrs:
+                run.units[name] = _text(ds.attrs["units"])
+        if "instrument" in e:
+            run.station = json.loads(_text(e["instrument/station_json"][()]))
+            run.idn = {k: _text(v[()]) for k, v in e["instrument/idn"].items()}
+        if "results" in e:
+            run.results = json.loads(_text(e["results/results_json"][()]))
+        run.events = [_text(x) for x in e["events"][()]] if "events" in e else []
+        for name, group in e.items():
+            if isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata":
+                order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
+                run.streams[name] = pd.DataFrame({col: group[col][()] for col in order if col in group})
+        return run

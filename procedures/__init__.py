@@ -1,0 +1,7 @@
+"""Procedures: what to measure. ``REGISTRY`` maps the names used by ``labctl run NAME`` to classes."""
+
+from __future__ import annotations
+
+from procedures.jv import JVProcedure
+
+REGISTRY = {"jv": JVProcedure}

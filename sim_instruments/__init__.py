@@ -1,0 +1,28 @@
+"""The simulated bench: one physical model (bench.py), a virtual clock, and emulators that speak each
+instrument's real command set, reachable in-process (adapter.py) or over loopback TCP (server.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: station.yaml driver name → (module, class, keyword arguments), imported lazily
+EMULATORS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "keithley2400": ("sim_instruments.keithley2400", "Keithley2400Emulator", {"model": "2400"}),
+    "keithley2420": ("sim_instruments.keithley2400", "Keithley2400Emulator", {"model": "2420"}),
+    "keithley2450": ("sim_instruments.keithley2450", "Keithley2450Emulator", {}),
+    "thorlabs_sc10": ("sim_instruments.sc10", "SC10Emulator", {}),
+}
+
+#: emulators reached like serial instruments (ASRLsocket:// over TCP)
+SERIAL_DRIVERS = {"thorlabs_sc10"}
+
+
+def make_emulator(driver: str, bench: Any) -> Any:
+    """A new emulator of the instrument that ``driver`` (a station.yaml driver name) talks to."""
+    import importlib
+
+    try:
+        module, cls, kwargs = EMULATORS[driver]
+    except KeyError:
+        raise ValueError(f"no simulated instrument for driver '{driver}'; simulated: {sorted(EMULATORS)}") from None
+    return getattr(importlib.import_module(module), cls)(bench, **kwargs)

@@ -1,0 +1,208 @@
+"""The physical model of the simulated bench, shared by every emulator of a station.
+
+One :class:`Bench` holds the clock, the light (a solar simulator with an irradiance and a shutter) and the cell
+(single-diode model with ion-lag hysteresis and degradation). Emulators only read and force the cell's terminal
+quantities through it, so the Keithley, the shutter and later the lock-in all see the same device.
+Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labctl.analysis import sdm
+from sim_instruments.clock import Clock, VirtualClock
+
+HOUR_S = 3600.0
+
+
+@dataclass
+class Hysteresis:
+    """Ion-migration lag (methods ref. §1.7): s relaxes towards s_eq(V) with time constant tau_s.
+
+    beta: recombination enhancement J0_eff = J0·exp(beta·(s_eq − s)); v_half_V, width_V: logistic s_eq(V).
+    """
+
+    enabled: bool = False
+    tau_s: float = 10.0
+    beta: float = 3.0
+    v_half_V: float = 0.6
+    width_V: float = 0.15
+
+
+@dataclass
+class Degradation:
+    """Degradation laws (methods ref. §1.7), driven by the time the cell has spent under light.
+
+    Jph(t) = Jph0·[1 − burn_in_fraction·(1 − e^(−t/burn_in_tau_h)) − linear_loss_per_h·t]
+    J0(t) = J0_0·exp(t/j0_growth_tau_h)   (None: no growth)
+    Rs(t) = Rs0·(1 + rs_growth_per_h·t)
+    """
+
+    enabled: bool = False
+    burn_in_fraction: float = 0.0
+    burn_in_tau_h: float = 20.0
+    linear_loss_per_h: float = 0.0
+    j0_growth_tau_h: float | None = None
+    rs_growth_per_h: float = 0.0
+
+
+@dataclass
+class CellParameters:
+    """Single-diode parameters at 1 sun (1000 W/m²), per aperture area (photocurrent-positive)."""
+
+    jph_mA_cm2: float = 18.33514
+    j0_A_cm2: float = 1.16004e-15
+    ideality: float = 1.5
+    rs_ohm_cm2: float = 3.84022
+    rsh_ohm_cm2: float = 2000.0
+    area_cm2: float = 0.049
+    temperature_K: float = 298.15
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
+    degradation: Degradation = field(default_factory=Degradation)
+
+
+@dataclass
+class Light:
+    """A solar simulator: nominal irradiance (W/m²), a shutter, and relative flicker (fraction, 1 σ)."""
+
+    irradiance_W_m2: float = 1000.0
+    shutter_open: bool = True
+    flicker: float = 0.0
+
+    def effective_irradiance_W_m2(self, rng: np.random.Generator) -> float:
+        if not self.shutter_open:
+            return 0.0
+        if self.flicker > 0:
+            return self.irradiance_W_m2 * (1.0 + self.flicker * float(rng.standard_normal()))
+        return self.irradiance_W_m2
+
+
+class SolarCell:
+    """The device: static single-diode model plus the ion state and the light dose it has received."""
+
+    def __init__(self, params: CellParameters) -> None:
+        self.params = params
+        hyst = params.hysteresis
+        self.ion_state = sdm.ion_equilibrium(0.0, hyst.v_half_V, hyst.width_V)
+        self.light_dose_s = 0.0
+
+    def parameters_now(self) -> tuple[float, float, float]:
+        """(Jph at 1 sun A/cm², J0 A/cm², Rs Ω·cm²) after the degradation accumulated so far."""
+        p, d = self.params, self.params.degradation
+        jph, j0, rs = p.jph_mA_cm2 * 1e-3, p.j0_A_cm2, p.rs_ohm_cm2
+        if d.enabled:
+            t_h = self.light_dose_s / HOUR_S
+            jph *= 1.0 - d.burn_in_fraction * (1.0 - math.exp(-t_h / d.burn_in_tau_h)) - d.linear_loss_per_h * t_h
+            if d.j0_growth_tau_h:
+                j0 *= math.exp(t_h / d.j0_growth_tau_h)
+            rs *= 1.0 + d.rs_growth_per_h * t_h
+        return max(jph, 0.0), j0, rs
+
+    def relax(self, voltage_V: float, dt_s: float) -> None:
+        """Let the ions follow the bias ``voltage_V`` for ``dt_s`` seconds (exact exponential update)."""
+        hyst = self.params.hysteresis
+        if hyst.enabled and dt_s > 0:
+            self.ion_state = sdm.ion_state_step(
+                self.ion_state, voltage_V, dt_s, hyst.tau_s, hyst.v_half_V, hyst.width_V
+            )
+
+    def precondition(self, voltage_V: float) -> None:
+        """Put the ions in equilibrium with ``voltage_V`` (a long hold)."""
+        hyst = self.params.hysteresis
+        self.ion_state = sdm.ion_equilibrium(voltage_V, hyst.v_half_V, hyst.width_V)
+
+    def _j0_eff(self, voltage_V: float, j0: float) -> float:
+        hyst = self.params.hysteresis
+        if not hyst.enabled:
+            return j0
+        s_eq = sdm.ion_equilibrium(voltage_V, hyst.v_half_V, hyst.width_V)
+        return sdm.effective_j0(j0, s_eq, self.ion_state, hyst.beta)
+
+    def current_density_A_cm2(self, voltage_V: float, suns: float) -> float:
+        """Photocurrent-positive J at terminal voltage ``voltage_V`` and light ``suns`` (1 = 1000 W/m²)."""
+        p = self.params
+        jph, j0, rs = self.parameters_now()
+        return float(
+            sdm.current_density_A_cm2(
+                voltage_V, jph * suns, self._j0_eff(voltage_V, j0), p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K
+            )
+        )
+
+    def open_circuit_voltage_V(self, suns: float) -> float:
+        """Voc of the static model with the present J0 (ions in equilibrium)."""
+        p = self.params
+        jph, j0, rs = self.parameters_now()
+        if jph * suns <= 0:
+            return 0.0
+        return float(sdm.open_circuit_voltage_V(jph * suns, j0, p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K))
+
+
+class Bench:
+    """Clock + light + cell, and the terminal the SMU forces. Thread-safe for the TCP server."""
+
+    def __init__(
+        self,
+        cell: CellParameters | None = None,
+        light: Light | None = None,
+        clock: Clock | None = None,
+        line_frequency_Hz: float = 50.0,
+        seed: int | None = 0,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else VirtualClock()
+        self.light = light if light is not None else Light()
+        self.cell = SolarCell(cell if cell is not None else CellParameters())
+        self.line_frequency_Hz = line_frequency_Hz
+        self.rng = np.random.default_rng(seed)
+        self.lock = threading.RLock()
+        self._bias_V: float | None = None
+        self._t_last = self.clock.now()
+
+    @property
+    def suns(self) -> float:
+        """Irradiance in suns without flicker (0 with the shutter closed)."""
+        return self.light.irradiance_W_m2 / 1000.0 if self.light.shutter_open else 0.0
+
+    def _advance(self) -> None:
+        """Bring the cell's slow state (ions, light dose) up to ``clock.now()`` under the bias held since."""
+        now = self.clock.now()
+        dt = now - self._t_last
+        if dt <= 0:
+            return
+        self._t_last = now
+        bias = self._bias_V if self._bias_V is not None else self.cell.open_circuit_voltage_V(self.suns)
+        self.cell.relax(bias, dt)
+        if self.light.shutter_open:
+            self.cell.light_dose_s += dt * self.suns
+
+    def set_cell_bias(self, voltage_V: float | None) -> None:
+        """The terminal voltage the SMU forces from now on (V); None = open circuit (output off)."""
+        with self.lock:
+            self._advance()
+            self._bias_V = None if voltage_V is None else float(voltage_V)
+
+    def precondition(self, voltage_V: float) -> None:
+        """Test hook: ions in equilibrium with ``voltage_V`` as after a long hold."""
+        with self.lock:
+            self._advance()
+            self.cell.precondition(voltage_V)
+
+    def cell_current_A(self) -> float:
+        """Current a Keithley reports while forcing the present bias (A): −J·area, no instrument noise."""
+        with self.lock:
+            self._advance()
+            if self._bias_V is None:
+                return 0.0
+            suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            j = self.cell.current_density_A_cm2(self._bias_V, suns)
+            return -j * self.cell.params.area_cm2
+
+    def open_circuit_voltage_V(self) -> float:
+        """Voltage across the cell with nothing forcing it (V)."""
+        with self.lock:
+            self._advance()
+            return self.cell.open_circuit_voltage_V(self.suns)
