@@ -1,0 +1,501 @@
+"""Keithley 2400 and 2420 SourceMeters (2400-series SCPI), built on PyMeasure's ``Keithley2400``.
+
+Also holds the pieces shared with :mod:`drivers.keithley2450`: the reply parsers, the raising error-queue
+check and :class:`KeithleySourceMeterMixin` (timing model, read timeouts, safe state).
+
+Fixes to the stock PyMeasure class:
+
+* every range is a ``strict_range`` validator sized for the model (2420: ±63 V, ±3.15 A), so an impossible
+  setting raises ``ValueError`` before anything is sent; the commands used are the reference short forms;
+* the data format is ``:FORM:ELEM VOLT,CURR,TIME,STAT`` (what our readings need); ``resistance`` and
+  ``measure_all`` (which sends the invalid ``:SENSE:FUNCTION:ALL``) therefore refuse to run;
+* ``:SYST:ERR?`` replies are parsed without splitting the message at its commas, the error-queue loop is
+  bounded, and ``check_set_errors`` / ``check_get_errors`` raise :class:`~drivers.smu.InstrumentError`;
+* ``shutdown()`` is :meth:`safe_state` (0 V, output off) instead of a 30-step ramp.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.keithley import Keithley2400 as _StockKeithley2400
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
+
+from drivers.smu import InstrumentError, ModelLimits, SourceMeter, SweepData
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+NAN_READING = 9.91e37
+"""The Keithley "not a number" placeholder (element not measured); parsed to NaN."""
+OVERFLOW_READING = 9.9e37
+"""The Keithley over-range reading; parsed to ±inf."""
+POINT_OVERHEAD_S = 0.5e-3
+"""Fixed per-reading overhead of the timing model (s)."""
+TIMING_MARGIN = 1.25
+"""Factor on the modelled measurement time when sizing read timeouts."""
+TRANSFER_ALLOWANCE_S = 0.01
+"""Read-timeout allowance per point for the reply transfer (s): GPIB/USB/LAN, or RS-232 >= 57600 Bd."""
+TIMEOUT_MARGIN_S = 10.0
+"""Fixed read-timeout margin (s)."""
+MAX_ERROR_READS = 50
+"""``:SYST:ERR?`` reads before giving up on emptying the error queue."""
+
+
+class ReplyError(InstrumentError):
+    """A reply could not be parsed (not numbers, wrong count); names the instrument, command and reply."""
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+def _excerpt(reply: str, limit: int = 160) -> str:
+    text = reply.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def parse_numbers(reply: str, *, instrument: str, command: str) -> np.ndarray:
+    """Comma-separated ASCII numbers to a float array; 9.91e37 -> NaN, ±9.9e37 (over range) -> ±inf."""
+    text = reply.strip()
+    if not text:
+        raise ReplyError(f"{instrument}: empty reply to {command!r}")
+    fields = text.split(",")
+    try:
+        values = np.array([float(field) for field in fields], dtype=np.float64)
+    except ValueError:
+        bad = next(i for i, field in enumerate(fields) if not _is_number(field))
+        raise ReplyError(
+            f"{instrument}: field {bad} ({fields[bad].strip()!r}) of the reply to {command!r} is not a "
+            f"number; reply {_excerpt(reply)}"
+        ) from None
+    magnitude = np.abs(values)
+    placeholder = np.isclose(magnitude, NAN_READING, rtol=1e-4, atol=0.0)
+    overflow = np.isclose(magnitude, OVERFLOW_READING, rtol=1e-4, atol=0.0)
+    values[overflow] = np.copysign(np.inf, values[overflow])
+    values[placeholder] = np.nan
+    return values
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_groups(
+    reply: str, n_elements: int, *, instrument: str, command: str, points: int | None = None
+) -> np.ndarray:
+    """Flat reply of ``points`` groups of ``n_elements`` numbers to an array of shape (points, n_elements)."""
+    values = parse_numbers(reply, instrument=instrument, command=command)
+    expected = None if points is None else points * n_elements
+    if values.size % n_elements or (expected is not None and values.size != expected):
+        wanted = f"{expected}" if expected is not None else f"a multiple of {n_elements}"
+        raise ReplyError(
+            f"{instrument}: reply to {command!r} has {values.size} numbers, expected {wanted} "
+            f"({n_elements} per point); reply {_excerpt(reply)}"
+        )
+    return values.reshape(-1, n_elements)
+
+
+def parse_error_entry(reply: str, *, instrument: str) -> tuple[int, str]:
+    """``-113,"Undefined header"`` -> (-113, 'Undefined header'); commas inside the message are kept."""
+    code_text, _, message = reply.strip().partition(",")
+    try:
+        code = int(code_text)
+    except ValueError:
+        raise ReplyError(f"{instrument}: unreadable reply to ':SYST:ERR?': {_excerpt(reply)}") from None
+    text = message.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1]
+    return code, text
+
+
+def format_errors(instrument: str, context: str, errors: list[tuple[int, str]]) -> str:
+    listing = "; ".join(f'{code},"{message}"' for code, message in errors)
+    return f"{instrument}: {len(errors)} error(s) in the error queue after {context}: {listing}"
+
+
+def status_bit(status: np.ndarray, bit: int, *, instrument: str, command: str) -> np.ndarray:
+    """True where ``bit`` is set in the 2400 STATus element (decimal 24-bit word, sent as a float)."""
+    valid = np.isfinite(status) & (status >= 0) & (status < 2**24) & (status == np.rint(status))
+    if not np.all(valid):
+        bad = status[~valid][:5]
+        raise ReplyError(f"{instrument}: invalid status word(s) {bad} in the reply to {command!r}")
+    return ((status.astype(np.int64) >> bit) & 1) == 1
+
+
+# ----------------------------------------------------------------------------------- property factories
+
+
+def ranged_control(command: str, doc: str, low: float, high: float) -> property:
+    """``command?`` / ``command %g`` with a strict [low, high] validator (raises before sending)."""
+    return Instrument.control(
+        f"{command}?", f"{command} %g", f"{doc} (float, strictly {low:g} to {high:g}).",
+        validator=strict_range, values=(low, high),
+    )
+
+
+def symmetric_control(command: str, doc: str, limit: float) -> property:
+    """:func:`ranged_control` over [-limit, limit]."""
+    return ranged_control(command, doc, -limit, limit)
+
+
+def _on_off(reply: object) -> str:
+    return "ON" if str(reply).strip().upper() in {"1", "1.0", "ON"} else "OFF"
+
+
+def bool_control(command: str, doc: str, words: bool = False) -> property:
+    """``command?`` / ``command 1|0`` (or ``ON|OFF`` with ``words``); the query accepts 1/0/ON/OFF."""
+    if words:
+        return Instrument.control(
+            f"{command}?", f"{command} %s", f"{doc} (bool).", validator=strict_discrete_set,
+            values={True: "ON", False: "OFF"}, map_values=True, get_process=_on_off,
+        )
+    return Instrument.control(
+        f"{command}?", f"{command} %d", f"{doc} (bool).", validator=strict_discrete_set,
+        values={True: 1, False: 0}, map_values=True,
+    )
+
+
+# ------------------------------------------------------------------------------------------ shared mixin
+
+
+class KeithleySourceMeterMixin:
+    """What the Keithley SMU drivers share: error queue, timing model, read timeouts, safe state.
+
+    Put it first in the bases so it overrides PyMeasure's ``SCPIMixin`` error handling.
+    """
+
+    limits: ModelLimits
+    compliance_min_A: float
+    _nplc: float | None = None
+    _source_delay_s: float = 0.0
+    _compliance_A: float | None = None
+    _line_frequency_Hz: float | None = None
+    _auto_zero_on: bool = True  # the *RST default
+
+    # --- error queue (PyMeasure check_errors machinery, made to raise)
+
+    @property
+    def next_error(self) -> tuple[int, str]:
+        """Next error-queue entry as (code, message); (0, 'No error') when empty."""
+        return parse_error_entry(self.ask(":SYST:ERR?"), instrument=self.name)
+
+    def check_errors(self) -> list[tuple[int, str]]:
+        """Read the error queue until code 0; return the (code, message) entries (logged)."""
+        errors: list[tuple[int, str]] = []
+        for _ in range(MAX_ERROR_READS):
+            code, message = self.next_error
+            if code == 0:
+                return errors
+            log.error("%s: %d, %s", self.name, code, message)
+            errors.append((code, message))
+        context = f"{MAX_ERROR_READS} reads (the queue never emptied)"
+        raise InstrumentError(format_errors(self.name, context, errors))
+
+    def check_set_errors(self, context: str = "a setting") -> list[tuple[int, str]]:
+        """Raise :class:`InstrumentError` listing every queued error; return [] when the queue is empty."""
+        errors = self.check_errors()
+        if errors:
+            raise InstrumentError(format_errors(self.name, context, errors))
+        return errors
+
+    def check_get_errors(self) -> list[tuple[int, str]]:
+        return self.check_set_errors("a query")
+
+    @property
+    def idn(self) -> str:
+        """``*IDN?`` reply (alias of PyMeasure's ``id``)."""
+        return self.id
+
+    # --- timing
+
+    @property
+    def line_frequency_Hz(self) -> float:
+        """Power-line frequency (Hz) as reported by ``:SYST:LFR?`` (read once, refreshed by configure)."""
+        if self._line_frequency_Hz is None:
+            self._line_frequency_Hz = self._read_line_frequency()
+        return self._line_frequency_Hz
+
+    def _read_line_frequency(self) -> float:
+        value = parse_numbers(self.ask(":SYST:LFR?"), instrument=self.name, command=":SYST:LFR?")
+        if value.size != 1 or round(float(value[0])) not in (50, 60):
+            raise ReplyError(f"{self.name}: line frequency {value.tolist()} is not 50 or 60 Hz")
+        return float(round(float(value[0])))
+
+    @staticmethod
+    def reading_time_s(nplc: float, line_frequency_Hz: float, auto_zero: bool = True) -> float:
+        """Time of one reading without source delay (s): NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms.
+
+        Needs no I/O, so procedures can check a requested scan rate before anything is sent."""
+        return nplc / line_frequency_Hz * (3.0 if auto_zero else 1.0) + POINT_OVERHEAD_S
+
+    def measurement_time_s(self, nplc: float, source_delay_s: float) -> float:
+        """Instrument time per reading (s): delay + NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms."""
+        self._check_range("nplc", nplc, *self.limits.nplc_range, "PLC")
+        self._check_range("source_delay_s", source_delay_s, 0.0, self.limits.source_delay_max_s, "s")
+        return source_delay_s + self.reading_time_s(nplc, self.line_frequency_Hz, self._auto_zero_on)
+
+    def read_timeout_s(self, points: int, source_delay_s: float) -> float:
+        """Read timeout (s) for ``points`` readings at the configured NPLC; requires a configuration."""
+        nplc = self._require_configured()
+        per_point_s = self.measurement_time_s(nplc, source_delay_s) * TIMING_MARGIN + TRANSFER_ALLOWANCE_S
+        return points * per_point_s + TIMEOUT_MARGIN_S
+
+    @contextmanager
+    def _read_timeout(self, timeout_s: float | None) -> Iterator[None]:
+        """Raise the VISA timeout to ``timeout_s`` (s) for the enclosed reads; never lowers it."""
+        connection = getattr(self.adapter, "connection", None)
+        old_ms = getattr(connection, "timeout", None)
+        usable = isinstance(old_ms, (int, float)) and not isinstance(old_ms, bool)
+        if timeout_s is None or not usable or old_ms >= timeout_s * 1e3:
+            yield
+            return
+        connection.timeout = timeout_s * 1e3
+        try:
+            yield
+        finally:
+            connection.timeout = old_ms
+
+    def _point_timeout_s(self) -> float | None:
+        return None if self._nplc is None else self.read_timeout_s(1, self._source_delay_s)
+
+    # --- validation helpers
+
+    def _check_range(self, name: str, value: float, low: float, high: float, unit: str) -> None:
+        if not (isinstance(value, (int, float, np.integer, np.floating)) and low <= value <= high):
+            raise ValueError(f"{self.name}: {name}={value!r} outside [{low:g}, {high:g}] {unit}")
+
+    def _check_configuration(self, compliance_A: float, nplc: float, source_delay_s: float) -> None:
+        self._check_range("compliance_A", compliance_A, self.compliance_min_A, self.limits.current_max_A, "A")
+        self._check_range("nplc", nplc, *self.limits.nplc_range, "PLC")
+        self._check_range("source_delay_s", source_delay_s, 0.0, self.limits.source_delay_max_s, "s")
+
+    def _check_sweep(self, start_V: float, stop_V: float, points: int, source_delay_s: float) -> int:
+        self._require_configured()
+        v_max = self.limits.voltage_max_V
+        self._check_range("start_V", start_V, -v_max, v_max, "V")
+        self._check_range("stop_V", stop_V, -v_max, v_max, "V")
+        self._check_range("source_delay_s", source_delay_s, 0.0, self.limits.source_delay_max_s, "s")
+        points = operator.index(points)
+        self._check_range("points", points, 2, self.limits.max_sweep_points, "points")
+        return points
+
+    def _require_configured(self) -> float:
+        if self._nplc is None:
+            raise RuntimeError(f"{self.name}: call configure_voltage_source() first")
+        return self._nplc
+
+    def _remember_configuration(self, compliance_A: float, nplc: float, source_delay_s: float) -> None:
+        self._compliance_A, self._nplc, self._source_delay_s = compliance_A, nplc, source_delay_s
+        self._auto_zero_on = True
+
+    def _forget_configuration(self) -> None:
+        self._nplc = self._compliance_A = self._line_frequency_Hz = None
+        self._source_delay_s, self._auto_zero_on = 0.0, True
+
+    # --- SourceMeter methods common to all models
+
+    def set_voltage(self, voltage_V: float) -> None:
+        """Program the source level (V); raises ValueError outside the model's range."""
+        self.source_voltage = voltage_V
+
+    def enable_output(self) -> None:
+        self.source_enabled = True
+
+    def disable_output(self) -> None:
+        self.source_enabled = False
+
+    def safe_state(self) -> None:
+        """Source 0 V, then output off; both are attempted, then the first failure is raised."""
+        first: Exception | None = None
+        for step in (self._zero_source, self.disable_output):
+            try:
+                step()
+            except Exception as exc:  # keep going; the first failure is re-raised below
+                log.error("%s: safe-state step %s failed: %s", self.name, step.__name__, exc)
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def _zero_source(self) -> None:
+        self.source_voltage = 0.0
+
+    def shutdown(self) -> None:
+        """PyMeasure shutdown hook: :meth:`safe_state` (no ramp)."""
+        try:
+            self.safe_state()
+        finally:
+            Instrument.shutdown(self)
+
+    def reset(self) -> None:
+        """``*RST``; forgets the cached configuration."""
+        super().reset()
+        self._forget_configuration()
+
+
+def _sweep_data(
+    voltage_V: np.ndarray, current_A: np.ndarray, time_s: np.ndarray, compliance: np.ndarray, relative: bool
+) -> SweepData:
+    times = time_s - time_s[0] if relative else time_s
+    return SweepData(
+        voltage_V=np.asarray(voltage_V, dtype=np.float64),
+        current_A=np.asarray(current_A, dtype=np.float64),
+        time_s=np.asarray(times, dtype=np.float64),
+        compliance=np.asarray(compliance, dtype=bool),
+    )
+
+
+# ------------------------------------------------------------------------------------------- 2400 / 2420
+
+
+class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
+    """Keithley 2400 SourceMeter: ±210 V, ±1.05 A, NPLC 0.01-10, built-in sweeps up to 2500 points."""
+
+    limits = ModelLimits(
+        voltage_max_V=210.0, current_max_A=1.05, nplc_range=(0.01, 10.0),
+        source_delay_max_s=999.9999, max_sweep_points=2500,
+    )
+    compliance_min_A = 1e-9  # 0.1 % of the lowest (1 uA) range
+    DATA_ELEMENTS = "VOLT,CURR,TIME,STAT"
+    COMPLIANCE_BIT = 3  # status word: "in real compliance"
+
+    # model-specific ranges, from `limits` (the 2420 redefines them)
+    source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
+    source_voltage_range = symmetric_control(":SOUR:VOLT:RANG", "Source range (V)", limits.voltage_max_V)
+    voltage_range = symmetric_control(":SENS:VOLT:RANG", "Measure range (V)", limits.voltage_max_V)
+    compliance_voltage = symmetric_control(":SENS:VOLT:PROT", "Compliance (V)", limits.voltage_max_V)
+    source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)
+    source_current_range = symmetric_control(":SOUR:CURR:RANG", "Source range (A)", limits.current_max_A)
+    current_range = symmetric_control(":SENS:CURR:RANG", "Measure range (A)", limits.current_max_A)
+    compliance_current = ranged_control(
+        ":SENS:CURR:PROT", "Compliance (A)", compliance_min_A, limits.current_max_A
+    )
+
+    # same on both models; short forms as in the reference
+    current_nplc = ranged_control(":SENS:CURR:NPLC", "Integration time (PLC; global on the 2400)", 0.01, 10.0)
+    source_delay = ranged_control(":SOUR:DEL", "Source delay in s (turns auto delay off)", 0.0, 999.9999)
+    source_mode = Instrument.control(
+        ":SOUR:FUNC?", ":SOUR:FUNC %s", "Source function ('voltage' or 'current').",
+        validator=strict_discrete_set, values={"voltage": "VOLT", "current": "CURR"}, map_values=True,
+    )
+    source_enabled = bool_control(":OUTP", "Output on")
+    source_delay_auto_enabled = bool_control(":SOUR:DEL:AUTO", "Source auto delay")
+    source_voltage_range_auto_enabled = bool_control(":SOUR:VOLT:RANG:AUTO", "Source voltage auto range")
+    current_range_auto_enabled = bool_control(":SENS:CURR:RANG:AUTO", "Current measure auto range")
+    auto_zero_enabled = bool_control(":SYST:AZER", "Auto-zero")
+    auto_output_off_enabled = bool_control(":SOUR:CLE:AUTO", "Auto output-off after each reading")
+    four_wire_enabled = bool_control(":SYST:RSEN", "4-wire remote sense")
+
+    def __init__(self, adapter, name: str = "Keithley 2400 SourceMeter", **kwargs) -> None:
+        super().__init__(adapter, name, **kwargs)
+
+    def reset_data_format(self) -> None:
+        """``:FORM:ELEM VOLT,CURR,TIME,STAT`` (sent by the constructor and by configure)."""
+        self.write(f":FORM:ELEM {self.DATA_ELEMENTS}")
+
+    @property
+    def resistance(self) -> float:
+        raise NotImplementedError(f"{self.name}: the RES element is not in our data format; not supported")
+
+    def measure_all(self) -> dict:
+        """Not supported: the stock version sends the invalid ':SENSE:FUNCTION:ALL'; use measure_point()."""
+        raise NotImplementedError(f"{self.name}: measure_all() is not supported; use measure_point()")
+
+    def configure_voltage_source(
+        self, compliance_A: float, nplc: float = 1.0, four_wire: bool = False, source_delay_s: float = 0.0
+    ) -> None:
+        """Source V (fixed mode, auto range), sense I (auto range), compliance (A), NPLC, 2/4-wire,
+        source delay (s, auto delay off), auto-zero on, one reading per ``:READ?``; then check errors."""
+        self._check_configuration(compliance_A, nplc, source_delay_s)
+        self._nplc = None  # unconfigured until the error check passes
+        self.source_mode = "voltage"
+        self.write(":SOUR:VOLT:MODE FIX")
+        self.source_voltage_range_auto_enabled = True
+        self.write(":SENS:FUNC:CONC OFF")
+        self.write(':SENS:FUNC "CURR"')
+        self.compliance_current = compliance_A
+        self.current_range_auto_enabled = True
+        self.current_nplc = nplc
+        self.four_wire_enabled = bool(four_wire)
+        self.source_delay_auto_enabled = False
+        self.source_delay = source_delay_s
+        self.auto_zero_enabled = True
+        self.auto_output_off_enabled = False
+        self.write(":ARM:COUN 1")
+        self.write(":TRIG:COUN 1")
+        self.reset_data_format()
+        self._line_frequency_Hz = self._read_line_frequency()
+        self.check_set_errors("configure_voltage_source")
+        self._remember_configuration(compliance_A, nplc, source_delay_s)
+
+    def measure_point(self) -> SweepData:
+        """One ``:READ?`` (V, I, instrument time stamp in s, compliance from status bit 3); output must be on.
+
+        ``time_s`` is the instrument's own time stamp, not made relative.
+        """
+        with self._read_timeout(self._point_timeout_s()):
+            reply = self.ask(":READ?")
+        return self._readings(reply, points=1, relative=False)
+
+    def sweep_voltage(self, start_V: float, stop_V: float, points: int, source_delay_s: float) -> SweepData:
+        """Built-in linear staircase read with one ``:READ?``; output left on, source back in FIX mode."""
+        points = self._check_sweep(start_V, stop_V, points, source_delay_s)
+        timeout_s = self.read_timeout_s(points, source_delay_s)
+        self.write(":SOUR:VOLT:MODE SWE")
+        self.write(f":SOUR:VOLT:STAR {start_V:g}")
+        self.write(f":SOUR:VOLT:STOP {stop_V:g}")
+        self.write(f":SOUR:SWE:POIN {points:d}")
+        self.write(":SOUR:SWE:RANG BEST")
+        self.write(":SOUR:SWE:SPAC LIN")
+        self.write(":SOUR:SWE:DIR UP")
+        self.write(":SOUR:SWE:CAB NEV")
+        self.write(f":TRIG:COUN {points:d}")
+        self.source_delay = source_delay_s
+        self._source_delay_s = source_delay_s
+        self.enable_output()
+        with self._read_timeout(timeout_s):
+            reply = self.ask(":READ?")
+        try:
+            data = self._readings(reply, points=points, relative=True)
+        finally:
+            self.write(":SOUR:VOLT:MODE FIX")
+            self.write(":TRIG:COUN 1")
+        self.check_set_errors("sweep_voltage")
+        return data
+
+    def _readings(self, reply: str, points: int, relative: bool) -> SweepData:
+        rows = parse_groups(reply, 4, instrument=self.name, command=":READ?", points=points)
+        compliance = status_bit(rows[:, 3], self.COMPLIANCE_BIT, instrument=self.name, command=":READ?")
+        return _sweep_data(rows[:, 0], rows[:, 1], rows[:, 2], compliance, relative)
+
+
+class Keithley2420(Keithley2400):
+    """Keithley 2420 SourceMeter: ±63 V, ±3.15 A (3 A range, no 1 uA range); otherwise as the 2400."""
+
+    limits = ModelLimits(
+        voltage_max_V=63.0, current_max_A=3.15, nplc_range=(0.01, 10.0),
+        source_delay_max_s=999.9999, max_sweep_points=2500,
+    )
+    compliance_min_A = 1e-8  # 0.1 % of the lowest (10 uA) range
+
+    source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
+    source_voltage_range = symmetric_control(":SOUR:VOLT:RANG", "Source range (V)", limits.voltage_max_V)
+    voltage_range = symmetric_control(":SENS:VOLT:RANG", "Measure range (V)", limits.voltage_max_V)
+    compliance_voltage = symmetric_control(":SENS:VOLT:PROT", "Compliance (V)", limits.voltage_max_V)
+    source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)
+    source_current_range = symmetric_control(":SOUR:CURR:RANG", "Source range (A)", limits.current_max_A)
+    current_range = symmetric_control(":SENS:CURR:RANG", "Measure range (A)", limits.current_max_A)
+    compliance_current = ranged_control(
+        ":SENS:CURR:PROT", "Compliance (A)", compliance_min_A, limits.current_max_A
+    )
+
+    def __init__(self, adapter, name: str = "Keithley 2420 SourceMeter", **kwargs) -> None:
+        super().__init__(adapter, name, **kwargs)
