@@ -1,0 +1,165 @@
+"""Hysteresis indices (Methods ref. §1.5; reference case J5 with the ion-lag model of §1.7)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labctl.analysis import sdm
+from labctl.analysis.hysteresis import HI_KEYS, hysteresis_indices, hysteresis_type
+from labctl.analysis.sdm import IonLagParams, SDMParams
+
+REF = json.loads((Path(__file__).parent / "data" / "reference_cases.json").read_text())
+J5 = REF["J5_ion_lag_set_A"]
+_A = REF["J1_J2_sdm_sets"]["A"]["params"]
+SET_A = SDMParams(_A["Jph"], _A["J0"], _A["n"], _A["Rs"], _A["Rsh"], _A["T"])
+RS_V = sdm.staircase_voltages_V(1.3, -0.1, 0.01)
+FS_V = sdm.staircase_voltages_V(-0.1, 1.3, 0.01)
+
+
+def _j5_scans(rate_V_s: float) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    res = sdm.simulate_staircase(
+        SET_A, np.concatenate([RS_V, FS_V]), 0.01 / rate_V_s, 1.3, IonLagParams(**J5["ion"])
+    )
+    j_mA = 1e3 * res.j_A_cm2
+    return (RS_V, j_mA[: RS_V.size]), (FS_V, j_mA[RS_V.size :])
+
+
+@pytest.fixture(scope="module")
+def scans_01() -> tuple:
+    return _j5_scans(0.1)
+
+
+@pytest.mark.parametrize("rate", ["0.01", "0.1", "1.0"])
+def test_j5_hi_pce(rate: str) -> None:
+    rev, fwd = _j5_scans(float(rate))
+    hi = hysteresis_indices(rev, fwd, mpp_method="discrete")  # J5 uses the discrete staircase maximum
+    assert hi["hi_pce"] == pytest.approx(J5["table_rounded"][rate]["HI_PCE"], abs=J5["hi_tol"])
+    assert hi["hi_pce"] == pytest.approx(J5["by_rate_V_s"][rate]["HI_PCE"], abs=1e-9)
+    # the ASTM-fit MPP shifts the index by up to ~2.5e-4 on this 10 mV grid: that is why J5 fixes the method
+    fitted = hysteresis_indices(rev, fwd)
+    assert fitted["hi_pce"] == pytest.approx(hi["hi_pce"], abs=5e-4)
+
+
+def test_j5_worked_indices_at_0p1_V_s(scans_01: tuple) -> None:
+    table = J5["table_rounded"]["0.1"]
+    hi = hysteresis_indices(*scans_01, mpp_method="discrete")
+    assert hi["hi_j08"] == pytest.approx(table["HI_J08"], abs=J5["hi_tol"])
+    # the worked HI_area (0.0442) integrates from the scan start; the definition (from 0 V) gives more
+    from_start = hysteresis_indices(*scans_01, v_lower_V=-0.1)
+    assert from_start["hi_area_signed"] == pytest.approx(table["HI_area"], abs=J5["hi_tol"])
+    assert hi["hi_area_signed"] == pytest.approx(0.0482, abs=J5["hi_tol"])
+    # normal hysteresis everywhere: the unsigned and signed areas agree
+    assert hi["hi_area"] == pytest.approx(hi["hi_area_signed"], abs=1e-12)
+    assert hysteresis_type(hi) == "normal"
+
+
+def test_pce_mean_variant(scans_01: tuple) -> None:
+    hi = hysteresis_indices(*scans_01)
+    h = hi["hi_pce"]
+    assert hi["hi_pce_mean"] == pytest.approx(2 * h / (2 - h), rel=1e-12)
+
+
+def test_swapping_scans_flips_the_signs(scans_01: tuple) -> None:
+    rev, fwd = scans_01
+    hi = hysteresis_indices(rev, fwd)
+    sw = hysteresis_indices(fwd, rev)
+    assert hi["hi_pce"] > 0 and sw["hi_pce"] < 0
+    assert sw["hi_pce"] == pytest.approx(-hi["hi_pce"] / (1 - hi["hi_pce"]), rel=1e-12)
+    assert sw["hi_pce_mean"] == pytest.approx(-hi["hi_pce_mean"], rel=1e-12)
+    assert hi["hi_area_signed"] > 0 and sw["hi_area_signed"] < 0
+    # the same area between the curves, normalised by the other curve's area
+    assert sw["hi_area"] == pytest.approx(hi["hi_area"] / (1 - hi["hi_area_signed"]), rel=1e-12)
+    assert hysteresis_type(sw) == "inverted"
+    assert sw["hi_j08"] != hi["hi_j08"]  # J(0.8·Voc) is taken at the (new) reverse scan's Voc
+
+
+def test_areas_are_exact_for_straight_lines() -> None:
+    """RS: J = 20·(1 − V/1.0), FS: J = 20·(1 − V/0.8): areas 10 and 8 mA·V/cm², area between them 2."""
+    v = np.linspace(-0.1, 1.2, 14)  # 0.1 V grid: neither Voc of the FS line nor 0.8·Voc is a knot
+    hi = hysteresis_indices((v, 20 * (1 - v / 1.0)), (v, 20 * (1 - v / 0.8)), mpp_method="discrete")
+    assert hi["hi_area_signed"] == pytest.approx(0.2, rel=1e-12)
+    assert hi["hi_area"] == pytest.approx(0.2, rel=1e-12)
+    assert hi["hi_j08"] == pytest.approx(1 - (1 - 0.8 / 0.8) / (1 - 0.8), abs=1e-12)
+
+
+def test_crossing_curves_are_mixed() -> None:
+    """Higher Jsc but lower Voc in the forward scan: the curves cross; the signed area partly cancels."""
+    v = FS_V
+    rev = (v, 1e3 * SET_A.current_density_A_cm2(v))
+    other = SDMParams(
+        SET_A.jph_A_cm2 * 1.05, SET_A.j0_A_cm2 * 8, SET_A.ideality, SET_A.rs_ohm_cm2, SET_A.rsh_ohm_cm2
+    )
+    hi = hysteresis_indices(rev, (v, 1e3 * other.current_density_A_cm2(v)))
+    assert hi["hi_area"] > abs(hi["hi_area_signed"]) + 1e-3
+    assert hysteresis_type(hi) == "mixed"
+
+
+def test_forward_scan_without_power() -> None:
+    rev = (FS_V, 1e3 * SET_A.current_density_A_cm2(FS_V))
+    dark = SDMParams(0.0, SET_A.j0_A_cm2, SET_A.ideality, SET_A.rs_ohm_cm2, SET_A.rsh_ohm_cm2)
+    hi = hysteresis_indices(rev, (FS_V, 1e3 * dark.current_density_A_cm2(FS_V)))
+    assert hi["hi_pce"] == 1.0 and hi["hi_pce_mean"] == 2.0
+    assert hi["hi_area"] == pytest.approx(1.0) and hi["hi_area_signed"] == pytest.approx(1.0)
+
+
+def test_invalid_reverse_scan_gives_nan_not_exception() -> None:
+    dark = SDMParams(0.0, SET_A.j0_A_cm2, SET_A.ideality, SET_A.rs_ohm_cm2, SET_A.rsh_ohm_cm2)
+    fwd = (FS_V, 1e3 * SET_A.current_density_A_cm2(FS_V))
+    hi = hysteresis_indices((FS_V, 1e3 * dark.current_density_A_cm2(FS_V)), fwd)
+    assert set(hi) == set(HI_KEYS)
+    assert all(math.isnan(x) for x in hi.values())
+    assert hysteresis_type(hi) == "undefined"
+
+
+def test_forward_scan_stopping_below_voc_leaves_area_undefined() -> None:
+    rev = (FS_V, 1e3 * SET_A.current_density_A_cm2(FS_V))
+    short = FS_V <= 1.0
+    hi = hysteresis_indices(rev, (FS_V[short], rev[1][short]))
+    assert math.isnan(hi["hi_area"]) and math.isnan(hi["hi_pce"])
+    assert hi["hi_j08"] == pytest.approx(0.0, abs=1e-12)  # 0.8·Voc = 0.936 V is still inside the scan
+
+
+cells = st.builds(
+    SDMParams,
+    jph_A_cm2=st.floats(2e-3, 4e-2),
+    j0_A_cm2=st.floats(-20, -8).map(lambda e: 10.0**e),
+    ideality=st.floats(1.0, 2.0),
+    rs_ohm_cm2=st.floats(0.0, 10.0),
+    rsh_ohm_cm2=st.floats(200.0, 1e5),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(params=cells, seed=st.integers(0, 2**16))
+def test_identical_curves_give_zero(params: SDMParams, seed: int) -> None:
+    voc = params.open_circuit_voltage_V()
+    v = np.linspace(-0.1, 1.1 * voc, 161)
+    j = 1e3 * params.current_density_A_cm2(v)
+    order = np.random.default_rng(seed).permutation(v.size)  # the forward scan in another point order
+    hi = hysteresis_indices((v, j), (v[order], j[order]))
+    for key in HI_KEYS:
+        assert hi[key] == pytest.approx(0.0, abs=1e-12), key
+    assert hysteresis_type(hi) == "none"
+
+
+@settings(max_examples=30, deadline=None)
+@given(params=cells, loss=st.floats(0.02, 0.3))
+def test_lower_forward_scan_is_normal_hysteresis(params: SDMParams, loss: float) -> None:
+    """A forward scan with uniformly lower photocurrent gives positive indices and sign flips when swapped."""
+    voc = params.open_circuit_voltage_V()
+    v = np.linspace(-0.1, 1.1 * voc, 161)
+    low = SDMParams(
+        params.jph_A_cm2 * (1 - loss), params.j0_A_cm2, params.ideality, params.rs_ohm_cm2, params.rsh_ohm_cm2
+    )
+    rev, fwd = (v, 1e3 * params.current_density_A_cm2(v)), (v, 1e3 * low.current_density_A_cm2(v))
+    hi, sw = hysteresis_indices(rev, fwd), hysteresis_indices(fwd, rev)
+    for key in ("hi_pce", "hi_pce_mean", "hi_j08", "hi_area_signed"):
+        assert hi[key] > 0 > sw[key], key
+    assert hi["hi_area"] == pytest.approx(hi["hi_area_signed"], rel=1e-9)

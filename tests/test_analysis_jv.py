@@ -1,0 +1,258 @@
+"""J–V figures of merit from sampled curves (Methods ref. §1.1, §1.4; reference cases J1, J2, J4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pvlib
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labctl.analysis import sdm
+from labctl.analysis.jv import JVFigures, figures_of_merit, prepare_curve
+from labctl.analysis.sdm import SDMParams
+
+REF = json.loads((Path(__file__).parent / "data" / "reference_cases.json").read_text())
+TOL = REF["J1_J2_tolerances"]
+GRID_V = sdm.staircase_voltages_V(-0.1, 1.3, 0.01)
+
+
+def _params(case: str) -> SDMParams:
+    p = REF["J1_J2_sdm_sets"][case]["params"]
+    return SDMParams(p["Jph"], p["J0"], p["n"], p["Rs"], p["Rsh"], p["T"])
+
+
+def _curve_mA(params: SDMParams, v: np.ndarray = GRID_V) -> np.ndarray:
+    return 1e3 * np.asarray(params.current_density_A_cm2(v))
+
+
+SET_A = _params("A")
+J_A = _curve_mA(SET_A)
+
+
+# --- J1 / J2 --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["A", "A_pce16.6", "B"])
+def test_j1_j2_figures_on_10mV_grid(case: str) -> None:
+    ref = REF["J1_J2_sdm_sets"][case]["fom"]
+    f = figures_of_merit(GRID_V, _curve_mA(_params(case)))
+    assert f.valid and f.flags == ()
+    assert f.voc_V == pytest.approx(ref["Voc"], abs=TOL["voc_V"])
+    assert f.jsc_mA_cm2 == pytest.approx(1e3 * ref["Jsc"], abs=TOL["jsc_mA_cm2"])
+    assert 100 * f.ff == pytest.approx(100 * ref["FF"], abs=TOL["ff_pct_abs"])
+    assert f.pce_pct == pytest.approx(100 * ref["PCE"], abs=TOL["pce_pct_abs"])
+    assert f.vmp_V == pytest.approx(ref["Vmp"], abs=TOL["vmp_V"])
+    assert f.pmp_mW_cm2 == pytest.approx(f.vmp_V * f.jmp_mA_cm2, rel=1e-12)
+    assert f.pce_pct == pytest.approx(f.voc_V * f.jsc_mA_cm2 * f.ff, rel=1e-12)  # at 100 mW/cm², M = 1
+
+
+def test_discrete_mpp_is_the_largest_sample() -> None:
+    f = figures_of_merit(GRID_V, J_A, mpp_method="discrete")
+    k = int(np.argmax(GRID_V * J_A))
+    assert f.mpp_method == "discrete"
+    assert f.vmp_V == GRID_V[k]
+    assert f.pmp_mW_cm2 == pytest.approx(GRID_V[k] * J_A[k], rel=1e-15)
+
+
+def test_unlimited_fit_matches_pvlib_astm_e1036() -> None:
+    """Without the point limit the MPP fit is the same procedure as pvlib's astm_e1036."""
+    f = figures_of_merit(GRID_V, J_A, mpp_fit_points=None)
+    r = pvlib.ivtools.utils.astm_e1036(GRID_V, J_A)
+    assert f.vmp_V == pytest.approx(r["vmp"], rel=1e-9)
+    assert f.pmp_mW_cm2 == pytest.approx(r["pmp"], rel=1e-9)
+
+
+def test_local_fit_beats_full_astm_window_on_high_ff_cell() -> None:
+    p_true = 1e3 * REF["J1_J2_sdm_sets"]["A"]["fom"]["Pmp"]
+    narrow = figures_of_merit(GRID_V, J_A).pmp_mW_cm2
+    wide = figures_of_merit(GRID_V, J_A, mpp_fit_points=None).pmp_mW_cm2
+    assert abs(narrow / p_true - 1) < 2e-4 < abs(wide / p_true - 1)
+
+
+# --- J4 slopes ------------------------------------------------------------------------------------
+def test_j4_slope_resistances() -> None:
+    ref = REF["J4_slopes_set_A"]
+    f = figures_of_merit(GRID_V, J_A)
+    assert f.rs_ohm_cm2 == pytest.approx(ref["R_at_Voc_ohm_cm2"], rel=ref["rel_tol"])
+    assert f.rsh_ohm_cm2 == pytest.approx(ref["R_at_0V_ohm_cm2"], rel=ref["rel_tol"])
+    # the 5-point fit on a 10 mV grid is biased high a little, as the reference notes (6.016)
+    assert f.rs_ohm_cm2 > ref["R_at_Voc_ohm_cm2"]
+
+
+# --- robustness of the input handling -------------------------------------------------------------
+def _same(a: JVFigures, b: JVFigures, rel: float = 0.0) -> None:
+    for key, value in a.to_dict().items():
+        assert b.to_dict()[key] == pytest.approx(value, rel=rel, abs=0.0), key
+
+
+def test_reverse_ordered_input() -> None:
+    _same(figures_of_merit(GRID_V, J_A), figures_of_merit(GRID_V[::-1], J_A[::-1]))
+
+
+def test_duplicates_are_averaged_and_flagged() -> None:
+    v = np.concatenate([GRID_V, GRID_V[50:60]])
+    j = np.concatenate([J_A, J_A[50:60]])
+    f = figures_of_merit(v, j)
+    assert "duplicate_voltages_averaged" in f.flags and f.valid
+    _same(figures_of_merit(GRID_V, J_A), f, rel=1e-12)
+
+
+def test_duplicate_voltages_average_their_currents() -> None:
+    v, j, flags = prepare_curve([0.1, 0.0, 0.1, 0.2], [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(v, [0.0, 0.1, 0.2])
+    np.testing.assert_array_equal(j, [2.0, 2.0, 4.0])
+    assert flags == ["duplicate_voltages_averaged"]
+
+
+def test_nan_points_are_dropped_and_flagged() -> None:
+    v, j = GRID_V.copy(), J_A.copy()
+    j[[3, 70, 120]] = np.nan
+    v[40] = np.inf
+    f = figures_of_merit(v, j)
+    assert "non_finite_dropped" in f.flags and f.valid
+    ref = figures_of_merit(GRID_V, J_A)
+    assert f.voc_V == pytest.approx(ref.voc_V, abs=1e-3)
+    assert f.pce_pct == pytest.approx(ref.pce_pct, abs=0.02)
+
+
+def test_mismatched_lengths_raise() -> None:
+    with pytest.raises(ValueError):
+        figures_of_merit([0.0, 0.1], [1.0])
+
+
+def test_dark_curve_gives_nan_and_flag() -> None:
+    dark = SDMParams(0.0, SET_A.j0_A_cm2, SET_A.ideality, SET_A.rs_ohm_cm2, SET_A.rsh_ohm_cm2)
+    f = figures_of_merit(GRID_V, _curve_mA(dark))
+    assert not f.valid and "voc_not_bracketed" in f.flags
+    assert all(
+        math.isnan(f.to_dict()[k]) for k in ("voc_V", "ff", "pce_pct", "vmp_V", "jmp_mA_cm2", "rs_ohm_cm2")
+    )
+    assert f.rsh_ohm_cm2 == pytest.approx(2003.84, rel=5e-3)  # the shunt is still measurable in the dark
+
+
+def test_scan_stopping_below_voc_gives_nan_and_flag() -> None:
+    short = GRID_V <= 0.8
+    f = figures_of_merit(GRID_V[short], J_A[short])
+    assert not f.valid and "voc_not_bracketed" in f.flags
+    assert math.isnan(f.voc_V) and math.isnan(f.pce_pct)
+    assert f.jsc_mA_cm2 == pytest.approx(18.3, abs=0.005)
+
+
+def test_scan_not_reaching_zero_volts_gives_nan_jsc() -> None:
+    part = GRID_V >= 0.2
+    f = figures_of_merit(GRID_V[part], J_A[part])
+    assert "jsc_not_bracketed" in f.flags and not f.valid
+    assert math.isnan(f.jsc_mA_cm2) and math.isnan(f.ff)
+    assert f.voc_V == pytest.approx(1.17, abs=1e-3)
+
+
+def test_too_few_points() -> None:
+    f = figures_of_merit([0.0, 1.0], [18.0, -1.0])
+    assert f.flags == ("too_few_points",) and not f.valid
+
+
+def test_sparse_curve_falls_back_to_discrete_mpp() -> None:
+    v = np.array([0.0, 0.5, 0.9, 0.98, 1.05, 1.2])
+    f = figures_of_merit(v, _curve_mA(SET_A, v))
+    assert "mpp_fit_fallback_discrete" in f.flags and f.valid and f.mpp_method == "discrete"
+    assert f.vmp_V == 0.98
+
+
+def test_multiple_voc_crossings_use_a_line_fit() -> None:
+    j = J_A.copy()
+    k = int(np.flatnonzero(GRID_V == 1.18)[0])
+    j[k] = 0.1  # noise spike: J crosses 0 at 1.17 V, comes back up at 1.18 V, crosses again before 1.19 V
+    f = figures_of_merit(GRID_V, j)
+    assert "multiple_voc_crossings" in f.flags and f.valid
+    assert 1.165 < f.voc_V < 1.185
+    assert f.ff == pytest.approx(0.783, abs=0.01)
+
+
+def test_noisy_curve() -> None:
+    v = sdm.staircase_voltages_V(-0.1, 1.3, 0.005)
+    j = _curve_mA(SET_A, v) + np.random.default_rng(1).normal(0.0, 2e-3, v.size)
+    f = figures_of_merit(v, j)
+    assert f.valid
+    assert f.voc_V == pytest.approx(1.17, abs=1e-3)
+    assert f.jsc_mA_cm2 == pytest.approx(18.3, abs=0.005)
+    assert f.ff == pytest.approx(0.783, abs=5e-4)
+
+
+def test_to_dict_keys() -> None:
+    d = figures_of_merit(GRID_V, J_A).to_dict()
+    assert list(d) == [
+        "voc_V",
+        "jsc_mA_cm2",
+        "ff",
+        "pce_pct",
+        "vmp_V",
+        "jmp_mA_cm2",
+        "rs_ohm_cm2",
+        "rsh_ohm_cm2",
+    ]
+    full = figures_of_merit(GRID_V, J_A).to_full_dict()
+    assert {"pmp_mW_cm2", "flags", "valid", "mismatch", "irradiance_W_m2", "mpp_method"} <= set(full)
+
+
+# --- irradiance and mismatch ----------------------------------------------------------------------
+def test_mismatch_convention() -> None:
+    """M = 0.994: the device saw 0.994 × the reference-cell irradiance; Jsc is raised by 1/M = 1.00604."""
+    f1 = figures_of_merit(GRID_V, J_A)
+    fm = figures_of_merit(GRID_V, J_A, mismatch=0.994)
+    assert fm.jsc_mA_cm2 == pytest.approx(f1.jsc_mA_cm2 * 1.0060362, rel=1e-7)
+    assert fm.pce_pct == pytest.approx(f1.pce_pct / 0.994, rel=1e-12)
+    assert (fm.voc_V, fm.ff, fm.vmp_V) == (f1.voc_V, f1.ff, f1.vmp_V)
+    assert fm.pce_pct == pytest.approx(fm.voc_V * fm.jsc_mA_cm2 * fm.ff, rel=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(irradiance=st.floats(10.0, 2000.0), mismatch=st.floats(0.8, 1.2))
+def test_pce_scales_as_inverse_irradiance(irradiance: float, mismatch: float) -> None:
+    base = figures_of_merit(GRID_V, J_A)
+    f = figures_of_merit(GRID_V, J_A, irradiance_W_m2=irradiance, mismatch=mismatch)
+    assert f.pce_pct * irradiance * mismatch == pytest.approx(base.pce_pct * 1000.0, rel=1e-12)
+    assert f.voc_V == base.voc_V and f.ff == base.ff
+
+
+def test_bad_irradiance_raises() -> None:
+    with pytest.raises(ValueError):
+        figures_of_merit(GRID_V, J_A, irradiance_W_m2=0.0)
+
+
+# --- property tests -------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_figures_invariant_under_point_ordering(seed: int) -> None:
+    """Shuffled points, incl. repeated voltages with different currents (averaged), give identical FOMs."""
+    rng = np.random.default_rng(seed)
+    v = np.concatenate([GRID_V, GRID_V[::7], GRID_V[::7]])
+    j = np.concatenate([J_A, J_A[::7] + 0.0123, J_A[::7] - 0.0071])
+    ref = figures_of_merit(v, j)
+    order = rng.permutation(v.size)
+    assert figures_of_merit(v[order], j[order]).to_full_dict() == ref.to_full_dict()
+
+
+cells = st.builds(
+    SDMParams,
+    jph_A_cm2=st.floats(2e-3, 4e-2),
+    j0_A_cm2=st.floats(-22, -8).map(lambda e: 10.0**e),
+    ideality=st.floats(1.0, 2.2),
+    rs_ohm_cm2=st.floats(0.0, 15.0),
+    rsh_ohm_cm2=st.floats(100.0, 1e5),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(params=cells)
+def test_ff_is_a_fraction_for_any_diode_curve(params: SDMParams) -> None:
+    static = sdm.static_figures(params)
+    v = np.linspace(-0.1, 1.15 * static.voc_V, 241)
+    f = figures_of_merit(v, _curve_mA(params, v))
+    assert f.valid
+    assert 0.0 < f.ff < 1.0
+    assert f.voc_V == pytest.approx(static.voc_V, abs=1e-3)
+    assert f.ff == pytest.approx(static.ff, abs=2e-3)
+    assert f.pce_pct == pytest.approx(static.pce_pct, rel=2e-3)
