@@ -118,8 +118,18 @@ class JVProcedure(LabProcedure):
                 f"allowed 3 to {model.max_sweep_points} for a {cfg.driver}"
             )
         if self.mode == "staircase" and self.scan_rate_V_s > 0:
+            # line frequency: the simulated bench's, else the worst case (50 Hz: the longer PLC)
+            sim = station.config.simulation
+            f_line = sim.line_frequency_Hz if station.simulated else 50.0
+            reading_s = REGISTRY[cfg.driver].reading_time_s(self.nplc, f_line)
+            max_rate = self.step_V / reading_s
+            if self.scan_rate_V_s > max_rate:
+                raise ConfigError(
+                    f"parameter scan_rate_V_s = {self.scan_rate_V_s}: too fast for step_V = {self.step_V} at "
+                    f"nplc = {self.nplc} (one reading takes {reading_s * 1e3:.2f} ms); allowed 0 to {max_rate:.4g} V/s"
+                )
             per_point = self.step_V / self.scan_rate_V_s
-            self.check_range("delay_s (from scan rate)", per_point, 0, model.source_delay_max_s)
+            self.check_range("step_V / scan_rate_V_s", per_point, 0, model.source_delay_max_s, "source delay")
 
     def points_per_scan(self) -> int:
         return int(round((self.stop_V - self.start_V) / self.step_V)) + 1
