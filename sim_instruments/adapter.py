@@ -1,0 +1,226 @@
+"""In-process transport: a PyMeasure adapter that talks to an emulator object instead of a VISA resource.
+
+The adapter models the byte stream of a real link. A write appends ``command + write_termination`` to the
+instrument's input; every complete message (split on ``write_termination``) goes to ``emulator.handle``. What
+the instrument sends back is appended to an output buffer:
+
+    [command + write_termination]  if the instrument echoes its input (serial consoles such as the SC10)
+    [reply + read_termination]     if ``handle`` returned a reply
+    [prompt]                       if the instrument prints a prompt after each command (``"> "``, SC10)
+
+Reads take from that buffer with VISA semantics: :meth:`read` returns up to the read termination; nothing
+(or no termination) buffered raises ``VisaIOError(error_timeout)`` exactly where a VISA read would time
+out, so drivers' error handling is the same as with hardware. Nothing here sleeps: the emulator runs on
+the bench clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from pymeasure.adapters import Adapter
+from pyvisa.constants import StatusCode
+from pyvisa.errors import VisaIOError
+
+ENCODING = "latin-1"  # lossless for bytes 0-255: binary blocks survive the str round trip
+
+
+class Emulator(Protocol):
+    """What a transport needs from an emulator (see docs/architecture.md)."""
+
+    def handle(self, message: str) -> str | None: ...
+
+
+def framing_hint(emulator: Any, echo: bool | None, prompt: str | None) -> tuple[bool, str]:
+    """Echo flag and prompt: the explicit values, else the emulator's ``echo``/``prompt`` attributes.
+
+    Echo and prompt are behaviour of the instrument, so an emulator may declare them; the terminations are
+    always given by the caller.
+    """
+    if echo is None:
+        echo = bool(getattr(emulator, "echo", False))
+    if prompt is None:
+        prompt = str(getattr(emulator, "prompt", ""))
+    return echo, prompt
+
+
+class InstrumentLink:
+    """The instrument side of a link: feeds complete messages to the emulator, returns the bytes it sends.
+
+    Shared by the in-process adapter and the TCP server so both frame messages identically.
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        read_termination: str,
+        write_termination: str,
+        echo: bool = False,
+        prompt: str = "",
+        lock: Any = None,
+    ) -> None:
+        self.emulator = emulator
+        self.read_termination = read_termination
+        self.write_termination = write_termination
+        self.echo = echo
+        self.prompt = prompt
+        self.lock = lock if lock is not None else threading.RLock()
+        self._pending = b""
+
+    def feed(self, data: bytes, whole_message: bool = False) -> tuple[bytes, int]:
+        """Take received bytes; return (bytes the instrument sends back, number of replies produced).
+
+        whole_message: treat ``data`` as one complete message (used when there is no write termination).
+        """
+        if whole_message or not self.write_termination:
+            messages = [data.decode(ENCODING)]
+        else:
+            self._pending += data
+            term = self.write_termination.encode(ENCODING)
+            *complete, self._pending = self._pending.split(term)
+            messages = [m.decode(ENCODING) for m in complete]
+        out, replies = bytearray(), 0
+        for message in messages:
+            if self.echo:
+                out += (message + self.write_termination).encode(ENCODING)
+            with self.lock:
+                reply = self.emulator.handle(message)
+            if reply is not None:
+                out += (reply + self.read_termination).encode(ENCODING, errors="replace")
+                replies += 1
+            out += self.prompt.encode(ENCODING)
+        return bytes(out), replies
+
+
+class EmulatorConnection:
+    """Stand-in for the pyvisa resource at ``adapter.connection`` (timeout in ms, terminations, close)."""
+
+    def __init__(self, timeout: float, read_termination: str, write_termination: str) -> None:
+        self.timeout = timeout
+        self.read_termination = read_termination
+        self.write_termination = write_termination
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class EmulatorAdapter(Adapter):
+    """PyMeasure adapter connected in-process to ``emulator`` (``handle(message) -> reply | None``).
+
+    read_termination: what ends the instrument's replies; write_termination: what ends commands.
+    echo: the instrument echoes every command + write_termination before its reply (None: ask the emulator).
+    prompt: text the instrument prints after each command, e.g. ``"> "`` (None: ask the emulator).
+    timeout: nominal VISA timeout (ms), stored for drivers that read or set it; no read ever waits.
+    lock: held while the emulator handles a message (share it with other threads using the same bench).
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+        echo: bool | None = None,
+        prompt: str | None = None,
+        timeout: float = 2000,
+        lock: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        echo, prompt = framing_hint(emulator, echo, prompt)
+        self.emulator = emulator
+        self.link = InstrumentLink(emulator, read_termination, write_termination, echo, prompt, lock)
+        self.connection = EmulatorConnection(timeout, read_termination, write_termination)
+        self._out = bytearray()
+
+    @property
+    def read_termination(self) -> str:
+        return self.link.read_termination
+
+    @property
+    def write_termination(self) -> str:
+        return self.link.write_termination
+
+    @property
+    def timeout(self) -> float:
+        """Nominal read timeout (ms)."""
+        return self.connection.timeout
+
+    @timeout.setter
+    def timeout(self, value_ms: float) -> None:
+        self.connection.timeout = value_ms
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.connection.closed:
+            raise VisaIOError(StatusCode.error_connection_lost)
+
+    def _timeout(self) -> VisaIOError:
+        """What a VISA read does when the data never completes: the partial data is lost, then it raises."""
+        self._out.clear()
+        return VisaIOError(StatusCode.error_timeout)
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._out[:n])
+        del self._out[:n]
+        return data
+
+    # -- Adapter hooks -------------------------------------------------------------------------------------
+    def _write(self, command: str, **kwargs: Any) -> None:
+        self._check_open()
+        if self.write_termination:
+            self._write_bytes((command + self.write_termination).encode(ENCODING))
+        else:
+            out, _ = self.link.feed(command.encode(ENCODING), whole_message=True)
+            self._out += out
+
+    def _write_bytes(self, content: bytes, **kwargs: Any) -> None:
+        self._check_open()
+        out, _ = self.link.feed(bytes(content), whole_message=not self.write_termination)
+        self._out += out
+
+    def _read(self, **kwargs: Any) -> str:
+        self._check_open()
+        term = self.read_termination.encode(ENCODING)
+        if not term:
+            if not self._out:
+                raise self._timeout()
+            return self._take(len(self._out)).decode(ENCODING)
+        index = self._out.find(term)
+        if index < 0:
+            raise self._timeout()
+        return self._take(index + len(term))[: index].decode(ENCODING)
+
+    def _read_bytes(self, count: int, break_on_termchar: bool = False, **kwargs: Any) -> bytes:
+        self._check_open()
+        term = self.read_termination.encode(ENCODING)
+        if break_on_termchar and term:
+            index = self._out.find(term)
+            if index >= 0 and (count < 0 or index + len(term) <= count):
+                return self._take(index + len(term))
+            if count < 0:
+                raise self._timeout()
+        if count < 0:
+            return self._take(len(self._out))  # "read everything until timeout" ends without error
+        if len(self._out) < count:
+            raise self._timeout()
+        return self._take(count)
+
+    def flush_read_buffer(self) -> None:
+        """Discard everything the instrument has sent and nobody has read."""
+        self._out.clear()
+
+    @property
+    def bytes_in_buffer(self) -> int:
+        """Bytes sent by the instrument and not read yet."""
+        return len(self._out)
+
+    def close(self) -> None:
+        """Close the link; further I/O raises ``VisaIOError(error_connection_lost)``."""
+        connection = getattr(self, "connection", None)
+        if connection is not None:
+            connection.close()
+
+    def __repr__(self) -> str:
+        return f"<EmulatorAdapter({type(self.emulator).__name__})>"

@@ -1,0 +1,198 @@
+"""Out-of-process transport: each emulator behind its own TCP port on 127.0.0.1 (real time, real sockets).
+
+Any VISA client reaches them with pyvisa-py: ``TCPIP::127.0.0.1::<port>::SOCKET`` for LAN/GPIB-style
+instruments, ``ASRLsocket://127.0.0.1:<port>::INSTR`` for serial ones (pyvisa-py hands the board string to
+``serial.serial_for_url``, so serial drivers run unchanged). Framing is the same as the in-process
+:class:`~sim_instruments.adapter.EmulatorAdapter` (shared :class:`~sim_instruments.adapter.InstrumentLink`).
+
+Threads: one accept loop per instrument, one thread per client connection; sequential and simultaneous clients
+are served, a disconnect only ends its own thread. Emulator access is serialised by one lock for the whole
+server because the bench physics is shared. Sockets bind to the loopback interface only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from sim_instruments.adapter import Emulator, InstrumentLink, framing_hint
+
+POLL_S = 0.05  # how often blocked threads look at the stop flag (s)
+
+
+class Endpoint(NamedTuple):
+    """One served instrument. Terminations as a client configures them (pyvisa ``open_resource`` kwargs).
+
+    read_termination: ends the instrument's replies; write_termination: ends the commands it receives.
+    echo / prompt: serial-console behaviour (None: the emulator's ``echo``/``prompt`` attributes).
+    serial: advertise an ``ASRLsocket://`` resource instead of ``TCPIP::...::SOCKET``.
+    """
+
+    emulator: Emulator
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    echo: bool | None = None
+    prompt: str | None = None
+    serial: bool = False
+
+
+def _check_loopback(host: str) -> str:
+    address = "127.0.0.1" if host == "localhost" else host
+    if not ipaddress.ip_address(address).is_loopback:
+        raise ValueError(f"the simulator binds to the loopback interface only, not {host!r}")
+    return address
+
+
+class _InstrumentServer:
+    """Listening socket + accept thread for one instrument."""
+
+    def __init__(self, name: str, endpoint: Endpoint, host: str, port: int, owner: SimServer) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.owner = owner
+        echo, prompt = framing_hint(endpoint.emulator, endpoint.echo, endpoint.prompt)
+        self.echo, self.prompt = echo, prompt
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(4)
+        self.sock.settimeout(POLL_S)
+        self.port: int = self.sock.getsockname()[1]
+        self.connections: list[tuple[socket.socket, threading.Thread]] = []
+        self.thread = threading.Thread(target=self._accept_loop, name=f"sim-{name}-accept", daemon=True)
+        self.thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self.owner.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # listening socket closed
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(POLL_S)
+            name = f"sim-{self.name}-conn"
+            thread = threading.Thread(target=self._serve, args=(conn,), name=name, daemon=True)
+            self.connections = [(c, t) for c, t in self.connections if t.is_alive()]
+            self.connections.append((conn, thread))
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        ep = self.endpoint
+        link = InstrumentLink(ep.emulator, ep.read_termination, ep.write_termination, self.echo, self.prompt,
+                              lock=self.owner.lock)
+        with conn:
+            while not self.owner.stopping.is_set():
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return  # reset by the client or closed by us
+                if not data:
+                    return  # client disconnected
+                out, replies = link.feed(data)
+                if replies and self.owner.latency_s > 0:
+                    time.sleep(self.owner.latency_s * replies)
+                if out:
+                    try:
+                        conn.sendall(out)
+                    except OSError:
+                        return
+
+    def resource_string(self, host: str) -> str:
+        if self.endpoint.serial:
+            return f"ASRLsocket://{host}:{self.port}::INSTR"
+        return f"TCPIP::{host}::{self.port}::SOCKET"
+
+    def close(self, timeout_s: float) -> None:
+        self.sock.close()
+        for conn, _ in self.connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.thread.join(timeout_s)
+        for _, thread in self.connections:
+            thread.join(timeout_s)
+
+
+class SimServer:
+    """Running TCP servers for a set of emulators (see :func:`serve`). Close it, or use it as a context."""
+
+    def __init__(
+        self,
+        instruments: Mapping[str, Endpoint],
+        host: str,
+        ports: Mapping[str, int],
+        latency_s: float,
+        lock: Any,
+    ) -> None:
+        self.host = host
+        self.latency_s = float(latency_s)
+        self.lock = lock if lock is not None else threading.RLock()
+        self.stopping = threading.Event()
+        self._servers: dict[str, _InstrumentServer] = {}
+        try:
+            for name, endpoint in instruments.items():
+                self._servers[name] = _InstrumentServer(name, endpoint, host, ports.get(name, 0), self)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """TCP port of each instrument."""
+        return {name: srv.port for name, srv in self._servers.items()}
+
+    def resource_strings(self) -> dict[str, str]:
+        """VISA resource name of each instrument, for pyvisa-py (``@py``)."""
+        return {name: srv.resource_string(self.host) for name, srv in self._servers.items()}
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop accepting, drop the clients, join every thread (each join bounded by ``timeout_s``)."""
+        self.stopping.set()
+        for srv in self._servers.values():
+            srv.close(timeout_s)
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve(
+    instruments: Mapping[str, Endpoint | tuple[Any, ...]],
+    host: str = "127.0.0.1",
+    ports: Mapping[str, int] | None = None,
+    latency_s: float = 0.0,
+    serial: Iterable[str] = (),
+    lock: Any = None,
+) -> SimServer:
+    """Serve each emulator on its own TCP port of ``host`` (loopback only) and return the running server.
+
+    instruments: name -> ``(emulator, read_termination, write_termination)`` or an :class:`Endpoint`
+        (a longer tuple fills the further Endpoint fields).
+    ports: name -> port; missing or 0 = a free port chosen by the OS.
+    latency_s: added before every reply to a query (s, once per reply), e.g. 0.005 to mimic a GPIB round trip.
+    serial: names of serial instruments, advertised as ``ASRLsocket://`` resources.
+    lock: lock serialising emulator access (default: a new RLock shared by all instruments of this server).
+    """
+    address = _check_loopback(host)
+    serial_names = set(serial)
+    endpoints = {}
+    for name, spec in instruments.items():
+        endpoint = spec if isinstance(spec, Endpoint) else Endpoint(*spec)
+        if name in serial_names:
+            endpoint = endpoint._replace(serial=True)
+        endpoints[name] = endpoint
+    unknown = serial_names - set(endpoints)
+    if unknown:
+        raise ValueError(f"serial names not among the instruments: {sorted(unknown)}")
+    return SimServer(endpoints, address, dict(ports or {}), latency_s, lock)
