@@ -40,10 +40,9 @@ def plot_run(run: RunData, path: str | Path | None = None) -> Path:
         if lines:
             ax.text(0.02, 0.03, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="bottom",
                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
-        j = data["j_mA_cm2"]
-        if run.parameters.get("light", True) and len(j):
-            ax.set_ylim(min(-0.15 * j.max(), j.min()) if j.min() > -5 * abs(j.max()) else -abs(j.max()),
-                        1.15 * max(j.max(), 1e-9))
+        j_max = float(data["j_mA_cm2"].max())
+        if run.parameters.get("light", True) and j_max > 0:
+            ax.set_ylim(-0.3 * j_max, 1.15 * j_max)  # the power quadrant, plus the start of injection
         ax.legend(loc="upper right", fontsize=8)
     ax.set_title(f"{run.info.get('procedure', '')} — {run.info.get('sample', '')} — {run.status}", fontsize=10)
     ax.grid(alpha=0.3)

@@ -73,20 +73,20 @@ class JVProcedure(LabProcedure):
     stop_V = FloatParameter("Forward-scan stop voltage", units="V", default=1.3, minimum=-210, maximum=210)
     step_V = FloatParameter("Voltage step", units="V", default=0.01, minimum=1e-5, maximum=10)
     scan_rate_V_s = FloatParameter(
-        "Scan rate (0: use delay per point)", units="V/s", default=0.1, minimum=0, maximum=1000
+        "Scan rate (0 = use the delay per point)", units="V/s", default=0.1, minimum=0, maximum=1000
     )
     delay_s = FloatParameter("Delay per point (when scan rate is 0)", units="s", default=0.1, minimum=0, maximum=999)
     nplc = FloatParameter("Integration time", units="PLC", default=1.0, minimum=0.01, maximum=10)
     compliance_A = FloatParameter("Current compliance", units="A", default=0.01, minimum=1e-9, maximum=3.15)
     direction = ListParameter("Direction and order", choices=list(ORDERS), default="reverse-forward")
     precondition_V = FloatParameter("Preconditioning bias", units="V", default=1.3, minimum=-210, maximum=210)
-    precondition_s = FloatParameter("Preconditioning time (0: none)", units="s", default=0.0, minimum=0, maximum=1e5)
+    precondition_s = FloatParameter("Preconditioning time (0 = none)", units="s", default=0.0, minimum=0, maximum=1e5)
     precondition_light = BooleanParameter("Light on during preconditioning", default=True)
     area_cm2 = FloatParameter("Aperture area", units="cm^2", default=0.049, minimum=1e-6, maximum=1000)
     irradiance_W_m2 = FloatParameter("Irradiance", units="W/m^2", default=1000.0, minimum=0, maximum=5000)
     mismatch = FloatParameter("Spectral mismatch factor M", units="", default=1.0, minimum=0.5, maximum=2.0)
     polarity = ListParameter("Device polarity", choices=["n-i-p", "p-i-n"], default="n-i-p")
-    light = BooleanParameter("Light (false: dark J-V)", default=True)
+    light = BooleanParameter("Light (false = dark J-V)", default=True)
     four_wire = BooleanParameter("4-wire sensing", default=False)
     qss_points = IntegerParameter("QSS bias points", default=12, minimum=4, maximum=100)
     qss_epsilon = FloatParameter("QSS stability |dJ/J| over the window", units="", default=0.001, minimum=1e-6,

@@ -1,0 +1,143 @@
+"""End-to-end J–V runs on the simulated bench: recovery of the configured device, QSS, hysteresis, dark."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from labctl.config import ConfigError, parse_station
+from labctl.engine import RunEngine
+from labctl.station import Station
+from labctl.storage import load_run
+from tests.helpers import (
+    FOM_A,
+    FOM_B,
+    SET_A,
+    SET_B,
+    default_station,
+    make_procedure,
+    run_jv,
+    smu_output_on,
+    station_with,
+)
+
+
+def _assert_recovers(result: dict, fom: dict) -> None:
+    assert abs(result["voc_V"] - fom["voc_V"]) < 2e-3, result
+    assert abs(result["jsc_mA_cm2"] / fom["jsc_mA_cm2"] - 1) < 5e-3, result
+    assert abs(result["ff"] - fom["ff"]) < 3e-3, result
+
+
+def test_default_station_recovers_set_a(tmp_path):
+    """methods ref. §9 J1 through the whole chain: station.yaml → emulator → driver → procedure → analysis."""
+    result, station = run_jv(tmp_path)
+    assert result.status == "completed", result.error
+    for direction in ("reverse", "forward"):
+        _assert_recovers(result.results[direction], FOM_A)
+        pce = result.results[direction]["pce_pct"]
+        r = result.results[direction]
+        assert math.isclose(pce, r["voc_V"] * r["jsc_mA_cm2"] * r["ff"], rel_tol=2e-3)  # 100 mW/cm² → % directly
+    assert abs(result.results["hysteresis"]["hi_pce"]) < 2e-3  # no ion lag in the default device
+    assert not smu_output_on(station)
+    assert station.bench.light.shutter_open is False
+
+
+@pytest.mark.parametrize(
+    ("device", "fom", "params"),
+    [
+        (SET_B, FOM_B, {"stop_V": 0.8, "compliance_A": 0.01}),
+        (SET_A | {"area_cm2": 0.1}, FOM_A, {"area_cm2": 0.1, "step_V": 0.005, "nplc": 0.5}),
+    ],
+    ids=["set-B-PbS-like", "set-A-larger-area-fine-step"],
+)
+def test_recovers_other_devices(tmp_path, device, fom, params):
+    result, _ = run_jv(tmp_path, station_with(device=device), direction="reverse", **params)
+    assert result.status == "completed", result.error
+    _assert_recovers(result.results["reverse"], fom)
+
+
+def test_run_file_contents(tmp_path):
+    result, _ = run_jv(tmp_path, scan_rate_V_s=0.1)
+    run = load_run(result.path)
+    assert run.status == "completed"
+    assert run.parameters["scan_rate_V_s"] == 0.1 and run.units["scan_rate_V_s"] == "V/s"
+    assert "MODEL 2400" in run.idn["smu"]
+    assert run.station["simulation"]["device"]["ideality"] == 1.5
+    jv = run.streams["jv"]
+    assert len(jv) == 2 * 141 and set(jv.direction) == {0, 1}
+    assert run.results["reverse"]["voc_V"] == pytest.approx(result.results["reverse"]["voc_V"])
+
+
+def test_achieved_scan_rate_matches_request(tmp_path):
+    result, _ = run_jv(tmp_path, scan_rate_V_s=0.1, direction="forward")
+    jv = load_run(result.path).streams["jv"]
+    rate = np.polyfit(jv.time_s, jv.voltage_V, 1)[0]
+    assert rate == pytest.approx(0.1, rel=0.02)
+
+
+def test_dark_jv_stores_its_curve(tmp_path):
+    result, _ = run_jv(tmp_path, light=False, direction="forward")
+    assert result.status == "completed"
+    jv = load_run(result.path).streams["jv"]
+    assert len(jv) == 141
+    # dark: no photocurrent at 0 V, strong injection (negative photocurrent-positive J) at 1.3 V
+    assert abs(jv.j_mA_cm2.iloc[np.argmin(abs(jv.voltage_V))]) < 0.01
+    assert jv.j_mA_cm2.iloc[-1] < -1.0
+
+
+def test_qss_on_hysteretic_cell_returns_static_figures(tmp_path):
+    """methods ref. §1.3 / §9 J5: the QSS figures of a hysteretic cell equal the static single-diode ones."""
+    station = station_with(hysteresis={"enabled": True})
+    result, _ = run_jv(tmp_path, station, mode="qss", qss_points=14, precondition_s=60, precondition_V=1.3)
+    assert result.status == "completed", result.error
+    qss = result.results["qss"]
+    assert abs(qss["voc_V"] - FOM_A["voc_V"]) < 3e-3, qss
+    assert abs(qss["jsc_mA_cm2"] / FOM_A["jsc_mA_cm2"] - 1) < 5e-3, qss
+    assert abs(qss["ff"] - FOM_A["ff"]) < 5e-3, qss
+    jv = load_run(result.path).streams["jv"]
+    assert jv.converged.all()
+
+
+def test_qss_time_limit_flags_points(tmp_path):
+    station = station_with(hysteresis={"enabled": True, "tau_s": 1000.0})
+    result, _ = run_jv(tmp_path, station, mode="qss", qss_points=5, qss_max_s=5, qss_window_s=2,
+                       qss_epsilon=1e-6, precondition_s=10)
+    jv = load_run(result.path).streams["jv"]
+    assert not jv.converged.any()
+    assert (jv.settle_time_s >= 5).all()
+
+
+def test_staircase_hysteresis_follows_scan_rate(tmp_path):
+    """methods ref. §1.7 / §9 J5: HI_PCE is bell-shaped in scan rate (0.0118, 0.0569, 0.0131 at 0.01/0.1/1 V/s)."""
+    station = station_with(hysteresis={"enabled": True}, light={"irradiance_W_m2": 1000.0, "flicker": 0.0})
+    his = {}
+    for rate in (0.01, 0.1, 1.0):
+        result, _ = run_jv(tmp_path, station, scan_rate_V_s=rate, nplc=0.1, precondition_s=100,
+                           precondition_V=1.3)
+        assert result.status == "completed", result.error
+        his[rate] = result.results["hysteresis"]["hi_pce"]
+    expected = {0.01: 0.0118, 0.1: 0.0569, 1.0: 0.0131}
+    for rate, hi in his.items():
+        assert hi == pytest.approx(expected[rate], rel=0.15, abs=2e-3), his
+    assert his[0.1] > 3 * his[0.01] and his[0.1] > 3 * his[1.0]
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"stop_V": 5.0}, "stop_V = 5.0"),
+        ({"compliance_A": 0.5}, "compliance_A = 0.5"),
+        ({"precondition_V": -3.0}, "precondition_V = -3.0"),
+        ({"step_V": 1e-4}, "step_V"),
+        ({"scan_rate_V_s": 10.0}, "scan_rate_V_s"),
+    ],
+)
+def test_bad_parameters_fail_before_any_instrument_is_touched(tmp_path, params, fragment):
+    station = Station(parse_station(default_station()))
+    engine = RunEngine(station, tmp_path)
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        engine.run(make_procedure(**params))
+    assert station.instruments == {}
+    assert not list(tmp_path.rglob("*.h5"))
