@@ -251,22 +251,25 @@ def station_check(station_path: str | None) -> None:
 
     _, config = _load(station_path)
     station = Station(config)
-    table = Table(title=f"station {config.station.name}")
-    for col in ("instrument", "driver", "resource", "*IDN?", "errors"):
-        table.add_column(col)
+    console = Console(highlight=False)
+    console.print(f"station {config.station.name}" + (" (simulated bench)" if station.simulated else ""))
     bad = False
     for role, cfg in config.instruments.items():
         try:
             station.connect([role])
             inst = station[role]
             idn = str(inst.id).strip()
-            errors = inst.check_errors() if hasattr(inst, "check_errors") else []
-            err_text = "; ".join(map(str, errors)) if errors else "none"
+            try:
+                errors = inst.check_errors()
+                err_text = "; ".join(f"{code},{text}" for code, text in errors) if errors else "none"
+            except NotImplementedError:
+                err_text = "n/a (no error queue)"
         except Exception as exc:  # noqa: BLE001 - report every instrument, not only the first failure
             idn, err_text, bad = "—", f"UNREACHABLE: {exc}", True
-        table.add_row(role, cfg.driver, cfg.resource, idn, err_text)
+        console.print(f"{role}: {cfg.driver} at {cfg.resource}")
+        console.print(f"    *IDN?:  {idn}", soft_wrap=True)
+        console.print(f"    errors: {err_text}", soft_wrap=True)
     station.close()
-    Console().print(table)
     sys.exit(2 if bad else 0)
 
 
