@@ -21,16 +21,32 @@ class Clock(Protocol):
 
 
 class RealClock:
-    """Wall time: ``time.monotonic`` and ``time.sleep``."""
+    """Wall time: ``time.monotonic`` and ``time.sleep``, keeping to schedule over consecutive sleeps.
+
+    ``time.sleep`` oversleeps by tens of µs and the code between two sleeps takes time too; an instrument's
+    sweep does not drift like that. When a sleep starts within ``catch_up_s`` of the previous sleep's deadline
+    (same thread), it is measured from that deadline, so a sweep of N points takes N × its point time.
+    """
 
     virtual = False
+
+    def __init__(self, catch_up_s: float = 0.005) -> None:
+        self.catch_up_s = catch_up_s
+        self._local = threading.local()
 
     def now(self) -> float:
         return time.monotonic()
 
     def sleep(self, dt_s: float) -> None:
-        if dt_s > 0:
-            time.sleep(dt_s)
+        if dt_s <= 0:
+            return
+        now = time.monotonic()
+        last = getattr(self._local, "deadline", None)
+        base = last if last is not None and 0.0 <= now - last < self.catch_up_s else now
+        deadline = base + dt_s
+        self._local.deadline = deadline
+        if deadline > now:
+            time.sleep(deadline - now)
 
 
 class VirtualClock:

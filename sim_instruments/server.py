@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from sim_instruments.adapter import Emulator, InstrumentLink, framing_hint
 
 POLL_S = 0.05  # how often blocked threads look at the stop flag (s)
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class Endpoint(NamedTuple):
@@ -96,6 +97,13 @@ class _InstrumentServer:
                     return  # reset by the client or closed by us
                 if not data:
                     return  # client disconnected
+                if _QUICKACK is not None:
+                    # ACK at once, as instruments' embedded stacks do: otherwise a client's write followed by a
+                    # query (Nagle on the client) waits out Linux's 40 ms delayed ACK
+                    try:
+                        conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                    except OSError:
+                        pass
                 out, replies = link.feed(data)
                 if replies and self.owner.latency_s > 0:
                     time.sleep(self.owner.latency_s * replies)
