@@ -1,0 +1,307 @@
+"""Keithley 2450 emulator: native SCPI set, reading buffers, native sweep, limits, stock PyMeasure traffic."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim_instruments.keithley2450 import Keithley2450Emulator
+
+LINE_HZ = 60.0
+VOC_V = 0.5
+R_OHM = 1000.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 10.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, dt_s: float) -> None:
+        assert dt_s >= 0
+        self.t += dt_s
+
+
+class FakeBench:
+    """A 'cell' that is a 0.5 V source behind 1 kOhm: I = (V - 0.5 V) / 1 kOhm (SMU sign convention)."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.rng = np.random.default_rng(2)
+        self.line_frequency_Hz = LINE_HZ
+        self.bias: float | None = None
+
+    def set_cell_bias(self, v_V: float | None) -> None:
+        self.bias = v_V
+
+    def cell_current_A(self) -> float:
+        return 0.0 if self.bias is None else (self.bias - VOC_V) / R_OHM
+
+    def open_circuit_voltage_V(self) -> float:
+        return VOC_V
+
+
+@pytest.fixture
+def bench() -> FakeBench:
+    return FakeBench()
+
+
+@pytest.fixture
+def smu(bench: FakeBench) -> Keithley2450Emulator:
+    return Keithley2450Emulator(bench, serial="04321987")
+
+
+def values(reply: str | None) -> list[float]:
+    assert reply is not None
+    return [float(x) for x in reply.split(",")]
+
+
+def codes(smu: Keithley2450Emulator) -> str:
+    return smu.handle(":SYST:ERR:CODE:ALL?") or ""
+
+
+def test_identity_language_and_line_frequency(smu: Keithley2450Emulator) -> None:
+    assert smu.handle("*IDN?") == "KEITHLEY INSTRUMENTS INC.,MODEL 2450,04321987,1.7.3c"
+    assert smu.handle("*LANG?;:SYST:LFR?") == "SCPI;60"
+    smu.handle("*LANG SCPI2400")  # takes effect after a power cycle on a real unit
+    assert smu.handle("*LANG?") == "SCPI2400"
+    assert codes(smu) == "0"
+
+
+def test_native_sweep_into_a_user_buffer(smu: Keithley2450Emulator, bench: FakeBench) -> None:
+    n, delay_s = 11, 0.01
+    smu.handle(':SOUR:FUNC VOLT;:SENS:FUNC "CURR";:SOUR:VOLT:ILIM 0.01;:SENS:CURR:NPLC 0.5')
+    smu.handle(":SENS:CURR:RSEN ON")
+    smu.handle(':TRAC:MAKE "iv", 100;:TRAC:CLE "iv"')
+    smu.handle(f':SOUR:SWE:VOLT:LIN -0.2, 0.8, {n}, {delay_s}, 1, BEST, ON, OFF, "iv"')
+    smu.handle(":OUTP ON;:INIT;*WAI")
+    assert smu.handle('*OPC?;:TRAC:ACT? "iv";:TRAC:ACT? "defbuffer1"') == f"1;{n};0"
+    data = np.array(values(smu.handle(f':TRAC:DATA? 1, {n}, "iv", SOUR, READ, REL'))).reshape(n, 3)
+    source, reading, rel = data.T
+    assert source == pytest.approx(np.linspace(-0.2, 0.8, n), abs=1e-3)  # read-back: measured, with noise
+    assert reading == pytest.approx((source - VOC_V) / R_OHM, abs=1e-6)
+    assert rel[0] == 0.0 and np.diff(rel) == pytest.approx(delay_s + 3 * 0.5 / LINE_HZ + 0.5e-3)
+    assert bench.bias == 0.0  # back at the programmed level
+    assert smu.handle(':TRAC:DATA? 3, 3, "iv", SOUR') == smu.handle(':TRAC:DATA? 3, 3, "iv", SOUR')
+    assert codes(smu) == "0"
+
+
+def test_buffer_elements_formats(smu: Keithley2450Emulator, bench: FakeBench) -> None:
+    bench.clock.sleep(3725.25)  # 1 h 2 min 5.25 s after power-on
+    smu.handle(":SOUR:VOLT:ILIM 0.01;:SOUR:VOLT 0.2;:SENS:CURR:RSEN 1;:OUTP ON")
+    smu.handle(":SENS:CURR:AZER OFF;:SOUR:VOLT:DEL 0;:READ?")
+    reply = smu.handle(
+        ':TRAC:DATA? 1, 1, "defbuffer1", SEC, FRAC, TST, DATE, TIME, STAT, SOURSTAT, UNIT, SOURUNIT')
+    sec, frac, tst, date, clock, stat, sourstat, unit, sourunit = (reply or "").split(",")
+    assert int(sec) == 1704067200 + 3725 and date == "01/01/2024"
+    assert tst == f"{date} {clock}" and re.fullmatch(r"01:02:05\.\d{9}", clock)
+    assert float(frac) == pytest.approx(0.25 + 0.5 / LINE_HZ, abs=1e-9)
+    assert (stat, unit, sourunit) == ("8", "Amp DC", "Volt DC")
+    assert int(sourstat) == 1 | 8 | 16  # read-back, 4-wire, output on
+
+
+def test_read_returns_only_the_latest_reading(smu: Keithley2450Emulator) -> None:
+    smu.handle(":SOUR:VOLT:ILIM 0.01;:SOUR:VOLT 0.3;:OUTP ON;:SENS:COUN 5")
+    reply = smu.handle(':READ? "defbuffer1", SOUR, READ, REL')
+    assert len(values(reply)) == 3
+    assert smu.handle(":TRAC:ACT?") == "5"
+    last = values(smu.handle(':TRAC:DATA? 5, 5, "defbuffer1", SOUR, READ, REL'))
+    assert values(reply) == last
+    assert values(smu.handle(":READ?"))[0] == pytest.approx(-0.2e-3, abs=1e-6)
+    assert values(smu.handle(':FETC? "defbuffer1", READ')) == values(smu.handle(":FETC?"))
+    assert smu.handle(":TRAC:ACT?") == "10"
+
+
+def test_buffer_indexes_names_and_capacity(smu: Keithley2450Emulator) -> None:
+    smu.handle(':TRAC:MAKE "buf2", 3;:OUTP ON')
+    for _ in range(5):
+        smu.handle(':READ? "buf2"')
+    assert smu.handle(':TRAC:ACT? "buf2";:TRAC:POIN? "buf2";:TRAC:POIN?') == "3;3;100000"
+    assert smu.handle(':TRAC:DATA? 1, 4, "buf2"') is None
+    assert smu.handle(':TRAC:DATA? 0, 1, "buf2"') is None
+    assert smu.handle(':TRAC:DATA? 1, 1, "nobuf"') is None
+    assert smu.handle(':TRAC:MAKE "buf2", 10;:TRAC:MAKE "x", 0;:TRAC:DEL "defbuffer1"') is None
+    assert codes(smu) == "-222,-222,-224,-224,-222,-221"
+    smu.handle(':TRAC:POIN 50, "buf2"')
+    assert smu.handle(':TRAC:ACT? "buf2";:TRAC:POIN? "buf2"') == "0;50"
+    smu.handle(':TRAC:DEL "buf2"')
+    assert smu.handle(':TRAC:ACT? "buf2"') is None and codes(smu) == "-224"
+
+
+def test_sweep_too_big_for_the_buffer_is_refused(smu: Keithley2450Emulator) -> None:
+    smu.handle(':TRAC:MAKE "small", 20;:SOUR:VOLT:ILIM 0.01;:OUTP ON')
+    smu.handle(':SOUR:SWE:VOLT:LIN 0, 1, 5, -1, 2, AUTO, OFF, ON, "small"')  # 5 x 2 (dual) x 2 = 20 fits
+    assert codes(smu) == "0"
+    smu.handle(':SOUR:SWE:VOLT:LIN 0, 1, 21, -1, 1, AUTO, OFF, OFF, "small"')
+    assert codes(smu) == "-221"
+    smu.handle(":INIT")  # the previous sweep is still the trigger model
+    v = values(smu.handle(':TRAC:DATA? 1, 20, "small", SOUR'))
+    assert v == pytest.approx(2 * ([0, 0.25, 0.5, 0.75, 1.0] + [1.0, 0.75, 0.5, 0.25, 0]), abs=1e-3)
+
+
+def test_fail_abort_stops_the_sweep_at_the_limit(smu: Keithley2450Emulator) -> None:
+    smu.handle(":SOUR:VOLT:ILIM 2e-4;:OUTP ON")
+    smu.handle(":SOUR:SWE:VOLT:LIN 0, 1, 11, 0, 1, AUTO, ON")  # |I| > 0.2 mA below 0.3 V
+    smu.handle(":INIT")
+    assert smu.handle(":TRAC:ACT?") == "1"
+    assert int(smu.handle(":TRAC:DATA? 1, 1, 'defbuffer1', SOURSTAT") or 0) & 4
+    smu.handle(":TRAC:CLE;:SOUR:SWE:VOLT:LIN 0, 1, 11, 0, 1, AUTO, OFF;:INIT")
+    readings = values(smu.handle(":TRAC:DATA? 1, 11, 'defbuffer1', READ"))
+    assert len(readings) == 11 and min(readings) == pytest.approx(-2e-4, rel=1e-3)
+
+
+def test_sweep_argument_checks(smu: Keithley2450Emulator) -> None:
+    smu.handle(":SOUR:SWE:CURR:LIN 0, 1e-3, 5")  # sourcing voltage
+    smu.handle(":SOUR:SWE:VOLT:LIN 0, 300, 5;:SOUR:SWE:VOLT:LIN 0, 1, 1;:SOUR:SWE:VOLT:LIN 0, 1, 5, 10e-6")
+    smu.handle(":SOUR:SWE:VOLT:LIN 0, 1, 5, 0, 0")  # infinite count is not emulated
+    smu.handle(":SOUR:SWE:VOLT:LIN 0, 1, 5, 0, 1, BEST, ON, OFF, \"defbuffer1\", 7")
+    assert codes(smu) == "-221,-222,-222,-222,-222,-108"
+    smu.handle(":SOUR:SWE:VOLT:LIN:STEP 0, 1, 0.25, 0;:SOUR:VOLT:ILIM 0.01;:OUTP ON;:INIT")
+    assert values(smu.handle(":TRAC:DATA? 1, 5, 'defbuffer1', SOUR")) == pytest.approx(
+        [0, 0.25, 0.5, 0.75, 1.0], abs=1e-3)
+
+
+def test_list_sweep(smu: Keithley2450Emulator) -> None:
+    smu.handle(":SOUR:LIST:VOLT 0.1, 0.4, 0.2;:SOUR:LIST:VOLT:APP 0.3;:SOUR:VOLT:READ:BACK OFF")
+    assert smu.handle(":SOUR:LIST:VOLT:POIN?") == "4"
+    smu.handle(":SOUR:SWE:VOLT:LIST 2, 0;:SOUR:VOLT:ILIM 0.01;:OUTP ON;:INIT")
+    assert values(smu.handle(":TRAC:DATA? 1, 3, 'defbuffer1', SOUR")) == [0.4, 0.2, 0.3]
+
+
+def test_current_limit_and_trip(smu: Keithley2450Emulator, bench: FakeBench) -> None:
+    smu.handle(":SOUR:VOLT:ILIM 1e-4;:SOUR:VOLT 0;:OUTP ON")
+    assert smu.handle(":SOUR:VOLT:ILIM?;:SOUR:VOLT:ILIM:TRIP?") == "1.000000E-04;1"
+    assert values(smu.handle(":READ?"))[0] == pytest.approx(-1e-4, rel=1e-3)
+    assert bench.bias == pytest.approx(0.4, abs=1e-4)
+    smu.handle(":SOUR:VOLT:ILIM 2")  # beyond 1.05 A
+    smu.handle(":SOUR:VOLT:ILIM 0.5;:SOUR:VOLT 100")  # 1 A range with the 200 V range
+    assert codes(smu) == "-222,-221"
+    assert smu.handle(":SOUR:VOLT:ILIM?;:SOUR:VOLT:ILIM:TRIP?;:SOUR:VOLT?") == "5.000000E-01;0;0.000000E+00"
+
+
+def test_per_function_nplc_rsense_and_delay(smu: Keithley2450Emulator, bench: FakeBench) -> None:
+    smu.handle(":SENS:CURR:NPLC 0.1;:SENS:VOLT:NPLC 5;:SENS:CURR:NPLC 20;:SENS:CURR:NPLC 0.001")
+    nplcs = smu.handle(":SENS:CURR:NPLC?;:SENS:VOLT:NPLC?;:SENS:RES:NPLC?")
+    assert nplcs == "1.000000E-01;5.000000E+00;1.000000E+00"
+    assert codes(smu) == "-222,-222"
+    smu.handle(":SENS:CURR:RSEN ON")
+    assert smu.handle(":SENS:CURR:RSEN?;:SENS:VOLT:RSEN?") == "1;0"
+    smu.handle(":SOUR:VOLT:DEL 0.25;:SENS:CURR:AZER OFF;:OUTP ON")
+    assert smu.handle(":SOUR:VOLT:DEL:AUTO?") == "0"
+    t0 = bench.clock.now()
+    smu.handle(":READ?")
+    assert bench.clock.now() - t0 == pytest.approx(0.25 + 0.1 / LINE_HZ + 0.5e-3)
+
+
+def test_output_off_reading_is_not_a_number(smu: Keithley2450Emulator, bench: FakeBench) -> None:
+    assert smu.handle("OUTPUT?") == "0"
+    assert values(smu.handle(':READ? "defbuffer1", READ, SOUR')) == [9.91e37, 0.0]
+    assert bench.bias is None
+    smu.handle(":OUTP:VOLT:SMOD ZERO")
+    assert bench.bias == 0.0 and smu.handle(":OUTP:VOLT:SMOD?") == "ZERO"
+
+
+def test_2400_only_commands_are_undefined(smu: Keithley2450Emulator) -> None:
+    for message in (":TRAC:FEED SENSE", ":TRAC:FEED:CONT NEXT", ":SYST:RSEN 1", ":SENS:CURR:PROT 0.1",
+                    ":FORM:ELEM VOLT,CURR", ":TRIG:COUN 10", ":STAT:MEAS:ENAB 512", ":SOUR:VOLT:MODE SWE",
+                    ":TRIGGER:COUNT?", ":CALC3:DATA?"):
+        assert smu.handle(message) is None
+        assert smu.handle(":SYST:ERR?") == '-113,"Undefined header"', message
+
+
+def test_rst_clears_buffers_and_settings(smu: Keithley2450Emulator) -> None:
+    smu.handle(':TRAC:MAKE "keep", 10;:SOUR:VOLT 1;:SENS:FUNC "VOLT";:OUTP ON;:READ?;:SENS:CURR:NPLC 3')
+    smu.handle("*RST;:stat:pres;:*CLS;")
+    assert smu.handle(':OUTP?;:SOUR:VOLT?;:SENS:FUNC?;:TRAC:ACT?;:SENS:CURR:NPLC?;:SOUR:VOLT:ILIM?') == (
+        '0;0.000000E+00;"CURR:DC";0;1.000000E+00;1.050000E-04')
+    assert smu.handle(':TRAC:ACT? "keep"') is None
+    assert codes(smu) == "-224"
+
+
+def test_statistics_skip_unmeasured_readings(smu: Keithley2450Emulator) -> None:
+    smu.handle(":READ?")  # output off: +9.91E37
+    assert smu.handle(":TRAC:STAT:AVER?") is None and codes(smu) == "-230"
+    smu.handle(":SOUR:VOLT:ILIM 0.01;:SOUR:VOLT 0.3;:OUTP ON;:SENS:COUN 4;:READ?")
+    assert values(smu.handle(":TRACe:STATistics:AVERage?"))[0] == pytest.approx(-2e-4, abs=1e-6)
+    assert values(smu.handle(":TRAC:STAT:STDD? 'defbuffer1'"))[0] < 1e-6
+
+
+# Command strings of the stock PyMeasure 0.16 Keithley2450 (templates as in its source, with a value);
+# the test checks each template still appears in the installed source.
+STOCK_2450 = [
+    ("*RST;:stat:pres;:*CLS;", None, None),
+    (":SOUR:FUNC %s", "VOLT", None),
+    (":SOUR:FUNC?", None, "VOLT"),
+    (":SOUR:VOLT:RANG:AUTO 1", None, None),
+    (":SOUR:VOLT:ILIM %g", 0.1, None),
+    ("SYST:ERR?", None, '0,"No error"'),
+    (":SENS:FUNC 'CURR';:SENS:CURR:NPLC %f;", 1, None),
+    (":SENS:CURR:RANG:AUTO 1;", None, None),
+    ("OUTPUT ON", None, None),
+    ("OUTPUT?", None, "1"),
+    (":SOUR:VOLT:LEV %g", 0.3, None),
+    (":SOUR:VOLT?", None, "3.000000E-01"),
+    (":SOUR:VOLT:ILIM?", None, "1.000000E-01"),
+    (":SENS:CURR:NPLC?", None, "1.000000E+00"),
+    (":SENS:CURR:RANG:AUTO 0;:SENS:CURR:RANG %g", 0.001, None),
+    (":SENS:CURR:RANG?", None, "1.000000E-03"),
+    (":SOUR:VOLT:RANG:AUTO 0;:SOUR:VOLT:RANG %g", 2, None),
+    (":SOUR:VOLT:DEL %g", 0.001, None),
+    (":SOUR:VOLT:DEL:AUTO %d", 1, None),
+    (":SENS:RES:RSENSE %d", 1, None),
+    (":SENS:CURR:AVER:TCON %s", "REP", None),
+    (":SENS:CURR:AVER:COUNT %d", 4, None),
+    (":SENS:CURR:AVER %s", "OFF", None),
+    (":OUTP:VOLT:SMOD %s", "HIMP", None),
+    (":ROUT:TERM FRON", None, None),
+    (":SOUR:CURR:VLIM %g", 10, None),
+    (":READ?", None, None),
+    (":TRACe:STATistics:AVERage?", None, None),
+    ("*TRG", None, None),
+    (":ABOR", None, None),
+    ("OUTPUT OFF", None, None),
+    (":SENS:FUNC 'VOLT';:SENS:VOLT:NPLC %f;", 2, None),
+    (":SENS:VOLT:RANG:AUTO 1;", None, None),
+    (":SENS:FUNC 'RES';:SENS:RES:NPLC %f;", 1, None),
+    (":SENS:RES:RANG:AUTO 1;", None, None),
+    (":SENS:FUNC 'CURR';:SENS:CURR:NPLC %f;", 1, None),
+    (":SYST:BEEP %g, %g", (1000, 0.1), None),
+]
+
+
+def test_stock_pymeasure_2450_traffic(smu: Keithley2450Emulator) -> None:
+    import pymeasure.instruments.generic_types as generic
+    import pymeasure.instruments.keithley.buffer as buffer
+    import pymeasure.instruments.keithley.keithley2450 as k2450
+
+    source = inspect.getsource(k2450) + inspect.getsource(buffer) + inspect.getsource(generic)
+    for template, arg, expected in STOCK_2450:
+        assert template.split(";")[0].split(" %")[0] in source, template
+        message = template % arg if arg is not None else template
+        reply = smu.handle(message)
+        if expected is not None:
+            assert reply == expected, message
+        assert smu.handle(":SYST:ERR?") == '0,"No error"', message
+    smu.handle("OUTPUT ON")
+    assert len(values(smu.handle(":READ?"))) == 1  # stock `current` property
+    # KeithleyBuffer.config_buffer sends 2400-only commands: the native set rejects them
+    smu.handle(":STAT:PRES;*CLS;*SRE 1;:STAT:MEAS:ENAB 512;")
+    smu.handle(":TRAC:FEED SENSE;:TRAC:FEED:CONT NEXT;")
+    assert smu.handle(":TRIGGER:COUNT?") is None
+    assert codes(smu) == "-113,-113,-113"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30))
+def test_random_text_never_breaks_the_emulator(text: str) -> None:
+    smu = Keithley2450Emulator(FakeBench())
+    reply = smu.handle(text)
+    assert reply is None or "?" in text
+    assert smu.handle("*LANG?") == "SCPI" or text.upper().lstrip(":").startswith("*LANG")
