@@ -39,7 +39,23 @@ from typing import Any
 
 import numpy as np
 
-from sim_instruments.keithley2400 import (
+from sim_instruments.keithley2400 import sense_function_name
+from sim_instruments.scpi import (
+    COMMON_COMMANDS,
+    SYSTEM_ERROR_COMMANDS,
+    Command,
+    EventRegister,
+    Params,
+    ScpiError,
+    ScpiInstrument,
+    choice,
+    flag,
+    noop,
+    nr3,
+    number,
+    status_register_commands,
+)
+from sim_instruments.smu_physics import (
     AUTO_DELAY_S,
     HEADROOM,
     NOT_MEASURED,
@@ -55,23 +71,7 @@ from sim_instruments.keithley2400 import (
     integration_time_s,
     pick_range,
     reading_noise,
-    sense_function_name,
     step_range,
-)
-from sim_instruments.scpi import (
-    COMMON_COMMANDS,
-    SYSTEM_ERROR_COMMANDS,
-    Command,
-    EventRegister,
-    Params,
-    ScpiError,
-    ScpiInstrument,
-    choice,
-    flag,
-    noop,
-    nr3,
-    number,
-    status_register_commands,
 )
 
 FRAMING: dict[str, Any] = {"read_termination": "\n", "write_termination": "\n"}

@@ -1,0 +1,141 @@
+"""Source-measure physics shared by the Keithley emulators: ranges, compliance, noise, timing.
+
+The terminal of a source-meter forcing a voltage or a current onto the bench's cell, with the model's range and
+power envelope, compliance (the limit clamps the other quantity), range-dependent reading noise and the
+integration time of one reading (instruments ref. §1.2, §1.7, §2.2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+
+from sim_instruments.scpi import ScpiError
+
+OVERFLOW = 9.9e37
+NOT_MEASURED = 9.91e37
+HEADROOM = 1.05  # a range sources and clamps up to 105 % of its nominal value
+OVERRANGE = 1.055  # readings above 105.5 % of the range are over-range
+NOISE_FRACTION = 2e-5  # rms reading noise / range at 1 NPLC
+OVERHEAD_S = 0.5e-3
+AUTO_DELAY_S = 1e-3
+RES_RANGES_OHM = (20.0, 200.0, 2e3, 20e3, 200e3, 2e6, 20e6, 200e6)
+
+
+@dataclass(frozen=True)
+class SmuModel:
+    """Capabilities of one model. hv_cap_A: highest current range usable on the top voltage range."""
+
+    name: str
+    v_ranges_V: tuple[float, ...]
+    i_ranges_A: tuple[float, ...]
+    v_max_V: float
+    i_max_A: float
+    hv_cap_A: float
+    firmware: str = "C30   Mar 17 2006 09:29:29/A02  /K/J"
+
+
+MODELS = {
+    "2400": SmuModel("2400", (0.2, 2, 20, 200), (1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0), 210.0, 1.05, 0.1),
+    "2420": SmuModel("2420", (0.2, 2, 20, 60), (1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 3.0), 63.0, 3.15, 1.0),
+}
+
+
+# ------------------------------------------------------------------------------------ source-measure physics
+def pick_range(value: float, ranges: tuple[float, ...]) -> float | None:
+    """Lowest range holding |value| (up to 105 %), None if none does."""
+    return next((r for r in ranges if abs(value) <= r * HEADROOM * (1 + 1e-12)), None)
+
+
+def step_range(current: float, ranges: tuple[float, ...], up: bool) -> float:
+    """The next range up or down from ``current`` (saturating)."""
+    i = min(range(len(ranges)), key=lambda k: abs(ranges[k] - current))
+    return ranges[min(i + 1, len(ranges) - 1)] if up else ranges[max(i - 1, 0)]
+
+
+def integration_time_s(nplc: float, line_Hz: float, autozero: bool) -> float:
+    """A/D window (s): NPLC / f_line, tripled by auto-zero's reference and zero conversions (§1.7)."""
+    return nplc / line_Hz * (3.0 if autozero else 1.0)
+
+
+def reading_noise(rng: np.random.Generator, range_value: float, nplc: float, n_avg: int = 1) -> float:
+    """Gaussian reading noise (same unit as the range), smaller with longer integration and averaging."""
+    return float(rng.normal(0.0, NOISE_FRACTION * range_value / math.sqrt(max(nplc, 0.01) * max(n_avg, 1))))
+
+
+@dataclass
+class Terminal:
+    """What the SMU output holds: voltage (V), current (A, SMU convention), whether a limit is active."""
+
+    v_V: float
+    i_A: float
+    limited: bool
+
+
+def check_envelope(model: SmuModel, source_fn: str, src_range: float, limit: float) -> None:
+    """-221 unless (source range, range of the limit) is inside the power envelope: the top V range caps the
+    current range at ``hv_cap_A``, the top I range caps the voltage range at 20 V (§1.2, §2.2)."""
+    other = model.i_ranges_A if source_fn == "VOLT" else model.v_ranges_V
+    lim_range = pick_range(limit, other) or other[-1]
+    v_range, i_range = (src_range, lim_range) if source_fn == "VOLT" else (lim_range, src_range)
+    if (v_range >= model.v_ranges_V[-1] and i_range > model.hv_cap_A) or (
+        i_range >= model.i_ranges_A[-1] and v_range > 20.0
+    ):
+        raise ScpiError(-221, "power envelope")
+
+
+def _probe(bench: Any, v_V: float) -> float:
+    bench.set_cell_bias(v_V)
+    return float(bench.cell_current_A())
+
+
+def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float) -> tuple[float, bool]:
+    """Terminal voltage in [v_min, v_max] where the cell current equals ``target_A`` (I(V) rises with V).
+
+    Expands a bracket from ``v0`` (so extreme biases are only probed when needed), then refines it with
+    Brent's method to 0.1 uV. Returns (V, reached); the bench is left biased at V.
+    """
+    f0 = _probe(bench, v0) - target_A
+    if f0 == 0.0:
+        return v0, True
+    up = f0 < 0.0
+    lo = hi = v0
+    step = 0.01
+    while True:
+        edge = min(v0 + step, v_max) if up else max(v0 - step, v_min)
+        f = _probe(bench, edge) - target_A
+        if (f >= 0.0) == up or f == 0.0:
+            lo, hi = (lo, edge) if up else (edge, hi)
+            break
+        if edge in (v_min, v_max):
+            return edge, False
+        lo, hi = (edge, hi) if up else (lo, edge)
+        step *= 2.0
+    if hi - lo > 1e-7:
+        v = float(brentq(lambda x: _probe(bench, x) - target_A, lo, hi, xtol=1e-7))
+    else:
+        v = 0.5 * (lo + hi)
+    bench.set_cell_bias(v)
+    return v, True
+
+
+def force_voltage(bench: Any, v_V: float, limit_A: float, v_abs_max_V: float) -> Terminal:
+    """Source ``v_V`` with current limit ``limit_A``; in compliance the current is held at +-limit."""
+    i = _probe(bench, v_V)
+    if abs(i) <= limit_A:
+        return Terminal(v_V, i, False)
+    target = math.copysign(limit_A, i)
+    v, _ = solve_voltage(bench, target, v_V, -v_abs_max_V, v_abs_max_V)
+    return Terminal(v, target, True)
+
+
+def force_current(bench: Any, i_A: float, limit_V: float, v_start_V: float = 0.0) -> Terminal:
+    """Source ``i_A`` with voltage limit ``limit_V``; in compliance the voltage is held at +-limit."""
+    v, reached = solve_voltage(bench, i_A, min(max(v_start_V, -limit_V), limit_V), -limit_V, limit_V)
+    if reached:
+        return Terminal(v, i_A, False)
+    return Terminal(v, float(bench.cell_current_A()), True)
