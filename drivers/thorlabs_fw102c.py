@@ -1,0 +1,169 @@
+"""PyMeasure driver for the Thorlabs FW102C / FW212C motorised filter wheel (115200 baud 8N1, CR).
+
+The FW102C is a serial console like the SC10: it echoes every command, prints a reply line for queries (and
+for errors), then the prompt ``"> "`` (no terminator). After ``pos=n`` the prompt comes only once the wheel is
+in position, so that read runs under a timeout long enough for a half turn (``move_timeout_s``). Every
+exchange is
+
+    write ``cmd`` -> read echo line -> [read reply line] -> read the 2-byte prompt
+
+and an error line (``Command error CMD_NOT_DEFINED`` / ``CMD_ARG_INVALID``) before the prompt is raised as
+:class:`FW102CError`. Command set and framing sources: see ``sim_instruments/fw102c.py`` (reference §5).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set
+
+PROMPT = "> "
+MAX_SLOTS = 12
+
+
+class FW102CError(RuntimeError):
+    """The controller answered with an error string, or the exchange broke the echo/prompt framing."""
+
+
+class ThorlabsFW102C(Instrument):
+    """Thorlabs FW102C (6 or 12 slots) filter wheel controller.
+
+    adapter: VISA resource name (e.g. ``ASRL/dev/ttyUSB0::INSTR``, ``ASRLsocket://127.0.0.1:5025::INSTR``)
+    or a PyMeasure adapter; with an adapter object the caller sets its terminations to CR.
+    """
+
+    #: read timeout for the prompt after ``pos=n`` (s): a half turn of a 12-slot wheel at slow speed is
+    #: ~12 s (2 s/slot [M]), hispec's driver allows 5 s at high speed
+    move_timeout_s = 20.0
+
+    def __init__(self, adapter: Any, name: str = "Thorlabs FW102C filter wheel", **kwargs: Any) -> None:
+        kwargs.setdefault("read_termination", "\r")
+        kwargs.setdefault("write_termination", "\r")
+        asrl = {"baud_rate": 115200, "data_bits": 8} | kwargs.pop("asrl", {})
+        super().__init__(adapter, name, includeSCPI=False, asrl=asrl, **kwargs)
+
+    # -- framing -------------------------------------------------------------------------------------------
+    def write(self, command: str, **kwargs: Any) -> None:
+        """Send ``command``, consume its echo; for a non-query also consume the prompt (raise on an error).
+
+        ``pos=n`` is exchanged with the read timeout raised to :attr:`move_timeout_s`.
+        """
+        if command.startswith("pos="):
+            # the echo too: a transport that buffers the echo with the prompt delivers it after the move
+            with self._timeout_at_least(self.move_timeout_s):
+                self._write_and_check(command, **kwargs)
+        else:
+            self._write_and_check(command, **kwargs)
+
+    def _write_and_check(self, command: str, **kwargs: Any) -> None:
+        super().write(command, **kwargs)
+        echo = super().read()
+        if echo.strip() != command:
+            raise FW102CError(f"{self.name}: sent {command!r}, echo was {echo!r}")
+        if not command.endswith("?"):
+            self._expect_prompt(command)
+
+    def read(self, **kwargs: Any) -> str:
+        """Read a query's reply line and the prompt after it; raise :class:`FW102CError` on an error line."""
+        reply = super().read(**kwargs)
+        self._expect_prompt("query")
+        if _is_error(reply):
+            raise FW102CError(f"{self.name}: {reply.strip()}")
+        return reply.strip()
+
+    def _expect_prompt(self, context: str) -> None:
+        head = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
+        if head == PROMPT:
+            return
+        line = head + super().read()  # an error line came before the prompt
+        tail = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
+        if tail != PROMPT:
+            raise FW102CError(f"{self.name}: expected prompt after {line!r}, got {tail!r}")
+        raise FW102CError(f"{self.name}: {context!r} -> {line.strip()}")
+
+    @contextmanager
+    def _timeout_at_least(self, seconds: float) -> Iterator[None]:
+        """Raise the VISA read timeout (ms) to ``seconds`` for the duration, then restore it."""
+        connection = getattr(self.adapter, "connection", None)
+        old = getattr(connection, "timeout", None)
+        if isinstance(old, bool) or not isinstance(old, (int, float)):
+            yield  # no numeric timeout to raise (None = infinite, or a test double)
+            return
+        connection.timeout = max(old, seconds * 1000.0)
+        try:
+            yield
+        finally:
+            connection.timeout = old
+
+    def _integer(self, command: str) -> int:
+        reply = self.ask(command)
+        if not (reply.isascii() and reply.isdigit()):
+            raise FW102CError(f"{self.name}: unexpected reply {reply!r} to {command!r}")
+        return int(reply)
+
+    # -- identity and state --------------------------------------------------------------------------------
+    @property
+    def idn(self) -> str:
+        """Model and firmware, e.g. ``THORLABS FW102C/FW212C Filter Wheel version 1.07`` (``*idn?``)."""
+        return self.ask("*idn?")
+
+    @property
+    def id(self) -> str:
+        """Same as :attr:`idn`."""
+        return self.idn
+
+    @property
+    def position(self) -> int:
+        """Slot in the beam (1 to :attr:`slot_count`). Setting returns once the wheel is there (``pos=n``
+        answers its prompt on arrival), then checks ``pos?``; a slot beyond the wheel raises
+        :class:`FW102CError` (``CMD_ARG_INVALID``)."""
+        return self._integer("pos?")
+
+    @position.setter
+    def position(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer() \
+                or not 1 <= value <= MAX_SLOTS:
+            raise ValueError(f"filter wheel position must be an integer 1-{MAX_SLOTS}, not {value!r}")
+        value = int(value)
+        self.write(f"pos={value}")
+        reached = self.position
+        if reached != value:
+            raise FW102CError(f"{self.name}: wheel at slot {reached} after 'pos={value}'")
+
+    slot_count = Instrument.control(
+        "pcount?", "pcount=%d",
+        """Number of slots of the wheel the controller drives: 6 or 12 (``pcount``).""",
+        validator=strict_discrete_set, values=[6, 12], cast=int,
+    )
+
+    speed_high = Instrument.control(
+        "speed?", "speed=%d",
+        """High-speed (True) or slow (False) move profile (``speed``).""",
+        validator=strict_discrete_set, values={True: 1, False: 0}, map_values=True,
+    )
+
+    sensors_always_on = Instrument.control(
+        "sensors?", "sensors=%d",
+        """Position sensors always on (True) or off while idle (False, no stray light) (``sensors``).""",
+        validator=strict_discrete_set, values={True: 1, False: 0}, map_values=True,
+    )
+
+    def save(self) -> None:
+        """Store the present settings as power-on defaults (``save``)."""
+        self.write("save")
+
+    def safe_state(self) -> None:
+        """Nothing to do: a filter wheel has no hazardous state, and moving it would change the beam."""
+
+    def shutdown(self) -> None:
+        """Mark the instrument shut down (the wheel is left where it is; see :meth:`safe_state`)."""
+        self.safe_state()
+        super().shutdown()
+
+
+def _is_error(reply: str) -> bool:
+    return "CMD_NOT_DEFINED" in reply or "CMD_ARG_INVALID" in reply or reply.startswith("Command error")
