@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from drivers.cornerstone import Cornerstone130, Cornerstone260
 from drivers.keithley2400 import Keithley2400, Keithley2420
 from drivers.keithley2450 import Keithley2450
+from drivers.sr830 import SR830
+from drivers.thorlabs_fw102c import ThorlabsFW102C
 from drivers.thorlabs_sc10 import ThorlabsSC10
 
 REGISTRY: dict[str, type] = {
@@ -13,6 +16,21 @@ REGISTRY: dict[str, type] = {
     "keithley2450": Keithley2450,
     # shutter controllers
     "thorlabs_sc10": ThorlabsSC10,
+    # EQE bench
+    "cornerstone260": Cornerstone260,
+    "cornerstone130": Cornerstone130,
+    "thorlabs_fw102c": ThorlabsFW102C,
+    "sr830": SR830,
 }
 
-__all__ = ["REGISTRY", "Keithley2400", "Keithley2420", "Keithley2450", "ThorlabsSC10"]
+__all__ = [
+    "REGISTRY",
+    "Cornerstone130",
+    "Cornerstone260",
+    "Keithley2400",
+    "Keithley2420",
+    "Keithley2450",
+    "SR830",
+    "ThorlabsFW102C",
+    "ThorlabsSC10",
+]

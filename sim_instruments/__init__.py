@@ -11,10 +11,14 @@ EMULATORS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "keithley2420": ("sim_instruments.keithley2400", "Keithley2400Emulator", {"model": "2420"}),
     "keithley2450": ("sim_instruments.keithley2450", "Keithley2450Emulator", {}),
     "thorlabs_sc10": ("sim_instruments.sc10", "SC10Emulator", {}),
+    "cornerstone260": ("sim_instruments.cornerstone", "CornerstoneEmulator", {"model": "260"}),
+    "cornerstone130": ("sim_instruments.cornerstone", "CornerstoneEmulator", {"model": "130"}),
+    "thorlabs_fw102c": ("sim_instruments.fw102c", "FW102CEmulator", {}),
+    "sr830": ("sim_instruments.sr830", "SR830Emulator", {}),
 }
 
 #: emulators reached like serial instruments (ASRLsocket:// over TCP)
-SERIAL_DRIVERS = {"thorlabs_sc10"}
+SERIAL_DRIVERS = {"thorlabs_sc10", "cornerstone260", "cornerstone130", "thorlabs_fw102c"}
 
 
 def make_emulator(driver: str, bench: Any) -> Any:
