@@ -260,3 +260,38 @@ def responsivity_at(table: CalibrationTable, wavelength_nm: ArrayLike) -> FloatO
         )
     r = np.interp(wl, table.wavelength_nm, table.responsivity_A_W)
     return float(r) if r.ndim == 0 else r
+
+
+def load_spectrum(path: str | PathLike[str]) -> tuple[NDArray, NDArray]:
+    """A light source's spectrum from a CSV of ``wavelength_nm, irradiance`` (any consistent unit, W/m²/nm
+    typically; only its shape matters for the mismatch factor). ``#`` lines and one header line are skipped.
+    Errors name the file, the line and the value."""
+    source = str(path)
+    try:
+        text = _decode(Path(path).read_bytes())
+    except OSError as exc:
+        raise CalibrationError(source, f"cannot read: {exc.strerror}") from None
+    rows: list[tuple[float, float]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in re.split(r"[,\t]", line)]
+        if len(fields) != 2:
+            raise CalibrationError(source, f"{line!r}: allowed exactly 2 columns, wavelength_nm and irradiance", lineno)
+        if not rows:
+            try:
+                float(fields[0])
+            except ValueError:
+                continue  # header
+        wl = _number(fields[0], "wavelength", _WL_ALLOWED, source, lineno)
+        e = _number(fields[1], "irradiance", "a number >= 0", source, lineno)
+        if e < 0:
+            raise CalibrationError(source, f"irradiance {e:g} at {wl:g} nm is negative; allowed: >= 0", lineno)
+        if rows and wl <= rows[-1][0]:
+            raise CalibrationError(source, f"wavelength {wl:g} nm does not increase; wavelengths must increase",
+                                   lineno)
+        rows.append((wl, e))
+    if len(rows) < 2:
+        raise CalibrationError(source, f"needs at least 2 data rows, found {len(rows)}")
+    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])

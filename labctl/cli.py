@@ -91,6 +91,8 @@ def run_cmd(
         raise _InputError(str(exc)) from None
     out = Path(out_dir) if out_dir else (path.parent / config.station.data_dir)
     station = Station(config)
+    if sys.stdin.isatty():
+        station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
     console = Console(stderr=True, quiet=as_json)
     with Progress(
         TextColumn(f"[bold]{procedure_name}[/] {sample}"),
@@ -153,7 +155,14 @@ def _fmt(fmt: str, value: Any) -> str:
 
 
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
-    directions = [d for d in ("reverse", "forward", "qss") if d in results]
+    directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
+    if not directions:
+        for key, value in results.items():
+            if isinstance(value, float):
+                console.print(f"{key}: {value:.6g}")
+            elif not isinstance(value, dict):
+                console.print(f"{key}: {value}")
+        return
     if directions:
         table = Table(title="Figures of merit")
         table.add_column("")
@@ -235,6 +244,36 @@ def export_cmd(file: str, as_csv: bool, out: str | None) -> None:
 
     for path in export_csv(_open_run(file), out):
         click.echo(str(path))
+
+
+# -- analysis -------------------------------------------------------------------------------------------------
+@main.group("analyze")
+def analyze_group() -> None:
+    """Analyses of run files and tables."""
+
+
+@analyze_group.command("mismatch")
+@click.option("--eqe", "eqe_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="EQE run file of the device under test")
+@click.option("--reference-sr", default="csi-reference-typical", show_default=True,
+              help="reference cell's spectral response: a CSV (wavelength_nm, A/W) or csi-reference-typical")
+@click.option("--simulator-spectrum", default="am15g", show_default=True,
+              help="solar simulator spectrum at the test plane: a CSV (wavelength_nm, irradiance) or am15g")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def analyze_mismatch(eqe_file: str, reference_sr: str, simulator_spectrum: str, as_json: bool) -> None:
+    """Spectral mismatch factor M (IEC 60904-7) for a J–V under this simulator; use it as --set mismatch=M."""
+    from labctl.calibration import CalibrationError
+    from labctl.mismatch import mismatch_for_run
+
+    try:
+        m, details = mismatch_for_run(_open_run(eqe_file), reference_sr, simulator_spectrum)
+    except (CalibrationError, ValueError) as exc:
+        raise _InputError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"mismatch": m, **details}))
+    else:
+        click.echo(f"M = {m:.6f}  (over {details['wavelength_min_nm']:g}-{details['wavelength_max_nm']:g} nm)")
+        click.echo(f"use: labctl run jv --set mismatch={m:.6f}")
 
 
 # -- station --------------------------------------------------------------------------------------------------

@@ -109,6 +109,18 @@ class DegradationConfig(_Strict):
     rs_growth_per_h: float = Field(0.0, ge=0)
 
 
+class EQEConfig(_Strict):
+    """Simulated cell's spectral EQE: a plateau above the band gap and an Urbach tail below (methods ref. §6.3).
+
+    ``plateau: null`` derives it so that ∫EQE·Φ_AM1.5G = jph_mA_cm2, which makes the EQE consistent with the
+    J–V photocurrent of the same cell."""
+
+    bandgap_eV: float = Field(1.5789, gt=0.3, lt=4.5)
+    urbach_meV: float = Field(20.0, gt=1, lt=500)
+    plateau: float | None = Field(None, gt=0, le=1)
+    shape: list[tuple[float, float]] | None = Field(None, description="[[wavelength_nm, relative factor], ...]")
+
+
 class DeviceConfig(_Strict):
     """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6)."""
 
@@ -121,6 +133,28 @@ class DeviceConfig(_Strict):
     temperature_K: float = Field(298.15, gt=0, le=500)
     hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
+    eqe: EQEConfig = Field(default_factory=EQEConfig)
+
+
+class GratingConfig(_Strict):
+    number: int = Field(ge=1, le=3)
+    lines_per_mm: int = Field(gt=0)
+    blaze_nm: float = Field(gt=0)
+    min_nm: float = Field(ge=0)
+    max_nm: float = Field(gt=0)
+    label: str = Field(max_length=8)
+
+
+class OpticsConfig(_Strict):
+    """The simulated monochromator's gratings and bandpass (the real instrument reports its own)."""
+
+    gratings: list[GratingConfig] = Field(
+        default_factory=lambda: [
+            GratingConfig(number=1, lines_per_mm=1200, blaze_nm=500, min_nm=200, max_nm=1400, label="VIS"),
+            GratingConfig(number=2, lines_per_mm=600, blaze_nm=1000, min_nm=400, max_nm=2800, label="NIR"),
+        ]
+    )
+    bandpass_nm: float = Field(10.0, gt=0, le=50)
 
 
 class LightConfig(_Strict):
@@ -135,11 +169,73 @@ class SimulationConfig(_Strict):
     seed: int | None = 0
     light: LightConfig = Field(default_factory=LightConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig)
+    optics: OpticsConfig = Field(default_factory=OpticsConfig)
+
+
+class ReferenceDetectorConfig(_Strict):
+    """A calibrated reference photodiode: its responsivity table (built-in name or certificate CSV path)."""
+
+    responsivity: str = Field(description="si-818uv-typical, ge-818ir-typical, or a CSV file (wavelength_nm, A/W)")
+    min_nm: float = Field(gt=0)
+    max_nm: float = Field(gt=0)
+
+
+class OrderSortingRow(_Strict):
+    """From ``from_nm`` (inclusive) to ``to_nm`` (exclusive): use this grating and filter-wheel position."""
+
+    from_nm: float = Field(gt=0)
+    to_nm: float = Field(gt=0)
+    grating: int = Field(ge=1, le=3)
+    filter: int = Field(ge=1, le=12)
+
+
+class EQEBenchConfig(_Strict):
+    """The fixed hardware of the EQE bench (no remote control) and its wavelength tables."""
+
+    chopper_frequency_Hz: float = Field(220.0, gt=0, le=102_000, description="SR540 setting (Hz)")
+    preamp_gain_V_A: float | None = Field(1e6, gt=0, description="fixed transimpedance gain; null = lock-in I input")
+    filter_wheel_slots: dict[int, float | None] = Field(
+        default_factory=lambda: {1: None, 2: 400.0, 3: 700.0, 4: 1000.0, 5: None, 6: None},
+        description="long-pass cut-on (nm) in each filter-wheel slot; null = open",
+    )
+    order_sorting: list[OrderSortingRow] = Field(
+        default_factory=lambda: [
+            OrderSortingRow(from_nm=250, to_nm=480, grating=1, filter=1),
+            OrderSortingRow(from_nm=480, to_nm=780, grating=1, filter=2),
+            OrderSortingRow(from_nm=780, to_nm=1400, grating=2, filter=3),
+            OrderSortingRow(from_nm=1400, to_nm=2000, grating=2, filter=4),
+        ]
+    )
+    reference_detectors: dict[str, ReferenceDetectorConfig] = Field(
+        default_factory=lambda: {
+            "si": ReferenceDetectorConfig(responsivity="si-818uv-typical", min_nm=300, max_nm=1000),
+            "ge": ReferenceDetectorConfig(responsivity="ge-818ir-typical", min_nm=800, max_nm=1800),
+        }
+    )
+
+    @model_validator(mode="after")
+    def _rows_ordered(self) -> EQEBenchConfig:
+        for i, row in enumerate(self.order_sorting):
+            if row.to_nm <= row.from_nm:
+                raise ValueError(f"order_sorting[{i}]: to_nm = {row.to_nm} must exceed from_nm = {row.from_nm}")
+            if row.filter not in self.filter_wheel_slots:
+                raise ValueError(
+                    f"order_sorting[{i}].filter = {row.filter}: not a slot of filter_wheel_slots "
+                    f"(allowed: {sorted(self.filter_wheel_slots)})"
+                )
+        return self
+
+    def row_for(self, wavelength_nm: float) -> OrderSortingRow | None:
+        for row in self.order_sorting:
+            if row.from_nm <= wavelength_nm < row.to_nm:
+                return row
+        return None
 
 
 class StationConfig(_Strict):
     station: StationInfo = Field(default_factory=StationInfo)
     instruments: dict[str, InstrumentConfig]
+    eqe: EQEBenchConfig = Field(default_factory=EQEBenchConfig)
     simulation: SimulationConfig = Field(default_factory=lambda: SimulationConfig(enabled=False))
 
     @model_validator(mode="after")

@@ -113,6 +113,7 @@ class RunEngine:
         """Validate, connect, run and store. Raises only for problems found *before* the run file exists
         (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult."""
         procedure.station = self.station
+        procedure.data_dir = self.out_dir
         procedure.validate(self.station)
         roles = list(procedure.REQUIRES) + [r for r in procedure.OPTIONAL if r in self.station.config.instruments]
         self.station.connect(roles)

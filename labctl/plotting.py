@@ -44,6 +44,26 @@ def plot_run(run: RunData, path: str | Path | None = None) -> Path:
         if run.parameters.get("light", True) and j_max > 0:
             ax.set_ylim(-0.3 * j_max, 1.15 * j_max)  # the power quadrant, plus the start of injection
         ax.legend(loc="upper right", fontsize=8)
+    elif "eqe" in run.streams and not run.streams["eqe"].empty:
+        data = run.streams["eqe"]
+        ax.plot(data["wavelength_nm"], 100 * data["eqe"], marker=".", ms=3, lw=1)
+        ax.set_xlabel("Wavelength (nm)")
+        ax.set_ylabel("EQE (%)")
+        r = run.results
+        if r.get("jsc_integrated_mA_cm2") is not None:
+            text = f"integrated Jsc (AM1.5G) {r['jsc_integrated_mA_cm2']:.2f} mA/cm²"
+            if r.get("jsc_ratio") is not None:
+                text += f"\nJ–V Jsc {r['jsc_jv_mA_cm2']:.2f} mA/cm², ratio {r['jsc_ratio']:.3f}"
+            ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=8, va="bottom",
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+    elif "calibration" in run.streams and not run.streams["calibration"].empty:
+        data = run.streams["calibration"]
+        for detector, group in data.groupby("detector"):
+            ax.semilogy(group["wavelength_nm"], 1e6 * group["beam_power_W"], marker=".", ms=3, lw=1,
+                        label=f"reference {detector}")
+        ax.set_xlabel("Wavelength (nm)")
+        ax.set_ylabel("Beam power (µW)")
+        ax.legend(fontsize=8)
     ax.set_title(f"{run.info.get('procedure', '')} — {run.info.get('sample', '')} — {run.status}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()

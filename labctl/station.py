@@ -8,6 +8,7 @@ resource strings only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pymeasure.adapters import VISAAdapter
@@ -42,7 +43,64 @@ def build_bench(config: StationConfig, clock: Clock) -> Bench:
         degradation=Degradation(**dev.degradation.model_dump()),
     )
     light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
-    return Bench(cell=cell, light=light, clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed)
+    return Bench(cell=cell, light=light, clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
+                 optics=build_optics(config, clock))
+
+
+def dut_eqe_function(config: StationConfig):  # noqa: ANN201 - returns a callable λ_nm → EQE
+    """The simulated cell's EQE(λ), with the plateau derived from jph_mA_cm2 when not given (AM1.5G)."""
+    import numpy as np
+
+    from labctl.analysis.eqe import integrated_jsc_mA_cm2
+    from sim_instruments.optics import eqe_band_edge
+
+    dev = config.simulation.device
+    e = dev.eqe
+    plateau = e.plateau
+    if plateau is None:
+        grid = np.arange(280.0, 2000.0, 1.0)
+        unit = integrated_jsc_mA_cm2(grid, eqe_band_edge(grid, e.bandgap_eV, e.urbach_meV / 1e3, 1.0, e.shape))
+        plateau = dev.jph_mA_cm2 / unit
+
+    def eqe(wavelength_nm):  # noqa: ANN001, ANN202
+        return eqe_band_edge(wavelength_nm, e.bandgap_eV, e.urbach_meV / 1e3, plateau, e.shape)
+
+    return eqe
+
+
+def build_optics(config: StationConfig, clock: Clock):  # noqa: ANN201 - sim_instruments.optics.Optics
+    """The EQE beam path of the simulated bench, from ``config.eqe`` (hardware) and ``simulation.optics``."""
+    import numpy as np
+
+    from labctl.calibration import load_responsivity
+    from sim_instruments.optics import HC_NM_V, Grating, LongPass, Optics
+
+    bench_cfg, sim = config.eqe, config.simulation
+    dev = sim.device
+    eqe = dut_eqe_function(config)
+    divider = dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)  # small-signal short-circuit collection
+
+    def dut_responsivity(wavelength_nm: float) -> float:
+        return float(eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
+
+    references = {}
+    for name, det in bench_cfg.reference_detectors.items():
+        table = load_responsivity(det.responsivity)
+        x, y = np.asarray(table.wavelength_nm), np.asarray(table.responsivity_A_W)
+        references[name] = lambda lam, x=x, y=y: float(np.interp(lam, x, y, left=0.0, right=0.0))
+    wheel = {slot: (LongPass(cut) if cut else None) for slot, cut in bench_cfg.filter_wheel_slots.items()}
+    return Optics(
+        clock=clock,
+        gratings=[Grating(**g.model_dump()) for g in sim.optics.gratings],
+        wheel_filters=wheel,
+        mono_filters={},
+        reference_responsivity=references,
+        dut_responsivity=dut_responsivity,
+        chopper_frequency_Hz=bench_cfg.chopper_frequency_Hz,
+        preamp_gain_V_A=bench_cfg.preamp_gain_V_A,
+        bandpass_nm=sim.optics.bandpass_nm,
+        wheel_slots=6 if max(bench_cfg.filter_wheel_slots) <= 6 else 12,
+    )
 
 
 class Station:
@@ -63,6 +121,8 @@ class Station:
         #: the simulated bench behind the sim:// instruments (None on real hardware or over TCP)
         self.bench = bench
         self.instruments: dict[str, Any] = {}
+        #: asks the operator to do something by hand (e.g. swap detectors); None = nobody is there
+        self.operator: Callable[[str], None] | None = None
 
     @property
     def simulated(self) -> bool:
@@ -107,6 +167,19 @@ class Station:
             return cls(adapter)
         except Exception as exc:  # noqa: BLE001 - any transport failure becomes one clear message
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
+
+    def place_in_beam(self, detector: str) -> None:
+        """Put ``detector`` ("dut" or a reference detector's name) at the EQE sample position.
+
+        The simulated bench moves it itself; on real hardware the operator is asked through :attr:`operator`
+        (set by the CLI), and without one this raises, since nobody could do it."""
+        if self.bench is not None and self.bench.optics is not None:
+            self.bench.optics.place_in_beam(detector)
+            return
+        if self.operator is None:
+            raise StationError(f"the run needs an operator to place the '{detector}' detector in the beam")
+        self.operator(f"Place the {'device under test' if detector == 'dut' else detector + ' reference detector'} "
+                      "in the beam, then press Enter")
 
     def idn(self) -> dict[str, str]:
         """``*IDN?`` (or the model's identity query) of every connected instrument."""

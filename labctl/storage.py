@@ -41,7 +41,7 @@ def utc_now_iso() -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a data stream: name, unit ('' for dimensionless) and numpy dtype."""
+    """One column of a data stream: name, unit ('' for dimensionless) and numpy dtype (or "str")."""
 
     name: str
     units: str = ""
@@ -53,9 +53,8 @@ class _Stream:
         self.columns = list(columns)
         self.datasets = {}
         for col in self.columns:
-            ds = group.create_dataset(
-                col.name, shape=(0,), maxshape=(None,), dtype=col.dtype, chunks=(CHUNK_ROWS,)
-            )
+            dtype = _STR if col.dtype == "str" else col.dtype
+            ds = group.create_dataset(col.name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK_ROWS,))
             if col.units:
                 ds.attrs["units"] = col.units
             self.datasets[col.name] = ds
@@ -69,8 +68,11 @@ class _Stream:
         start = self.rows
         for col in self.columns:
             ds = self.datasets[col.name]
-            missing = np.nan if ds.dtype.kind == "f" else -1  # documented fill values
-            values = np.asarray([row.get(col.name, missing) for row in self.pending], dtype=ds.dtype)
+            if col.dtype == "str":
+                values = np.asarray([str(row.get(col.name, "")) for row in self.pending], dtype=object)
+            else:
+                missing = np.nan if ds.dtype.kind == "f" else -1  # documented fill values
+                values = np.asarray([row.get(col.name, missing) for row in self.pending], dtype=ds.dtype)
             ds.resize((start + n_new,))
             ds[start:] = values
         self.rows += n_new
@@ -315,5 +317,10 @@ def load_run(path: str | Path) -> RunData:
         for name, group in e.items():
             if isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata":
                 order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
-                run.streams[name] = pd.DataFrame({col: group[col][()] for col in order if col in group})
+                columns = {}
+                for col in order:
+                    if col in group:
+                        ds = group[col]
+                        columns[col] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+                run.streams[name] = pd.DataFrame(columns)
         return run

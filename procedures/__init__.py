@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from procedures.eqe import EQECalibrationProcedure, EQEProcedure
 from procedures.jv import JVProcedure
 
-REGISTRY = {"jv": JVProcedure}
+REGISTRY = {"jv": JVProcedure, "eqe": EQEProcedure, "eqe-calibration": EQECalibrationProcedure}

@@ -16,6 +16,7 @@ import numpy as np
 
 from labctl.analysis import sdm
 from sim_instruments.clock import Clock, VirtualClock
+from sim_instruments.optics import Optics
 
 HOUR_S = 3600.0
 
@@ -68,11 +69,21 @@ class CellParameters:
 
 @dataclass
 class Light:
-    """A solar simulator: nominal irradiance (W/m²), a shutter, and relative flicker (fraction, 1 σ)."""
+    """A solar simulator: nominal irradiance (W/m²), a shutter, and relative flicker (fraction, 1 σ).
+
+    ``listeners`` are called after the shutter or the irradiance changes (the EQE optics use it as bias light).
+    """
 
     irradiance_W_m2: float = 1000.0
     shutter_open: bool = True
     flicker: float = 0.0
+    listeners: list = field(default_factory=list, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name in ("shutter_open", "irradiance_W_m2"):
+            for listener in getattr(self, "listeners", ()):
+                listener()
 
     def effective_irradiance_W_m2(self, rng: np.random.Generator) -> float:
         if not self.shutter_open:
@@ -152,15 +163,27 @@ class Bench:
         clock: Clock | None = None,
         line_frequency_Hz: float = 50.0,
         seed: int | None = 0,
+        optics: Optics | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.light = light if light is not None else Light()
         self.cell = SolarCell(cell if cell is not None else CellParameters())
+        #: the EQE bench's beam path (None on a J–V-only bench)
+        self.optics = optics
+        self.light.listeners.append(self._bias_light_changed)
         self.line_frequency_Hz = line_frequency_Hz
         self.rng = np.random.default_rng(seed)
         self.lock = threading.RLock()
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
+
+    def _bias_light_changed(self) -> None:
+        """The solar simulator doubles as the EQE bench's white bias light: a DC short-circuit current."""
+        if self.optics is not None:
+            p = self.cell.params
+            jph, j0, rs = self.cell.parameters_now()
+            jsc = sdm.current_density_A_cm2(0.0, jph * self.suns, j0, p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K)
+            self.optics.set_bias_light(float(jsc) * p.area_cm2)
 
     @property
     def suns(self) -> float:

@@ -1,0 +1,366 @@
+"""External quantum efficiency with chopped monochromatic light and a lock-in (methods ref. §3).
+
+Two procedures share the wavelength scan:
+
+* ``eqe-calibration`` measures each reference photodiode (Si ≈ 818-UV, Ge ≈ 818-IR, or the user's certified
+  detectors) over its range and stores the beam power P(λ) = I_ref/R_ref(λ) as its own run file.
+* ``eqe`` holds the device at short circuit (the transimpedance preamplifier's virtual ground), measures its
+  current over the grid, and divides by the calibration run: EQE = I_DUT / (P(λ)·λ/1239.842).
+
+Per point: grating and order-sorting filter from the station's table (re-checked against the second-order rule),
+wavelength, then readings of the lock-in until the residual their slope predicts is below ``settle_tolerance``
+(``settle: convergence``, see :meth:`_WavelengthScan._measure_point`), bounded by the filter's 99 % settling
+time; or a fixed wait of ``fixed_wait_tau`` time constants (``settle: fixed``). The sensitivity follows the signal (overload → less
+sensitive; below 20 % of full scale → more sensitive).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter, Parameter
+
+from labctl.analysis.lockin import residual_factor
+from labctl.config import ConfigError
+from labctl.storage import Column, load_run
+from procedures.base import LabProcedure, StreamSpec
+
+HC_NM_V = 1239.841984
+
+_POINT_COLUMNS = [
+    Column("wavelength_nm", "nm"),
+    Column("time_s", "s"),
+    Column("current_A", "A"),
+    Column("phase_deg", "deg"),
+    Column("grating", "", "i4"),
+    Column("filter", "", "i4"),
+    Column("time_constant_s", "s"),
+    Column("sensitivity", ""),
+    Column("overload", "", "i1"),
+    Column("converged", "", "i1"),
+    Column("settle_time_s", "s"),
+]
+
+
+class _WavelengthScan(LabProcedure):
+    """Shared parameters and the per-point measurement of both EQE procedures."""
+
+    REQUIRES = ("lockin", "monochromator", "filter_wheel")
+    OPTIONAL = ("shutter",)
+
+    start_nm = FloatParameter("First wavelength", units="nm", default=300.0, minimum=200, maximum=2500)
+    stop_nm = FloatParameter("Last wavelength", units="nm", default=900.0, minimum=200, maximum=2500)
+    step_nm = FloatParameter("Wavelength step", units="nm", default=10.0, minimum=0.1, maximum=500)
+    time_constant_s = FloatParameter("Lock-in time constant", units="s", default=0.1, minimum=1e-5, maximum=3e4)
+    filter_slope_dB = ListParameter("Lock-in filter slope", choices=[6, 12, 18, 24], default=24, units="dB/oct")
+    settle = ListParameter("Settling rule", choices=["convergence", "fixed"], default="convergence")
+    settle_tolerance = FloatParameter("Convergence - predicted residual over reading", units="", default=0.002,
+                                      minimum=1e-5, maximum=0.1)
+    fixed_wait_tau = FloatParameter("Fixed wait", units="tau", default=10.0, minimum=0.0, maximum=100)
+
+    def validate(self, station) -> None:  # noqa: ANN001
+        super().validate(station)
+        if self.stop_nm < self.start_nm:
+            raise ConfigError(f"parameter stop_nm = {self.stop_nm}: must not be below start_nm = {self.start_nm}")
+        table = station.config.eqe
+        for lam in self.wavelengths_nm():
+            if table.row_for(lam) is None:
+                raise ConfigError(
+                    f"parameter start_nm/stop_nm: {lam:g} nm is not covered by eqe.order_sorting in the station "
+                    f"(covered: {', '.join(f'{r.from_nm:g}-{r.to_nm:g} nm' for r in table.order_sorting)})"
+                )
+
+    def wavelengths_nm(self) -> np.ndarray:
+        n = int(math.floor((self.stop_nm - self.start_nm) / self.step_nm + 1e-9)) + 1
+        return np.round(self.start_nm + self.step_nm * np.arange(n), 6)
+
+    # -- instruments --------------------------------------------------------------------------------------------
+    def _configure_lockin(self) -> None:
+        bench = self.station.config.eqe
+        lockin = self.station["lockin"]
+        current_input = bench.preamp_gain_V_A is None
+        self._gain = 1.0 if current_input else bench.preamp_gain_V_A  # V/A between detector and lock-in
+        lockin.configure(
+            1.0 if not current_input else 1e-6,
+            chopper_frequency_Hz=bench.chopper_frequency_Hz,
+            input_config="I (1 MOhm)" if current_input else "A",
+            time_constant_s=self.time_constant_s,
+            filter_slope_dB=int(self.filter_slope_dB),
+        )
+        self._max_wait_s = lockin.settle_time_s(0.01)  # the 99 % settling time bounds every wait
+        self._poles = {6: 1, 12: 2, 18: 3, 24: 4}[int(self.filter_slope_dB)]
+
+    def _start_optics(self) -> None:
+        mono = self.station["monochromator"]
+        mono.configure()
+        mono.open_shutter()
+        self._grating = None
+        self._filter = None
+
+    def _go_to(self, wavelength_nm: float) -> tuple[int, int]:
+        row = self.station.config.eqe.row_for(wavelength_nm)
+        mono, wheel = self.station["monochromator"], self.station["filter_wheel"]
+        if row.grating != self._grating:
+            mono.grating = row.grating
+            self._grating = row.grating
+            self.log(f"grating {row.grating} from {wavelength_nm:g} nm")
+        if row.filter != self._filter:
+            wheel.position = row.filter
+            self._filter = row.filter
+            self.log(f"order-sorting filter position {row.filter} from {wavelength_nm:g} nm")
+        mono.wavelength_nm = wavelength_nm
+        return row.grating, row.filter
+
+    def _read(self) -> tuple[float, float, bool]:
+        """(R in A at the detector, phase in deg, overload) from one SNAP? and the latched status."""
+        lockin = self.station["lockin"]
+        reading = lockin.snap_xyrt()
+        status = lockin.read_and_clear_status()
+        return reading.r / self._gain, reading.theta_deg, status.overload
+
+    def _settle(self, t0: float) -> tuple[float, float, bool, bool]:
+        """Wait for the lock-in output to settle after a change at ``t0``: (R in A, phase, overload, converged).
+
+        Convergence rule: after a step the output of an N-pole filter approaches its final value as
+        R(x) = R∞ − ΔR·(1 − y(x)), x = (t − t0)/τ, so the error still to come is exactly |dR/dx|·(1 − y)/y'
+        (:func:`labctl.analysis.lockin.residual_factor`) — the observed slope times a known function of x,
+        whatever the size of the step. Readings every τ/2 give the slope; the reading is accepted when that
+        predicted residual is below ``settle_tolerance``·|R|. Every wait is bounded by the 99 % settling time.
+        An overloaded reading returns at once, so the caller can change the range.
+        """
+        tau, clock = self.time_constant_s, self.station.clock
+        if self.settle == "fixed":
+            self.wait(max(t0 + self.fixed_wait_tau * tau - clock.now(), 0.0))
+            r, phase, overload = self._read()
+            return r, phase, overload, True
+        previous: tuple[float, float] | None = None
+        self.wait(max(t0 + tau - clock.now(), 0.0))
+        while True:
+            r, phase, overload = self._read()
+            t = clock.now()
+            if overload:
+                return r, phase, True, False
+            if previous is not None:
+                slope_per_tau = abs(r - previous[1]) / ((t - previous[0]) / tau)
+                if slope_per_tau * residual_factor((t - t0) / tau, self._poles) <= self.settle_tolerance * abs(r):
+                    return r, phase, False, True
+            if t - t0 >= self._max_wait_s:
+                return r, phase, False, False
+            previous = (t, r)
+            self.wait(tau / 2)
+
+    def _measure_point(self) -> dict[str, Any]:
+        """Settle at the present wavelength, ranging the sensitivity on settled readings, and return the point.
+
+        The settling clock starts when the monochromator reports the move complete (late, hence conservative)
+        and restarts at every sensitivity change (the output filter restarts then). Overload → 10× less
+        sensitive; a settled reading below 20 % of full scale → the range that holds it with 25 % headroom.
+        """
+        lockin, clock = self.station["lockin"], self.station.clock
+        t_start = t0 = clock.now()
+        for _ in range(8):
+            r, phase, overload, converged = self._settle(t0)
+            full_scale = lockin.sensitivity / self._gain
+            if (overload or r > 0.95 * full_scale) and lockin.sensitivity_index < 26:
+                lockin.sensitivity_index = min(lockin.sensitivity_index + 3, 26)
+            elif r < 0.2 * full_scale and lockin.sensitivity_index > 0 and (
+                lockin.auto_sensitivity(r * self._gain) / self._gain < full_scale
+            ):
+                pass
+            else:
+                break
+            t0 = clock.now()
+        return {
+            "current_A": r * math.pi / math.sqrt(2),  # chopped pp current from the fundamental's rms (§3.3)
+            "phase_deg": phase,
+            "time_constant_s": self.time_constant_s,
+            "sensitivity": lockin.sensitivity,
+            "overload": int(overload),
+            "converged": int(converged),
+            "settle_time_s": clock.now() - t_start,
+        }
+
+    def _scan(self, stream: str, extra: Mapping[str, Any] | None = None) -> None:
+        grid = self.wavelengths_nm()
+        t_start = self.station.clock.now()
+        for k, lam in enumerate(grid):
+            self.check_abort()
+            grating, position = self._go_to(float(lam))
+            point = self._measure_point()
+            self.record(stream, {"wavelength_nm": float(lam), "time_s": self.station.clock.now() - t_start,
+                                 "grating": grating, "filter": position, **point, **(extra or {})})
+            self.progress((k + 1) / len(grid))
+
+    def shutdown(self) -> None:
+        """Nothing beyond the engine's safe state (monochromator shutter closed, bias-light shutter closed)."""
+
+
+class EQECalibrationProcedure(_WavelengthScan):
+    """Measure the reference detector(s) over the grid: the beam power P(λ) for later EQE runs."""
+
+    NAME = "eqe-calibration"
+    STREAMS = {
+        "calibration": StreamSpec(
+            [*_POINT_COLUMNS, Column("detector", "", "str"), Column("responsivity_A_W", "A/W"),
+             Column("beam_power_W", "W")],
+            signal="beam_power_W",
+            axes="wavelength_nm",
+        )
+    }
+
+    def startup(self) -> None:
+        from labctl.calibration import load_responsivity
+
+        self._tables = {}
+        for name, det in self.station.config.eqe.reference_detectors.items():
+            table = load_responsivity(det.responsivity)
+            self._tables[name] = table
+            self.log(f"reference {name}: {table.name} sha256 {table.sha256[:16]}… "
+                     f"{'(TYPICAL curve, not a calibration)' if table.is_builtin_typical else ''}".rstrip())
+        self._configure_lockin()
+        self._start_optics()
+
+    def execute(self) -> None:
+        grid = self.wavelengths_nm()
+        for name, det in self.station.config.eqe.reference_detectors.items():
+            lo = max(det.min_nm, float(self._tables[name].wavelength_nm[0]))
+            hi = min(det.max_nm, float(self._tables[name].wavelength_nm[-1]))
+            points = grid[(grid >= lo) & (grid <= hi)]
+            if points.size == 0:
+                continue
+            self.station.place_in_beam(name)
+            self.log(f"measuring reference {name} over {points[0]:g}-{points[-1]:g} nm")
+            table = self._tables[name]
+            for lam in points:
+                self.check_abort()
+                grating, position = self._go_to(float(lam))
+                point = self._measure_point()
+                resp = float(np.interp(lam, table.wavelength_nm, table.responsivity_A_W))
+                self.record("calibration", {"wavelength_nm": float(lam), "time_s": self.station.clock.now(),
+                                            "grating": grating, "filter": position, **point, "detector": name,
+                                            "responsivity_A_W": resp, "beam_power_W": point["current_A"] / resp})
+        self.station.place_in_beam("dut")
+
+    def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+        data = streams.get("calibration", pd.DataFrame())
+        tables = {name: {k: v for k, v in t.metadata().items() if k != "provenance"}
+                  for name, t in getattr(self, "_tables", {}).items()}
+        if data.empty:
+            return {"reference_detectors": tables}
+        return {
+            "reference_detectors": tables,
+            "wavelength_min_nm": float(data.wavelength_nm.min()),
+            "wavelength_max_nm": float(data.wavelength_nm.max()),
+            "points": int(len(data)),
+            "overloaded_points": int(data.overload.sum()),
+            "unconverged_points": int((data.converged == 0).sum()),
+        }
+
+
+def beam_power_from_calibration(calibration: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(wavelength_nm, beam power W) from a calibration run; where detectors overlap, their mean."""
+    grouped = calibration.groupby("wavelength_nm")["beam_power_W"].mean()
+    return grouped.index.to_numpy(dtype=float), grouped.to_numpy(dtype=float)
+
+
+class EQEProcedure(_WavelengthScan):
+    """EQE of the device under test at short circuit, against a calibration run."""
+
+    NAME = "eqe"
+    STREAMS = {
+        "eqe": StreamSpec(
+            [*_POINT_COLUMNS, Column("eqe", ""), Column("beam_power_W", "W"), Column("reference_run", "", "str")],
+            signal="eqe",
+            axes="wavelength_nm",
+        )
+    }
+
+    calibration_file = Parameter("Calibration run file (empty = the newest in the data folder)", default="")
+    jv_file = Parameter("J-V run file to compare Jsc with (optional)", default="")
+    bias_light = BooleanParameter("White bias light (solar-simulator shutter open)", default=False)
+    area_cm2 = FloatParameter("Aperture area", units="cm^2", default=0.049, minimum=1e-6, maximum=1000)
+
+    def validate(self, station) -> None:  # noqa: ANN001
+        super().validate(station)
+        self._calibration_path = self._find_calibration()
+        calibration = load_run(self._calibration_path)
+        if calibration.info.get("procedure") != "eqe-calibration" or "calibration" not in calibration.streams:
+            raise ConfigError(f"parameter calibration_file = {str(self._calibration_path)!r}: not an "
+                              "eqe-calibration run file")
+        lam, power = beam_power_from_calibration(calibration.streams["calibration"])
+        grid = self.wavelengths_nm()
+        if grid.min() < lam.min() - 1e-6 or grid.max() > lam.max() + 1e-6:
+            raise ConfigError(f"parameters start_nm/stop_nm = {grid.min():g}-{grid.max():g} nm: outside the "
+                              f"calibration run's range {lam.min():g}-{lam.max():g} nm ({self._calibration_path})")
+        self._cal_lam, self._cal_power = lam, power
+        self._reference_run = calibration.info.get("run_id", "")
+        if self.jv_file and not Path(self.jv_file).exists():
+            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: no such file")
+        if self.bias_light and "shutter" not in station.config.instruments:
+            raise ConfigError("parameter bias_light = true: the station has no 'shutter' for the bias light")
+
+    def _find_calibration(self) -> Path:
+        if self.calibration_file:
+            path = Path(self.calibration_file)
+            if not path.exists():
+                raise ConfigError(f"parameter calibration_file = {self.calibration_file!r}: no such file")
+            return path
+        candidates = sorted(Path(getattr(self, "data_dir", "runs")).rglob("*_eqe-calibration_*.h5"),
+                            key=lambda p: p.stat().st_mtime)
+        for path in reversed(candidates):
+            try:
+                if load_run(path).status == "completed":
+                    return path
+            except (OSError, KeyError):
+                continue
+        raise ConfigError("no completed eqe-calibration run in the data folder: run `labctl run eqe-calibration` "
+                          "first, or give --set calibration_file=PATH")
+
+    def startup(self) -> None:
+        self.log(f"calibration: {self._calibration_path} (run {self._reference_run})")
+        self._configure_lockin()
+        self._start_optics()
+        self.station.place_in_beam("dut")
+        if self.bias_light:
+            self.station["shutter"].open_shutter()
+
+    def execute(self) -> None:
+        grid = self.wavelengths_nm()
+        t_start = self.station.clock.now()
+        for k, lam in enumerate(grid):
+            self.check_abort()
+            grating, position = self._go_to(float(lam))
+            point = self._measure_point()
+            power = float(np.interp(lam, self._cal_lam, self._cal_power))
+            eqe = point["current_A"] / (power * lam / HC_NM_V) if power > 0 else float("nan")
+            self.record("eqe", {"wavelength_nm": float(lam), "time_s": self.station.clock.now() - t_start,
+                                "grating": grating, "filter": position, **point, "eqe": eqe,
+                                "beam_power_W": power, "reference_run": self._reference_run})
+            self.progress((k + 1) / len(grid))
+
+    def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+        from labctl.analysis.eqe import integrated_jsc_mA_cm2, jsc_ratio
+
+        data = streams.get("eqe", pd.DataFrame())
+        if data.empty:
+            return {}
+        results: dict[str, Any] = {
+            "jsc_integrated_mA_cm2": integrated_jsc_mA_cm2(data.wavelength_nm, data.eqe),
+            "wavelength_min_nm": float(data.wavelength_nm.min()),
+            "wavelength_max_nm": float(data.wavelength_nm.max()),
+            "reference_run": self._reference_run,
+            "overloaded_points": int(data.overload.sum()),
+            "unconverged_points": int((data.converged == 0).sum()),
+        }
+        if self.jv_file:
+            jv = load_run(self.jv_file)
+            jsc = [r["jsc_mA_cm2"] for k, r in jv.results.items() if isinstance(r, dict) and "jsc_mA_cm2" in r]
+            if jsc:
+                results["jsc_jv_mA_cm2"] = float(np.mean(jsc))
+                results["jsc_ratio"] = jsc_ratio(results["jsc_integrated_mA_cm2"], results["jsc_jv_mA_cm2"])
+        return results
