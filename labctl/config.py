@@ -202,8 +202,8 @@ class EQEBenchConfig(_Strict):
         default_factory=lambda: [
             OrderSortingRow(from_nm=250, to_nm=480, grating=1, filter=1),
             OrderSortingRow(from_nm=480, to_nm=780, grating=1, filter=2),
-            OrderSortingRow(from_nm=780, to_nm=1400, grating=2, filter=3),
-            OrderSortingRow(from_nm=1400, to_nm=2000, grating=2, filter=4),
+            OrderSortingRow(from_nm=780, to_nm=1300, grating=2, filter=3),
+            OrderSortingRow(from_nm=1300, to_nm=1900, grating=2, filter=4),
         ]
     )
     reference_detectors: dict[str, ReferenceDetectorConfig] = Field(

@@ -7,11 +7,12 @@ Two procedures share the wavelength scan:
 * ``eqe`` holds the device at short circuit (the transimpedance preamplifier's virtual ground), measures its
   current over the grid, and divides by the calibration run: EQE = I_DUT / (P(λ)·λ/1239.842).
 
-Per point: grating and order-sorting filter from the station's table (re-checked against the second-order rule),
+Per point: grating and order-sorting filter from the station's table (checked at start-up against the
+second-order rule of methods ref. §3.6; problems are logged and reported in the results, not fatal), the
 wavelength, then readings of the lock-in until the residual their slope predicts is below ``settle_tolerance``
-(``settle: convergence``, see :meth:`_WavelengthScan._measure_point`), bounded by the filter's 99 % settling
-time; or a fixed wait of ``fixed_wait_tau`` time constants (``settle: fixed``). The sensitivity follows the signal (overload → less
-sensitive; below 20 % of full scale → more sensitive).
+(``settle: convergence``, see :meth:`_WavelengthScan._settle`), bounded by the filter's 99 % settling time; or a
+fixed wait of ``fixed_wait_tau`` time constants (``settle: fixed``). The sensitivity follows the signal
+(overload → less sensitive; a settled reading below 20 % of full scale → more sensitive).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from labctl.storage import Column, load_run
 from procedures.base import LabProcedure, StreamSpec
 
 HC_NM_V = 1239.841984
+RESOLUTION = 1e-4  # fraction of full scale below which a lock-in reading's drift is not resolved
 
 _POINT_COLUMNS = [
     Column("wavelength_nm", "nm"),
@@ -95,7 +97,20 @@ class _WavelengthScan(LabProcedure):
         self._max_wait_s = lockin.settle_time_s(0.01)  # the 99 % settling time bounds every wait
         self._poles = {6: 1, 12: 2, 18: 3, 24: 4}[int(self.filter_slope_dB)]
 
+    def order_sorting_problems(self) -> list[str]:
+        """Where the station's table lets second-order light through (or cuts the first order) on this grid."""
+        from labctl.analysis.eqe import OrderSortingRow, check_order_sorting
+
+        bench = self.station.config.eqe
+        rows = [OrderSortingRow(max(r.from_nm, self.start_nm), min(r.to_nm, self.stop_nm + 1e-9),
+                                bench.filter_wheel_slots.get(r.filter))
+                for r in bench.order_sorting if r.to_nm > self.start_nm and r.from_nm <= self.stop_nm]
+        return check_order_sorting(rows)
+
     def _start_optics(self) -> None:
+        self._order_problems = self.order_sorting_problems()
+        for problem in self._order_problems:
+            self.log(f"ORDER-SORTING WARNING: {problem}")
         mono = self.station["monochromator"]
         mono.configure()
         mono.open_shutter()
@@ -130,8 +145,10 @@ class _WavelengthScan(LabProcedure):
         R(x) = R∞ − ΔR·(1 − y(x)), x = (t − t0)/τ, so the error still to come is exactly |dR/dx|·(1 − y)/y'
         (:func:`labctl.analysis.lockin.residual_factor`) — the observed slope times a known function of x,
         whatever the size of the step. Readings every τ/2 give the slope; the reading is accepted when that
-        predicted residual is below ``settle_tolerance``·|R|. Every wait is bounded by the 99 % settling time.
-        An overloaded reading returns at once, so the caller can change the range.
+        predicted residual is below ``settle_tolerance``·|R| + 1e-4 of full scale (the reading's resolution, so
+        noise-level signals below the band gap settle too). Every wait is bounded by the 99 % settling time.
+        An overloaded reading returns at once, and so does a falling reading already below 20 % of full scale
+        (its final value is smaller still), so the caller can change the range without waiting twice.
         """
         tau, clock = self.time_constant_s, self.station.clock
         if self.settle == "fixed":
@@ -146,8 +163,13 @@ class _WavelengthScan(LabProcedure):
             if overload:
                 return r, phase, True, False
             if previous is not None:
+                full_scale = self.station["lockin"].sensitivity / self._gain
+                if r < 0.2 * full_scale and r <= previous[1] and self.station["lockin"].sensitivity_index > 0:
+                    return r, phase, False, False  # falling and already too small for the range: re-range now
                 slope_per_tau = abs(r - previous[1]) / ((t - previous[0]) / tau)
-                if slope_per_tau * residual_factor((t - t0) / tau, self._poles) <= self.settle_tolerance * abs(r):
+                floor = RESOLUTION * full_scale
+                residual = slope_per_tau * residual_factor((t - t0) / tau, self._poles)
+                if residual <= self.settle_tolerance * abs(r) + floor:
                     return r, phase, False, True
             if t - t0 >= self._max_wait_s:
                 return r, phase, False, False
@@ -356,6 +378,7 @@ class EQEProcedure(_WavelengthScan):
             "reference_run": self._reference_run,
             "overloaded_points": int(data.overload.sum()),
             "unconverged_points": int((data.converged == 0).sum()),
+            "order_sorting_problems": getattr(self, "_order_problems", []),
         }
         if self.jv_file:
             jv = load_run(self.jv_file)

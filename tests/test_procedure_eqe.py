@@ -49,7 +49,8 @@ def test_measured_eqe_matches_configured_within_1pct_absolute(bench_runs):
     data = load_run(bench_runs["eqe"].path).streams["eqe"]
     cfg = parse_station(bench_runs["data"])
     dev = cfg.simulation.device
-    expected = dut_eqe_function(cfg)(data.wavelength_nm.to_numpy()) * dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)
+    divider = dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)  # small-signal short-circuit collection
+    expected = dut_eqe_function(cfg)(data.wavelength_nm.to_numpy()) * divider
     error = np.abs(data.eqe.to_numpy() - expected)
     assert error.max() < 0.01, data.assign(expected=expected, error=error).sort_values("error").tail()
     assert set(data.reference_run) == {bench_runs["cal"].run_id}
@@ -81,6 +82,8 @@ def test_missing_order_sorting_filter_shows_second_order_artefact(bench_runs, tm
     cal, _ = _run(tmp_path, data, EQECalibrationProcedure, **GRID)
     bad_run, _ = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), **GRID)
     bad = load_run(bad_run.path).streams["eqe"]
+    assert not bench_runs["eqe"].results["order_sorting_problems"]
+    assert any("second" in p or "order" in p for p in bad_run.results["order_sorting_problems"])
     sub_gap = good.wavelength_nm >= 850
     assert good.eqe[sub_gap].max() < 0.02
     assert bad.eqe[bad.wavelength_nm >= 850].min() > 0.1
