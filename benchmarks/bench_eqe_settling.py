@@ -48,8 +48,9 @@ def compare(out: Path, data: dict, cfg, slope_dB: int) -> None:
           f"tau = {grid['time_constant_s']} s, {slope_dB} dB/oct, settle_tolerance {grid['settle_tolerance']}")
     for settle in ("convergence", "fixed"):
         err = np.abs(curves[settle].eqe.to_numpy() - truth)
+        bound = int((curves[settle].converged == 0).sum())
         print(f"  {settle:>11}: scan {times[settle]:7.1f} s (instrument time), max |EQE - true| "
-              f"{100 * err.max():.3f} % abs, points stopped by the 99 % bound {int((curves[settle].converged == 0).sum())}")
+              f"{100 * err.max():.3f} % abs, points stopped by the 99 % bound {bound}")
     print(f"  convergence vs fixed 10 tau: {times['fixed'] / times['convergence']:.2f}x faster (target >= 2x); "
           f"max |difference| {100 * diff.max():.3f} % abs (target <= 0.5 %)")
 
