@@ -134,6 +134,9 @@ class DeviceConfig(_Strict):
     hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
     eqe: EQEConfig = Field(default_factory=EQEConfig)
+    stack: Literal["n-i-p", "p-i-n"] = Field(
+        "n-i-p", description="n-i-p: anode on the SMU HI terminal in the fixture; p-i-n: anode on LO"
+    )
 
 
 class GratingConfig(_Strict):

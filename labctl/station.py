@@ -41,6 +41,7 @@ def build_bench(config: StationConfig, clock: Clock) -> Bench:
         temperature_K=dev.temperature_K,
         hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
         degradation=Degradation(**dev.degradation.model_dump()),
+        stack=dev.stack,
     )
     light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
     return Bench(cell=cell, light=light, clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,

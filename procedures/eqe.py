@@ -64,6 +64,8 @@ class _WavelengthScan(LabProcedure):
     settle_tolerance = FloatParameter("Convergence - predicted residual over reading", units="", default=0.002,
                                       minimum=1e-5, maximum=0.1)
     fixed_wait_tau = FloatParameter("Fixed wait", units="tau", default=10.0, minimum=0.0, maximum=100)
+    reserve = ListParameter("Lock-in dynamic reserve", choices=["High Reserve", "Normal", "Low Noise"],
+                            default="Normal")
 
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
@@ -93,6 +95,7 @@ class _WavelengthScan(LabProcedure):
             input_config="I (1 MOhm)" if current_input else "A",
             time_constant_s=self.time_constant_s,
             filter_slope_dB=int(self.filter_slope_dB),
+            reserve=self.reserve,
         )
         self._max_wait_s = lockin.settle_time_s(0.01)  # the 99 % settling time bounds every wait
         self._poles = {6: 1, 12: 2, 18: 3, 24: 4}[int(self.filter_slope_dB)]
@@ -185,15 +188,20 @@ class _WavelengthScan(LabProcedure):
         """
         lockin, clock = self.station["lockin"], self.station.clock
         t_start = t0 = clock.now()
+        floor = 0  # the most sensitive range that did not overload at this wavelength (e.g. a DC bias light)
         for _ in range(8):
             r, phase, overload, converged = self._settle(t0)
+            index = lockin.sensitivity_index
             full_scale = lockin.sensitivity / self._gain
-            if (overload or r > 0.95 * full_scale) and lockin.sensitivity_index < 26:
-                lockin.sensitivity_index = min(lockin.sensitivity_index + 3, 26)
-            elif r < 0.2 * full_scale and lockin.sensitivity_index > 0 and (
-                lockin.auto_sensitivity(r * self._gain) / self._gain < full_scale
-            ):
-                pass
+            if (overload or r > 0.95 * full_scale) and index < 26:
+                floor = index + 1
+                lockin.sensitivity_index = min(index + 3, 26)
+            elif r < 0.2 * full_scale and index > floor:
+                lockin.auto_sensitivity(r * self._gain)
+                if lockin.sensitivity_index < floor:
+                    lockin.sensitivity_index = floor
+                if lockin.sensitivity_index == index:
+                    break
             else:
                 break
             t0 = clock.now()

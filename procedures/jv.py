@@ -8,8 +8,9 @@ Two modes:
   methods ref. §1.3): hold each bias until |J(t) − J(t − W)| / |J(t)| < ε, or until ``qss_max_s``, which
   flags the point as not converged. Order: stabilise at Vmp, step towards 0 V, then from Vmp towards Voc.
 
-Voltages are device voltages (anode minus cathode). With ``polarity = p-i-n`` the device is mounted with its
-anode on the SMU LO terminal, so the SMU is programmed with −V and the current sign is flipped.
+Voltages are device voltages (anode minus cathode). The fixture connects the same contact to the SMU HI
+terminal whatever the stack, so for ``polarity = n-i-p`` the anode is on HI, and for ``p-i-n`` it is on LO: the
+SMU is then programmed with −V and the current sign is flipped.
 Current density is photocurrent-positive: J = −I/A (mA/cm²).
 """
 

@@ -65,6 +65,8 @@ class CellParameters:
     temperature_K: float = 298.15
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
     degradation: Degradation = field(default_factory=Degradation)
+    #: the stack in the bench's fixture: "n-i-p" has its anode on the SMU HI terminal, "p-i-n" on LO
+    stack: str = "n-i-p"
 
 
 @dataclass
@@ -202,11 +204,16 @@ class Bench:
         if self.light.shutter_open:
             self.cell.light_dose_s += dt * self.suns
 
+    @property
+    def _sign(self) -> float:
+        """+1 when the cell's anode is on the SMU HI terminal (n-i-p in the fixture), −1 for a p-i-n stack."""
+        return -1.0 if self.cell.params.stack == "p-i-n" else 1.0
+
     def set_cell_bias(self, voltage_V: float | None) -> None:
-        """The terminal voltage the SMU forces from now on (V); None = open circuit (output off)."""
+        """The terminal voltage (HI − LO) the SMU forces from now on (V); None = open circuit (output off)."""
         with self.lock:
             self._advance()
-            self._bias_V = None if voltage_V is None else float(voltage_V)
+            self._bias_V = None if voltage_V is None else self._sign * float(voltage_V)
 
     def precondition(self, voltage_V: float) -> None:
         """Test hook: ions in equilibrium with ``voltage_V`` as after a long hold."""
@@ -222,10 +229,10 @@ class Bench:
                 return 0.0
             suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
-            return -j * self.cell.params.area_cm2
+            return -self._sign * j * self.cell.params.area_cm2
 
     def open_circuit_voltage_V(self) -> float:
-        """Voltage across the cell with nothing forcing it (V)."""
+        """Terminal voltage (HI − LO) with nothing forcing the cell (V)."""
         with self.lock:
             self._advance()
-            return self.cell.open_circuit_voltage_V(self.suns)
+            return self._sign * self.cell.open_circuit_voltage_V(self.suns)

@@ -105,3 +105,24 @@ def test_wavelength_outside_order_sorting_table_is_rejected(tmp_path):
     proc.start_nm, proc.stop_nm = 220.0, 400.0
     with pytest.raises(ConfigError, match="220 nm is not covered by eqe.order_sorting"):
         RunEngine(station, tmp_path).run(proc)
+
+
+def test_bias_light_with_high_reserve_leaves_the_linear_cell_eqe_unchanged(bench_runs, tmp_path):
+    """White bias light adds ~0.9 mA DC: with a 1e3 V/A preamp and high reserve the chopped signal is still
+    measured (the simulated cell is linear, so its EQE is unchanged); the lock-in must not overload."""
+    data = copy.deepcopy(bench_runs["data"])
+    data["eqe"]["preamp_gain_V_A"] = 1e3
+    grid = {"start_nm": 500.0, "stop_nm": 700.0, "step_nm": 50.0}
+    cal, _ = _run(tmp_path, data, EQECalibrationProcedure, reserve="High Reserve", **grid)
+    biased, station = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), bias_light=True,
+                           reserve="High Reserve", **grid)
+    assert biased.status == "completed", biased.error
+    frame = load_run(biased.path).streams["eqe"]
+    assert frame.overload.sum() == 0
+    np.testing.assert_allclose(frame.eqe, 0.6792 * 2000 / 2003.84, atol=0.01)
+    assert station.bench.light.shutter_open is False  # the bias-light shutter is closed at the end
+    # the same with normal reserve: the DC bias overloads the input on the range the signal wants, so the
+    # ranging settles on a ≥ 10x less sensitive range (the DC really reaches the lock-in)
+    normal, _ = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), bias_light=True,
+                     reserve="Normal", **grid)
+    assert load_run(normal.path).streams["eqe"].sensitivity.min() >= 10 * frame.sensitivity.max()

@@ -141,3 +141,14 @@ def test_bad_parameters_fail_before_any_instrument_is_touched(tmp_path, params, 
         engine.run(make_procedure(**params))
     assert station.instruments == {}
     assert not list(tmp_path.rglob("*.h5"))
+
+
+def test_p_i_n_stack_needs_p_i_n_polarity(tmp_path):
+    """A p-i-n cell in the fixture has its anode on LO: measured with polarity p-i-n it gives the same figures;
+    measured as n-i-p it shows no power quadrant (a clear NaN with a flag, not a wrong number)."""
+    station = station_with(device={"stack": "p-i-n"})
+    good, _ = run_jv(tmp_path, station, polarity="p-i-n", direction="reverse")
+    assert good.status == "completed"
+    assert abs(good.results["reverse"]["voc_V"] - FOM_A["voc_V"]) < 2e-3
+    wrong, _ = run_jv(tmp_path, station, polarity="n-i-p", direction="reverse", start_V=-0.1, stop_V=1.0)
+    assert wrong.results["reverse"]["voc_V"] is None
