@@ -18,7 +18,7 @@ fixed wait of ``fixed_wait_tau`` time constants (``settle: fixed``). The sensiti
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -215,16 +215,19 @@ class _WavelengthScan(LabProcedure):
             "settle_time_s": clock.now() - t_start,
         }
 
-    def _scan(self, stream: str, extra: Mapping[str, Any] | None = None) -> None:
-        grid = self.wavelengths_nm()
-        t_start = self.station.clock.now()
+    def _scan(self, stream: str, grid: np.ndarray, derived: Callable[[float, dict[str, Any]], dict[str, Any]],
+              done: int = 0, total: int | None = None) -> None:
+        """Measure every wavelength of ``grid``; record each point plus the columns ``derived(λ, point)`` adds."""
+        total = total or len(grid)
         for k, lam in enumerate(grid):
             self.check_abort()
             grating, position = self._go_to(float(lam))
             point = self._measure_point()
-            self.record(stream, {"wavelength_nm": float(lam), "time_s": self.station.clock.now() - t_start,
-                                 "grating": grating, "filter": position, **point, **(extra or {})})
-            self.progress((k + 1) / len(grid))
+            row = {"wavelength_nm": float(lam), "time_s": self.station.clock.now() - self._t_start,
+                   "grating": grating, "filter": position, **point}
+            row.update(derived(float(lam), point))
+            self.record(stream, row)
+            self.progress((done + k + 1) / total)
 
     def shutdown(self) -> None:
         """Nothing beyond the engine's safe state (monochromator shutter closed, bias-light shutter closed)."""
@@ -257,23 +260,26 @@ class EQECalibrationProcedure(_WavelengthScan):
 
     def execute(self) -> None:
         grid = self.wavelengths_nm()
+        self._t_start = self.station.clock.now()
+        spans = {}
         for name, det in self.station.config.eqe.reference_detectors.items():
             lo = max(det.min_nm, float(self._tables[name].wavelength_nm[0]))
             hi = min(det.max_nm, float(self._tables[name].wavelength_nm[-1]))
-            points = grid[(grid >= lo) & (grid <= hi)]
+            spans[name] = grid[(grid >= lo) & (grid <= hi)]
+        total, done = sum(len(points) for points in spans.values()), 0
+        for name, points in spans.items():
             if points.size == 0:
                 continue
             self.station.place_in_beam(name)
             self.log(f"measuring reference {name} over {points[0]:g}-{points[-1]:g} nm")
             table = self._tables[name]
-            for lam in points:
-                self.check_abort()
-                grating, position = self._go_to(float(lam))
-                point = self._measure_point()
+
+            def derived(lam: float, point: dict[str, Any], name: str = name, table=table) -> dict[str, Any]:  # noqa: ANN001
                 resp = float(np.interp(lam, table.wavelength_nm, table.responsivity_A_W))
-                self.record("calibration", {"wavelength_nm": float(lam), "time_s": self.station.clock.now(),
-                                            "grating": grating, "filter": position, **point, "detector": name,
-                                            "responsivity_A_W": resp, "beam_power_W": point["current_A"] / resp})
+                return {"detector": name, "responsivity_A_W": resp, "beam_power_W": point["current_A"] / resp}
+
+            self._scan("calibration", points, derived, done, total)
+            done += len(points)
         self.station.place_in_beam("dut")
 
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
@@ -360,18 +366,14 @@ class EQEProcedure(_WavelengthScan):
             self.station["shutter"].open_shutter()
 
     def execute(self) -> None:
-        grid = self.wavelengths_nm()
-        t_start = self.station.clock.now()
-        for k, lam in enumerate(grid):
-            self.check_abort()
-            grating, position = self._go_to(float(lam))
-            point = self._measure_point()
+        self._t_start = self.station.clock.now()
+
+        def derived(lam: float, point: dict[str, Any]) -> dict[str, Any]:
             power = float(np.interp(lam, self._cal_lam, self._cal_power))
             eqe = point["current_A"] / (power * lam / HC_NM_V) if power > 0 else float("nan")
-            self.record("eqe", {"wavelength_nm": float(lam), "time_s": self.station.clock.now() - t_start,
-                                "grating": grating, "filter": position, **point, "eqe": eqe,
-                                "beam_power_W": power, "reference_run": self._reference_run})
-            self.progress((k + 1) / len(grid))
+            return {"eqe": eqe, "beam_power_W": power, "reference_run": self._reference_run}
+
+        self._scan("eqe", self.wavelengths_nm(), derived)
 
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         from labctl.analysis.eqe import integrated_jsc_mA_cm2, jsc_ratio
