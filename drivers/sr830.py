@@ -36,9 +36,10 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.srs import SR830 as _StockSR830
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
-from scipy.special import gammainccinv
 
 from drivers.smu import InstrumentError
+from labctl.analysis.lockin import enbw_Hz as _enbw_Hz
+from labctl.analysis.lockin import settle_time_constants_to_tolerance
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -52,8 +53,8 @@ RESERVE_VALUES: tuple[str, ...] = tuple(_StockSR830.RESERVE_VALUES)  # 'High Res
 CURRENT_GAIN_A_PER_V: dict[str, float] = {"I (1 MOhm)": 1e-6, "I (100 MOhm)": 1e-8}
 """Amperes of full scale per volt of the SENS table on the current inputs (100 MΩ value: [M], see module doc)."""
 POLES: dict[int, int] = {6: 1, 12: 2, 18: 3, 24: 4}
-ENBW_TIMES_TAU: dict[int, float] = {6: 1 / 4, 12: 1 / 8, 18: 3 / 32, 24: 5 / 64}
-"""Equivalent noise bandwidth × τ of the N-pole RC output filter (methods §3.4)."""
+ENBW_TIMES_TAU: dict[int, float] = {slope: _enbw_Hz(1.0, poles) for slope, poles in POLES.items()}
+"""Equivalent noise bandwidth × τ of the N-pole RC output filter: 1/4, 1/8, 3/32, 5/64 (methods §3.4)."""
 HIGH_DETECTION_HZ = 200.0
 MAX_TIME_CONSTANT_HIGH_FREQUENCY_S = 30.0
 ESR_BITS = {0: "input queue overflow (INP)", 2: "output queue overflow (QRY)",
@@ -120,12 +121,11 @@ def settle_factor(filter_slope_dB: int, tolerance: float = 0.01) -> float:
     """k such that the N-pole RC step response is within ``tolerance`` of its final value after k·τ.
 
     Exact: 1 − e^(−k)·Σ_{j<N} k^j/j! = 1 − tolerance (methods §3.4): 4.605, 6.638, 8.406, 10.045 for 1 %.
+    See :func:`labctl.analysis.lockin.settle_time_constants_to_tolerance`; this adds the slope → poles map.
     """
     if filter_slope_dB not in POLES:
         raise ValueError(f"filter slope {filter_slope_dB!r} dB/oct not in {sorted(POLES)}")
-    if not 0.0 < tolerance < 1.0:
-        raise ValueError(f"tolerance {tolerance!r} not in (0, 1)")
-    return float(gammainccinv(POLES[filter_slope_dB], tolerance))
+    return float(settle_time_constants_to_tolerance(POLES[filter_slope_dB], tolerance))
 
 
 def pick_sensitivity_index(reading: float, scale: float = 1.0, headroom: float = 1.25) -> int:
@@ -299,9 +299,9 @@ class SR830(_StockSR830):
         """Equivalent noise bandwidth (Hz): 1/4, 1/8, 3/32, 5/64 over τ for 6/12/18/24 dB/oct."""
         tau = self.time_constant if time_constant_s is None else time_constant_s
         slope = self.filter_slope if filter_slope_dB is None else filter_slope_dB
-        if slope not in ENBW_TIMES_TAU:
-            raise ValueError(f"filter slope {slope!r} dB/oct not in {sorted(ENBW_TIMES_TAU)}")
-        return ENBW_TIMES_TAU[slope] / tau
+        if slope not in POLES:
+            raise ValueError(f"filter slope {slope!r} dB/oct not in {sorted(POLES)}")
+        return _enbw_Hz(tau, POLES[slope])
 
     # --- readings and status
     def snap_xyrt(self) -> LockinReading:

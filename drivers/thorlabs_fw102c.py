@@ -21,30 +21,35 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
-PROMPT = "> "
+from drivers.thorlabs_console import PROMPT as PROMPT
+from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
+
 MAX_SLOTS = 12
 
 
-class FW102CError(RuntimeError):
+class FW102CError(ThorlabsConsoleError):
     """The controller answered with an error string, or the exchange broke the echo/prompt framing."""
 
 
-class ThorlabsFW102C(Instrument):
+class ThorlabsFW102C(ThorlabsConsoleMixin, Instrument):
     """Thorlabs FW102C (6 or 12 slots) filter wheel controller.
 
     adapter: VISA resource name (e.g. ``ASRL/dev/ttyUSB0::INSTR``, ``ASRLsocket://127.0.0.1:5025::INSTR``)
     or a PyMeasure adapter; with an adapter object the caller sets its terminations to CR.
+    Framing (echo, ``"> "`` prompt, error lines) and :attr:`idn` / :attr:`id` come from
+    :class:`~drivers.thorlabs_console.ThorlabsConsoleMixin`.
     """
 
     #: read timeout for the prompt after ``pos=n`` (s): a half turn of a 12-slot wheel at slow speed is
     #: ~12 s (2 s/slot [M]), hispec's driver allows 5 s at high speed
     move_timeout_s = 20.0
+    baud_rate = 115200
+    #: ``*idn?`` answers the model and firmware, e.g. ``THORLABS FW102C/FW212C Filter Wheel version 1.07``
+    idn_command = "*idn?"
+    console_error = FW102CError
 
     def __init__(self, adapter: Any, name: str = "Thorlabs FW102C filter wheel", **kwargs: Any) -> None:
-        kwargs.setdefault("read_termination", "\r")
-        kwargs.setdefault("write_termination", "\r")
-        asrl = {"baud_rate": 115200, "data_bits": 8} | kwargs.pop("asrl", {})
-        super().__init__(adapter, name, includeSCPI=False, asrl=asrl, **kwargs)
+        super().__init__(adapter, name, **kwargs)
 
     # -- framing -------------------------------------------------------------------------------------------
     def write(self, command: str, **kwargs: Any) -> None:
@@ -55,35 +60,9 @@ class ThorlabsFW102C(Instrument):
         if command.startswith("pos="):
             # the echo too: a transport that buffers the echo with the prompt delivers it after the move
             with self._timeout_at_least(self.move_timeout_s):
-                self._write_and_check(command, **kwargs)
+                super().write(command, **kwargs)
         else:
-            self._write_and_check(command, **kwargs)
-
-    def _write_and_check(self, command: str, **kwargs: Any) -> None:
-        super().write(command, **kwargs)
-        echo = super().read()
-        if echo.strip() != command:
-            raise FW102CError(f"{self.name}: sent {command!r}, echo was {echo!r}")
-        if not command.endswith("?"):
-            self._expect_prompt(command)
-
-    def read(self, **kwargs: Any) -> str:
-        """Read a query's reply line and the prompt after it; raise :class:`FW102CError` on an error line."""
-        reply = super().read(**kwargs)
-        self._expect_prompt("query")
-        if _is_error(reply):
-            raise FW102CError(f"{self.name}: {reply.strip()}")
-        return reply.strip()
-
-    def _expect_prompt(self, context: str) -> None:
-        head = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
-        if head == PROMPT:
-            return
-        line = head + super().read()  # an error line came before the prompt
-        tail = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
-        if tail != PROMPT:
-            raise FW102CError(f"{self.name}: expected prompt after {line!r}, got {tail!r}")
-        raise FW102CError(f"{self.name}: {context!r} -> {line.strip()}")
+            super().write(command, **kwargs)
 
     @contextmanager
     def _timeout_at_least(self, seconds: float) -> Iterator[None]:
@@ -105,17 +84,7 @@ class ThorlabsFW102C(Instrument):
             raise FW102CError(f"{self.name}: unexpected reply {reply!r} to {command!r}")
         return int(reply)
 
-    # -- identity and state --------------------------------------------------------------------------------
-    @property
-    def idn(self) -> str:
-        """Model and firmware, e.g. ``THORLABS FW102C/FW212C Filter Wheel version 1.07`` (``*idn?``)."""
-        return self.ask("*idn?")
-
-    @property
-    def id(self) -> str:
-        """Same as :attr:`idn`."""
-        return self.idn
-
+    # -- state ---------------------------------------------------------------------------------------------
     @property
     def position(self) -> int:
         """Slot in the beam (1 to :attr:`slot_count`). Setting returns once the wheel is there (``pos=n``
@@ -163,7 +132,3 @@ class ThorlabsFW102C(Instrument):
         """Mark the instrument shut down (the wheel is left where it is; see :meth:`safe_state`)."""
         self.safe_state()
         super().shutdown()
-
-
-def _is_error(reply: str) -> bool:
-    return "CMD_NOT_DEFINED" in reply or "CMD_ARG_INVALID" in reply or reply.startswith("Command error")

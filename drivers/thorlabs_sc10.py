@@ -17,66 +17,34 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
-PROMPT = "> "
+from drivers.thorlabs_console import PROMPT as PROMPT
+from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
+
 MODE_MANUAL = 1
 
 
-class SC10Error(RuntimeError):
+class SC10Error(ThorlabsConsoleError):
     """The controller answered with an error string, or the exchange broke the echo/prompt framing."""
 
 
-class ThorlabsSC10(Instrument):
+class ThorlabsSC10(ThorlabsConsoleMixin, Instrument):
     """Thorlabs SC10 shutter controller.
 
     adapter: VISA resource name (e.g. ``ASRL/dev/ttyUSB0::INSTR``, ``ASRLsocket://127.0.0.1:5025::INSTR``)
     or a PyMeasure adapter; with an adapter object the caller sets its terminations to CR.
+    Framing (echo, ``"> "`` prompt, error lines) and :attr:`idn` / :attr:`id` come from
+    :class:`~drivers.thorlabs_console.ThorlabsConsoleMixin`.
     """
 
+    baud_rate = 9600
+    #: ``id?`` answers the model and firmware, e.g. ``THORLABS SC10 VERSION 1.07`` (no ``*IDN?``-style SCPI layer)
+    idn_command = "id?"
+    console_error = SC10Error
+
     def __init__(self, adapter: Any, name: str = "Thorlabs SC10 shutter controller", **kwargs: Any) -> None:
-        kwargs.setdefault("read_termination", "\r")
-        kwargs.setdefault("write_termination", "\r")
-        asrl = {"baud_rate": 9600, "data_bits": 8} | kwargs.pop("asrl", {})
-        super().__init__(adapter, name, includeSCPI=False, asrl=asrl, **kwargs)
+        super().__init__(adapter, name, **kwargs)
 
-    # -- framing -------------------------------------------------------------------------------------------
-    def write(self, command: str, **kwargs: Any) -> None:
-        """Send ``command``, consume its echo; for a non-query also consume the prompt (raise on an error)."""
-        super().write(command, **kwargs)
-        echo = super().read()
-        if echo.strip() != command:
-            raise SC10Error(f"{self.name}: sent {command!r}, echo was {echo!r}")
-        if not command.endswith("?"):
-            self._expect_prompt(command)
-
-    def read(self, **kwargs: Any) -> str:
-        """Read a query's reply line and the prompt after it; raise :class:`SC10Error` on an error line."""
-        reply = super().read(**kwargs)
-        self._expect_prompt("query")
-        if _is_error(reply):
-            raise SC10Error(f"{self.name}: {reply.strip()}")
-        return reply.strip()
-
-    def _expect_prompt(self, context: str) -> None:
-        head = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
-        if head == PROMPT:
-            return
-        line = head + super().read()  # an error line came before the prompt
-        tail = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
-        if tail != PROMPT:
-            raise SC10Error(f"{self.name}: expected prompt after {line!r}, got {tail!r}")
-        raise SC10Error(f"{self.name}: {context!r} -> {line.strip()}")
-
-    # -- identity and state --------------------------------------------------------------------------------
-    @property
-    def idn(self) -> str:
-        """Model and firmware, e.g. ``THORLABS SC10 VERSION 1.07`` (``id?``)."""
-        return self.ask("id?")
-
-    @property
-    def id(self) -> str:
-        """Same as :attr:`idn` (the SC10 has no ``*IDN?``-style SCPI layer)."""
-        return self.idn
-
+    # -- state ---------------------------------------------------------------------------------------------
     mode = Instrument.control(
         "mode?", "mode=%d",
         """Operating mode: 1 manual, 2 auto, 3 single, 4 repeat, 5 external gate (int).""",
@@ -135,7 +103,3 @@ class ThorlabsSC10(Instrument):
         """Close the shutter, then mark the instrument shut down."""
         self.safe_state()
         super().shutdown()
-
-
-def _is_error(reply: str) -> bool:
-    return "CMD_NOT_DEFINED" in reply or "CMD_ARG_INVALID" in reply or reply.startswith("Command error")

@@ -6,6 +6,8 @@ Pure functions, no instrument state (methods ref. §3.4):
   regularised lower incomplete gamma function P(N, x); the time to reach ``1 − tol`` is ``τ·P⁻¹(N, 1 − tol)``
   (99 %: 4.605, 6.638, 8.406, 10.045 τ for N = 1…4, methods §9 P2);
 * equivalent noise bandwidth ``ENBW·τ = ¼·C(2N−2, N−1)/4^(N−1)`` = 1/4, 1/8, 3/32, 5/64 (§9 P3);
+* :func:`enbw_factor`, :func:`step_response`, :func:`settle_factor`: thin wrappers, in the emulator's argument
+  order, over the reference implementation :mod:`labctl.analysis.lockin`;
 * :func:`propagate`: the exact state update of the cascade over a time step with a constant input, so an
   emulator can run the filter across any piecewise-constant input history without time stepping.
 
@@ -18,7 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import gammaincc, gammainccinv
+
+from labctl.analysis import lockin
 
 SLOPES_DB_OCT = (6, 12, 18, 24)
 
@@ -32,23 +35,17 @@ def poles_for_slope(slope_dB_oct: int) -> int:
 
 def enbw_factor(poles: int) -> float:
     """ENBW·τ of ``poles`` identical RC poles: ∫₀^∞ df/(1 + (2πfτ)²)^N, exact (1/4, 1/8, 3/32, 5/64)."""
-    if poles < 1:
-        raise ValueError(f"poles must be >= 1, got {poles}")
-    return 0.25 * math.comb(2 * poles - 2, poles - 1) / 4 ** (poles - 1)
+    return lockin.enbw_Hz(1.0, poles)
 
 
 def step_response(poles: int, x: float | np.ndarray) -> float | np.ndarray:
     """Fraction of a step reached after ``x = t/τ`` time constants (0 for x <= 0)."""
-    x = np.maximum(np.asarray(x, dtype=float), 0.0)
-    y = 1.0 - gammaincc(poles, x)
-    return float(y) if y.ndim == 0 else y
+    return lockin.step_response(x, poles)
 
 
 def settle_factor(poles: int, tolerance: float) -> float:
     """k such that the step response reaches ``1 − tolerance`` at ``t = k·τ`` (e.g. 4.605 for 1 pole, 1 %)."""
-    if not 0.0 < tolerance < 1.0:
-        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
-    return float(gammainccinv(poles, tolerance))
+    return float(lockin.settle_time_constants_to_tolerance(poles, tolerance))
 
 
 def _poisson_weights(poles: int, x: float) -> np.ndarray:

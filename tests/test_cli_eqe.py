@@ -55,7 +55,8 @@ def test_mismatch_is_one_for_an_am15g_simulator_and_moves_with_a_tilted_spectrum
     wl = np.arange(300.0, 1201.0)
     spectrum = am15g_W_m2_nm(wl) * (1 + 0.05 * (wl - 750.0) / 450.0)
     path = tmp_path / "sim.csv"
-    path.write_text("wavelength_nm,irradiance_W_m2_nm\n" + "\n".join(f"{a},{b}" for a, b in zip(wl, spectrum, strict=True)))
+    rows = "\n".join(f"{a},{b}" for a, b in zip(wl, spectrum, strict=True))
+    path.write_text("wavelength_nm,irradiance_W_m2_nm\n" + rows)
     res = _invoke(["analyze", "mismatch", "--eqe", eqe_file, "--simulator-spectrum", str(path), "--json"])
     m = json.loads(res.stdout)["mismatch"]
     # same direction and size as methods ref. case M1 (a = +0.02 → 0.994, +0.05 → 0.985 for a similar cell)

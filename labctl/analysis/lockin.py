@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import gammainc, gammaincinv
+from scipy.special import gammainc, gammainccinv, gammaincinv
 
 from labctl.analysis.spectra import FloatOrArray
 
@@ -76,6 +76,20 @@ def settle_time_constants(poles: int, fraction: ArrayLike = 0.99) -> FloatOrArra
     if np.any((f <= 0) | (f >= 1)):
         raise ValueError(f"fraction must be within (0, 1), got {fraction!r}")
     return _as_result(gammaincinv(n, f))
+
+
+def settle_time_constants_to_tolerance(poles: int, tolerance: ArrayLike = 0.01) -> FloatOrArray:
+    """Time, in units of τ, for an N-pole RC cascade to come within ``tolerance`` (a fraction of the step) of
+    its final value: :func:`settle_time_constants` at ``1 − tolerance`` (Methods ref. §3.4).
+
+    Solved for the remaining fraction, e^(−x)·Σ_{k<N} x^k/k! = ``tolerance`` (``scipy.special.gammainccinv``),
+    so it stays exact for tolerances far below 1e-3, where ``1 − tolerance`` would lose digits.
+    """
+    n = _check_poles(poles)
+    t = np.asarray(tolerance, dtype=float)
+    if not np.all((t > 0) & (t < 1)):
+        raise ValueError(f"tolerance must be within (0, 1), got {tolerance!r}")
+    return _as_result(gammainccinv(n, t))
 
 
 def enbw_Hz(time_constant_s: ArrayLike, poles: int) -> FloatOrArray:
