@@ -173,6 +173,9 @@ class SimulationConfig(_Strict):
     light: LightConfig = Field(default_factory=LightConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     optics: OpticsConfig = Field(default_factory=OpticsConfig)
+    operator_resource: str | None = Field(
+        None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
+    )
 
 
 class ReferenceDetectorConfig(_Strict):

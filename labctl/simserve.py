@@ -13,7 +13,10 @@ from labctl.config import StationConfig
 from labctl.station import build_bench
 from sim_instruments import SERIAL_DRIVERS, make_emulator
 from sim_instruments.clock import RealClock
+from sim_instruments.operator import OperatorEmulator
 from sim_instruments.server import SimServer, serve
+
+OPERATOR = "operator"  # the simulated operator's endpoint (detector swaps), not a station instrument
 
 
 def start_server(config: StationConfig, latency_s: float = 0.0) -> SimServer:
@@ -23,6 +26,8 @@ def start_server(config: StationConfig, latency_s: float = 0.0) -> SimServer:
     for role, inst in config.instruments.items():
         instruments[role] = (make_emulator(inst.driver, bench), inst.read_termination, inst.write_termination)
     serial = {role for role, inst in config.instruments.items() if inst.driver in SERIAL_DRIVERS}
+    if bench.optics is not None:
+        instruments[OPERATOR] = (OperatorEmulator(bench), "\n", "\n")
     return serve(instruments, serial=serial, latency_s=latency_s)
 
 
@@ -30,7 +35,10 @@ def served_station(config: StationConfig, resources: dict[str, str]) -> dict:
     """A station mapping that points at served resources (simulation kept for the record, real clock)."""
     data = copy.deepcopy(config.snapshot())
     for role, resource in resources.items():
-        data["instruments"][role]["resource"] = resource
+        if role == OPERATOR:
+            data["simulation"]["operator_resource"] = resource
+        else:
+            data["instruments"][role]["resource"] = resource
     data["simulation"]["clock"] = "real"
     return data
 

@@ -172,10 +172,23 @@ class Station:
     def place_in_beam(self, detector: str) -> None:
         """Put ``detector`` ("dut" or a reference detector's name) at the EQE sample position.
 
-        The simulated bench moves it itself; on real hardware the operator is asked through :attr:`operator`
-        (set by the CLI), and without one this raises, since nobody could do it."""
+        The simulated bench moves it itself (in-process, or over ``simulation.operator_resource`` when it is
+        served by ``labctl sim serve``); on real hardware the operator is asked through :attr:`operator` (set by
+        the CLI), and without one this raises, since nobody could do it."""
         if self.bench is not None and self.bench.optics is not None:
             self.bench.optics.place_in_beam(detector)
+            return
+        remote = self.config.simulation.operator_resource
+        if remote:  # a simulated bench served by `labctl sim serve`
+            link = VISAAdapter(remote, visa_library="@py", read_termination="\n", write_termination="\n",
+                               timeout=5000)
+            try:
+                link.write(f"PLACE {detector}")
+                answer = link.read().strip()
+            finally:
+                link.close()
+            if answer != "OK":
+                raise StationError(f"the simulated bench at {remote} could not place '{detector}': {answer}")
             return
         if self.operator is None:
             raise StationError(f"the run needs an operator to place the '{detector}' detector in the beam")

@@ -1,4 +1,4 @@
-"""End to end over TCP: `labctl sim serve` in a subprocess, `labctl run jv` through pyvisa-py against it."""
+"""End to end over TCP: `labctl sim serve` in a subprocess, `labctl run ...` through pyvisa-py against it."""
 
 from __future__ import annotations
 
@@ -7,50 +7,86 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pytest
 import yaml
 
+from labctl.config import parse_station
+from labctl.station import dut_eqe_function
 from labctl.storage import load_run
 from tests.helpers import REPO, default_station
 
 
-def test_sim_serve_then_run_jv_over_tcp(tmp_path):
-    station = default_station()
-    station_path = tmp_path / "station.yaml"
-    station_path.write_text(yaml.safe_dump(station))
-    served = tmp_path / "served.yaml"
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The default simulated bench served on 127.0.0.1 in real time; yields (station file, printed lines)."""
+    tmp = tmp_path_factory.mktemp("tcp")
+    station_path = tmp / "station.yaml"
+    station_path.write_text(yaml.safe_dump(default_station()))
+    served_path = tmp / "served.yaml"
     server = subprocess.Popen(
         [sys.executable, "-m", "labctl.cli", "sim", "serve", "--station", str(station_path),
-         "--write-station", str(served), "--duration-s", "120"],
+         "--write-station", str(served_path), "--duration-s", "240"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    lines = []
+    deadline = time.monotonic() + 30
+    while not served_path.exists() and time.monotonic() < deadline:
+        lines.append(server.stdout.readline())
     try:
-        lines = []
-        deadline = time.monotonic() + 30
-        while not served.exists() and time.monotonic() < deadline:
-            lines.append(server.stdout.readline())
-        assert served.exists(), "".join(lines) + server.stderr.read()
-        printed = "".join(lines)
-        assert "smu: TCPIP::127.0.0.1::" in printed and "::SOCKET" in printed
-        assert "shutter: ASRLsocket://127.0.0.1:" in printed
-        resources = yaml.safe_load(served.read_text())["instruments"]
-        assert resources["smu"]["resource"].startswith("TCPIP::127.0.0.1::")
-        # a fast scan, in real time: 71 points at 20 mV and 1 V/s
-        run = subprocess.run(
-            [sys.executable, "-m", "labctl.cli", "run", "jv", "--station", str(served), "--out", str(tmp_path / "runs"),
-             "--json", "--no-plot", "--set", "step_V=0.02", "--set", "scan_rate_V_s=1.0", "--set", "nplc=0.1"],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
-        )
-        assert run.returncode == 0, run.stderr
-        payload = json.loads(run.stdout)
-        assert payload["status"] == "completed"
-        rev = payload["results"]["reverse"]
-        assert abs(rev["voc_V"] - 1.17) < 3e-3 and abs(rev["jsc_mA_cm2"] / 18.3 - 1) < 5e-3
-        data = load_run(payload["file"])
-        assert "MODEL 2400" in data.idn["smu"] and "SC10" in data.idn["shutter"]
-        jv = data.streams["jv"]
-        fwd = jv[jv.direction == 1]
-        assert abs((fwd.voltage_V.iloc[-1] - fwd.voltage_V.iloc[0]) / (fwd.time_s.iloc[-1] - fwd.time_s.iloc[0])
-                   - 1.0) < 0.05  # real time: the instrument's own time stamps give the requested rate
+        assert served_path.exists(), "".join(lines) + server.stderr.read()
+        yield served_path, "".join(lines), tmp
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _run(served_path, out, *args):
+    run = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "run", *args, "--station", str(served_path), "--out", str(out),
+         "--json", "--no-plot"],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_sim_serve_prints_resource_strings(served):
+    served_path, printed, _ = served
+    assert "smu: TCPIP::127.0.0.1::" in printed and "::SOCKET" in printed
+    assert "shutter: ASRLsocket://127.0.0.1:" in printed and "monochromator: ASRLsocket://127.0.0.1:" in printed
+    resources = yaml.safe_load(served_path.read_text())["instruments"]
+    assert resources["smu"]["resource"].startswith("TCPIP::127.0.0.1::")
+
+
+def test_jv_over_tcp(served):
+    served_path, _, tmp = served
+    # a fast scan, in real time: 71 points at 20 mV and 1 V/s
+    payload = _run(served_path, tmp / "runs", "jv", "--set", "step_V=0.02", "--set", "scan_rate_V_s=1.0",
+                   "--set", "nplc=0.1")
+    assert payload["status"] == "completed"
+    rev = payload["results"]["reverse"]
+    assert abs(rev["voc_V"] - 1.17) < 3e-3 and abs(rev["jsc_mA_cm2"] / 18.3 - 1) < 5e-3
+    data = load_run(payload["file"])
+    assert "MODEL 2400" in data.idn["smu"] and "SC10" in data.idn["shutter"]
+    fwd = data.streams["jv"][data.streams["jv"].direction == 1]
+    rate = (fwd.voltage_V.iloc[-1] - fwd.voltage_V.iloc[0]) / (fwd.time_s.iloc[-1] - fwd.time_s.iloc[0])
+    assert abs(rate - 1.0) < 0.05  # real time: the instrument's own time stamps give the requested rate
+
+
+def test_eqe_over_tcp_with_serial_instruments(served):
+    """Lock-in over TCPIP SOCKET, monochromator and filter wheel over ASRLsocket (pyserial URL), detector swaps
+    through the served bench's operator endpoint."""
+    served_path, _, tmp = served
+    grid = ["--set", "start_nm=500", "--set", "stop_nm=540", "--set", "step_nm=20", "--set", "time_constant_s=0.01"]
+    cal = _run(served_path, tmp / "eqe", "eqe-calibration", *grid)
+    assert cal["status"] == "completed"
+    eqe = _run(served_path, tmp / "eqe", "eqe", "--set", f"calibration_file={cal['file']}", *grid)
+    assert eqe["status"] == "completed"
+    frame = load_run(eqe["file"]).streams["eqe"]
+    cfg = parse_station(default_station())
+    dev = cfg.simulation.device
+    expected = dut_eqe_function(cfg)(frame.wavelength_nm.to_numpy()) * dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 +
+                                                                                           dev.rsh_ohm_cm2)
+    np.testing.assert_allclose(frame.eqe, expected, atol=0.01)
+    assert "FW102C" in load_run(eqe["file"]).idn["filter_wheel"]
