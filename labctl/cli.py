@@ -75,7 +75,7 @@ def run_cmd(
     as_json: bool,
     no_plot: bool,
 ) -> None:
-    """Run PROCEDURE (e.g. jv) on the station. Parameters: `labctl params jv`."""
+    """Run PROCEDURE (jv, eqe-calibration, eqe) on the station. Its parameters: `labctl params PROCEDURE`."""
     from labctl.engine import RunEngine
     from labctl.params import apply_settings
     from labctl.station import Station

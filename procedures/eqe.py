@@ -288,8 +288,15 @@ class EQECalibrationProcedure(_WavelengthScan):
                   for name, t in getattr(self, "_tables", {}).items()}
         if data.empty:
             return {"reference_detectors": tables}
+        # where two detectors measured the same wavelength their beam powers must agree (methods ref. §3.2: ~2 %)
+        both = data.groupby("wavelength_nm")["beam_power_W"].agg(["min", "max", "count"])
+        both = both[both["count"] > 1]
+        overlap = float(((both["max"] - both["min"]) / both["max"]).max()) if len(both) else None
+        if overlap is not None and overlap > 0.02:
+            self.log(f"REFERENCE OVERLAP WARNING: detectors disagree by up to {100 * overlap:.1f} % on the beam power")
         return {
             "reference_detectors": tables,
+            "overlap_max_deviation": overlap,
             "wavelength_min_nm": float(data.wavelength_nm.min()),
             "wavelength_max_nm": float(data.wavelength_nm.max()),
             "points": int(len(data)),

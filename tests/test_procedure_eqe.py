@@ -63,6 +63,13 @@ def test_integrated_jsc_matches_jv_within_2pct(bench_runs):
     assert {"jsc_integrated_mA_cm2", "wavelength_min_nm", "wavelength_max_nm"} <= set(results)
 
 
+def test_calibration_reports_the_si_ge_overlap(bench_runs):
+    overlap = bench_runs["cal"].results["overlap_max_deviation"]
+    assert overlap is not None and overlap < 0.02  # the simulated detectors follow their own tables exactly
+    cal = load_run(bench_runs["cal"].path).streams["calibration"]
+    assert set(cal.detector) == {"si", "ge"}
+
+
 def test_points_record_their_settings(bench_runs):
     data = load_run(bench_runs["eqe"].path).streams["eqe"]
     for col in ("wavelength_nm", "filter", "grating", "time_constant_s", "sensitivity", "phase_deg", "overload",
