@@ -115,6 +115,11 @@ def run_cmd(
         except (ConfigError, StationError) as exc:
             station.close()
             raise _InputError(str(exc)) from None
+        except KeyboardInterrupt:  # before the run file existed (e.g. while connecting): nothing was measured
+            station.safe_state()
+            station.close()
+            err_console.print("interrupted before the run started")
+            sys.exit(130)
     station.close()
     png = None
     if not no_plot:
