@@ -294,4 +294,10 @@ def load_station(path: str | Path) -> StationConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_station(data, source=str(path))
+    config = parse_station(data, source=str(path))
+    # certificate files named relative to the station file, wherever labctl is started from
+    for det in config.eqe.reference_detectors.values():
+        candidate = path.parent / det.responsivity
+        if not Path(det.responsivity).is_absolute() and candidate.is_file():
+            det.responsivity = str(candidate)
+    return config

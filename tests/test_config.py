@@ -80,3 +80,13 @@ def test_bad_yaml_and_missing_file(tmp_path):
 def test_missing_instruments_key():
     with pytest.raises(ConfigError, match="missing key 'instruments'"):
         parse_station({"station": {"name": "x"}})
+
+
+def test_certificate_path_is_relative_to_the_station_file(tmp_path, station_dict, write_station):
+    cert = tmp_path / "cert_si.csv"
+    cert.write_text("wavelength_nm,responsivity_A_W\n400,0.1\n900,0.5\n")
+    station_dict.setdefault("eqe", {})["reference_detectors"] = {
+        "si": {"responsivity": "cert_si.csv", "min_nm": 400, "max_nm": 900}
+    }
+    cfg = load_station(write_station(station_dict))
+    assert cfg.eqe.reference_detectors["si"].responsivity == str(cert)
