@@ -161,20 +161,18 @@ class RunEngine:
                 status, error = self._finish(procedure, status, error)
 
         results: dict[str, Any] = {}
-        try:
-            frames = {name: pd.DataFrame(rows) for name, rows in self._rows.items()}
-            results = procedure.analyse(frames)
-            writer.write_results(results)
-        except Exception as exc:  # noqa: BLE001 - analysis must not lose the data
-            self._event(f"analysis failed: {type(exc).__name__}: {exc}")
-            if status == COMPLETED:
-                status, error = FAILED, f"analysis failed: {exc}"
-        if error:
-            self._event(f"ended: {status}: {error}")
-        else:
-            self._event(f"ended: {status}")
-        writer.close(status)
-        self._writer = None
+        with _signals_deferred():  # a second Ctrl-C must not leave the file without its status
+            try:
+                frames = {name: pd.DataFrame(rows) for name, rows in self._rows.items()}
+                results = procedure.analyse(frames)
+                writer.write_results(results)
+            except Exception as exc:  # noqa: BLE001 - analysis must not lose the data
+                self._event(f"analysis failed: {type(exc).__name__}: {exc}")
+                if status == COMPLETED:
+                    status, error = FAILED, f"analysis failed: {exc}"
+            self._event(f"ended: {status}: {error}" if error else f"ended: {status}")
+            writer.close(status)
+            self._writer = None
         return RunResult(run_id=run_id, path=path, status=status, results=results, error=error)
 
     def _execute(self, procedure: LabProcedure) -> None:

@@ -197,3 +197,16 @@ def test_sigterm_to_cli_ends_aborted(tmp_path):
     assert proc.returncode == 1
     assert '"status": "aborted"' in stdout
     assert load_run(path).status == "aborted"
+
+
+class FailingAnalysis(JVProcedure):
+    def analyse(self, streams):
+        raise ZeroDivisionError("bad fit")
+
+
+def test_failing_analysis_keeps_the_data_and_ends_failed(tmp_path):
+    result, station, _ = _run(tmp_path, None, procedure=FailingAnalysis())
+    assert result.status == "failed" and "analysis failed" in result.error
+    run = load_run(result.path)
+    assert run.status == "failed" and len(run.streams["jv"]) == 2 * 141
+    _assert_safe(station)
