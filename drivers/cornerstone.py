@@ -20,14 +20,14 @@ error bit, reference §10.5): :func:`status_reports_error` accepts both, and ``E
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
+
+from drivers.io_helpers import timeout_at_least
 
 #: ``ERROR?`` codes (reference §4.2; 7 only on the older CS260, 10 on the CS260B)
 ERROR_MEANINGS = {
@@ -129,20 +129,6 @@ class CornerstoneMonochromator(Instrument):
                 self._diagnosing = False
             raise
 
-    @contextmanager
-    def _timeout_at_least(self, seconds: float) -> Iterator[None]:
-        """Raise the VISA read timeout (ms) to ``seconds`` for a move's confirmation, then restore it."""
-        connection = getattr(self.adapter, "connection", None)
-        old = getattr(connection, "timeout", None)
-        if isinstance(old, bool) or not isinstance(old, (int, float)):
-            yield  # no numeric timeout to raise (None = infinite, or a test double)
-            return
-        connection.timeout = max(old, seconds * 1000.0)
-        try:
-            yield
-        finally:
-            connection.timeout = old
-
     def _number(self, command: str) -> float:
         reply = self.ask(command)
         try:
@@ -220,7 +206,7 @@ class CornerstoneMonochromator(Instrument):
         value = strict_range(float(value), self.wavelength_range_nm)
         self._ensure_nm()
         self.write(f"GOWAVE {value:.3f}")
-        with self._timeout_at_least(self.move_timeout_s):
+        with timeout_at_least(self.adapter, self.move_timeout_s):
             reached = self._number("WAVE?")
         if abs(reached - value) > self.wavelength_tolerance_nm:
             raise self._failed(f"asked for {value:.3f} nm, the monochromator is at {reached:.3f} nm")
@@ -243,7 +229,7 @@ class CornerstoneMonochromator(Instrument):
     def grating(self, value: int) -> None:
         value = _position(value, self.grating_positions, "grating")
         self.write(f"GRAT {value}")
-        with self._timeout_at_least(self.grating_timeout_s):
+        with timeout_at_least(self.adapter, self.grating_timeout_s):
             info = self.grating_info()
         if info.number != value:
             raise self._failed(f"grating {info.number} in use after 'GRAT {value}'")
@@ -258,7 +244,7 @@ class CornerstoneMonochromator(Instrument):
     def filter(self, value: int) -> None:
         value = _position(value, self.filter_positions, "filter")
         self.write(f"FILTER {value}")
-        with self._timeout_at_least(self.move_timeout_s):
+        with timeout_at_least(self.adapter, self.move_timeout_s):
             reached = int(self._number("FILTER?"))
         if reached != value:
             raise self._failed(f"filter {reached} in place after 'FILTER {value}'")
@@ -289,7 +275,7 @@ class CornerstoneMonochromator(Instrument):
     def shutter_open(self, value: bool) -> None:
         value = bool(value)
         # a long timeout: if a move is still running, the shutter statement is executed after it
-        with self._timeout_at_least(self.grating_timeout_s):
+        with timeout_at_least(self.adapter, self.grating_timeout_s):
             self.write(f"SHUTTER {'O' if value else 'C'}")
             state = self.shutter_open
         if state != value:

@@ -14,13 +14,12 @@ and an error line (``Command error CMD_NOT_DEFINED`` / ``CMD_ARG_INVALID``) befo
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
+from drivers.io_helpers import timeout_at_least
 from drivers.thorlabs_console import PROMPT as PROMPT
 from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
 
@@ -59,24 +58,10 @@ class ThorlabsFW102C(ThorlabsConsoleMixin, Instrument):
         """
         if command.startswith("pos="):
             # the echo too: a transport that buffers the echo with the prompt delivers it after the move
-            with self._timeout_at_least(self.move_timeout_s):
+            with timeout_at_least(self.adapter, self.move_timeout_s):
                 super().write(command, **kwargs)
         else:
             super().write(command, **kwargs)
-
-    @contextmanager
-    def _timeout_at_least(self, seconds: float) -> Iterator[None]:
-        """Raise the VISA read timeout (ms) to ``seconds`` for the duration, then restore it."""
-        connection = getattr(self.adapter, "connection", None)
-        old = getattr(connection, "timeout", None)
-        if isinstance(old, bool) or not isinstance(old, (int, float)):
-            yield  # no numeric timeout to raise (None = infinite, or a test double)
-            return
-        connection.timeout = max(old, seconds * 1000.0)
-        try:
-            yield
-        finally:
-            connection.timeout = old
 
     def _integer(self, command: str) -> int:
         reply = self.ask(command)

@@ -1,8 +1,8 @@
 """Emulator of the Keithley 2400 / 2420 SourceMeter speaking the 2400-series SCPI set (instruments.md §1).
 
-The module also holds the source-measure physics shared with the 2450 emulator: range choice, forcing a
-voltage or a current on ``bench`` with compliance (:func:`force_voltage`, :func:`force_current`), integration
-time and range-dependent noise.
+The source-measure physics shared with the 2450 emulator (range choice, forcing a voltage or a current on
+``bench`` with compliance, integration time and range-dependent noise) is in :mod:`sim_instruments.smu_physics`,
+the emulator logic both share (source side, status registers, identity) in :mod:`sim_instruments.smu_emulator`.
 
 Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assumption):
 - Ranges, source limits, compliance limits, the power envelope (top V range -> 100 mA range max on the 2400,
@@ -49,7 +49,6 @@ from sim_instruments.scpi import (
     EventRegister,
     Params,
     ScpiError,
-    ScpiInstrument,
     choice,
     flag,
     format_error,
@@ -58,26 +57,27 @@ from sim_instruments.scpi import (
     number,
     status_register_commands,
 )
+from sim_instruments.smu_emulator import FRAMING as FRAMING
+from sim_instruments.smu_emulator import (
+    SmuEmulator,
+    sense_function_name,
+    source_list_commands,
+    source_setting_commands,
+)
 from sim_instruments.smu_physics import (
     AUTO_DELAY_S,
     HEADROOM,
     MODELS,
     NOT_MEASURED,
     OVERFLOW,
-    OVERHEAD_S,
     OVERRANGE,
     RES_RANGES_OHM,
-    Terminal,
     check_envelope,
-    force_current,
-    force_voltage,
     integration_time_s,
     pick_range,
     reading_noise,
-    step_range,
 )
 
-FRAMING: dict[str, Any] = {"read_termination": "\n", "write_termination": "\n"}
 ELEMENTS = ("VOLT", "CURR", "RES", "TIME", "STAT")
 FEEDS = ("SENSe", "CALCulate", "CALC2")
 
@@ -107,29 +107,18 @@ class Reading:
     tripped: bool
 
 
-def sense_function_name(text: str) -> str:
-    """'VOLT', 'CURR' or 'RES' from a sense function string such as ``curr:dc`` or ``RESistance``."""
-    parts = text.upper().split(":")
-    for name, short in (("VOLTAGE", "VOLT"), ("CURRENT", "CURR"), ("RESISTANCE", "RES")):
-        if parts[0] in (name, short) and (parts[1:] in ([], ["DC"]) and (short != "RES" or len(parts) == 1)):
-            return short
-    raise ScpiError(-224, "unknown function")
-
-
-class Keithley2400Emulator(ScpiInstrument):
+class Keithley2400Emulator(SmuEmulator):
     """A 2400 or 2420 on ``bench``: ``handle(message) -> reply | None`` (see module docstring)."""
 
     ERROR_TEXTS = {800: "Illegal with storage active", 803: "Not permitted with OUTPUT off"}
+    STATUS_REGISTERS = (("meas_reg", 1), ("ques_reg", 8), ("oper_reg", 128))
+    SOURCE_RANGE_DEFAULTS = {"VOLT": 20.0, "CURR": 1e-4}
 
     def __init__(self, bench: Any, model: str = "2400", serial: str = "1248014") -> None:
         if model not in MODELS:
             raise ValueError(f"unknown 2400-series model {model!r}; known: {sorted(MODELS)}")
-        super().__init__()
-        self.bench = bench
-        self.model = MODELS[model]
-        self.serial = serial
+        super().__init__(bench, MODELS[model], serial)
         self.t_stamp0_s = bench.clock.now()
-        self.line_Hz = int(round(bench.line_frequency_Hz))
         self.lfr_auto = True
         self.meas_reg, self.oper_reg, self.ques_reg = EventRegister(), EventRegister(), EventRegister()
         self.trace: list[Reading] = []
@@ -138,9 +127,6 @@ class Keithley2400Emulator(ScpiInstrument):
         self.reset()
 
     # -- IEEE 488.2 hooks ----------------------------------------------------------------------------------
-    def identity(self) -> str:
-        return f"KEITHLEY INSTRUMENTS INC.,MODEL {self.model.name},{self.serial},{self.model.firmware}"
-
     def reset(self) -> None:
         m = self.model
         self.output, self.smode, self.source_fn = False, "NORM", "VOLT"
@@ -163,32 +149,7 @@ class Keithley2400Emulator(ScpiInstrument):
         self._v_last: float | None = None  # last terminal voltage while sourcing current: solver start (V)
         self._apply_output()
 
-    def clear_status(self) -> None:
-        super().clear_status()
-        for reg in (self.meas_reg, self.oper_reg, self.ques_reg):
-            reg.event = 0
-
-    def summary_bits(self) -> int:
-        meas, ques, oper = self.meas_reg.summary, self.ques_reg.summary, self.oper_reg.summary
-        return (1 if meas else 0) | (8 if ques else 0) | (128 if oper else 0)
-
-    def preset_status(self) -> None:
-        for reg in (self.meas_reg, self.oper_reg, self.ques_reg):
-            reg.enable = 0
-
     # -- source side -----------------------------------------------------------------------------------------
-    def _ranges(self, fn: str) -> tuple[float, ...]:
-        return {"VOLT": self.model.v_ranges_V, "CURR": self.model.i_ranges_A, "RES": RES_RANGES_OHM}[fn]
-
-    def _max(self, fn: str) -> float:
-        return self.model.v_max_V if fn == "VOLT" else self.model.i_max_A
-
-    def _check_envelope(self, fn: str, src_range: float, limit: float) -> None:
-        check_envelope(self.model, fn, src_range, limit)
-
-    def _src_range(self) -> float:
-        return self._active_range or self.src[self.source_fn].range
-
     def _limit(self) -> tuple[float, bool]:
         """Active limit (A or V) on the non-sourced quantity; True if it comes from a fixed measure range."""
         other = "CURR" if self.source_fn == "VOLT" else "VOLT"
@@ -196,25 +157,18 @@ class Keithley2400Emulator(ScpiInstrument):
             return self.meas_range[other] * HEADROOM, True
         return self.prot[other], False
 
-    def _force(self, value: float) -> Terminal:
-        limit, _ = self._limit()
-        if self.source_fn == "VOLT":
-            s = self.src["VOLT"]
-            auto = s.auto and self._active_range is None
-            v_max = self.model.v_max_V if auto else self._src_range() * HEADROOM
-            return force_voltage(self.bench, value, limit, v_max)
-        if self._v_last is None:
-            self._v_last = self.bench.open_circuit_voltage_V()
-        term = force_current(self.bench, value, limit, self._v_last)
-        self._v_last = term.v_V
-        return term
+    def _source_limit(self) -> float:
+        return self._limit()[0]
 
-    def _apply_output(self) -> None:
-        """Put the programmed bias on the cell (output on) or release it (off: ZERO shorts, others open)."""
-        if self.output:
-            self._force(self.src[self.source_fn].level)
-        else:
-            self.bench.set_cell_bias(0.0 if self.smode == "ZERO" else None)
+    def _output_off_mode(self) -> str:
+        return self.smode
+
+    def _check_source_envelope(self, fn: str, src_range: float) -> None:
+        if fn == self.source_fn:
+            check_envelope(self.model, fn, src_range, self.prot["CURR" if fn == "VOLT" else "VOLT"])
+
+    def _level_is_live(self, fn: str) -> bool:
+        return self.src[fn].mode == "FIX"
 
     def _set_output(self, on: bool) -> None:
         self.output = on
@@ -244,12 +198,8 @@ class Keithley2400Emulator(ScpiInstrument):
         self._force(value)
         clock.sleep(self._source_delay_s())
         n_avg = self.filter_count if self.filter_on else 1
-        window_s = integration_time_s(self.nplc, self.line_Hz, self.azero)
-        window_s *= n_avg if self.filter_on and self.filter_tcon == "REP" else 1
-        clock.sleep(window_s / 2)
-        t_s = clock.now()
-        term = self._force(value)
-        clock.sleep(window_s / 2 + OVERHEAD_S)
+        t_s, term = self._integrate(value, self.nplc, self.azero, n_avg, self.filter_on and self.filter_tcon == "REP")
+        assert term is not None
         fn = self.source_fn
         _, by_range = self._limit()
         if fn == "VOLT":
@@ -377,41 +327,6 @@ class Keithley2400Emulator(ScpiInstrument):
         return self._read()
 
     # -- command handlers ----------------------------------------------------------------------------------
-    def _set_level(self, fn: str, p: Params) -> None:
-        s, hi = self.src[fn], self._max(fn)
-        x = p.number(0, -hi, hi, 0.0)
-        rng = s.range if not s.auto else (pick_range(x, self._ranges(fn)) or self._ranges(fn)[-1])
-        if abs(x) > rng * HEADROOM * (1 + 1e-12):
-            raise ScpiError(-222, "exceeds source range")
-        if fn == self.source_fn:
-            self._check_envelope(fn, rng, self.prot["CURR" if fn == "VOLT" else "VOLT"])
-        s.level, s.range = x, rng
-        if self.output and fn == self.source_fn and s.mode == "FIX":
-            self._apply_output()
-
-    def _range_value(self, p: Params, current: float, ranges: tuple[float, ...], default: float) -> float:
-        if p.is_word(0, "UP", "DOWN"):
-            return step_range(current, ranges, p.is_word(0, "UP"))
-        if p.is_word(0, "MINimum", "MAXimum"):
-            return ranges[0] if p.is_word(0, "MINimum") else ranges[-1]
-        x = p.number(0, -ranges[-1] * HEADROOM, ranges[-1] * HEADROOM, default)
-        return pick_range(x, ranges) or ranges[-1]
-
-    def _set_src_range(self, fn: str, p: Params) -> None:
-        s = self.src[fn]
-        rng = self._range_value(p, s.range, self._ranges(fn), 20.0 if fn == "VOLT" else 1e-4)
-        if abs(s.level) > rng * HEADROOM:
-            raise ScpiError(-221, "level exceeds range")
-        if fn == self.source_fn:
-            self._check_envelope(fn, rng, self.prot["CURR" if fn == "VOLT" else "VOLT"])
-        s.range, s.auto = rng, False
-
-    def _set_src_auto(self, fn: str, p: Params) -> None:
-        s = self.src[fn]
-        s.auto = p.boolean(0)
-        if s.auto:
-            s.range = pick_range(s.level, self._ranges(fn)) or self._ranges(fn)[-1]
-
     def _set_sweep_limit(self, fn: str, attr: str, p: Params) -> None:
         s, hi = self.src[fn], self._max(fn)
         x = p.number(0, -hi, hi, 0.0)
@@ -451,7 +366,7 @@ class Keithley2400Emulator(ScpiInstrument):
             raise ScpiError(-222, "below minimum compliance")
         other = "VOLT" if fn == "CURR" else "CURR"
         if other == self.source_fn:
-            self._check_envelope(other, self.src[other].range, x)
+            check_envelope(self.model, other, self.src[other].range, x)
         self.prot[fn] = x
         if self.output:
             self._apply_output()
@@ -554,10 +469,6 @@ class Keithley2400Emulator(ScpiInstrument):
     def _beep(self, p: Params) -> None:
         p.number(0, 65.0, 2e6)
         p.number(1, 0.0, 7.9)
-
-    def _set_data_format(self, p: Params) -> None:
-        if p.keyword(0, ("ASCii", "REAL", "SREal")) != "ASC":
-            raise ScpiError(-221, "binary formats not emulated")
 
     def _set_lfr(self, p: Params) -> None:
         f = p.integer(0, 50, 60, 60)
@@ -665,20 +576,11 @@ def _commands() -> tuple[Command, ...]:
             return lambda s: s.src[f]
 
         cmds += [
-            Command(f"{f_src}[:LEVel][:IMMediate][:AMPLitude]", write=lambda s, p, f=fn: s._set_level(f, p),
-                    query=lambda s, p, f=fn: nr3(s.src[f].level)),
+            *source_setting_commands(f_src, fn, nr3),
             choice(f"{f_src}:MODE", "mode", ("FIXed", "SWEep", "LIST"), obj=on()),
-            Command(f"{f_src}:RANGe", write=lambda s, p, f=fn: s._set_src_range(f, p),
-                    query=lambda s, p, f=fn: nr3(s.src[f].range)),
-            Command(f"{f_src}:RANGe:AUTO", write=lambda s, p, f=fn: s._set_src_auto(f, p),
-                    query=lambda s, p, f=fn: str(int(s.src[f].auto))),
             Command(f"{f_src}:STEP", write=lambda s, p, f=fn: s._set_step(f, p),
                     query=lambda s, p, f=fn: nr3(s._step(f))),
-            Command(f"{src}:LIST:{word}[:VALues]", write=lambda s, p, f=fn: s._set_list(f, p, False),
-                    wargs=(1, 2500), query=lambda s, p, f=fn: ",".join(nr3(x) for x in s.src[f].values)),
-            Command(f"{src}:LIST:{word}:APPend", write=lambda s, p, f=fn: s._set_list(f, p, True),
-                    wargs=(1, 2500)),
-            Command(f"{src}:LIST:{word}:POINts", query=lambda s, p, f=fn: str(len(s.src[f].values))),
+            *source_list_commands(src, word, fn, lambda s, f=fn: s.src[f].values, nr3),
             Command(f"{sens}:{word}[:DC]:PROTection[:LEVel]", write=lambda s, p, f=fn: s._set_prot(f, p),
                     query=lambda s, p, f=fn: nr3(s.prot[f])),
             Command(f"{sens}:{word}[:DC]:PROTection:TRIPped", query=lambda s, p, f=fn: s._tripped(f)),

@@ -1,8 +1,8 @@
 """Emulator of the Keithley 2450 SourceMeter, native SCPI command set (``*LANG SCPI``; instruments.md §2).
 
-The source-measure physics (ranges, compliance, noise, timing) is shared with the 2400 emulator
-(:mod:`sim_instruments.keithley2400`). Behaviour and confidence ([H] manual/driver source, [M] secondary,
-[L] our assumption):
+The source-measure physics (ranges, compliance, noise, timing) and the source side of the emulator are
+shared with the 2400 emulator (:mod:`sim_instruments.smu_physics`, :mod:`sim_instruments.smu_emulator`).
+Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assumption):
 
 - Ranges V 20 mV-200 V (+-210 V), I 10 nA-1 A (+-1.05 A); power envelope: 200 V range -> 100 mA range max,
   1 A range -> 20 V range max (-221) [H/M]. ``:SOUR:VOLT:ILIM`` 1 nA-1.05 A (default 105 uA),
@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from sim_instruments.keithley2400 import sense_function_name
 from sim_instruments.scpi import (
     COMMON_COMMANDS,
     SYSTEM_ERROR_COMMANDS,
@@ -47,7 +46,6 @@ from sim_instruments.scpi import (
     EventRegister,
     Params,
     ScpiError,
-    ScpiInstrument,
     choice,
     flag,
     noop,
@@ -55,26 +53,27 @@ from sim_instruments.scpi import (
     number,
     status_register_commands,
 )
+from sim_instruments.smu_emulator import FRAMING as FRAMING
+from sim_instruments.smu_emulator import (
+    SmuEmulator,
+    sense_function_name,
+    source_list_commands,
+    source_setting_commands,
+)
 from sim_instruments.smu_physics import (
     AUTO_DELAY_S,
     HEADROOM,
     NOT_MEASURED,
     OVERFLOW,
-    OVERHEAD_S,
     OVERRANGE,
     RES_RANGES_OHM,
     SmuModel,
     Terminal,
     check_envelope,
-    force_current,
-    force_voltage,
-    integration_time_s,
     pick_range,
     reading_noise,
-    step_range,
 )
 
-FRAMING: dict[str, Any] = {"read_termination": "\n", "write_termination": "\n"}
 MODEL = SmuModel(
     "2450", (0.02, 0.2, 2, 20, 200), (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0), 210.0, 1.05, 0.1,
     firmware="1.7.3c",
@@ -153,24 +152,19 @@ class _Sweep:
     buffer: str
 
 
-class Keithley2450Emulator(ScpiInstrument):
+class Keithley2450Emulator(SmuEmulator):
     """A 2450 (native SCPI) on ``bench``: ``handle(message) -> reply | None`` (see module docstring)."""
 
+    STATUS_REGISTERS = (("ques_reg", 8), ("oper_reg", 128))
+
     def __init__(self, bench: Any, serial: str = "04096218") -> None:
-        super().__init__()
-        self.bench = bench
-        self.model = MODEL
-        self.serial = serial
+        super().__init__(bench, MODEL, serial)
         self.t_boot_s = bench.clock.now()
-        self.line_Hz = int(round(bench.line_frequency_Hz))
         self.language = "SCPI"
         self.oper_reg, self.ques_reg = EventRegister(), EventRegister()
         self.reset()
 
     # -- IEEE 488.2 hooks ----------------------------------------------------------------------------------
-    def identity(self) -> str:
-        return f"KEITHLEY INSTRUMENTS INC.,MODEL 2450,{self.serial},{self.model.firmware}"
-
     def reset(self) -> None:
         m = self.model
         self.output, self.source_fn, self.sense_fn = False, "VOLT", "CURR"
@@ -187,43 +181,15 @@ class Keithley2450Emulator(ScpiInstrument):
         self._v_last: float | None = None  # last terminal voltage while sourcing current: solver start (V)
         self._apply_output()
 
-    def clear_status(self) -> None:
-        super().clear_status()
-        self.oper_reg.event = self.ques_reg.event = 0
-
-    def summary_bits(self) -> int:
-        return (8 if self.ques_reg.summary else 0) | (128 if self.oper_reg.summary else 0)
-
-    def preset_status(self) -> None:
-        self.oper_reg.enable = self.ques_reg.enable = 0
-
     # -- physics -------------------------------------------------------------------------------------------
-    def _ranges(self, fn: str) -> tuple[float, ...]:
-        return {"VOLT": self.model.v_ranges_V, "CURR": self.model.i_ranges_A, "RES": RES_RANGES_OHM}[fn]
+    def _source_limit(self) -> float:
+        return self.src[self.source_fn].limit
 
-    def _max(self, fn: str) -> float:
-        return self.model.v_max_V if fn == "VOLT" else self.model.i_max_A
+    def _output_off_mode(self) -> str:
+        return self.src[self.source_fn].smode
 
-    def _src_range(self) -> float:
-        return self._active_range or self.src[self.source_fn].range
-
-    def _force(self, value: float) -> Terminal:
-        s = self.src[self.source_fn]
-        if self.source_fn == "VOLT":
-            auto = s.auto and self._active_range is None
-            v_max = self.model.v_max_V if auto else self._src_range() * HEADROOM
-            return force_voltage(self.bench, value, s.limit, v_max)
-        if self._v_last is None:
-            self._v_last = self.bench.open_circuit_voltage_V()
-        term = force_current(self.bench, value, s.limit, self._v_last)
-        self._v_last = term.v_V
-        return term
-
-    def _apply_output(self) -> None:
-        if self.output:
-            self._force(self.src[self.source_fn].level)
-        else:
-            self.bench.set_cell_bias(0.0 if self.src[self.source_fn].smode == "ZERO" else None)
+    def _check_source_envelope(self, fn: str, src_range: float) -> None:
+        check_envelope(self.model, fn, src_range, self.src[fn].limit)
 
     def _meas_range(self, fn: str, value: float, term: Terminal) -> float:
         """Range of the measured function: the source range for the sourced quantity, else auto or fixed."""
@@ -246,12 +212,7 @@ class Keithley2450Emulator(ScpiInstrument):
             delay_s = AUTO_DELAY_S if s.delay_auto else s.delay_s
         clock.sleep(delay_s)
         n_avg = m.avg_count if m.avg_on else 1
-        window_s = integration_time_s(m.nplc, self.line_Hz, m.azero)
-        window_s *= n_avg if m.avg_on and m.avg_tcon == "REP" else 1
-        clock.sleep(window_s / 2)
-        t_s = clock.now()
-        term = self._force(value) if self.output else None
-        clock.sleep(window_s / 2 + OVERHEAD_S)
+        t_s, term = self._integrate(value, m.nplc, m.azero, n_avg, m.avg_on and m.avg_tcon == "REP", self.output)
         status = 8 if self.terminals == "FRON" else 0
         src_status = (1 if s.readback else 0) | (8 if m.rsense else 0) | (16 if self.output else 0)
         if term is None:
@@ -437,39 +398,6 @@ class Keithley2450Emulator(ScpiInstrument):
         self.sweep = _Sweep(values, delay, count, range_type, fail_abort, name)
 
     # -- settings ------------------------------------------------------------------------------------------
-    def _set_level(self, fn: str, p: Params) -> None:
-        s, hi = self.src[fn], self._max(fn)
-        x = p.number(0, -hi, hi, 0.0)
-        rng = s.range if not s.auto else (pick_range(x, self._ranges(fn)) or self._ranges(fn)[-1])
-        if abs(x) > rng * HEADROOM * (1 + 1e-12):
-            raise ScpiError(-222, "exceeds source range")
-        check_envelope(self.model, fn, rng, s.limit)
-        s.level, s.range = x, rng
-        if self.output and fn == self.source_fn:
-            self._apply_output()
-
-    def _range_value(self, p: Params, current: float, ranges: tuple[float, ...]) -> float:
-        if p.is_word(0, "UP", "DOWN"):
-            return step_range(current, ranges, p.is_word(0, "UP"))
-        if p.is_word(0, "MINimum", "MAXimum"):
-            return ranges[0] if p.is_word(0, "MINimum") else ranges[-1]
-        x = p.number(0, -ranges[-1] * HEADROOM, ranges[-1] * HEADROOM, ranges[-1])
-        return pick_range(x, ranges) or ranges[-1]
-
-    def _set_src_range(self, fn: str, p: Params) -> None:
-        s = self.src[fn]
-        rng = self._range_value(p, s.range, self._ranges(fn))
-        if abs(s.level) > rng * HEADROOM:
-            raise ScpiError(-221, "level exceeds range")
-        check_envelope(self.model, fn, rng, s.limit)
-        s.range, s.auto = rng, False
-
-    def _set_src_auto(self, fn: str, p: Params) -> None:
-        s = self.src[fn]
-        s.auto = p.boolean(0)
-        if s.auto:
-            s.range = pick_range(s.level, self._ranges(fn)) or self._ranges(fn)[-1]
-
     def _set_limit(self, fn: str, p: Params) -> None:
         s = self.src[fn]
         lo, hi, default = (1e-9, 1.05, 105e-6) if fn == "VOLT" else (0.02, 210.0, 21.0)
@@ -510,9 +438,10 @@ class Keithley2450Emulator(ScpiInstrument):
         p.number(0, 20.0, 8000.0)
         p.number(1, 0.001, 100.0)
 
-    def _set_format(self, p: Params) -> None:
-        if p.keyword(0, ("ASCii", "REAL", "SREal")) != "ASC":
-            raise ScpiError(-221, "binary formats not emulated")
+
+def _nr3_bare(value: float) -> str:
+    """:func:`nr3` without the leading ``+`` (the 2450's number format)."""
+    return nr3(value, plus=False)
 
 
 def _commands() -> tuple[Command, ...]:
@@ -531,7 +460,7 @@ def _commands() -> tuple[Command, ...]:
         choice(":ROUTe:TERMinals", "terminals", ("FRONt", "REAR")),
         Command(":SYSTem:LFRequency", query=lambda s, p: str(s.line_Hz)),
         Command(":SYSTem:BEEPer[:IMMediate]", write=E._beep, wargs=(2, 2)),
-        Command(":FORMat[:DATA]", write=E._set_format, wargs=(1, 2), query=lambda s, p: "ASC"),
+        Command(":FORMat[:DATA]", write=E._set_data_format, wargs=(1, 2), query=lambda s, p: "ASC"),
         Command(":INITiate[:IMMediate]", write=E._initiate, wargs=(0, 0)),
         noop(":ABORt"),
         Command(":READ", query=E._read, qargs=(0, 15)),
@@ -562,12 +491,7 @@ def _commands() -> tuple[Command, ...]:
             return lambda s: s.src[f]
 
         cmds += [
-            Command(f"{f_src}[:LEVel][:IMMediate][:AMPLitude]", write=lambda s, p, f=fn: s._set_level(f, p),
-                    query=lambda s, p, f=fn: nr3(s.src[f].level, plus=False)),
-            Command(f"{f_src}:RANGe", write=lambda s, p, f=fn: s._set_src_range(f, p),
-                    query=lambda s, p, f=fn: nr3(s.src[f].range, plus=False)),
-            Command(f"{f_src}:RANGe:AUTO", write=lambda s, p, f=fn: s._set_src_auto(f, p),
-                    query=lambda s, p, f=fn: str(int(s.src[f].auto))),
+            *source_setting_commands(f_src, fn, _nr3_bare),
             Command(f"{f_src}:{lim}[:LEVel]", write=lambda s, p, f=fn: s._set_limit(f, p),
                     query=lambda s, p, f=fn: nr3(s.src[f].limit, plus=False)),
             Command(f"{f_src}:{lim}[:LEVel]:TRIPped", query=lambda s, p, f=fn: s._tripped(f)),
@@ -582,11 +506,7 @@ def _commands() -> tuple[Command, ...]:
                     wargs=(3, 9)),
             Command(f"{src}:SWEep:{word}:LIST", write=lambda s, p, f=fn: s._set_sweep(f, "LIST", p),
                     wargs=(1, 5)),
-            Command(f"{src}:LIST:{word}[:VALues]", write=lambda s, p, f=fn: s._set_list(f, p, False),
-                    wargs=(1, 2500), query=lambda s, p, f=fn: ",".join(nr3(x, False) for x in s.lists[f])),
-            Command(f"{src}:LIST:{word}:APPend", write=lambda s, p, f=fn: s._set_list(f, p, True),
-                    wargs=(1, 2500)),
-            Command(f"{src}:LIST:{word}:POINts", query=lambda s, p, f=fn: str(len(s.lists[f]))),
+            *source_list_commands(src, word, fn, lambda s, f=fn: s.lists[f], _nr3_bare),
         ]
     for fn, word in (("VOLT", "VOLTage[:DC]"), ("CURR", "CURRent[:DC]"), ("RES", "RESistance")):
         f_sens = f"{sens}:{word}"

@@ -25,6 +25,7 @@ from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.clock import RealClock
 from sim_instruments.cornerstone import FRAMING, CornerstoneEmulator
 from sim_instruments.server import serve
+from tests.fakes import TimeoutSpy
 from tests.test_sim_cornerstone import FakeBench
 
 Traffic = list[tuple[str | None, str | None]]
@@ -40,26 +41,6 @@ def command(cmd: str) -> Traffic:
 
 
 NM = command("UNITS NM") + query("UNITS?", "NM")  # sent once, before the first wavelength statement
-
-
-class TimeoutSpy:
-    """Stands in for ``adapter.connection``: records every VISA timeout (ms) the driver sets."""
-
-    def __init__(self, timeout_ms: float) -> None:
-        self._timeout = timeout_ms
-        self.history: list[float] = []
-
-    @property
-    def timeout(self) -> float:
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float) -> None:
-        self._timeout = value
-        self.history.append(value)
-
-    def close(self) -> None:
-        pass
 
 
 def test_constructor_sends_nothing() -> None:

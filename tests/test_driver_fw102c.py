@@ -13,39 +13,13 @@ from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.clock import RealClock
 from sim_instruments.fw102c import FRAMING, FW102CEmulator
 from sim_instruments.server import serve
+from tests.fakes import PROMPT_REPLY as P
+from tests.fakes import TimeoutSpy
+from tests.fakes import console_command as command
+from tests.fakes import console_query as query
 from tests.test_sim_fw102c import FakeBench
 
-P = (None, "> ")  # the prompt the controller prints after every command
 IDENTITY = "THORLABS FW102C/FW212C Filter Wheel version 1.07"
-
-
-def query(cmd: str, reply: str) -> list[tuple[str | None, str]]:
-    """Traffic of a query: echo, reply line, prompt (terminators excluded, as in expected_protocol)."""
-    return [(cmd, cmd), (None, reply), P]
-
-
-def command(cmd: str) -> list[tuple[str | None, str]]:
-    return [(cmd, cmd), P]
-
-
-class TimeoutSpy:
-    """Stands in for ``adapter.connection``: records every VISA timeout (ms) the driver sets."""
-
-    def __init__(self, timeout_ms: float) -> None:
-        self._timeout = timeout_ms
-        self.history: list[float] = []
-
-    @property
-    def timeout(self) -> float:
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float) -> None:
-        self._timeout = value
-        self.history.append(value)
-
-    def close(self) -> None:
-        pass
 
 
 def test_constructor_sends_nothing() -> None:

@@ -19,9 +19,9 @@ from drivers.keithley2400 import (
     parse_numbers,
 )
 from drivers.smu import InstrumentError, SweepData
+from tests.fakes import NO_ERROR, assert_sweep_arrays, spy_timeouts
 
 INIT = (b":FORM:ELEM VOLT,CURR,TIME,STAT", None)
-NO_ERROR = (b":SYST:ERR?", b'0,"No error"')
 
 
 def configure_pairs(
@@ -86,19 +86,6 @@ SWEEP_I = [-0.02, -0.0199, -0.015, 0.01, 0.1]
 SWEEP_T = [100.0, 100.07, 100.14, 100.21, 100.28]
 SWEEP_STATUS = [V_SOURCE_I_MEASURED] * 4 + [IN_COMPLIANCE]
 SWEEP_REPLY = ",".join(map(reading, SWEEP_V, SWEEP_I, SWEEP_T, SWEEP_STATUS)).encode()
-
-
-def spy_timeouts(instr) -> list[float]:
-    """Record the VISA timeout (ms) in force at every read."""
-    seen: list[float] = []
-    original = instr.adapter._read
-
-    def read(**kwargs):
-        seen.append(instr.adapter.connection.timeout)
-        return original(**kwargs)
-
-    instr.adapter._read = read
-    return seen
 
 
 # ----------------------------------------------------------------------------------------- construction
@@ -315,9 +302,7 @@ def test_sweep_protocol_data_and_timeout():
         smu.configure_voltage_source(0.1)
         seen = spy_timeouts(smu)
         data = smu.sweep_voltage(-0.2, 1.2, 5, 0.01)
-    np.testing.assert_allclose(data.voltage_V, SWEEP_V)
-    np.testing.assert_allclose(data.current_A, SWEEP_I)
-    np.testing.assert_allclose(data.time_s, np.array(SWEEP_T) - SWEEP_T[0], atol=1e-9)
+    assert_sweep_arrays(data, SWEEP_V, SWEEP_I, SWEEP_T)
     assert data.compliance.tolist() == [False, False, False, False, True]
     per_point_s = (0.01 + 3 / 50 + 0.5e-3) * 1.25 + 0.01
     assert seen == [pytest.approx(1e3 * (5 * per_point_s + 10.0)), 2000]  # :READ?, then :SYST:ERR?

@@ -9,8 +9,8 @@ from pymeasure.test import expected_protocol
 from drivers.keithley2400 import ReplyError
 from drivers.keithley2450 import Keithley2450
 from drivers.smu import InstrumentError
+from tests.fakes import NO_ERROR, assert_sweep_arrays, spy_timeouts
 
-NO_ERROR = (b":SYST:ERR?", b'0,"No error"')
 BUF = b'"labctlbuf"'
 
 
@@ -63,19 +63,6 @@ def sweep_pairs(points: int = 5, reply: bytes = SWEEP_REPLY, count: int | None =
     if n == points:
         pairs.append((f":TRAC:DATA? 1, {n}, ".encode() + BUF + b", SOUR, READ, REL", reply))
     return pairs
-
-
-def spy_timeouts(instr) -> list[float]:
-    """Record the VISA timeout (ms) in force at every read."""
-    seen: list[float] = []
-    original = instr.adapter._read
-
-    def read(**kwargs):
-        seen.append(instr.adapter.connection.timeout)
-        return original(**kwargs)
-
-    instr.adapter._read = read
-    return seen
 
 
 # ---------------------------------------------------------------------------------------- configuration
@@ -214,9 +201,7 @@ def test_first_sweep_makes_the_buffer_and_reads_everything_once():
         smu.configure_voltage_source(0.1)
         seen = spy_timeouts(smu)
         data = smu.sweep_voltage(-0.2, 1.2, 5, 0.01)
-    np.testing.assert_allclose(data.voltage_V, SWEEP_V)
-    np.testing.assert_allclose(data.current_A, SWEEP_I)
-    np.testing.assert_allclose(data.time_s, np.array(SWEEP_T) - SWEEP_T[0], atol=1e-9)
+    assert_sweep_arrays(data, SWEEP_V, SWEEP_I, SWEEP_T)
     assert data.compliance.tolist() == [True, False, False, False, True]
     long_ms = pytest.approx(1e3 * (5 * ((0.01 + 3 / 50 + 0.5e-3) * 1.25 + 0.01) + 10.0))
     assert seen == [2000, long_ms, long_ms, 2000]  # make check, :TRAC:ACT?, :TRAC:DATA?, final error check

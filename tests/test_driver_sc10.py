@@ -9,27 +9,10 @@ from drivers.thorlabs_sc10 import SC10Error, ThorlabsSC10
 from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.sc10 import FRAMING, SC10Emulator
 from sim_instruments.server import serve
-
-P = (None, "> ")  # the prompt the controller prints after every command
-
-
-def query(cmd: str, reply: str) -> list[tuple[str | None, str]]:
-    """Traffic of a query: echo, reply line, prompt (terminators excluded, as in expected_protocol)."""
-    return [(cmd, cmd), (None, reply), P]
-
-
-def command(cmd: str) -> list[tuple[str | None, str]]:
-    return [(cmd, cmd), P]
-
-
-class FakeLight:
-    def __init__(self) -> None:
-        self.shutter_open = True
-
-
-class FakeBench:
-    def __init__(self) -> None:
-        self.light = FakeLight()
+from tests.fakes import PROMPT_REPLY as P
+from tests.fakes import ShutterBench as FakeBench
+from tests.fakes import console_command as command
+from tests.fakes import console_query as query
 
 
 def test_constructor_sends_nothing() -> None:

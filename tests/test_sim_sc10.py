@@ -6,20 +6,7 @@ import pytest
 
 from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.sc10 import ERR_ARG_INVALID, ERR_NOT_DEFINED, FRAMING, IDENTITY, SC10Emulator
-
-
-class FakeLight:
-    """Only ``shutter_open`` can be written: any other attribute write fails the test."""
-
-    __slots__ = ("shutter_open",)
-
-    def __init__(self) -> None:
-        self.shutter_open = True
-
-
-class FakeBench:
-    def __init__(self) -> None:
-        self.light = FakeLight()
+from tests.fakes import ShutterBench as FakeBench
 
 
 @pytest.fixture
