@@ -109,6 +109,7 @@ def run_cmd(
             sample=sample,
             operator=operator,
             on_progress=lambda pct: progress.update(task, completed=pct),
+            on_event=lambda message: _echo_warning(progress.console, message),
         )
         try:
             result = engine.run(procedure)
@@ -139,6 +140,12 @@ def run_cmd(
         if png:
             console.print(f"plot:   {png}")
     sys.exit(0 if result.status == "completed" else 1)
+
+
+def _echo_warning(console: Console, message: str) -> None:
+    """Show the operator the run's warnings and failures as they happen (everything else is in the file)."""
+    if any(word in message for word in ("WARNING", "FAILED", "failed")):
+        console.print(f"[yellow]{message.splitlines()[0]}[/]", highlight=False)
 
 
 _FOM_ROWS = [

@@ -84,3 +84,19 @@ def test_eqe_plot_written(runs):
     from pathlib import Path
 
     assert Path(eqe_file).with_suffix(".png").stat().st_size > 10_000
+
+
+def test_order_sorting_warning_reaches_the_operator(tmp_path):
+    import yaml
+
+    from tests.helpers import default_station
+
+    data = default_station()
+    for row in data["eqe"]["order_sorting"]:
+        row["filter"] = 1
+    station = tmp_path / "station.yaml"
+    station.write_text(yaml.safe_dump(data))
+    res = _invoke(["run", "eqe-calibration", "--station", str(station), "--out", str(tmp_path), "--no-plot",
+                   "--set", "start_nm=400", "--set", "stop_nm=900", "--set", "step_nm=100"])
+    assert res.exit_code == 0
+    assert "ORDER-SORTING WARNING" in res.stderr and "second order" in res.stderr
