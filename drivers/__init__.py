@@ -5,6 +5,7 @@ from __future__ import annotations
 from drivers.cornerstone import Cornerstone130, Cornerstone260
 from drivers.keithley2400 import Keithley2400, Keithley2420
 from drivers.keithley2450 import Keithley2450
+from drivers.sr570 import SR570
 from drivers.sr830 import SR830
 from drivers.thorlabs_fw102c import ThorlabsFW102C
 from drivers.thorlabs_sc10 import ThorlabsSC10
@@ -21,6 +22,7 @@ REGISTRY: dict[str, type] = {
     "cornerstone130": Cornerstone130,
     "thorlabs_fw102c": ThorlabsFW102C,
     "sr830": SR830,
+    "sr570": SR570,
 }
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Keithley2400",
     "Keithley2420",
     "Keithley2450",
+    "SR570",
     "SR830",
     "ThorlabsFW102C",
     "ThorlabsSC10",

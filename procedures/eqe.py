@@ -53,7 +53,7 @@ class _WavelengthScan(LabProcedure):
     """Shared parameters and the per-point measurement of both EQE procedures."""
 
     REQUIRES = ("lockin", "monochromator", "filter_wheel")
-    OPTIONAL = ("shutter",)
+    OPTIONAL = ("shutter", "preamp")
 
     start_nm = FloatParameter("First wavelength", units="nm", default=300.0, minimum=200, maximum=2500)
     stop_nm = FloatParameter("Last wavelength", units="nm", default=900.0, minimum=200, maximum=2500)
@@ -66,9 +66,19 @@ class _WavelengthScan(LabProcedure):
     fixed_wait_tau = FloatParameter("Fixed wait", units="tau", default=10.0, minimum=0.0, maximum=100)
     reserve = ListParameter("Lock-in dynamic reserve", choices=["High Reserve", "Normal", "Low Noise"],
                             default="Normal")
+    preamp_sensitivity_A_V = FloatParameter("SR570 sensitivity (with a 'preamp' in the station)", units="A/V",
+                                            default=1e-6, minimum=1e-12, maximum=1e-3)
 
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
+        preamp = station.config.instruments.get("preamp")
+        if preamp is not None:
+            from drivers import REGISTRY
+
+            table = getattr(REGISTRY[preamp.driver], "SENSITIVITIES", [])
+            if not any(math.isclose(self.preamp_sensitivity_A_V, v, rel_tol=1e-6) for v in table):
+                raise ConfigError(f"parameter preamp_sensitivity_A_V = {self.preamp_sensitivity_A_V:g}: allowed "
+                                  f"one of the {preamp.driver} sensitivities 1e-12, 2e-12, 5e-12 … 1e-3 A/V (1-2-5)")
         if self.stop_nm < self.start_nm:
             raise ConfigError(f"parameter stop_nm = {self.stop_nm}: must not be below start_nm = {self.start_nm}")
         table = station.config.eqe
@@ -87,8 +97,13 @@ class _WavelengthScan(LabProcedure):
     def _configure_lockin(self) -> None:
         bench = self.station.config.eqe
         lockin = self.station["lockin"]
-        current_input = bench.preamp_gain_V_A is None
-        self._gain = 1.0 if current_input else bench.preamp_gain_V_A  # V/A between detector and lock-in
+        if "preamp" in self.station:  # a remote-controlled current preamplifier (SR570)
+            preamp = self.station["preamp"]
+            preamp.configure(self.preamp_sensitivity_A_V)
+            current_input, self._gain = False, preamp.gain_V_A
+        else:  # a fixed-gain preamplifier from station.yaml, or the lock-in's own current input
+            current_input = bench.preamp_gain_V_A is None
+            self._gain = 1.0 if current_input else bench.preamp_gain_V_A  # V/A between detector and lock-in
         lockin.configure(
             1.0 if not current_input else 1e-6,
             chopper_frequency_Hz=bench.chopper_frequency_Hz,

@@ -15,10 +15,11 @@ EMULATORS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "cornerstone130": ("sim_instruments.cornerstone", "CornerstoneEmulator", {"model": "130"}),
     "thorlabs_fw102c": ("sim_instruments.fw102c", "FW102CEmulator", {}),
     "sr830": ("sim_instruments.sr830", "SR830Emulator", {}),
+    "sr570": ("sim_instruments.sr570", "SR570Emulator", {}),
 }
 
 #: emulators reached like serial instruments (ASRLsocket:// over TCP)
-SERIAL_DRIVERS = {"thorlabs_sc10", "cornerstone260", "cornerstone130", "thorlabs_fw102c"}
+SERIAL_DRIVERS = {"thorlabs_sc10", "cornerstone260", "cornerstone130", "thorlabs_fw102c", "sr570"}
 
 
 def make_emulator(driver: str, bench: Any) -> Any:

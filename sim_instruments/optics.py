@@ -143,6 +143,11 @@ class Optics:
         self.in_beam = detector
         self._record()
 
+    def set_preamp_gain(self, gain_V_A: float | None) -> None:
+        """Transimpedance gain between the detector and the lock-in (V/A), e.g. from an SR570's sensitivity."""
+        self.preamp_gain_V_A = gain_V_A
+        self._record()
+
     def set_bias_light(self, current_A: float) -> None:
         self.bias_light_A = float(current_A)
         self._record()

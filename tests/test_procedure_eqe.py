@@ -133,3 +133,25 @@ def test_bias_light_with_high_reserve_leaves_the_linear_cell_eqe_unchanged(bench
     normal, _ = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), bias_light=True,
                      reserve="Normal", **grid)
     assert load_run(normal.path).streams["eqe"].sensitivity.min() >= 10 * frame.sensitivity.max()
+
+
+def test_sr570_preamp_sets_the_gain_used_for_the_data(bench_runs, tmp_path):
+    """With an SR570 as the 'preamp' role, its sensitivity (not station.yaml's fixed gain) scales the data."""
+    data = copy.deepcopy(bench_runs["data"])
+    data["instruments"]["preamp"] = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600,
+                                     "read_termination": "\r", "write_termination": "\r"}
+    grid = {"start_nm": 500.0, "stop_nm": 600.0, "step_nm": 50.0}
+    cal, _ = _run(tmp_path, data, EQECalibrationProcedure, preamp_sensitivity_A_V=1e-5, **grid)
+    run, station = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), preamp_sensitivity_A_V=1e-5,
+                        **grid)
+    assert run.status == "completed", run.error
+    assert station.bench.optics.preamp_gain_V_A == pytest.approx(1e5)
+    frame = load_run(run.path).streams["eqe"]
+    np.testing.assert_allclose(frame.eqe, 0.6792 * 2000 / 2003.84, atol=0.01)
+    assert not frame.overload.any()
+    assert "SR570" in load_run(run.path).idn["preamp"]
+    # 100x more gain: ~10 V into the lock-in, beyond its 1 V top range — every point says it overloaded
+    hot, _ = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), preamp_sensitivity_A_V=1e-7, **grid)
+    assert load_run(hot.path).streams["eqe"].overload.all()
+    with pytest.raises(ConfigError, match="preamp_sensitivity_A_V = 3e-07"):
+        _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), preamp_sensitivity_A_V=3e-7, **grid)
