@@ -120,7 +120,7 @@ def test_staircase_hysteresis_follows_scan_rate(tmp_path):
         his[rate] = result.results["hysteresis"]["hi_pce"]
     expected = {0.01: 0.0118, 0.1: 0.0569, 1.0: 0.0131}
     for rate, hi in his.items():
-        assert hi == pytest.approx(expected[rate], rel=0.15, abs=2e-3), his
+        assert hi == pytest.approx(expected[rate], abs=1e-3), his  # emulator timing vs the pure model
     assert his[0.1] > 3 * his[0.01] and his[0.1] > 3 * his[1.0]
 
 
