@@ -85,6 +85,9 @@ class InstrumentLink:
             if self.echo:
                 out += (message + self.write_termination).encode(ENCODING)
             with self.lock:
+                clock = getattr(getattr(self.emulator, "bench", None), "clock", None)
+                if hasattr(clock, "resync"):
+                    clock.resync()  # the instrument starts on a command when it arrives, never earlier
                 reply = self.emulator.handle(message)
             if reply is not None:
                 out += (reply + self.read_termination).encode(ENCODING, errors="replace")

@@ -25,7 +25,8 @@ class RealClock:
 
     ``time.sleep`` oversleeps by tens of µs and the code between two sleeps takes time too; an instrument's
     sweep does not drift like that. When a sleep starts within ``catch_up_s`` of the previous sleep's deadline
-    (same thread), it is measured from that deadline, so a sweep of N points takes N × its point time.
+    (same thread), it is measured from that deadline, so a sweep of N points takes N × its point time. Both
+    transports call :meth:`resync` for every message received, so this catch-up never spans two commands.
     """
 
     virtual = False
@@ -36,6 +37,11 @@ class RealClock:
 
     def now(self) -> float:
         return time.monotonic()
+
+    def resync(self) -> None:
+        """Start a new schedule (this thread): the next sleep is measured from now. Call it when a new command
+        arrives, so idle time between commands is never counted as instrument time."""
+        self._local.deadline = None
 
     def sleep(self, dt_s: float) -> None:
         if dt_s <= 0:

@@ -311,3 +311,20 @@ def test_server_refuses_non_loopback_hosts_and_unknown_serial_names() -> None:
     with pytest.raises(ValueError, match="serial"):
         serve({"x": (Recorder(), "\n", "\n")}, serial=["nope"])
     assert _sim_threads() == []
+
+
+def test_real_clock_keeps_schedule_within_a_command_but_not_across_commands():
+    import time
+
+    from sim_instruments.clock import RealClock
+
+    clock = RealClock()
+    t0 = time.monotonic()
+    for _ in range(50):
+        clock.sleep(0.002)  # a 50-point sweep inside one command: no drift from oversleeping
+    assert time.monotonic() - t0 == pytest.approx(0.1, abs=0.01)
+    clock.resync()
+    time.sleep(0.003)  # idle between commands (e.g. the client's round trip)
+    t1 = time.monotonic()
+    clock.sleep(0.004)
+    assert time.monotonic() - t1 >= 0.0039  # the idle time was not counted as instrument time
