@@ -212,6 +212,12 @@ class Station:
         for role, inst in self.instruments.items():
             cfg = self.config.instruments[role].safe_state
             try:
+                # a Ctrl-C or an exception may have cut an exchange short: drop any unread reply first, or the
+                # safe-state commands would read it as theirs
+                inst.adapter.flush_read_buffer()
+            except Exception:  # noqa: BLE001 - best effort; the actions below report real failures
+                pass
+            try:
                 actions = []
                 if cfg.source_voltage_V is not None:
                     actions.append(lambda i=inst, v=cfg.source_voltage_V: i.set_voltage(v))

@@ -210,3 +210,15 @@ def test_failing_analysis_keeps_the_data_and_ends_failed(tmp_path):
     run = load_run(result.path)
     assert run.status == "failed" and len(run.streams["jv"]) == 2 * 141
     _assert_safe(station)
+
+
+def test_safe_state_survives_a_reply_left_unread(tmp_path):
+    """An interrupted query leaves its reply in the input buffer; the safe state must not read it as its own."""
+    station = _station()
+    station["shutter"].open_shutter()
+    station["smu"].configure_voltage_source(compliance_A=0.01)
+    station["smu"].enable_output()
+    station["shutter"].adapter.write("ens?")  # the SC10 echoes and answers; nobody reads it
+    station["smu"].adapter.write("*IDN?")
+    assert station.safe_state() == []
+    _assert_safe(station)
