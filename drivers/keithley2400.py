@@ -147,6 +147,25 @@ def symmetric_control(command: str, doc: str, limit: float) -> property:
     return ranged_control(command, doc, -limit, limit)
 
 
+def with_model_ranges(cls: type) -> type:
+    """Class decorator: the source, measure and compliance properties of a 2400-family model, validated
+    against that model's ``limits`` and ``compliance_min_A`` (so an impossible setting raises before sending)."""
+    v, i, compliance_min_A = cls.limits.voltage_max_V, cls.limits.current_max_A, cls.compliance_min_A
+    controls = {
+        "source_voltage": symmetric_control(":SOUR:VOLT", "Source level (V)", v),
+        "source_voltage_range": symmetric_control(":SOUR:VOLT:RANG", "Source range (V)", v),
+        "voltage_range": symmetric_control(":SENS:VOLT:RANG", "Measure range (V)", v),
+        "compliance_voltage": symmetric_control(":SENS:VOLT:PROT", "Compliance (V)", v),
+        "source_current": symmetric_control(":SOUR:CURR", "Source level (A)", i),
+        "source_current_range": symmetric_control(":SOUR:CURR:RANG", "Source range (A)", i),
+        "current_range": symmetric_control(":SENS:CURR:RANG", "Measure range (A)", i),
+        "compliance_current": ranged_control(":SENS:CURR:PROT", "Compliance (A)", compliance_min_A, i),
+    }
+    for name, control in controls.items():
+        setattr(cls, name, control)
+    return cls
+
+
 def _on_off(reply: object) -> str:
     return "ON" if str(reply).strip().upper() in {"1", "1.0", "ON"} else "OFF"
 
@@ -356,6 +375,7 @@ def _sweep_data(
 # ------------------------------------------------------------------------------------------- 2400 / 2420
 
 
+@with_model_ranges
 class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
     """Keithley 2400 SourceMeter: ±210 V, ±1.05 A, NPLC 0.01-10, built-in sweeps up to 2500 points."""
 
@@ -367,17 +387,6 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
     DATA_ELEMENTS = "VOLT,CURR,TIME,STAT"
     COMPLIANCE_BIT = 3  # status word: "in real compliance"
 
-    # model-specific ranges, from `limits` (the 2420 redefines them)
-    source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
-    source_voltage_range = symmetric_control(":SOUR:VOLT:RANG", "Source range (V)", limits.voltage_max_V)
-    voltage_range = symmetric_control(":SENS:VOLT:RANG", "Measure range (V)", limits.voltage_max_V)
-    compliance_voltage = symmetric_control(":SENS:VOLT:PROT", "Compliance (V)", limits.voltage_max_V)
-    source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)
-    source_current_range = symmetric_control(":SOUR:CURR:RANG", "Source range (A)", limits.current_max_A)
-    current_range = symmetric_control(":SENS:CURR:RANG", "Measure range (A)", limits.current_max_A)
-    compliance_current = ranged_control(
-        ":SENS:CURR:PROT", "Compliance (A)", compliance_min_A, limits.current_max_A
-    )
 
     # same on both models; short forms as in the reference
     current_nplc = ranged_control(":SENS:CURR:NPLC", "Integration time (PLC; global on the 2400)", 0.01, 10.0)
@@ -477,6 +486,7 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
         return _sweep_data(rows[:, 0], rows[:, 1], rows[:, 2], compliance, relative)
 
 
+@with_model_ranges
 class Keithley2420(Keithley2400):
     """Keithley 2420 SourceMeter: ±63 V, ±3.15 A (3 A range, no 1 uA range); otherwise as the 2400."""
 
@@ -485,17 +495,6 @@ class Keithley2420(Keithley2400):
         source_delay_max_s=999.9999, max_sweep_points=2500,
     )
     compliance_min_A = 1e-8  # 0.1 % of the lowest (10 uA) range
-
-    source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
-    source_voltage_range = symmetric_control(":SOUR:VOLT:RANG", "Source range (V)", limits.voltage_max_V)
-    voltage_range = symmetric_control(":SENS:VOLT:RANG", "Measure range (V)", limits.voltage_max_V)
-    compliance_voltage = symmetric_control(":SENS:VOLT:PROT", "Compliance (V)", limits.voltage_max_V)
-    source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)
-    source_current_range = symmetric_control(":SOUR:CURR:RANG", "Source range (A)", limits.current_max_A)
-    current_range = symmetric_control(":SENS:CURR:RANG", "Measure range (A)", limits.current_max_A)
-    compliance_current = ranged_control(
-        ":SENS:CURR:PROT", "Compliance (A)", compliance_min_A, limits.current_max_A
-    )
 
     def __init__(self, adapter, name: str = "Keithley 2420 SourceMeter", **kwargs) -> None:
         super().__init__(adapter, name, **kwargs)
