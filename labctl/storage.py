@@ -266,6 +266,9 @@ def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
                     ds.attrs["units"] = units
         elif isinstance(value, (str, bool)):
             group.create_dataset(key, data=str(value), dtype=_STR)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            # flags and warnings: a string array, so they show in h5web/silx beside the numbers
+            group.create_dataset(key, data=list(value), dtype=_STR, shape=(len(value),))
 
 
 # -- reading ----------------------------------------------------------------------------------------------------

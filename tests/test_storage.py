@@ -37,9 +37,12 @@ def test_layout_and_round_trip(tmp_path):
     w = _writer(path)
     for k in range(10):
         w.append("jv", {"time_s": k * 0.1, "voltage_V": k * 0.01, "j_mA_cm2": 18.0 - k, "scan": 0})
-    w.write_results({"reverse": {"voc_V": 1.17, "ff": 0.78}, "note": "ok"})
+    w.write_results({"reverse": {"voc_V": 1.17, "ff": 0.78, "flags": ["mpp_fit_fallback_discrete"]}, "note": "ok",
+                     "warnings": ["reverse scan: 3 points in current compliance"]})
     w.close("completed")
     with h5py.File(path) as f:
+        assert [x.decode() for x in f["entry/results/reverse/flags"][()]] == ["mpp_fit_fallback_discrete"]
+        assert f["entry/results/warnings"].shape == (1,)
         assert f.attrs["default"] == "entry"
         assert f["entry"].attrs["NX_class"] == "NXentry"
         assert f["entry"].attrs["default"] == "jv"
@@ -55,6 +58,7 @@ def test_layout_and_round_trip(tmp_path):
     assert run.parameters == {"step_V": 0.01, "direction": "reverse", "light": True}
     assert run.idn["smu"].startswith("KEITHLEY")
     assert run.results["reverse"]["voc_V"] == 1.17
+    assert run.results["reverse"]["flags"] == ["mpp_fit_fallback_discrete"]
     np.testing.assert_allclose(run.streams["jv"]["j_mA_cm2"], 18.0 - np.arange(10))
     assert "end_time" in run.info
 
