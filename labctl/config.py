@@ -122,15 +122,20 @@ class EQEConfig(_Strict):
 
 
 class DeviceConfig(_Strict):
-    """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6)."""
+    """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6).
+
+    ``j0_A_cm2`` is J0 at ``j0_reference_temperature_K``; at ``temperature_K`` the bench uses
+    J0(T) = J0(T_ref)·(T/T_ref)³·exp(−(Eg/(n·k))·(1/T − 1/T_ref)) with Eg = ``eqe.bandgap_eV``
+    (labctl.analysis.sdm.j0_at_temperature_A_cm2), so Voc falls as the cell warms."""
 
     jph_mA_cm2: float = Field(18.33514, ge=0, le=100)
-    j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2)
+    j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2, description="J0 at j0_reference_temperature_K (A/cm²)")
     ideality: float = Field(1.5, ge=0.5, le=10)
     rs_ohm_cm2: float = Field(3.84022, ge=0, le=1e4)
     rsh_ohm_cm2: float = Field(2000.0, gt=0)
     area_cm2: float = Field(0.049, gt=0, le=1000)
     temperature_K: float = Field(298.15, gt=0, le=500)
+    j0_reference_temperature_K: float = Field(298.15, gt=0, le=500, description="temperature of j0_A_cm2 (K)")
     hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
     eqe: EQEConfig = Field(default_factory=EQEConfig)

@@ -39,6 +39,8 @@ def build_bench(config: StationConfig, clock: Clock) -> Bench:
         rsh_ohm_cm2=dev.rsh_ohm_cm2,
         area_cm2=dev.area_cm2,
         temperature_K=dev.temperature_K,
+        bandgap_eV=dev.eqe.bandgap_eV,
+        j0_reference_temperature_K=dev.j0_reference_temperature_K,
         hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
         degradation=Degradation(**dev.degradation.model_dump()),
         stack=dev.stack,
