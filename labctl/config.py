@@ -143,6 +143,34 @@ class DeviceConfig(_Strict):
         "n-i-p", description="n-i-p: anode on the SMU HI terminal in the fixture; p-i-n: anode on LO"
     )
 
+    @model_validator(mode="after")
+    def _physical_eqe(self) -> DeviceConfig:
+        """No EQE above 1 and no photocurrent above what the gap allows under AM1.5G (methods ref. §3.5).
+
+        An explicit ``eqe.plateau`` that does not integrate to ``jph_mA_cm2`` is accepted: it is how a J–V/EQE
+        mismatch is simulated (the EQE run's Jsc check reports it)."""
+        from labctl.station import dut_eqe_plateau, eqe_limits  # the one derivation of the simulated EQE
+
+        e = self.eqe
+        jsc_unit, peak_unit = eqe_limits(e)
+        jph_max = jsc_unit / peak_unit
+        if self.jph_mA_cm2 > jph_max * (1 + 1e-9):
+            gap = f"simulation.device.eqe.bandgap_eV = {e.bandgap_eV:g}, urbach_meV = {e.urbach_meV:g}"
+            gap += " and its shape" if e.shape else ""
+            need = (f"would need a peak EQE of {dut_eqe_plateau(self) * peak_unit:.4f} (above 1, impossible)"
+                    if e.plateau is None else "is more than an EQE of 1 gives")
+            raise ValueError(
+                f"simulation.device.jph_mA_cm2 = {self.jph_mA_cm2:g} {need} under AM1.5G with {gap} "
+                f"(allowed: jph_mA_cm2 <= {jph_max:.2f} mA/cm² for this gap, or a smaller bandgap_eV)"
+            )
+        peak = dut_eqe_plateau(self) * peak_unit
+        if peak > 1 + 1e-9:
+            raise ValueError(
+                f"simulation.device.eqe.plateau = {e.plateau:g} times the peak of simulation.device.eqe.shape "
+                f"({peak_unit:g}) is an EQE of {peak:.4f} (allowed: plateau x shape <= 1)"
+            )
+        return self
+
 
 class GratingConfig(_Strict):
     number: int = Field(ge=1, le=3)
