@@ -122,21 +122,54 @@ class EQEConfig(_Strict):
 
 
 class DeviceConfig(_Strict):
-    """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6)."""
+    """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6).
+
+    ``j0_A_cm2`` is J0 at ``j0_reference_temperature_K``; at ``temperature_K`` the bench uses
+    J0(T) = J0(T_ref)·(T/T_ref)³·exp(−(Eg/(n·k))·(1/T − 1/T_ref)) with Eg = ``eqe.bandgap_eV``
+    (labctl.analysis.sdm.j0_at_temperature_A_cm2), so Voc falls as the cell warms."""
 
     jph_mA_cm2: float = Field(18.33514, ge=0, le=100)
-    j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2)
+    j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2, description="J0 at j0_reference_temperature_K (A/cm²)")
     ideality: float = Field(1.5, ge=0.5, le=10)
     rs_ohm_cm2: float = Field(3.84022, ge=0, le=1e4)
     rsh_ohm_cm2: float = Field(2000.0, gt=0)
     area_cm2: float = Field(0.049, gt=0, le=1000)
     temperature_K: float = Field(298.15, gt=0, le=500)
+    j0_reference_temperature_K: float = Field(298.15, gt=0, le=500, description="temperature of j0_A_cm2 (K)")
     hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
     eqe: EQEConfig = Field(default_factory=EQEConfig)
     stack: Literal["n-i-p", "p-i-n"] = Field(
         "n-i-p", description="n-i-p: anode on the SMU HI terminal in the fixture; p-i-n: anode on LO"
     )
+
+    @model_validator(mode="after")
+    def _physical_eqe(self) -> DeviceConfig:
+        """No EQE above 1 and no photocurrent above what the gap allows under AM1.5G (methods ref. §3.5).
+
+        An explicit ``eqe.plateau`` that does not integrate to ``jph_mA_cm2`` is accepted: it is how a J–V/EQE
+        mismatch is simulated (the EQE run's Jsc check reports it)."""
+        from labctl.station import dut_eqe_plateau, eqe_limits  # the one derivation of the simulated EQE
+
+        e = self.eqe
+        jsc_unit, peak_unit = eqe_limits(e)
+        jph_max = jsc_unit / peak_unit
+        if self.jph_mA_cm2 > jph_max * (1 + 1e-9):
+            gap = f"simulation.device.eqe.bandgap_eV = {e.bandgap_eV:g}, urbach_meV = {e.urbach_meV:g}"
+            gap += " and its shape" if e.shape else ""
+            need = (f"would need a peak EQE of {dut_eqe_plateau(self) * peak_unit:.4f} (above 1, impossible)"
+                    if e.plateau is None else "is more than an EQE of 1 gives")
+            raise ValueError(
+                f"simulation.device.jph_mA_cm2 = {self.jph_mA_cm2:g} {need} under AM1.5G with {gap} "
+                f"(allowed: jph_mA_cm2 <= {jph_max:.2f} mA/cm² for this gap, or a smaller bandgap_eV)"
+            )
+        peak = dut_eqe_plateau(self) * peak_unit
+        if peak > 1 + 1e-9:
+            raise ValueError(
+                f"simulation.device.eqe.plateau = {e.plateau:g} times the peak of simulation.device.eqe.shape "
+                f"({peak_unit:g}) is an EQE of {peak:.4f} (allowed: plateau x shape <= 1)"
+            )
+        return self
 
 
 class GratingConfig(_Strict):

@@ -14,7 +14,7 @@ from typing import Any
 from pymeasure.adapters import VISAAdapter
 
 from drivers import REGISTRY
-from labctl.config import InstrumentConfig, StationConfig
+from labctl.config import DeviceConfig, EQEConfig, InstrumentConfig, StationConfig
 from sim_instruments.bench import Bench
 from sim_instruments.clock import Clock, RealClock, VirtualClock
 
@@ -39,6 +39,8 @@ def build_bench(config: StationConfig, clock: Clock) -> Bench:
         rsh_ohm_cm2=dev.rsh_ohm_cm2,
         area_cm2=dev.area_cm2,
         temperature_K=dev.temperature_K,
+        bandgap_eV=dev.eqe.bandgap_eV,
+        j0_reference_temperature_K=dev.j0_reference_temperature_K,
         hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
         degradation=Degradation(**dev.degradation.model_dump()),
         stack=dev.stack,
@@ -48,20 +50,42 @@ def build_bench(config: StationConfig, clock: Clock) -> Bench:
                  optics=build_optics(config, clock))
 
 
-def dut_eqe_function(config: StationConfig):  # noqa: ANN201 - returns a callable λ_nm → EQE
-    """The simulated cell's EQE(λ), with the plateau derived from jph_mA_cm2 when not given (AM1.5G)."""
+#: wavelength grid (nm) on which the simulated EQE is integrated and searched for its peak
+_EQE_GRID_NM = (280.0, 2000.0, 1.0)
+
+
+def eqe_limits(eqe: EQEConfig) -> tuple[float, float]:
+    """(Jsc in mA/cm², peak EQE) of the simulated EQE shape with ``plateau = 1`` under AM1.5G (methods ref. §3.5).
+
+    Jsc/peak is the largest photocurrent the gap (with its Urbach tail and ``shape``) allows: the EQE then reaches
+    1 at its peak. Without a shape the peak is 1 and Jsc is the methods' Jsc,max (e.g. 28.97 mA/cm² at 1.50 eV)
+    plus the Urbach tail below the gap.
+    """
     import numpy as np
 
     from labctl.analysis.eqe import integrated_jsc_mA_cm2
     from sim_instruments.optics import eqe_band_edge
 
+    grid = np.arange(*_EQE_GRID_NM)
+    unit = eqe_band_edge(grid, eqe.bandgap_eV, eqe.urbach_meV / 1e3, 1.0, eqe.shape)
+    return integrated_jsc_mA_cm2(grid, unit), float(np.max(unit))
+
+
+def dut_eqe_plateau(device: DeviceConfig) -> float:
+    """The simulated cell's EQE plateau: ``eqe.plateau``, or (null) derived so that ∫EQE·Φ_AM1.5G = jph_mA_cm2."""
+    if device.eqe.plateau is not None:
+        return device.eqe.plateau
+    jsc_unit_mA_cm2, _ = eqe_limits(device.eqe)
+    return device.jph_mA_cm2 / jsc_unit_mA_cm2
+
+
+def dut_eqe_function(config: StationConfig):  # noqa: ANN201 - returns a callable λ_nm → EQE
+    """The simulated cell's EQE(λ), with the plateau derived from jph_mA_cm2 when not given (AM1.5G)."""
+    from sim_instruments.optics import eqe_band_edge
+
     dev = config.simulation.device
     e = dev.eqe
-    plateau = e.plateau
-    if plateau is None:
-        grid = np.arange(280.0, 2000.0, 1.0)
-        unit = integrated_jsc_mA_cm2(grid, eqe_band_edge(grid, e.bandgap_eV, e.urbach_meV / 1e3, 1.0, e.shape))
-        plateau = dev.jph_mA_cm2 / unit
+    plateau = dut_eqe_plateau(dev)
 
     def eqe(wavelength_nm):  # noqa: ANN001, ANN202
         return eqe_band_edge(wavelength_nm, e.bandgap_eV, e.urbach_meV / 1e3, plateau, e.shape)

@@ -3,7 +3,8 @@
 One :class:`Bench` holds the clock, the light (a solar simulator with an irradiance and a shutter) and the cell
 (single-diode model with ion-lag hysteresis and degradation). Emulators only read and force the cell's terminal
 quantities through it, so the Keithley, the shutter and later the lock-in all see the same device.
-Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws).
+Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
+J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ class Degradation:
 
 @dataclass
 class CellParameters:
-    """Single-diode parameters at 1 sun (1000 W/m²), per aperture area (photocurrent-positive)."""
+    """Single-diode parameters at 1 sun (1000 W/m²), per aperture area (photocurrent-positive).
+
+    ``j0_A_cm2`` is J0 at ``j0_reference_temperature_K``; at ``temperature_K`` the cell uses
+    :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2` with ``bandgap_eV`` (the gap of the cell's EQE, so the
+    J–V and the EQE describe one material). Jph, Rs, Rsh and Eg do not change with temperature.
+    """
 
     jph_mA_cm2: float = 18.33514
     j0_A_cm2: float = 1.16004e-15
@@ -62,7 +68,9 @@ class CellParameters:
     rs_ohm_cm2: float = 3.84022
     rsh_ohm_cm2: float = 2000.0
     area_cm2: float = 0.049
-    temperature_K: float = 298.15
+    temperature_K: float = sdm.STC_TEMPERATURE_K
+    bandgap_eV: float = 1.5789
+    j0_reference_temperature_K: float = sdm.STC_TEMPERATURE_K
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
     degradation: Degradation = field(default_factory=Degradation)
     #: the stack in the bench's fixture: "n-i-p" has its anode on the SMU HI terminal, "p-i-n" on LO
@@ -105,9 +113,12 @@ class SolarCell:
         self.light_dose_s = 0.0
 
     def parameters_now(self) -> tuple[float, float, float]:
-        """(Jph at 1 sun A/cm², J0 A/cm², Rs Ω·cm²) after the degradation accumulated so far."""
+        """(Jph at 1 sun A/cm², J0 A/cm² at the cell temperature, Rs Ω·cm²) after the degradation so far."""
         p, d = self.params, self.params.degradation
-        jph, j0, rs = p.jph_mA_cm2 * 1e-3, p.j0_A_cm2, p.rs_ohm_cm2
+        j0 = float(sdm.j0_at_temperature_A_cm2(
+            p.j0_A_cm2, p.temperature_K, p.bandgap_eV, p.ideality, p.j0_reference_temperature_K
+        ))
+        jph, rs = p.jph_mA_cm2 * 1e-3, p.rs_ohm_cm2
         if d.enabled:
             t_h = self.light_dose_s / HOUR_S
             jph *= 1.0 - d.burn_in_fraction * (1.0 - math.exp(-t_h / d.burn_in_tau_h)) - d.linear_loss_per_h * t_h

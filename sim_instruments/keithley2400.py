@@ -9,8 +9,9 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
   1 A on the 2420; top I range -> 20 V range max), *RST compliance 105 uA / 21 V [H §1.2]. A setting outside
   the envelope -> -221 [L]; compliance below 0.1 % of the lowest range -> -222 [L].
 - Compliance: the source turns into a current (voltage) source at the limit and the terminal voltage
-  (current) settles where the cell's curve meets it; status bit 3 = real compliance, bit 16 = range
-  compliance (a fixed measure range below the limit clamps at 105 % of it) [H clamp, M bits].
+  (current) settles where the cell's curve meets it, on any source range (a cell pulls a 200 mV range to its
+  ~1.1 V; the V reading then uses the range holding it) [H clamp, L range]; status bit 3 = real compliance,
+  bit 16 = range compliance (a fixed measure range below the limit clamps at 105 % of it) [H clamp, M bits].
   ``:SENS:CURR:PROT:TRIP?`` is evaluated live, 1 in real or range compliance [M].
 - Readings: auto range = lowest range holding 105 % of the value, capped at the compliance range; rms noise
   2e-5 x range / sqrt(NPLC x filter count) [L]; |reading| > 105.5 % of range -> +9.9E37 and status bit 0 [M];

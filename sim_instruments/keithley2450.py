@@ -6,7 +6,9 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
 
 - Ranges V 20 mV-200 V (+-210 V), I 10 nA-1 A (+-1.05 A); power envelope: 200 V range -> 100 mA range max,
   1 A range -> 20 V range max (-221) [H/M]. ``:SOUR:VOLT:ILIM`` 1 nA-1.05 A (default 105 uA),
-  ``:SOUR:CURR:VLIM`` 20 mV-210 V (default 21 V) [L limits]; ``...:ILIM:TRIP?`` is evaluated live [M].
+  ``:SOUR:CURR:VLIM`` 20 mV-210 V (default 21 V) [L limits]; ``...:ILIM:TRIP?`` is evaluated live [M]. At the
+  limit the source holds the limit and the voltage is what the cell develops, on any source range; the SOUR
+  read-back shows it [H clamp, L range].
 - One measure function at a time (``:SENS:FUNC "CURR"``, query ``"CURR:DC"``) with per-function NPLC
   (0.01-10), range/auto range, ``RSENse`` (4-wire), auto-zero and filter [H]. 2400-only commands
   (``:SYST:RSEN``, ``:TRAC:FEED``, ``:SENS:CURR:PROT``, ``:FORM:ELEM``, ``:TRIG:COUN``, ``:STAT:MEAS``...)

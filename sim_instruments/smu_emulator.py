@@ -108,10 +108,8 @@ class SmuEmulator(ScpiInstrument):
     def _force(self, value: float) -> Terminal:
         limit = self._source_limit()
         if self.source_fn == "VOLT":
-            s = self.src["VOLT"]
-            auto = s.auto and self._active_range is None
-            v_max = self.model.v_max_V if auto else self._src_range() * HEADROOM
-            return force_voltage(self.bench, value, limit, v_max)
+            # in compliance the load sets the voltage, on any source range (smu_physics.force_voltage)
+            return force_voltage(self.bench, value, limit, self.model.v_max_V)
         if self._v_last is None:
             self._v_last = self.bench.open_circuit_voltage_V()
         term = force_current(self.bench, value, limit, self._v_last)

@@ -124,13 +124,19 @@ def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: f
 
 
 def force_voltage(bench: Any, v_V: float, limit_A: float, v_abs_max_V: float) -> Terminal:
-    """Source ``v_V`` with current limit ``limit_A``; in compliance the current is held at +-limit."""
+    """Source ``v_V`` with current limit ``limit_A``; in compliance the current is held at +-limit.
+
+    In compliance the SMU is a current source at the limit and the terminal voltage is whatever the load develops
+    at that current, anywhere within +-``v_abs_max_V`` (the model's output capability, not the source range: a cell
+    that pulls the terminal of a 200 mV range to 1.1 V is at 1.1 V). If the load cannot be brought to the limit
+    within that span the terminal stays at the edge with the current the load really draws there.
+    """
     i = _probe(bench, v_V)
     if abs(i) <= limit_A:
         return Terminal(v_V, i, False)
     target = math.copysign(limit_A, i)
-    v, _ = solve_voltage(bench, target, v_V, -v_abs_max_V, v_abs_max_V)
-    return Terminal(v, target, True)
+    v, reached = solve_voltage(bench, target, v_V, -v_abs_max_V, v_abs_max_V)
+    return Terminal(v, target if reached else float(bench.cell_current_A()), True)
 
 
 def force_current(bench: Any, i_A: float, limit_V: float, v_start_V: float = 0.0) -> Terminal:

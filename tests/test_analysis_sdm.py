@@ -51,6 +51,32 @@ def test_thermal_voltage_rejects_non_positive_temperature() -> None:
         sdm.thermal_voltage_V(0.0)
 
 
+# --- J0(T) ----------------------------------------------------------------------------------------
+def test_j0_at_reference_temperature_is_exactly_the_given_value() -> None:
+    assert sdm.j0_at_temperature_A_cm2(SET_A.j0_A_cm2, 298.15, 1.5789, 1.5) == SET_A.j0_A_cm2
+    assert sdm.j0_at_temperature_A_cm2(4.12065e-10, 300.0, 1.3, 1.4, reference_temperature_K=300.0) == 4.12065e-10
+    with pytest.raises(ValueError):
+        sdm.j0_at_temperature_A_cm2(1e-15, 0.0, 1.5, 1.5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(t_K=st.floats(250.0, 350.0), eg_eV=st.floats(0.7, 2.5), n=st.floats(1.0, 2.0),
+       log_ratio=st.floats(20.0, 40.0))
+def test_ideal_diode_dvoc_dt_is_the_hand_formula(t_K: float, eg_eV: float, n: float, log_ratio: float) -> None:
+    """Rs = 0, Rsh = ∞, Voc = n·Vt·ln(1 + Jph/J0): dVoc/dT = (Voc − Eg/q)/T − 3·n·k/q (central difference)."""
+    jph = 20e-3
+    j0_ref = jph * math.exp(-log_ratio)
+
+    def voc(t: float) -> float:
+        return sdm.open_circuit_voltage_V(jph, sdm.j0_at_temperature_A_cm2(j0_ref, t, eg_eV, n, t_K), n, 0.0,
+                                          math.inf, t)
+
+    dt = 1e-3
+    numeric = (voc(t_K + dt) - voc(t_K - dt)) / (2 * dt)
+    hand = (voc(t_K) - eg_eV) / t_K - 3 * n * 8.617333262e-5  # k_B/q in V/K (CODATA 2018)
+    assert numeric == pytest.approx(hand, rel=1e-5, abs=1e-9)
+
+
 # --- J3: Lambert-W against pvlib ------------------------------------------------------------------
 def test_j3_matches_pvlib_i_from_v() -> None:
     c = REF["J3_i_from_v"]

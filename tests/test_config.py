@@ -90,3 +90,81 @@ def test_certificate_path_is_relative_to_the_station_file(tmp_path, station_dict
     }
     cfg = load_station(write_station(station_dict))
     assert cfg.eqe.reference_detectors["si"].responsivity == str(cert)
+
+
+# --- impossible simulated devices (issue 6, item 10) ------------------------------------------------
+def _tail_jsc_mA_cm2(bandgap_eV: float, urbach_meV: float) -> float:
+    """Jsc (mA/cm², AM1.5G) of the Urbach tail exp((E − Eg)/E_U) below the gap out to 2000 nm, on the G173 grid."""
+    import numpy as np
+    import pvlib
+
+    spectrum = pvlib.spectrum.get_reference_spectra()["global"]
+    wl, irr = spectrum.index.to_numpy(dtype=float), spectrum.to_numpy(dtype=float)
+    lam_g = 1239.841984 / bandgap_eV
+    keep = (wl >= lam_g) & (wl < 2000.0)
+    wl, irr = np.concatenate(([lam_g], wl[keep])), np.concatenate(([np.interp(lam_g, wl, irr)], irr[keep]))
+    eqe = np.exp((1239.841984 / wl - bandgap_eV) / (urbach_meV * 1e-3))
+    return float(np.trapezoid(eqe * wl / 1239.841984 * irr, wl)) / 10.0  # A/m² → mA/cm²
+
+
+# methods ref. §3.5: Jsc,max (EQE = 1 from 280 nm to λg) for Eg 1.50 and 1.30 eV
+JSC_MAX_MA_CM2 = {1.50: 28.97, 1.30: 35.82}
+
+
+@pytest.mark.parametrize("bandgap_eV", [1.50, 1.30])
+def test_photocurrent_above_what_the_gap_allows_is_an_error(station_dict, bandgap_eV):
+    """jph above Jsc,max of its gap needs an EQE above 1: refused, naming the keys, the values and the maximum."""
+    urbach_meV = station_dict["simulation"]["device"]["eqe"]["urbach_meV"]
+    jph_max = JSC_MAX_MA_CM2[bandgap_eV] + _tail_jsc_mA_cm2(bandgap_eV, urbach_meV)
+    jph = round(jph_max + 0.3, 1)  # 30.0 at 1.50 eV, as in the issue
+    station_dict["simulation"]["device"].update(jph_mA_cm2=jph)
+    station_dict["simulation"]["device"]["eqe"]["bandgap_eV"] = bandgap_eV
+    with pytest.raises(ConfigError) as exc:
+        parse_station(station_dict)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1
+    assert f"simulation.device.jph_mA_cm2 = {jph:g}" in msg and "peak EQE of 1.0" in msg
+    assert f"simulation.device.eqe.bandgap_eV = {bandgap_eV:g}" in msg and f"urbach_meV = {urbach_meV:g}" in msg
+    allowed = float(msg.split("jph_mA_cm2 <= ")[1].split(" mA/cm²")[0])
+    assert allowed == pytest.approx(jph_max, abs=0.02)
+
+
+@pytest.mark.parametrize("bandgap_eV", [1.50, 1.30])
+def test_photocurrent_the_gap_allows_is_accepted(station_dict, bandgap_eV):
+    station_dict["simulation"]["device"].update(jph_mA_cm2=JSC_MAX_MA_CM2[bandgap_eV] - 0.05)
+    station_dict["simulation"]["device"]["eqe"]["bandgap_eV"] = bandgap_eV
+    assert parse_station(station_dict).simulation.device.eqe.bandgap_eV == bandgap_eV
+
+
+def test_explicit_plateau_does_not_excuse_an_impossible_photocurrent(station_dict):
+    station_dict["simulation"]["device"].update(jph_mA_cm2=30.0)
+    station_dict["simulation"]["device"]["eqe"].update(bandgap_eV=1.5, plateau=0.9)
+    with pytest.raises(ConfigError, match=r"jph_mA_cm2 = 30 is more than an EQE of 1 gives"):
+        parse_station(station_dict)
+
+
+def test_explicit_plateau_that_disagrees_with_jph_is_accepted(station_dict):
+    """A deliberate J–V/EQE mismatch (the EQE run's Jsc check reports it) is a possible device."""
+    station_dict["simulation"]["device"]["eqe"]["plateau"] = 0.5
+    assert parse_station(station_dict).simulation.device.eqe.plateau == 0.5
+
+
+def test_shape_lifting_the_eqe_above_1_is_an_error(station_dict):
+    station_dict["simulation"]["device"]["eqe"].update(plateau=0.9, shape=[[400, 1.0], [500, 1.25], [600, 1.0]])
+    with pytest.raises(ConfigError) as exc:
+        parse_station(station_dict)
+    msg = str(exc.value)
+    assert "simulation.device.eqe.plateau = 0.9" in msg and "EQE of 1.1250" in msg and "<= 1" in msg
+
+
+def test_impossible_device_makes_the_cli_exit_2(station_dict, write_station):
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+
+    station_dict["simulation"]["device"].update(jph_mA_cm2=30.0)
+    station_dict["simulation"]["device"]["eqe"]["bandgap_eV"] = 1.5
+    res = CliRunner().invoke(main, ["run", "jv", "--station", str(write_station(station_dict))],
+                             catch_exceptions=False)
+    assert res.exit_code == 2, res.output
+    assert "simulation.device.jph_mA_cm2 = 30" in res.output and "Traceback" not in res.output

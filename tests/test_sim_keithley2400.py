@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sim_instruments.keithley2400 import Keithley2400Emulator
 from tests.fakes import R_OHM, VOC_V, ResistorCellBench, replay_stock_traffic, values
+from tests.real_cell import cell_bench, cell_current_A, cell_voltage_V
 
 LINE_HZ = 50.0
 
@@ -143,6 +144,76 @@ def test_fixed_measure_range_below_compliance_is_range_compliance(smu: Keithley2
     i, stat = values(smu.handle(":READ?"))
     assert i == pytest.approx(-1.05e-5, rel=1e-3)
     assert int(stat) & (1 << 16) and not int(stat) & (1 << 3)
+
+
+# --- the real bench: a non-linear single-diode cell (1 cm², 1 sun, Jsc ≈ 18.3 mA) --------------------------
+COMPLIANCE_A = 0.01  # below the cell's short-circuit current
+
+
+@pytest.fixture
+def cell_smu() -> Keithley2400Emulator:
+    return Keithley2400Emulator(cell_bench(), serial="4473504")
+
+
+def test_real_cell_in_compliance_becomes_a_current_source_at_the_limit(cell_smu: Keithley2400Emulator) -> None:
+    """0 V programmed, 10 mA limit: I is clamped at −10 mA, V is what the cell develops at 10 mA (pvlib), status
+    bit 3 (real compliance) and measurement-event bit 14 are set, and the programmed level is unchanged."""
+    cell_smu.handle(":SENS:FUNC:ON 'VOLT','CURR';:SOUR:VOLT 0;:FORM:ELEM VOLT,CURR,STAT")
+    cell_smu.handle(f":SENS:CURR:PROT {COMPLIANCE_A};:OUTP ON")
+    assert -cell_current_A(0.0) > 0.018  # the cell could push 18 mA at short circuit
+    v, i, stat = values(cell_smu.handle(":READ?"))
+    assert i == pytest.approx(-COMPLIANCE_A, abs=1e-6)  # 10 mA range: noise 0.2 uA
+    assert v == pytest.approx(cell_voltage_V(-COMPLIANCE_A), abs=2e-4)
+    assert 1.05 < v < 1.15
+    assert int(stat) & (1 << 3) and not int(stat) & (1 << 16)
+    assert cell_smu.handle(":SENS:CURR:PROT:TRIP?;:SOUR:VOLT?") == "1;+0.000000E+00"
+    assert int(cell_smu.handle(":STAT:MEAS?") or 0) & (1 << 14)
+    cell_smu.handle(":SENS:CURR:PROT 0.1")  # above the cell's current: a voltage source again
+    v, i, stat = values(cell_smu.handle(":READ?"))
+    assert v == pytest.approx(0.0, abs=1e-4) and i == pytest.approx(cell_current_A(0.0), abs=1e-5)
+    assert not int(stat) & (1 << 3) and cell_smu.handle(":SENS:CURR:PROT:TRIP?") == "0"
+
+
+def _sweep(smu: Keithley2400Emulator, start: float, stop: float, n: int, limit_A: float) -> np.ndarray:
+    smu.handle(f":SENS:FUNC:ON 'VOLT','CURR';:SENS:CURR:PROT {limit_A};:SOUR:VOLT:MODE SWE;:SOUR:SWE:RANG BEST")
+    smu.handle(f":SOUR:VOLT:STAR {start};:SOUR:VOLT:STOP {stop};:SOUR:SWE:POIN {n};:TRIG:COUN {n}")
+    smu.handle(":FORM:ELEM VOLT,CURR,STAT;:OUTP ON")
+    return np.array(values(smu.handle(":READ?"))).reshape(n, 3)
+
+
+def test_built_in_sweep_over_the_real_cell_follows_pvlib(cell_smu: Keithley2400Emulator) -> None:
+    v_set = np.linspace(-0.2, 1.3, 16)
+    v, i, stat = _sweep(cell_smu, -0.2, 1.3, 16, 0.1).T
+    assert v == pytest.approx(v_set, abs=2e-4)  # measured on the 2 V range: noise 40 uV
+    assert i == pytest.approx(cell_current_A(v_set), abs=1e-5)  # 100 mA range: noise 2 uA
+    assert not np.any(stat.astype(int) & (1 << 3))
+
+
+def test_built_in_sweep_in_compliance_clamps_only_the_points_beyond_the_limit(cell_smu: Keithley2400Emulator) -> None:
+    """-0.2…1.0 V: the cell would push more than 10 mA; 1.3 V: it would sink more than 10 mA (forward bias)."""
+    v_set = np.linspace(-0.2, 1.3, 16)
+    v, i, stat = _sweep(cell_smu, -0.2, 1.3, 16, COMPLIANCE_A).T
+    i_cell = cell_current_A(v_set)
+    beyond = np.abs(i_cell) > COMPLIANCE_A
+    assert np.array_equal(np.flatnonzero(~beyond), [13, 14])  # 1.1 and 1.2 V
+    tripped = (stat.astype(int) & (1 << 3)) > 0
+    assert np.array_equal(tripped, beyond)
+    clamped = np.copysign(COMPLIANCE_A, i_cell[beyond])
+    assert i[beyond] == pytest.approx(clamped, abs=1e-6)
+    assert v[beyond] == pytest.approx([cell_voltage_V(x) for x in clamped], abs=2e-4)
+    assert v[~beyond] == pytest.approx(v_set[~beyond], abs=2e-4)
+    assert i[~beyond] == pytest.approx(i_cell[~beyond], abs=1e-6)
+
+
+def test_compliance_on_a_low_source_range_still_reads_a_point_of_the_cell(cell_smu: Keithley2400Emulator) -> None:
+    """A 0–0.2 V sweep (200 mV source range) at 10 mA: the cell pulls the terminal to ~1.1 V. The reading must be a
+    point of the cell's curve; the emulator used to stop the voltage at 0.21 V and still report −10 mA, where the
+    cell delivers 18 mA."""
+    v, i, stat = _sweep(cell_smu, 0.0, 0.2, 3, COMPLIANCE_A).T
+    assert np.all(stat.astype(int) & (1 << 3))
+    assert i == pytest.approx(-COMPLIANCE_A, abs=1e-6)
+    assert i == pytest.approx(cell_current_A(v), abs=1e-5)  # (V, I) lies on the cell's curve
+    assert v == pytest.approx(cell_voltage_V(-COMPLIANCE_A), abs=2e-4)
 
 
 def test_2420_accepts_3_A_compliance_that_a_2400_rejects(bench: FakeBench) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sim_instruments.keithley2450 import Keithley2450Emulator
 from tests.fakes import R_OHM, VOC_V, ResistorCellBench, replay_stock_traffic, values
+from tests.real_cell import cell_bench, cell_current_A, cell_voltage_V
 
 LINE_HZ = 60.0
 
@@ -151,6 +152,68 @@ def test_current_limit_and_trip(smu: Keithley2450Emulator, bench: FakeBench) -> 
     smu.handle(":SOUR:VOLT:ILIM 0.5;:SOUR:VOLT 100")  # 1 A range with the 200 V range
     assert codes(smu) == "-222,-221"
     assert smu.handle(":SOUR:VOLT:ILIM?;:SOUR:VOLT:ILIM:TRIP?;:SOUR:VOLT?") == "5.000000E-01;0;0.000000E+00"
+
+
+# --- the real bench: a non-linear single-diode cell (1 cm², 1 sun, Jsc ≈ 18.3 mA) --------------------------
+COMPLIANCE_A = 0.01  # below the cell's short-circuit current
+
+
+@pytest.fixture
+def cell_smu() -> Keithley2450Emulator:
+    return Keithley2450Emulator(cell_bench(), serial="04321987")
+
+
+def test_real_cell_at_the_current_limit(cell_smu: Keithley2450Emulator) -> None:
+    """0 V programmed, 10 mA limit: READ is clamped at −10 mA, the SOUR read-back is the voltage the cell develops
+    at 10 mA (pvlib), SOURSTAT has 'source limit reached' (4), TRIP? is 1 and the programmed level is unchanged."""
+    cell_smu.handle(f":SOUR:VOLT:ILIM {COMPLIANCE_A};:SOUR:VOLT 0;:OUTP ON")
+    assert -cell_current_A(0.0) > 0.018
+    reading, source, sourstat = values(cell_smu.handle(':READ? "defbuffer1", READ, SOUR, SOURSTAT'))
+    assert reading == pytest.approx(-COMPLIANCE_A, abs=1e-6)
+    assert source == pytest.approx(cell_voltage_V(-COMPLIANCE_A), abs=2e-4) and 1.05 < source < 1.15
+    assert int(sourstat) & 4
+    assert cell_smu.handle(":SOUR:VOLT:ILIM:TRIP?;:SOUR:VOLT?") == "1;0.000000E+00"
+    cell_smu.handle(":SOUR:VOLT:ILIM 0.1")
+    reading, source, sourstat = values(cell_smu.handle(':READ? "defbuffer1", READ, SOUR, SOURSTAT'))
+    assert reading == pytest.approx(cell_current_A(0.0), abs=1e-5) and source == pytest.approx(0.0, abs=1e-4)
+    assert not int(sourstat) & 4 and cell_smu.handle(":SOUR:VOLT:ILIM:TRIP?") == "0"
+
+
+def _sweep(smu: Keithley2450Emulator, start: float, stop: float, n: int, limit_A: float) -> np.ndarray:
+    smu.handle(f":SOUR:VOLT:ILIM {limit_A};:OUTP ON")
+    smu.handle(f':SOUR:SWE:VOLT:LIN {start}, {stop}, {n}, -1, 1, BEST, OFF, OFF, "defbuffer1";:INIT;*WAI')
+    return np.array(values(smu.handle(f':TRAC:DATA? 1, {n}, "defbuffer1", SOUR, READ, SOURSTAT'))).reshape(n, 3)
+
+
+def test_native_sweep_over_the_real_cell_follows_pvlib(cell_smu: Keithley2450Emulator) -> None:
+    v_set = np.linspace(-0.2, 1.3, 16)
+    v, i, sourstat = _sweep(cell_smu, -0.2, 1.3, 16, 0.1).T
+    assert v == pytest.approx(v_set, abs=2e-4)  # read-back on the 2 V range: noise 40 uV
+    assert i == pytest.approx(cell_current_A(v_set), abs=1e-5)  # 100 mA range: noise 2 uA
+    assert not np.any(sourstat.astype(int) & 4)
+
+
+def test_native_sweep_at_the_limit_clamps_only_the_points_beyond_it(cell_smu: Keithley2450Emulator) -> None:
+    v_set = np.linspace(-0.2, 1.3, 16)
+    v, i, sourstat = _sweep(cell_smu, -0.2, 1.3, 16, COMPLIANCE_A).T
+    i_cell = cell_current_A(v_set)
+    beyond = np.abs(i_cell) > COMPLIANCE_A
+    assert np.array_equal(np.flatnonzero(~beyond), [13, 14])  # 1.1 and 1.2 V
+    assert np.array_equal((sourstat.astype(int) & 4) > 0, beyond)
+    clamped = np.copysign(COMPLIANCE_A, i_cell[beyond])
+    assert i[beyond] == pytest.approx(clamped, abs=1e-6)
+    assert v[beyond] == pytest.approx([cell_voltage_V(x) for x in clamped], abs=2e-4)
+    assert i[~beyond] == pytest.approx(i_cell[~beyond], abs=1e-6)
+
+
+def test_limit_on_a_low_source_range_still_reads_a_point_of_the_cell(cell_smu: Keithley2450Emulator) -> None:
+    """A 0–0.2 V sweep (BEST: 200 mV range) at 10 mA: the cell pulls the terminal to ~1.1 V; the emulator used to
+    stop it at 0.21 V and still report −10 mA, where the cell delivers 18 mA."""
+    v, i, sourstat = _sweep(cell_smu, 0.0, 0.2, 3, COMPLIANCE_A).T
+    assert np.all(sourstat.astype(int) & 4)
+    assert i == pytest.approx(-COMPLIANCE_A, abs=1e-6)
+    assert i == pytest.approx(cell_current_A(v), abs=1e-5)  # (V, I) lies on the cell's curve
+    assert v == pytest.approx(cell_voltage_V(-COMPLIANCE_A), abs=2e-4)
 
 
 def test_per_function_nplc_rsense_and_delay(smu: Keithley2450Emulator, bench: FakeBench) -> None:

@@ -44,6 +44,42 @@ def thermal_voltage_V(temperature_K: ArrayLike) -> FloatOrArray:
     return float(vt) if vt.ndim == 0 else vt
 
 
+def j0_at_temperature_A_cm2(
+    j0_ref_A_cm2: ArrayLike,
+    temperature_K: ArrayLike,
+    bandgap_eV: ArrayLike,
+    ideality: ArrayLike,
+    reference_temperature_K: ArrayLike = STC_TEMPERATURE_K,
+) -> FloatOrArray:
+    """Diode saturation current density J0 at ``temperature_K`` in A/cm², from its value at a reference temperature.
+
+    ::
+
+        J0(T) = J0(T_ref)·(T/T_ref)³·exp(−(Eg/(n·k_B))·(1/T − 1/T_ref))      (Eg in J, k_B in J/K)
+
+    The T³·exp(−Eg/kT) law of the ideal (diffusion-limited, n = 1) diode, which follows n_i² ∝ T³·exp(−Eg/kT)
+    (Sze & Ng, *Physics of Semiconductor Devices*, ideal-diode saturation current), with the activation energy
+    taken as Eg/n. With Voc ≈ n·(kT/q)·ln(Jph/J0) this gives::
+
+        dVoc/dT = (Voc − Eg/q)/T − 3·n·k_B/q
+
+    so Voc extrapolates to Eg/q at T → 0 for any ideality n (the activation-energy analysis of Voc(T): Ea = Eg when
+    bulk recombination dominates); with Eg instead of Eg/n in the exponent an n = 1.5 cell would extrapolate to
+    n·Eg/q, far above the gap. Set A of methods ref. §1.6 with
+    Eg = 1.5789 eV gives −1.76 mV/K, inside the 1.5–2.5 mV/K of methods ref. §1.7. Eg is held at its value
+    (no Varshni shift) and the photocurrent does not change with T: the simulated EQE has one fixed band edge.
+    At ``temperature_K == reference_temperature_K`` the factor is exactly 1.
+    """
+    t = np.asarray(temperature_K, dtype=float)
+    t_ref = np.asarray(reference_temperature_K, dtype=float)
+    if np.any(t <= 0) or np.any(t_ref <= 0):
+        raise ValueError(f"temperatures must be > 0 K, got {temperature_K!r} and {reference_temperature_K!r}")
+    n = np.asarray(ideality, dtype=float)
+    activation_K = np.asarray(bandgap_eV, dtype=float) * elementary_charge / (n * Boltzmann)  # Eg/(n·k_B)
+    j0 = np.asarray(j0_ref_A_cm2, dtype=float) * (t / t_ref) ** 3 * np.exp(-activation_K * (1.0 / t - 1.0 / t_ref))
+    return _as_result(j0)
+
+
 def _as_result(x: NDArray[np.float64]) -> FloatOrArray:
     return float(x) if np.ndim(x) == 0 else x
 
