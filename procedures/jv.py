@@ -94,8 +94,8 @@ class JVProcedure(LabProcedure):
     four_wire = BooleanParameter("4-wire sensing", default=False)
     qss_points = IntegerParameter("QSS grid points from 0 V to Voc (the MPP and Voc searches add theirs)",
                                   default=10, minimum=4, maximum=100)
-    qss_epsilon = FloatParameter("QSS stability |dJ/J| over the window", units="", default=0.001, minimum=1e-6,
-                                 maximum=0.5)
+    qss_epsilon = FloatParameter("QSS stability |dJ| / max(|J|, |Jsc|) over the window", units="", default=0.001,
+                                 minimum=1e-6, maximum=0.5)
     qss_window_s = FloatParameter("QSS stability window", units="s", default=10.0, minimum=0.01, maximum=1e4)
     qss_interval_s = FloatParameter("QSS sampling interval", units="s", default=1.0, minimum=0.001, maximum=1e3)
     qss_max_s = FloatParameter("QSS time limit per point", units="s", default=120.0, minimum=0.01, maximum=1e5)
