@@ -5,8 +5,10 @@ Two modes:
 * ``staircase`` — the source-meter's built-in sweep (all points from one read), per direction, at the
   requested scan rate: delay per point = step / rate − the instrument's time per reading (methods ref. §1.2).
 * ``qss`` — quasi-steady-state points as in certified measurements (NREL asymptotic Pmax / JRC protocol,
-  methods ref. §1.3): hold each bias until |J(t) − J(t − W)| / |J(t)| < ε, or until ``qss_max_s``, which
-  flags the point as not converged. Order: stabilise at Vmp, step towards 0 V, then from Vmp towards Voc.
+  methods ref. §1.3): hold each bias until |J(t) − J(t − W)| ≤ ε·max(|J(t)|, |Jsc,est|), or until
+  ``qss_max_s``, which flags the point as not converged. Order: stabilise at Vmp and find the MPP by a
+  golden-section search on converged points, step towards 0 V, then from the MPP towards Voc until J changes
+  sign and bracket Voc by regula falsi on converged points (see ``JVProcedure._qss``).
 
 Voltages are device voltages (anode minus cathode). The fixture connects the same contact to the SMU HI
 terminal whatever the stack, so for ``polarity = n-i-p`` the anode is on HI, and for ``p-i-n`` it is on LO: the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -89,12 +92,17 @@ class JVProcedure(LabProcedure):
     polarity = ListParameter("Device polarity", choices=["n-i-p", "p-i-n"], default="n-i-p")
     light = BooleanParameter("Light (false = dark J-V)", default=True)
     four_wire = BooleanParameter("4-wire sensing", default=False)
-    qss_points = IntegerParameter("QSS bias points", default=12, minimum=4, maximum=100)
-    qss_epsilon = FloatParameter("QSS stability |dJ/J| over the window", units="", default=0.001, minimum=1e-6,
-                                 maximum=0.5)
+    qss_points = IntegerParameter("QSS grid points from 0 V to Voc (the MPP and Voc searches add theirs)",
+                                  default=10, minimum=4, maximum=100)
+    qss_epsilon = FloatParameter("QSS stability |dJ| / max(|J|, |Jsc|) over the window", units="", default=0.001,
+                                 minimum=1e-6, maximum=0.5)
     qss_window_s = FloatParameter("QSS stability window", units="s", default=10.0, minimum=0.01, maximum=1e4)
     qss_interval_s = FloatParameter("QSS sampling interval", units="s", default=1.0, minimum=0.001, maximum=1e3)
     qss_max_s = FloatParameter("QSS time limit per point", units="s", default=120.0, minimum=0.01, maximum=1e5)
+    qss_mpp_tol_V = FloatParameter("QSS MPP search final bracket width", units="V", default=0.004, minimum=0.001,
+                                   maximum=0.5)
+    qss_voc_tol_V = FloatParameter("QSS Voc search final bracket width", units="V", default=0.005, minimum=0.001,
+                                   maximum=0.5)
 
     # -- checks before anything is touched ----------------------------------------------------------------------
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
@@ -226,75 +234,253 @@ class JVProcedure(LabProcedure):
             self.progress((scan + 1) / len(order))
 
     # QSS ---------------------------------------------------------------------------------------------------
-    def _read_j(self, smu: Any) -> tuple[float, float]:
+    def _read_j(self, smu: Any) -> tuple[float, float, bool]:
+        """One reading at the present bias: (J in mA/cm², photocurrent-positive; I in A as read; compliance)."""
         data = smu.measure_point()
-        return float(self._j_mA_cm2(data.current_A)[0]), float(data.current_A[0])
+        return float(self._j_mA_cm2(data.current_A)[0]), float(data.current_A[0]), bool(data.compliance[0])
 
-    def _qss_voltages(self, smu: Any) -> tuple[list[float], list[float]]:
-        """Bias points from a coarse pre-scan: (from Vmp down to start_V, from above Vmp up to 1.05·Voc)."""
-        pre = smu.sweep_voltage(self._sign * self.stop_V, self._sign * self.start_V,
-                                max(int(round((self.stop_V - self.start_V) / 0.05)) + 1, 5), 0.0)
+    def _qss_prescan(self, smu: Any) -> _QssEstimate:
+        """Fast staircase (no delay) from stop_V to start_V: Voc, Vmp and J(0 V) estimates for the QSS plan.
+
+        On a hysteretic cell these are biased (the ions lag the fast scan: Voc low by up to ~0.1 V); the QSS
+        searches only start from them and bracket the true values with converged points.
+        """
+        n = max(int(round((self.stop_V - self.start_V) / QSS_PRESCAN_STEP_V)) + 1, 5)
+        pre = smu.sweep_voltage(self._sign * self.stop_V, self._sign * self.start_V, n, 0.0)
         v = self._sign * np.asarray(pre.voltage_V)
         j = self._j_mA_cm2(pre.current_A)
         fom = figures_of_merit(v, j)
         voc = fom.voc_V if math.isfinite(fom.voc_V) else self.stop_V
         vmp = fom.vmp_V if math.isfinite(fom.vmp_V) else 0.8 * voc
-        self.log(f"QSS pre-scan: Voc ≈ {voc:.3f} V, Vmp ≈ {vmp:.3f} V")
-        v_top = min(1.05 * voc, self.stop_V)
-        v_low = max(0.0, self.start_V)
-        n = self.qss_points
-        n_near = max(n // 2, 3)  # half the points within ±12 % of Vmp
-        near = np.linspace(0.88 * vmp, min(1.12 * vmp, v_top), n_near)
-        rest = n - n_near
-        below = np.linspace(v_low, 0.88 * vmp, rest // 2 + 1)[:-1]
-        above = np.linspace(min(1.12 * vmp, v_top), v_top, rest - rest // 2 + 1)[1:]
-        grid = np.unique(np.round(np.concatenate([below, near, above]), 6))
-        down = sorted((x for x in grid if x <= vmp), reverse=True)
-        up = sorted(x for x in grid if x > vmp)
-        return [float(x) for x in down], [float(x) for x in up]
+        order = np.argsort(v)
+        j_scale = abs(float(np.interp(self._qss_v_low, v[order], j[order])))
+        self.log(f"QSS pre-scan: Voc ≈ {voc:.3f} V, Vmp ≈ {vmp:.3f} V, J({self._qss_v_low:g} V) ≈ {j_scale:.3f} "
+                 "mA/cm²")
+        return _QssEstimate(voc_V=float(voc), vmp_V=float(vmp), j_scale_mA_cm2=j_scale)
+
+    @property
+    def _qss_v_low(self) -> float:
+        """Lowest QSS bias (V): 0 V, or start_V when that is above 0 V."""
+        return max(0.0, self.start_V)
+
+    def _qss_grid_step_V(self, est: _QssEstimate) -> float:
+        """Spacing (V) of the QSS grid: ``qss_points`` points from the lowest bias to the Voc estimate."""
+        return max((min(est.voc_V, self.stop_V) - self._qss_v_low) / (self.qss_points - 1), QSS_MIN_STEP_V)
+
+    def _qss_point(self, smu: Any, voltage_V: float) -> _QssPoint:
+        """Hold one bias until |J(t) − J(t − W)| ≤ ε·max(|J|, |J_sc,est|) or ``qss_max_s`` (methods ref. §1.3).
+
+        The floor |J_sc,est| (the pre-scan's J at the lowest bias) keeps the rule meaningful where J → 0 near
+        Voc: there a relative ε on J itself can never be met, while ε·Jsc bounds the Voc error to ε·Jsc·R_oc.
+        Records every reading in ``qss_trace`` and the asymptotic point (with its real compliance flag) in
+        ``jv``. A bias measured before is not measured again.
+        """
+        v = round(float(voltage_V), QSS_V_DECIMALS)
+        if v in self._qss_done:
+            return self._qss_done[v]
+        self.check_abort()
+        clock = self.station.clock
+        index = len(self._qss_done)
+        smu.set_voltage(self._sign * v)
+        t_bias = clock.now()
+        history: list[tuple[float, float]] = []
+        converged = False
+        while True:
+            j, i_a, compliance = self._read_j(smu)
+            t = clock.now() - t_bias
+            history.append((t, j))
+            self.record("qss_trace", {"time_s": clock.now() - self.t0, "voltage_V": v, "j_mA_cm2": j,
+                                      "point": index})
+            past = [jj for tt, jj in history if tt <= t - self.qss_window_s]
+            if past and abs(j - past[-1]) <= self.qss_epsilon * max(abs(j), self._qss_j_floor):
+                converged = True
+                break
+            if t >= self.qss_max_s:
+                break
+            self.wait(self.qss_interval_s)
+        if not converged:
+            self.log(f"WARNING: QSS point {v:.4f} V not converged after {t:.1f} s (qss_max_s = {self.qss_max_s}): "
+                     "recorded with converged = 0, not used by the MPP or Voc search")
+        if compliance:
+            self.log(f"WARNING: QSS point {v:.4f} V in compliance (|I| = {abs(i_a):.4g} A at compliance_A = "
+                     f"{self.compliance_A})")
+        self.record("jv", {"time_s": clock.now() - self.t0, "voltage_V": v, "j_mA_cm2": j, "current_A": i_a,
+                           "scan": 0, "direction": FORWARD, "compliance": int(compliance),
+                           "converged": int(converged), "settle_time_s": t})
+        point = _QssPoint(v, j, compliance, converged)
+        self._qss_done[v] = point
+        self.progress(min(len(self._qss_done) / self._qss_expected, 0.99))
+        return point
+
+    def _qss_search_mpp(self, smu: Any, est: _QssEstimate) -> tuple[float, float]:
+        """Golden-section search of max V·J on converged points, starting at the Vmp estimate.
+
+        Stabilises at Vmp,est first (methods ref. §1.3), brackets the maximum by stepping uphill in P with
+        golden-ratio growing steps, then shrinks the bracket to ``qss_mpp_tol_V`` (Kiefer's golden-section
+        search; Press et al., Numerical Recipes §10.2). Every point that decides the bracket is converged and
+        not in compliance; the search stops at the first one that is not, with a WARNING (as it does when the
+        maximum lies at the edge of the bias range). Returns the voltage span (V) of the points it measured.
+        """
+        v_min, v_max = self._qss_v_low, self.stop_V
+        searched: list[float] = []
+
+        def power(p: _QssPoint) -> float:
+            return p.voltage_V * p.j_mA_cm2
+
+        def measure(v: float) -> _QssPoint | None:
+            p = self._qss_point(smu, min(max(v, v_min), v_max))
+            searched.append(p.voltage_V)
+            if not p.usable:
+                why = "in compliance" if p.compliance else "not converged"
+                self.log(f"WARNING: QSS MPP search stopped at {p.voltage_V:.4f} V ({why}): the MPP is not "
+                         "bracketed by converged points")
+                return None
+            return p
+
+        first = measure(est.vmp_V)
+        second = measure(first.voltage_V + QSS_PRESCAN_STEP_V / 2) if first else None
+        if first is None or second is None:
+            return min(searched), max(searched)
+        x1, x2 = (first, second) if power(second) >= power(first) else (second, first)
+        for _ in range(QSS_MAX_SEARCH_POINTS):  # bracket: step uphill until P drops
+            v3 = min(max(x2.voltage_V + GOLDEN_RATIO * (x2.voltage_V - x1.voltage_V), v_min), v_max)
+            if abs(v3 - x2.voltage_V) < 10.0 ** -QSS_V_DECIMALS:
+                self.log(f"WARNING: QSS power still rising at the bias limit {x2.voltage_V:.4f} V "
+                         f"(range {v_min:g} to {v_max:g} V): the MPP is not bracketed")
+                return min(searched), max(searched)
+            x3 = measure(v3)
+            if x3 is None:
+                return min(searched), max(searched)
+            if power(x3) < power(x2):
+                break
+            x1, x2 = x2, x3
+        else:
+            self.log("WARNING: QSS MPP search could not bracket the maximum power point")
+            return min(searched), max(searched)
+        a, b, c = sorted((x1, x2, x3), key=lambda p: p.voltage_V)
+        for _ in range(QSS_MAX_SEARCH_POINTS):  # golden section: shrink the bracket around the best point
+            if c.voltage_V - a.voltage_V <= self.qss_mpp_tol_V:
+                break
+            upper = c.voltage_V - b.voltage_V > b.voltage_V - a.voltage_V
+            v = b.voltage_V + GOLDEN_SECTION * ((c.voltage_V - b.voltage_V) if upper else (a.voltage_V - b.voltage_V))
+            x = measure(v)
+            if x is None:
+                break
+            if power(x) > power(b):
+                a, b, c = (b, x, c) if upper else (a, x, b)
+            else:
+                a, b, c = (a, b, x) if upper else (x, b, c)
+        else:
+            self.log(f"WARNING: QSS MPP bracket still {c.voltage_V - a.voltage_V:.4f} V wide "
+                     f"(qss_mpp_tol_V = {self.qss_mpp_tol_V}) after {QSS_MAX_SEARCH_POINTS} points")
+        self.log(f"QSS MPP: {b.voltage_V:.4f} V, {power(b):.3f} mW/cm² (bracket {a.voltage_V:.4f} to "
+                 f"{c.voltage_V:.4f} V)")
+        return min(searched), max(searched)
+
+    def _qss_search_voc(self, smu: Any, est: _QssEstimate, above_V: float) -> None:
+        """From ``above_V`` towards Voc: grid points (extended past Voc,est up to stop_V) until J ≤ 0, then
+        regula falsi (Illinois variant) on converged points until the bracket is ``qss_voc_tol_V`` wide.
+
+        The extension steps on the sign of any reading; the bracket that is refined, and left for the analysis,
+        has converged points at both ends (a point in compliance still gives the sign: the true |J| is larger).
+        WARNINGs when J > 0 up to stop_V, when no converged bracket exists, or when a refinement point does not
+        converge (the search stops there).
+        """
+        step = self._qss_grid_step_V(est)
+        v = above_V
+        while not any(p.j_mA_cm2 <= 0 and p.voltage_V > 0 for p in self._qss_done.values()):
+            if v >= self.stop_V - 10.0 ** -QSS_V_DECIMALS:
+                self.log(f"WARNING: QSS J > 0 up to stop_V = {self.stop_V} V: Voc is not bracketed; raise stop_V")
+                return
+            nxt = [g for g in self._qss_grid(est) if g > v + step / 4]
+            v = min(nxt[0] if nxt else v + step, self._qss_chord_root_V(v, step), self.stop_V)
+            self._qss_point(smu, v)
+        converged = sorted((p for p in self._qss_done.values() if p.converged), key=lambda p: p.voltage_V)
+        crossing = [(lo, hi) for lo, hi in zip(converged[:-1], converged[1:], strict=True)
+                    if lo.voltage_V > 0 and lo.j_mA_cm2 > 0 and hi.j_mA_cm2 <= 0]
+        if not crossing:
+            self.log("WARNING: QSS Voc is not bracketed by converged points (J changes sign only between "
+                     "unconverged points)")
+            return
+        lo, hi = crossing[0]
+        vl, jl, vh, jh = lo.voltage_V, lo.j_mA_cm2, hi.voltage_V, hi.j_mA_cm2
+        kept = 0  # Illinois: +1 / −1 when the low / high end was kept last time
+        for _ in range(QSS_MAX_SEARCH_POINTS):
+            width = vh - vl
+            if width <= self.qss_voc_tol_V:
+                break
+            x = vl + jl * width / (jl - jh)
+            x = min(max(x, vl + 0.1 * width), vh - 0.1 * width)
+            p = self._qss_point(smu, x)
+            if not p.converged:
+                self.log(f"WARNING: QSS Voc search stopped at {p.voltage_V:.4f} V (not converged): Voc bracket "
+                         f"{vl:.4f} to {vh:.4f} V")
+                return
+            if p.j_mA_cm2 > 0:
+                vl, jl = p.voltage_V, p.j_mA_cm2
+                jh = jh / 2 if kept == -1 else jh
+                kept = -1
+            else:
+                vh, jh = p.voltage_V, p.j_mA_cm2
+                jl = jl / 2 if kept == 1 else jl
+                kept = 1
+        else:
+            self.log(f"WARNING: QSS Voc bracket still {vh - vl:.4f} V wide (qss_voc_tol_V = {self.qss_voc_tol_V})")
+        self.log(f"QSS Voc bracket: {vl:.4f} to {vh:.4f} V")
+
+    def _qss_chord_root_V(self, v_V: float, step_V: float) -> float:
+        """Next bias (V) towards Voc from the chord through the two highest points with J > 0, plus half the Voc
+        tolerance, kept within (v_V, v_V + step_V].
+
+        J(V) is concave near Voc, so the chord's root lies at or past Voc: the next point usually brackets it.
+        """
+        pos = sorted((p for p in self._qss_done.values() if p.voltage_V > 0 and p.j_mA_cm2 > 0),
+                     key=lambda p: p.voltage_V)
+        if len(pos) < 2 or pos[-1].j_mA_cm2 >= pos[-2].j_mA_cm2:
+            return v_V + step_V
+        (v1, j1), (v2, j2) = ((p.voltage_V, p.j_mA_cm2) for p in pos[-2:])
+        root = v2 + j2 * (v2 - v1) / (j1 - j2) + self.qss_voc_tol_V / 2
+        return min(max(root, v_V + QSS_MIN_STEP_V), v_V + step_V)
+
+    def _qss_grid(self, est: _QssEstimate) -> list[float]:
+        """The QSS curve grid (V): ``qss_points`` evenly spaced from the lowest bias to min(Voc,est, stop_V)."""
+        top = max(min(est.voc_V, self.stop_V), self._qss_v_low + QSS_MIN_STEP_V)
+        grid = np.linspace(self._qss_v_low, top, self.qss_points)
+        return [round(float(x), QSS_V_DECIMALS) for x in grid]
 
     def _qss(self, smu: Any) -> None:
+        """Quasi-steady-state J–V (methods ref. §1.3): every recorded value is the held, stable current.
+
+        Plan: a fast pre-scan estimates Voc and Vmp; a golden-section search of P = V·J on converged points
+        stabilises at Vmp,est first and finds the MPP to ``qss_mpp_tol_V``; then the grid steps from there
+        towards 0 V; then from the MPP towards Voc, past Voc,est if needed, until J ≤ 0, and a regula-falsi
+        search on converged points brackets Voc to ``qss_voc_tol_V``. In the dark, only the grid from start_V
+        to stop_V is measured. Points that do not converge stay in ``jv`` with converged = 0 and stop the search
+        they belong to (WARNING); the grid carries on.
+        """
         smu.set_voltage(self._sign * self.start_V)
         smu.enable_output()
-        down, up = self._qss_voltages(smu)
-        total = len(down) + len(up)
-        clock = self.station.clock
-        for index, v in enumerate(down + up):
-            self.check_abort()
-            smu.set_voltage(self._sign * v)
-            t_bias = clock.now()
-            history: list[tuple[float, float]] = []
-            converged = False
-            while True:
-                j, i_a = self._read_j(smu)
-                t = clock.now() - t_bias
-                history.append((t, j))
-                self.record("qss_trace", {"time_s": clock.now() - self.t0, "voltage_V": v, "j_mA_cm2": j,
-                                          "point": index})
-                past = [jj for tt, jj in history if tt <= t - self.qss_window_s]
-                if past and abs(j - past[-1]) <= self.qss_epsilon * max(abs(j), 1e-9):
-                    converged = True
-                    break
-                if t >= self.qss_max_s:
-                    break
-                self.wait(self.qss_interval_s)
-            if not converged:
-                self.log(f"QSS point {v:.4f} V not converged after {t:.1f} s")
-            self.record(
-                "jv",
-                {
-                    "time_s": clock.now() - self.t0,
-                    "voltage_V": v,
-                    "j_mA_cm2": j,
-                    "current_A": i_a,
-                    "scan": 0,
-                    "direction": FORWARD,
-                    "compliance": 0,
-                    "converged": int(converged),
-                    "settle_time_s": t,
-                },
-            )
-            self.progress((index + 1) / total)
+        self._qss_done: dict[float, _QssPoint] = {}
+        self._qss_j_floor = QSS_J_FLOOR_MIN_mA_cm2
+        if not self.light:
+            grid = np.linspace(self.start_V, self.stop_V, self.qss_points)
+            self._qss_expected = len(grid)
+            for v in grid:
+                self._qss_point(smu, float(v))
+            return
+        est = self._qss_prescan(smu)
+        self._qss_j_floor = max(est.j_scale_mA_cm2, QSS_J_FLOOR_MIN_mA_cm2)
+        grid = self._qss_grid(est)
+        step = self._qss_grid_step_V(est)
+        self._qss_expected = len(grid) + QSS_EXPECTED_SEARCH_POINTS
+        self.log(f"QSS plan: MPP search from {est.vmp_V:.3f} V to a {self.qss_mpp_tol_V:g} V bracket; "
+                 f"{len(grid)} grid points {grid[0]:g} to {grid[-1]:g} V (step {step:.4f} V, extended past "
+                 f"Voc,est up to stop_V = {self.stop_V:g} V); Voc to a {self.qss_voc_tol_V:g} V bracket")
+        v_from, v_to = self._qss_search_mpp(smu, est)
+        below = [g for g in grid if g < v_from - step / 4 or g == grid[0]]
+        for v in sorted(below, reverse=True):
+            self._qss_point(smu, v)
+        self._qss_search_voc(smu, est, v_to)
 
     def shutdown(self) -> None:
         """Nothing beyond the engine's safe state (output off, shutter closed)."""
@@ -339,3 +525,38 @@ def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
         v = float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v
         out[k] = None if isinstance(v, float) and not math.isfinite(v) else v
     return out
+
+
+# QSS helpers -------------------------------------------------------------------------------------------------
+GOLDEN_RATIO = (1.0 + math.sqrt(5.0)) / 2.0  # bracket growth per step
+GOLDEN_SECTION = (3.0 - math.sqrt(5.0)) / 2.0  # 0.381966: new point's place in the larger sub-interval
+QSS_PRESCAN_STEP_V = 0.05  # pre-scan spacing (V); the MPP search starts with half of it
+QSS_MIN_STEP_V = 1e-3  # smallest grid spacing (V)
+QSS_V_DECIMALS = 4  # QSS biases are rounded to 0.1 mV (the 2400's source resolution is 50 µV on 2 V)
+QSS_MAX_SEARCH_POINTS = 20  # per search phase; reached only if something is badly wrong (WARNING)
+QSS_EXPECTED_SEARCH_POINTS = 16  # for the progress bar only
+QSS_J_FLOOR_MIN_mA_cm2 = 1e-9  # the stability rule's floor on |J| in the dark (no Jsc to scale it by)
+
+
+@dataclass(frozen=True)
+class _QssEstimate:
+    """What the fast pre-scan says: Voc and Vmp (V), |J| at the lowest bias (mA/cm²)."""
+
+    voc_V: float
+    vmp_V: float
+    j_scale_mA_cm2: float
+
+
+@dataclass(frozen=True)
+class _QssPoint:
+    """One held QSS bias: device voltage (V), asymptotic J (mA/cm², photocurrent-positive) and its flags."""
+
+    voltage_V: float
+    j_mA_cm2: float
+    compliance: bool
+    converged: bool
+
+    @property
+    def usable(self) -> bool:
+        """May decide the MPP: converged and not clamped by the compliance."""
+        return self.converged and not self.compliance
