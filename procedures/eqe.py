@@ -58,10 +58,17 @@ _POINT_COLUMNS = [
 
 def reference_detectors_end_nm(config: StationConfig) -> float:
     """Longest wavelength (nm) any of the station's reference detectors is calibrated and used at."""
-    from labctl.calibration import load_responsivity
+    from labctl.calibration import CalibrationError, load_responsivity
 
-    return max(min(det.max_nm, load_responsivity(det.responsivity).range_nm[1])
-               for det in config.eqe.reference_detectors.values())
+    ends = []
+    for name, det in config.eqe.reference_detectors.items():
+        try:
+            ends.append(min(det.max_nm, load_responsivity(det.responsivity).range_nm[1]))
+        except (CalibrationError, FileNotFoundError) as exc:
+            raise ConfigError(f"eqe.reference_detectors.{name}.responsivity = {det.responsivity!r}: {exc}") from None
+    if not ends:
+        raise ConfigError("eqe.reference_detectors: the station has none, so stop_nm = 0 has no end; give stop_nm")
+    return max(ends)
 
 
 class _WavelengthScan(LabProcedure):
