@@ -10,7 +10,10 @@ A table is a text file with two columns, wavelength in nm and responsivity in A/
 Columns are separated by a comma or a tab. Every row is checked, and a bad row raises :class:`CalibrationError`
 naming the file, the line, the value and what is allowed: a finite number, 150 ≤ λ ≤ 3000 nm, R > 0,
 EQE = R·1239.842/λ ≤ 1 (a larger R is physically impossible), strictly increasing wavelengths, at least two
-rows. Wavelengths in µm are refused with a hint (convert to nm).
+rows. Wavelengths in µm are refused with a hint (convert to nm). R = 0 is allowed only where a table is only
+integrated, never divided by (``allow_zero=True``: a reference cell's spectral response for the mismatch
+factor, which has no response below ~300 nm or above ~1200 nm); a reference photodiode's table, which labctl
+divides by, needs R > 0 on every row.
 
 Built-in names (files in ``labctl/data/``, see its README): ``si-818uv-typical`` (Si, 200–1100 nm) and
 ``ge-818ir-typical`` (Ge, 780–1800 nm). They are TYPICAL, MODELLED curves, not calibrations: real
@@ -123,10 +126,13 @@ def _check_header(fields: list[str], source: str, line: int) -> None:
         )
 
 
-def parse_responsivity_text(text: str, source: str = "<text>") -> tuple[NDArray, NDArray, str]:
+def parse_responsivity_text(
+    text: str, source: str = "<text>", allow_zero: bool = False
+) -> tuple[NDArray, NDArray, str]:
     """Parse and validate the text of a responsivity table; returns (wavelength_nm, responsivity_A_W, comments).
 
-    ``source`` names the file in error messages. See the module docstring for the format and the rules.
+    ``source`` names the file in error messages. See the module docstring for the format and the rules;
+    ``allow_zero`` accepts R = 0 (R ≥ 0 instead of R > 0) for tables that are only integrated.
     """
     comments: list[str] = []
     rows: list[tuple[int, float, float]] = []
@@ -179,8 +185,10 @@ def parse_responsivity_text(text: str, source: str = "<text>") -> tuple[NDArray,
             raise CalibrationError(
                 source, f"wavelength {wl:g} nm is outside the allowed range; allowed: {_WL_ALLOWED}", lineno
             )
-        if not r > 0:
-            raise CalibrationError(source, f"responsivity {r:g} A/W at {wl:g} nm is not allowed; must be > 0", lineno)
+        if not (r >= 0 if allow_zero else r > 0):
+            raise CalibrationError(
+                source, f"responsivity {r:g} A/W at {wl:g} nm is not allowed; must be {'>=' if allow_zero else '>'} 0",
+                lineno)
         eqe = r * HC_OVER_Q_NM_V / wl
         if eqe > MAX_EQE:
             r_max = MAX_EQE * wl / HC_OVER_Q_NM_V
@@ -199,6 +207,8 @@ def parse_responsivity_text(text: str, source: str = "<text>") -> tuple[NDArray,
                 lineno,
             )
         prev = (lineno, wl)
+    if allow_zero and not any(r > 0 for _, _, r in rows):
+        raise CalibrationError(source, "every responsivity is 0; a table needs R > 0 somewhere")
     wavelength = np.array([w for _, w, _ in rows])
     responsivity = np.array([r for _, _, r in rows])
     return wavelength, responsivity, "\n".join(comments)
@@ -211,11 +221,12 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def load_responsivity(path_or_name: str | PathLike[str]) -> CalibrationTable:
+def load_responsivity(path_or_name: str | PathLike[str], allow_zero: bool = False) -> CalibrationTable:
     """Load a responsivity table: a built-in name (:data:`BUILTIN_TABLES`) or the path of a certificate CSV.
 
     Returns a :class:`CalibrationTable` with the SHA-256 of the file. Raises :class:`CalibrationError` for a bad
-    table and FileNotFoundError for a missing file. Methods ref. §3.2.
+    table and FileNotFoundError for a missing file. Methods ref. §3.2. ``allow_zero``: accept R = 0 rows, for a
+    table that is only integrated (a reference cell's SR in the mismatch factor), never for one labctl divides by.
     """
     if isinstance(path_or_name, str) and path_or_name in BUILTIN_TABLES:
         resource = resources.files("labctl").joinpath("data").joinpath(BUILTIN_TABLES[path_or_name])
@@ -230,7 +241,7 @@ def load_responsivity(path_or_name: str | PathLike[str]) -> CalibrationTable:
             )
         data = path.read_bytes()
         name, source = path.stem, str(path.resolve())
-    wavelength, responsivity, comments = parse_responsivity_text(_decode(data), source)
+    wavelength, responsivity, comments = parse_responsivity_text(_decode(data), source, allow_zero)
     wavelength.flags.writeable = False
     responsivity.flags.writeable = False
     return CalibrationTable(

@@ -166,14 +166,37 @@ def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(value).rstrip("%") if fmt.endswith("%}") else fmt.format(value)
 
 
+def _print_plain_summary(console: Console, results: dict[str, Any]) -> None:
+    """Results without J–V directions (EQE, calibration): the EQE checks first, then every scalar result."""
+    if "jsc_integrated_mA_cm2" in results:
+        _print_eqe_checks(console, results)
+    for key, value in results.items():
+        if isinstance(value, float):
+            console.print(f"{key}: {value:.6g}", highlight=False)
+        elif not isinstance(value, dict):
+            console.print(f"{key}: {value}", highlight=False)
+
+
+def _print_eqe_checks(console: Console, results: dict[str, Any]) -> None:
+    """The two checks of an EQE run: band edge reached, integrated Jsc against the J–V Jsc."""
+    frac = results.get("band_edge_fraction")
+    last, peak = results.get("eqe_at_last_point"), results.get("eqe_max")
+    if results.get("band_edge_reached") is not None and frac is not None and last is not None and peak:
+        state = "reached" if results["band_edge_reached"] else "[bold yellow]NOT reached[/]"
+        console.print(f"band edge: {state} (EQE at {results['wavelength_max_nm']:g} nm is {100 * last / peak:.3g} % "
+                      f"of its maximum; needs < {100 * frac:g} %)", highlight=False)
+    ratio, tol = results.get("jsc_ratio"), results.get("jsc_tolerance")
+    if ratio is not None and tol is not None:
+        ok = abs(ratio - 1) <= tol
+        console.print(f"Jsc: integrated EQE {results['jsc_integrated_mA_cm2']:.3f} / J–V "
+                      f"{results['jsc_jv_mA_cm2']:.3f} mA/cm² = {ratio:.4f} "
+                      f"({'within' if ok else '[bold yellow]outside[/]'} ±{100 * tol:g} %)", highlight=False)
+
+
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
     directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
     if not directions:
-        for key, value in results.items():
-            if isinstance(value, float):
-                console.print(f"{key}: {value:.6g}")
-            elif not isinstance(value, dict):
-                console.print(f"{key}: {value}")
+        _print_plain_summary(console, results)
         return
     if directions:
         table = Table(title="Figures of merit")
@@ -268,12 +291,16 @@ def analyze_group() -> None:
 @click.option("--eqe", "eqe_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="EQE run file of the device under test")
 @click.option("--reference-sr", default="csi-reference-typical", show_default=True,
-              help="reference cell's spectral response: a CSV (wavelength_nm, A/W) or csi-reference-typical")
+              help="reference cell's spectral response over its whole range: a CSV (wavelength_nm, A/W; zeros "
+              "allowed) or csi-reference-typical")
 @click.option("--simulator-spectrum", default="am15g", show_default=True,
               help="solar simulator spectrum at the test plane: a CSV (wavelength_nm, irradiance) or am15g")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def analyze_mismatch(eqe_file: str, reference_sr: str, simulator_spectrum: str, as_json: bool) -> None:
-    """Spectral mismatch factor M (IEC 60904-7) for a J–V under this simulator; use it as --set mismatch=M."""
+    """Spectral mismatch factor M (IEC 60904-7) for a J–V under this simulator; use it as --set mismatch=M.
+
+    Each response is integrated over its own range; the EQE run must reach the band edge and the simulator
+    spectrum must cover both responses (else exit 2, naming the ranges)."""
     from labctl.calibration import CalibrationError
     from labctl.mismatch import mismatch_for_run
 
@@ -284,7 +311,10 @@ def analyze_mismatch(eqe_file: str, reference_sr: str, simulator_spectrum: str, 
     if as_json:
         click.echo(json.dumps({"mismatch": m, **details}))
     else:
-        click.echo(f"M = {m:.6f}  (over {details['wavelength_min_nm']:g}-{details['wavelength_max_nm']:g} nm)")
+        r_lo, r_hi = details["reference_sr_range_nm"]
+        click.echo(f"M = {m:.6f}  (each response over its own range: reference SR {r_lo:g}-{r_hi:g} nm, device "
+                   f"EQE {details['wavelength_min_nm']:g}-{details['wavelength_max_nm']:g} nm, zero beyond its "
+                   "band edge)")
         click.echo(f"use: labctl run jv --set mismatch={m:.6f}")
 
 

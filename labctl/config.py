@@ -219,6 +219,35 @@ class ReferenceDetectorConfig(_Strict):
     max_nm: float = Field(gt=0)
 
 
+class LongPassConfig(_Strict):
+    """An order-sorting long-pass filter as its datasheet gives it (methods ref. §3.6).
+
+    The check of the order-sorting table and the simulated bench both use this description
+    (:class:`labctl.analysis.eqe.LongPassFilter`). A plain number in ``filter_wheel_slots`` is a cut-on with the
+    default edge (8 % of it, the soft end of absorbing glass)."""
+
+    cut_on_nm: float = Field(gt=0, description="50 % transmission point (nm)")
+    edge_nm: float | None = Field(None, gt=0, description="from 50 % down to the blocking level (nm); null = 8 %")
+    peak_transmission: float = Field(0.9, gt=0, le=1)
+    blocking: float = Field(1e-5, gt=0, lt=0.1, description="transmission far below the cut-on")
+
+    @model_validator(mode="after")
+    def _default_edge(self) -> LongPassConfig:
+        from labctl.analysis.eqe import DEFAULT_EDGE_FRACTION
+
+        if self.edge_nm is None:
+            self.edge_nm = round(DEFAULT_EDGE_FRACTION * self.cut_on_nm, 6)
+        if not self.blocking < self.peak_transmission:
+            raise ValueError(f"blocking = {self.blocking} must be below peak_transmission = {self.peak_transmission}")
+        return self
+
+    def as_filter(self):  # noqa: ANN201 - labctl.analysis.eqe.LongPassFilter
+        """The transmission model of this filter."""
+        from labctl.analysis.eqe import LongPassFilter
+
+        return LongPassFilter(self.cut_on_nm, self.edge_nm, self.peak_transmission, self.blocking)
+
+
 class OrderSortingRow(_Strict):
     """From ``from_nm`` (inclusive) to ``to_nm`` (exclusive): use this grating and filter-wheel position."""
 
@@ -233,9 +262,17 @@ class EQEBenchConfig(_Strict):
 
     chopper_frequency_Hz: float = Field(220.0, gt=0, le=102_000, description="SR540 setting (Hz)")
     preamp_gain_V_A: float | None = Field(1e6, gt=0, description="fixed transimpedance gain; null = lock-in I input")
-    filter_wheel_slots: dict[int, float | None] = Field(
-        default_factory=lambda: {1: None, 2: 400.0, 3: 700.0, 4: 1000.0, 5: None, 6: None},
-        description="long-pass cut-on (nm) in each filter-wheel slot; null = open",
+    filter_wheel_slots: dict[int, LongPassConfig | None] = Field(
+        default_factory=lambda: {
+            1: None,
+            2: LongPassConfig(cut_on_nm=420, edge_nm=34),
+            3: LongPassConfig(cut_on_nm=700, edge_nm=56),
+            4: LongPassConfig(cut_on_nm=1000, edge_nm=80),
+            5: None,
+            6: None,
+        },
+        description="the long-pass filter in each filter-wheel slot: {cut_on_nm, edge_nm, ...}, a cut-on in nm "
+        "(default edge), or null = open",
     )
     order_sorting: list[OrderSortingRow] = Field(
         default_factory=lambda: [
@@ -251,6 +288,20 @@ class EQEBenchConfig(_Strict):
             "ge": ReferenceDetectorConfig(responsivity="ge-818ir-typical", min_nm=800, max_nm=1800),
         }
     )
+
+    @field_validator("filter_wheel_slots", mode="before")
+    @classmethod
+    def _plain_cut_on(cls, value: Any) -> Any:
+        """A plain number (the older form) is a cut-on in nm with the default edge."""
+        if isinstance(value, dict):
+            return {k: ({"cut_on_nm": v} if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                    for k, v in value.items()}
+        return value
+
+    def long_pass(self, slot: int):  # noqa: ANN201 - labctl.analysis.eqe.LongPassFilter | None
+        """The transmission model of the filter in filter-wheel ``slot`` (None: open)."""
+        cfg = self.filter_wheel_slots.get(slot)
+        return None if cfg is None else cfg.as_filter()
 
     @model_validator(mode="after")
     def _rows_ordered(self) -> EQEBenchConfig:

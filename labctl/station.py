@@ -98,7 +98,7 @@ def build_optics(config: StationConfig, clock: Clock):  # noqa: ANN201 - sim_ins
     import numpy as np
 
     from labctl.calibration import load_responsivity
-    from sim_instruments.optics import HC_NM_V, Grating, LongPass, Optics
+    from sim_instruments.optics import HC_NM_V, Grating, Optics
 
     bench_cfg, sim = config.eqe, config.simulation
     dev = sim.device
@@ -113,7 +113,7 @@ def build_optics(config: StationConfig, clock: Clock):  # noqa: ANN201 - sim_ins
         table = load_responsivity(det.responsivity)
         x, y = np.asarray(table.wavelength_nm), np.asarray(table.responsivity_A_W)
         references[name] = lambda lam, x=x, y=y: float(np.interp(lam, x, y, left=0.0, right=0.0))
-    wheel = {slot: (LongPass(cut) if cut else None) for slot, cut in bench_cfg.filter_wheel_slots.items()}
+    wheel = {slot: bench_cfg.long_pass(slot) for slot in bench_cfg.filter_wheel_slots}
     return Optics(
         clock=clock,
         gratings=[Grating(**g.model_dump()) for g in sim.optics.gratings],

@@ -7,12 +7,18 @@ Two procedures share the wavelength scan:
 * ``eqe`` holds the device at short circuit (the transimpedance preamplifier's virtual ground), measures its
   current over the grid, and divides by the calibration run: EQE = I_DUT / (P(λ)·λ/1239.842).
 
-Per point: grating and order-sorting filter from the station's table (checked at start-up against the
-second-order rule of methods ref. §3.6; problems are logged and reported in the results, not fatal), the
-wavelength, then readings of the lock-in until the residual their slope predicts is below ``settle_tolerance``
-(``settle: convergence``, see :meth:`_WavelengthScan._settle`), bounded by the filter's 99 % settling time; or a
-fixed wait of ``fixed_wait_tau`` time constants (``settle: fixed``). The sensitivity follows the signal
-(overload → less sensitive; a settled reading below 20 % of full scale → more sensitive).
+Per point: grating and order-sorting filter from the station's table (checked at start-up through each filter's
+transmission against the second-order bound of methods ref. §3.6; problems are logged as warnings and reported in
+the results, not fatal), the wavelength, then readings of the lock-in until the residual their slope predicts is
+below ``settle_tolerance`` (``settle: convergence``, see :meth:`_WavelengthScan._settle`), bounded by the time a
+restarted output filter needs to come within half that tolerance; or a fixed wait of ``fixed_wait_tau`` time
+constants (``settle: fixed``). The sensitivity follows the signal (overload → less sensitive; a settled reading
+below 20 % of full scale → more sensitive).
+
+The grid ends by default (``stop_nm = 0``) where the station's reference detectors end (for ``eqe``: where its
+calibration run ends, if sooner), so that a low-gap device is measured past its band edge. ``eqe`` never
+interpolates a calibration across a grating or filter change (it refuses such a grid before starting), and its
+results say whether the scan reached the band edge and how the integrated Jsc compares with a J–V run's.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import numpy as np
 import pandas as pd
 from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter, Parameter
 
+from labctl.analysis.eqe import BAND_EDGE_FRACTION
 from labctl.analysis.lockin import residual_factor
-from labctl.config import ConfigError
+from labctl.analysis.spectra import HC_OVER_Q_NM_V as HC_NM_V
+from labctl.config import ConfigError, EQEBenchConfig, StationConfig
 from labctl.storage import Column, load_run
 from procedures.base import LabProcedure, StreamSpec
 
-HC_NM_V = 1239.841984
 RESOLUTION = 1e-4  # fraction of full scale below which a lock-in reading's drift is not resolved
 
 _POINT_COLUMNS = [
@@ -49,6 +56,21 @@ _POINT_COLUMNS = [
 ]
 
 
+def reference_detectors_end_nm(config: StationConfig) -> float:
+    """Longest wavelength (nm) any of the station's reference detectors is calibrated and used at."""
+    from labctl.calibration import CalibrationError, load_responsivity
+
+    ends = []
+    for name, det in config.eqe.reference_detectors.items():
+        try:
+            ends.append(min(det.max_nm, load_responsivity(det.responsivity).range_nm[1]))
+        except (CalibrationError, FileNotFoundError) as exc:
+            raise ConfigError(f"eqe.reference_detectors.{name}.responsivity = {det.responsivity!r}: {exc}") from None
+    if not ends:
+        raise ConfigError("eqe.reference_detectors: the station has none, so stop_nm = 0 has no end; give stop_nm")
+    return max(ends)
+
+
 class _WavelengthScan(LabProcedure):
     """Shared parameters and the per-point measurement of both EQE procedures."""
 
@@ -56,7 +78,8 @@ class _WavelengthScan(LabProcedure):
     OPTIONAL = ("shutter", "preamp")
 
     start_nm = FloatParameter("First wavelength", units="nm", default=300.0, minimum=200, maximum=2500)
-    stop_nm = FloatParameter("Last wavelength", units="nm", default=900.0, minimum=200, maximum=2500)
+    stop_nm = FloatParameter("Last wavelength (0 = where the station's reference detectors end)", units="nm",
+                             default=0.0, minimum=0, maximum=2500)
     step_nm = FloatParameter("Wavelength step", units="nm", default=10.0, minimum=0.1, maximum=500)
     time_constant_s = FloatParameter("Lock-in time constant", units="s", default=0.1, minimum=1e-5, maximum=3e4)
     filter_slope_dB = ListParameter("Lock-in filter slope", choices=[6, 12, 18, 24], default=24, units="dB/oct")
@@ -79,6 +102,9 @@ class _WavelengthScan(LabProcedure):
             if not any(math.isclose(self.preamp_sensitivity_A_V, v, rel_tol=1e-6) for v in table):
                 raise ConfigError(f"parameter preamp_sensitivity_A_V = {self.preamp_sensitivity_A_V:g}: allowed "
                                   f"one of the {preamp.driver} sensitivities 1e-12, 2e-12, 5e-12 … 1e-3 A/V (1-2-5)")
+        if self.stop_nm == 0:
+            self.stop_nm = self._auto_stop_nm(station)
+            self._auto_stop = True
         if self.stop_nm < self.start_nm:
             raise ConfigError(f"parameter stop_nm = {self.stop_nm}: must not be below start_nm = {self.start_nm}")
         table = station.config.eqe
@@ -88,6 +114,10 @@ class _WavelengthScan(LabProcedure):
                     f"parameter start_nm/stop_nm: {lam:g} nm is not covered by eqe.order_sorting in the station "
                     f"(covered: {', '.join(f'{r.from_nm:g}-{r.to_nm:g} nm' for r in table.order_sorting)})"
                 )
+
+    def _auto_stop_nm(self, station) -> float:  # noqa: ANN001
+        """The default last wavelength: where the station's reference detectors end."""
+        return reference_detectors_end_nm(station.config)
 
     def wavelengths_nm(self) -> np.ndarray:
         n = int(math.floor((self.stop_nm - self.start_nm) / self.step_nm + 1e-9)) + 1
@@ -112,7 +142,9 @@ class _WavelengthScan(LabProcedure):
             filter_slope_dB=int(self.filter_slope_dB),
             reserve=self.reserve,
         )
-        self._max_wait_s = lockin.settle_time_s(0.01)  # the 99 % settling time bounds every wait
+        # every wait ends by the time an output filter restarted from zero (a range change) is within half the
+        # settling tolerance: a reading taken then is good to the tolerance even where noise hides the slope
+        self._max_wait_s = lockin.settle_time_s(self.settle_tolerance / 2)
         self._poles = {6: 1, 12: 2, 18: 3, 24: 4}[int(self.filter_slope_dB)]
 
     def order_sorting_problems(self) -> list[str]:
@@ -120,12 +152,13 @@ class _WavelengthScan(LabProcedure):
         from labctl.analysis.eqe import OrderSortingRow, check_order_sorting
 
         bench = self.station.config.eqe
-        rows = [OrderSortingRow(max(r.from_nm, self.start_nm), min(r.to_nm, self.stop_nm + 1e-9),
-                                bench.filter_wheel_slots.get(r.filter))
+        rows = [OrderSortingRow(max(r.from_nm, self.start_nm), min(r.to_nm, self.stop_nm), bench.long_pass(r.filter))
                 for r in bench.order_sorting if r.to_nm > self.start_nm and r.from_nm <= self.stop_nm]
         return check_order_sorting(rows)
 
     def _start_optics(self) -> None:
+        if getattr(self, "_auto_stop", False):
+            self.log(f"stop_nm = 0: scanning to {self.stop_nm:g} nm (where the reference detectors end)")
         self._order_problems = self.order_sorting_problems()
         for problem in self._order_problems:
             self.log(f"ORDER-SORTING WARNING: {problem}")
@@ -326,6 +359,43 @@ def beam_power_from_calibration(calibration: pd.DataFrame) -> tuple[np.ndarray, 
     return grouped.index.to_numpy(dtype=float), grouped.to_numpy(dtype=float)
 
 
+def calibration_grid_error(calibration: pd.DataFrame, grid_nm: np.ndarray, bench: EQEBenchConfig) -> str | None:
+    """Why the beam power of ``calibration`` cannot be used on the EQE grid ``grid_nm``, or None (methods ref. §3.2).
+
+    The beam power changes stepwise at every grating or filter change, so it is interpolated only between two
+    calibration points measured with the grating and filter the station's table gives the EQE point; an EQE
+    point on a calibration wavelength needs that point's setting (else the table changed since).
+    """
+    cal = calibration.groupby("wavelength_nm")[["grating", "filter"]].first().sort_index()
+    lam = cal.index.to_numpy(dtype=float)
+    settings = [(int(g), int(f)) for g, f in zip(cal.grating, cal["filter"], strict=True)]
+    straddle: list[float] = []
+    changes: set[tuple[float, float]] = set()
+    changed: list[str] = []
+    for x in grid_nm:
+        row = bench.row_for(float(x))
+        want = (row.grating, row.filter)
+        k = int(np.searchsorted(lam, x - 1e-6))
+        if k < lam.size and abs(lam[k] - x) <= 1e-6:
+            if settings[k] != want:
+                changed.append(f"{x:g} nm (calibrated with grating {settings[k][0]}, filter {settings[k][1]}; "
+                               f"now grating {want[0]}, filter {want[1]})")
+        elif 0 < k < lam.size and not settings[k - 1] == settings[k] == want:
+            straddle.append(float(x))
+            if settings[k - 1] != settings[k]:
+                changes.add((float(lam[k - 1]), float(lam[k])))
+    parts = []
+    if straddle:
+        where = " and ".join(f"{lo:g}–{hi:g} nm" for lo, hi in sorted(changes)) or "the grid"
+        shown = ", ".join(f"{x:g}" for x in straddle[:6]) + (" …" if len(straddle) > 6 else "")
+        parts.append(f"the calibration changes grating or filter between {where}, and the EQE points {shown} nm "
+                     "would need its beam power interpolated across the change; use a grid with no point strictly "
+                     "inside those intervals (e.g. the calibration's own grid)")
+    if changed:
+        parts.append("the station's order-sorting table changed since the calibration at " + "; ".join(changed[:3]))
+    return "; ".join(parts) + ", or run eqe-calibration on this grid" if parts else None
+
+
 class EQEProcedure(_WavelengthScan):
     """EQE of the device under test at short circuit, against a calibration run."""
 
@@ -342,25 +412,43 @@ class EQEProcedure(_WavelengthScan):
     jv_file = Parameter("J-V run file to compare Jsc with (optional)", default="")
     bias_light = BooleanParameter("White bias light (solar-simulator shutter open)", default=False)
     area_cm2 = FloatParameter("Aperture area", units="cm^2", default=0.049, minimum=1e-6, maximum=1000)
+    band_edge_fraction = FloatParameter("Band edge reached when the EQE at the last point is below this fraction "
+                                        "of its maximum", units="", default=BAND_EDGE_FRACTION, minimum=1e-4,
+                                        maximum=0.5)
+    jsc_tolerance = FloatParameter("Allowed |integrated EQE Jsc / J-V Jsc - 1|", units="", default=0.05,
+                                   minimum=0.001, maximum=1.0)
 
     def validate(self, station) -> None:  # noqa: ANN001
-        super().validate(station)
+        self._load_calibration()
+        super().validate(station)  # resolves stop_nm = 0 (needs the calibration's range)
+        lam = self._cal_lam
+        grid = self.wavelengths_nm()
+        if grid.min() < lam.min() - 1e-6 or grid.max() > lam.max() + 1e-6:
+            raise ConfigError(f"parameters start_nm/stop_nm = {grid.min():g}-{grid.max():g} nm: outside the "
+                              f"calibration run's range {lam.min():g}-{lam.max():g} nm ({self._calibration_path})")
+        problem = calibration_grid_error(self._calibration.streams["calibration"], grid, station.config.eqe)
+        if problem:  # never interpolated across a grating or filter change (methods ref. §3.2)
+            raise ConfigError(f"parameters start_nm/step_nm = {self.start_nm:g}/{self.step_nm:g} nm against the "
+                              f"calibration run {self._reference_run}: {problem}")
+        if self.jv_file and not Path(self.jv_file).exists():
+            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: no such file")
+        if self.bias_light and "shutter" not in station.config.instruments:
+            raise ConfigError("parameter bias_light = true: the station has no 'shutter' for the bias light")
+
+    def _load_calibration(self) -> None:
+        """Find and read the calibration run: its beam power per wavelength and run id."""
         self._calibration_path = self._find_calibration()
         calibration = load_run(self._calibration_path)
         if calibration.info.get("procedure") != "eqe-calibration" or "calibration" not in calibration.streams:
             raise ConfigError(f"parameter calibration_file = {str(self._calibration_path)!r}: not an "
                               "eqe-calibration run file")
-        lam, power = beam_power_from_calibration(calibration.streams["calibration"])
-        grid = self.wavelengths_nm()
-        if grid.min() < lam.min() - 1e-6 or grid.max() > lam.max() + 1e-6:
-            raise ConfigError(f"parameters start_nm/stop_nm = {grid.min():g}-{grid.max():g} nm: outside the "
-                              f"calibration run's range {lam.min():g}-{lam.max():g} nm ({self._calibration_path})")
-        self._cal_lam, self._cal_power = lam, power
+        self._calibration = calibration
+        self._cal_lam, self._cal_power = beam_power_from_calibration(calibration.streams["calibration"])
         self._reference_run = calibration.info.get("run_id", "")
-        if self.jv_file and not Path(self.jv_file).exists():
-            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: no such file")
-        if self.bias_light and "shutter" not in station.config.instruments:
-            raise ConfigError("parameter bias_light = true: the station has no 'shutter' for the bias light")
+
+    def _auto_stop_nm(self, station) -> float:  # noqa: ANN001
+        """Where the reference detectors end, or the calibration run if it ends sooner."""
+        return min(super()._auto_stop_nm(station), float(self._cal_lam.max()))
 
     def _find_calibration(self) -> Path:
         if self.calibration_file:
@@ -398,11 +486,12 @@ class EQEProcedure(_WavelengthScan):
         self._scan("eqe", self.wavelengths_nm(), derived)
 
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-        from labctl.analysis.eqe import integrated_jsc_mA_cm2, jsc_ratio
+        from labctl.analysis.eqe import integrated_jsc_mA_cm2
 
         data = streams.get("eqe", pd.DataFrame())
         if data.empty:
             return {}
+        data = data[np.isfinite(data.eqe)]
         results: dict[str, Any] = {
             "jsc_integrated_mA_cm2": integrated_jsc_mA_cm2(data.wavelength_nm, data.eqe),
             "wavelength_min_nm": float(data.wavelength_nm.min()),
@@ -412,10 +501,46 @@ class EQEProcedure(_WavelengthScan):
             "unconverged_points": int((data.converged == 0).sum()),
             "order_sorting_problems": getattr(self, "_order_problems", []),
         }
+        results.update(self._band_edge(data))
         if self.jv_file:
-            jv = load_run(self.jv_file)
-            jsc = [r["jsc_mA_cm2"] for k, r in jv.results.items() if isinstance(r, dict) and "jsc_mA_cm2" in r]
-            if jsc:
-                results["jsc_jv_mA_cm2"] = float(np.mean(jsc))
-                results["jsc_ratio"] = jsc_ratio(results["jsc_integrated_mA_cm2"], results["jsc_jv_mA_cm2"])
+            results.update(self._jsc_agreement(results["jsc_integrated_mA_cm2"]))
         return results
+
+    def _band_edge(self, data: pd.DataFrame) -> dict[str, Any]:
+        """Whether the scan reached the band edge; a warning naming the stop_nm that would, when it did not."""
+        from labctl.analysis.eqe import check_band_edge
+
+        edge = check_band_edge(data.wavelength_nm, data.eqe, self.band_edge_fraction)
+        if not edge.reached:
+            end = reference_detectors_end_nm(self.station.config)
+            if edge.last_wavelength_nm < end - self.step_nm / 2:
+                advice = f"measure further with --set stop_nm={end:g} (where the station's reference detectors end)"
+                if float(self._cal_lam.max()) < end:
+                    advice += f", after `labctl run eqe-calibration --set stop_nm={end:g}`"
+            else:
+                advice = f"the station's reference detectors end at {end:g} nm: the bench cannot measure further"
+            self.log(
+                f"BAND-EDGE WARNING: EQE at the last point ({edge.last_wavelength_nm:g} nm) is {edge.eqe_last:.3f}, "
+                f"{100 * edge.last_fraction:.0f} % of its maximum {edge.eqe_max:.3f} (the band edge needs below "
+                f"{100 * edge.fraction:g} %): the scan stopped before the absorption edge and the integrated Jsc "
+                f"misses the response beyond it; {advice}"
+            )
+        return {"band_edge_reached": edge.reached, "band_edge_fraction": edge.fraction,
+                "eqe_at_last_point": edge.eqe_last, "eqe_max": edge.eqe_max}
+
+    def _jsc_agreement(self, eqe_jsc_mA_cm2: float) -> dict[str, Any]:
+        """Integrated-EQE Jsc against the J–V run's (the mean of its directions), with a warning outside tolerance."""
+        from labctl.analysis.eqe import check_jsc_agreement, jsc_ratio
+
+        jv = load_run(self.jv_file)
+        jsc = [r["jsc_mA_cm2"] for r in jv.results.values() if isinstance(r, dict) and r.get("jsc_mA_cm2")]
+        out: dict[str, Any] = {"jsc_tolerance": self.jsc_tolerance}
+        if not jsc:
+            self.log(f"JSC WARNING: the J–V run {self.jv_file} has no Jsc to compare the integrated EQE with")
+            return {**out, "jsc_jv_mA_cm2": None, "jsc_ratio": None}
+        jv_jsc = float(np.mean(jsc))
+        problems = check_jsc_agreement(eqe_jsc_mA_cm2, jv_jsc, self.jsc_tolerance)
+        for problem in problems:
+            self.log(f"JSC WARNING: {problem}")
+        return {**out, "jsc_jv_mA_cm2": jv_jsc, "jsc_ratio": jsc_ratio(eqe_jsc_mA_cm2, jv_jsc),
+                "jsc_problems": problems}

@@ -5,10 +5,13 @@ The beam power at the sample plane (W) at dial wavelength λ is the sum of the d
     P_m(λ) = P_lamp(λ/m) · η_m(λ/m) · T_wheel(λ/m) · T_monofilter · bandwidth_m
 
 A wrong (or missing) order-sorting filter lets λ/2 through, which a detector with response at λ/2 converts
-into a spurious signal — as on a real bench (methods ref. §3.6). The detector in the beam turns the power into
-current: a reference photodiode with its responsivity R(λ) (A/W), or the device under test at short circuit with
-R = EQE(λ)·λ/1239.842 · Rsh/(Rs+Rsh) (the small-signal short-circuit current divider of the single-diode
-model, so the integrated EQE reproduces the J–V Jsc). The chopper makes it a 50 % duty square wave.
+into a spurious signal — as on a real bench (methods ref. §3.6). The filters are the station's own descriptions
+(:class:`labctl.analysis.eqe.LongPassFilter`, the model the order-sorting check uses too).
+
+The detector in the beam turns the power into current: a reference photodiode with its responsivity R(λ)
+(A/W), or the device under test at short circuit with R = EQE(λ)·λ/1239.842 · Rsh/(Rs+Rsh) (the small-signal
+short-circuit current divider of the single-diode model, so the integrated EQE reproduces the J–V Jsc). The
+chopper makes it a 50 % duty square wave.
 
 All emulators change the state through the setters, which stamp the time of the change and record the new
 detector signal, so the lock-in can run its output filter exactly over what happened between two queries.
@@ -21,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from labctl.analysis.eqe import LongPassFilter
 
 HC_NM_V = 1239.841984  # hc/q (nm·V)
 Q_E = 1.602176634e-19  # C
@@ -46,20 +51,6 @@ class Grating:
         blaze = self.blaze_nm / order
         peak = self.peak_efficiency * (1.0 if order == 1 else 0.5)
         return peak * math.exp(-0.5 * (math.log(wavelength_nm / blaze) / self.width) ** 2)
-
-
-@dataclass(frozen=True)
-class LongPass:
-    """Absorbing-glass long-pass filter: 50 % at ``cut_on_nm``, 10→90 % over ~6.5 % of it (methods ref. §3.6)."""
-
-    cut_on_nm: float
-    peak_transmission: float = 0.9
-    edge_fraction: float = 0.015  # logistic width / cut-on
-    blocking: float = 1e-5
-
-    def transmission(self, wavelength_nm: float) -> float:
-        x = (wavelength_nm - self.cut_on_nm) / (self.edge_fraction * self.cut_on_nm)
-        return self.blocking + (self.peak_transmission - self.blocking) / (1.0 + math.exp(-min(max(x, -60), 60)))
 
 
 @dataclass(frozen=True)
@@ -89,8 +80,8 @@ class Optics:
 
     clock: object
     gratings: list[Grating]
-    wheel_filters: dict[int, LongPass | None]
-    mono_filters: dict[int, LongPass | None]
+    wheel_filters: dict[int, LongPassFilter | None]
+    mono_filters: dict[int, LongPassFilter | None]
     reference_responsivity: dict[str, Callable[[float], float]]
     dut_responsivity: Callable[[float], float]
     chopper_frequency_Hz: float = 220.0

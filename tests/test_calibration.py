@@ -140,6 +140,20 @@ def test_non_positive_responsivity(tmp_path, value):
     assert err.line == 3 and f"responsivity {float(value):g} A/W at 500 nm" in str(err) and "> 0" in str(err)
 
 
+def test_zeros_at_the_ends_are_allowed_only_for_tables_that_are_only_integrated(tmp_path):
+    """A reference cell's SR for the mismatch factor has no response below ~300 nm and above ~1200 nm: R = 0 rows
+    are accepted with allow_zero; a reference photodiode's table (labctl divides by it) still needs R > 0."""
+    path = write(tmp_path, "280,0\n300,0.05\n700,0.45\n1200,0\n1250,0\n", "ref_cell.csv")
+    t = load_responsivity(path, allow_zero=True)
+    np.testing.assert_array_equal(t.responsivity_A_W, [0, 0.05, 0.45, 0, 0])
+    with pytest.raises(CalibrationError, match=r"line 1: responsivity 0 A/W at 280 nm .* must be > 0"):
+        load_responsivity(path)
+    with pytest.raises(CalibrationError, match=r"responsivity -0.01 A/W at 300 nm .* must be >= 0"):
+        load_responsivity(write(tmp_path, "280,0\n300,-0.01\n", "neg.csv"), allow_zero=True)
+    with pytest.raises(CalibrationError, match="every responsivity is 0"):
+        load_responsivity(write(tmp_path, "280,0\n300,0\n", "zeros.csv"), allow_zero=True)
+
+
 def test_responsivity_above_eqe_one(tmp_path):
     # at 500 nm EQE = 1 is 0.4033 A/W
     err = bad(tmp_path, "400,0.21\n500,0.45\n")

@@ -5,12 +5,16 @@ current density in mA/cm². R = EQE·λ/1239.842 (Methods ref. §3.1). All integ
 
 * :func:`eqe_from_ratio` — reference-detector (substitution) method, Methods ref. §3.2.
 * :func:`integrated_jsc_mA_cm2` — Jsc = ∫SR·E_AM1.5G dλ (ASTM G173), Methods ref. §3.5.
-* :func:`spectral_mismatch` — mismatch factor M of IEC 60904-7 / ASTM E973, Methods ref. §2.1.
-* :func:`check_order_sorting` — second-order leakage of a grating monochromator, Methods ref. §3.6.
+* :func:`spectral_mismatch` — mismatch factor M of IEC 60904-7 / ASTM E973, Methods ref. §2.1, on a common grid;
+  :func:`mismatch_factor` — the same, each response integrated over its own range.
+* :func:`check_band_edge` — did the scan pass the absorption edge (Methods ref. §3.5).
+* :func:`check_order_sorting` — second-order leakage of a grating monochromator through each filter's
+  transmission (:class:`LongPassFilter`), Methods ref. §3.6.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,8 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from labctl.analysis.spectra import HC_OVER_Q_NM_V, FloatOrArray, am15g_W_m2_nm, g173_wavelength_nm
 
 SpectrumSpec = str | tuple[ArrayLike, ArrayLike]
-#: wavelengths closer than this (nm) count as equal in the order-sorting rules (776 nm vs 2·400 − 0.06·400)
-_NM_TOL = 1e-6
+Curve = tuple[ArrayLike, ArrayLike]
 
 
 def _as_result(x: NDArray[np.float64]) -> FloatOrArray:
@@ -158,6 +161,74 @@ def spectral_mismatch(
     return (ref_r * sim_t) / (sim_r * ref_t)
 
 
+def response_support_nm(wavelength_nm: ArrayLike, response: ArrayLike, what: str = "response") -> tuple[float, float]:
+    """(first, last) wavelength in nm of the range over which a tabulated response is not zero.
+
+    Zeros at the ends of a table (a reference cell with no response below 300 nm) shrink the range to the last
+    leading and the first trailing zero: beyond them the linear interpolant is zero. Raises ValueError for a
+    response that is negative somewhere or zero everywhere.
+    """
+    wl, y = _sorted_curve(wavelength_nm, response, what)
+    if np.any(y < 0):
+        raise ValueError(f"{what} must be >= 0")
+    nonzero = np.flatnonzero(y > 0)
+    if nonzero.size == 0:
+        raise ValueError(f"{what} is zero everywhere")
+    return float(wl[max(nonzero[0] - 1, 0)]), float(wl[min(nonzero[-1] + 1, wl.size - 1)])
+
+
+def _overlap_integral(response: tuple[NDArray, NDArray], spectrum: tuple[NDArray, NDArray],
+                      support: tuple[float, float]) -> float:
+    """∫ spectrum·response dλ over ``support`` (nm), both linearly interpolated onto the union of their samples
+    and a 0.5 nm lattice there; the spectrum counts as zero outside its table."""
+    lo, hi = support
+    (rx, ry), (ex, ey) = response, spectrum
+    grid = np.unique(np.concatenate((rx[(rx >= lo) & (rx <= hi)], ex[(ex > lo) & (ex < hi)],
+                                     np.arange(lo, hi, 0.5), [lo, hi])))
+    value = float(np.trapezoid(np.interp(grid, rx, ry) * np.interp(grid, ex, ey, left=0.0, right=0.0), grid))
+    if not value > 0:
+        raise ValueError(f"a spectrum and a response do not overlap over {lo:g}–{hi:g} nm (zero integral)")
+    return value
+
+
+def mismatch_factor(s_ref: Curve, s_test: Curve, e_sim: Curve, e_ref: Curve | None = None) -> float:
+    """Spectral mismatch factor M with each response integrated over its own range (IEC 60904-7; Methods ref. §2.1).
+
+    M = [∫E_ref·S_R dλ · ∫E_sim·S_T dλ] / [∫E_sim·S_R dλ · ∫E_ref·S_T dλ]
+
+    Each argument is a ``(wavelength_nm, values)`` table on its own grid: ``s_ref`` the reference cell's spectral
+    response over its whole table (zeros allowed), ``s_test`` the device's over the range where it is known
+    (outside it the device counts as not responding: the caller must know that, e.g. by
+    :func:`check_band_edge`), ``e_sim`` the simulator's spectrum, ``e_ref`` the reference spectrum (default
+    AM1.5G, ASTM G173-03, zero outside 280–4000 nm by definition). The integrals over S_R run over the range
+    where S_R is not zero (:func:`response_support_nm`), those over S_T over the range of its table.
+    ``e_sim`` must cover both ranges (ValueError naming the ranges): outside its table the simulator's output is
+    unknown, not zero. Scales of all four cancel.
+    """
+    r_wl, r_y = _sorted_curve(*s_ref, "s_ref")
+    t_wl, t_y = _sorted_curve(*s_test, "s_test")
+    sim = _sorted_curve(*e_sim, "e_sim")
+    ref = _spectrum_arrays("AM1.5G") if e_ref is None else _sorted_curve(*e_ref, "e_ref")
+    for name, (_, y) in (("e_sim", sim), ("e_ref", ref), ("s_test", (t_wl, t_y))):
+        if np.any(y < 0):
+            raise ValueError(f"{name} must be >= 0")
+    r_range = response_support_nm(r_wl, r_y, "s_ref")
+    t_range = (float(t_wl[0]), float(t_wl[-1]))
+    need = (min(r_range[0], t_range[0]), max(r_range[1], t_range[1]))
+    if sim[0][0] > need[0] or sim[0][-1] < need[1]:
+        raise ValueError(
+            f"e_sim covers {sim[0][0]:g}–{sim[0][-1]:g} nm; needed {need[0]:g}–{need[1]:g} nm (s_ref responds over "
+            f"{r_range[0]:g}–{r_range[1]:g} nm, s_test is known over {t_range[0]:g}–{t_range[1]:g} nm)"
+        )
+    if e_ref is not None and (ref[0][0] > need[0] or ref[0][-1] < need[1]):
+        raise ValueError(f"e_ref covers {ref[0][0]:g}–{ref[0][-1]:g} nm; needed {need[0]:g}–{need[1]:g} nm")
+    ref_r = _overlap_integral((r_wl, r_y), ref, r_range)
+    sim_r = _overlap_integral((r_wl, r_y), sim, r_range)
+    ref_t = _overlap_integral((t_wl, t_y), ref, t_range)
+    sim_t = _overlap_integral((t_wl, t_y), sim, t_range)
+    return (ref_r * sim_t) / (sim_r * ref_t)
+
+
 def jsc_ratio(eqe_jsc_mA_cm2: float, jv_jsc_mA_cm2: float) -> float:
     """Integrated-EQE Jsc over J–V Jsc (both mA/cm², photocurrent-positive; Methods ref. §3.5)."""
     if not jv_jsc_mA_cm2 > 0:
@@ -181,24 +252,107 @@ def check_jsc_agreement(eqe_jsc_mA_cm2: float, jv_jsc_mA_cm2: float, tolerance: 
     ]
 
 
+#: default fraction of its maximum below which the EQE at the last point shows that the scan passed the band edge
+BAND_EDGE_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class BandEdgeCheck:
+    """Did an EQE scan reach the absorption edge at its long-wavelength end? (see :func:`check_band_edge`)."""
+
+    reached: bool
+    fraction: float
+    last_wavelength_nm: float
+    eqe_last: float
+    eqe_max: float
+
+    @property
+    def last_fraction(self) -> float:
+        """EQE at the last point over the maximum EQE (NaN when the maximum is not > 0)."""
+        return self.eqe_last / self.eqe_max if self.eqe_max > 0 else float("nan")
+
+
+def check_band_edge(wavelength_nm: ArrayLike, eqe: ArrayLike, fraction: float = BAND_EDGE_FRACTION) -> BandEdgeCheck:
+    """Whether an EQE curve ends beyond the device's absorption edge (Methods ref. §3.5).
+
+    Reached when the EQE at the longest measured wavelength is below ``fraction`` of the curve's maximum: only
+    then does the integrated Jsc miss nothing at the long end, and may a mismatch factor take the EQE as zero
+    beyond the scan (IEC 60904-7). Points may come in any order; a curve with no positive value is not reached.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    wl, q = _sorted_curve(wavelength_nm, eqe, "eqe")
+    peak, last = float(np.max(q)), float(q[-1])
+    return BandEdgeCheck(bool(peak > 0 and last < fraction * peak), float(fraction), float(wl[-1]), last, peak)
+
+
+# --- order-sorting filters (Methods ref. §3.6) ---------------------------------------------------------------------
+#: default bound on the second-order leak T(λ/2)/T(λ) of an order-sorting filter: a leak L adds at most ≈ L/2 of the
+#: EQE at λ/2 as a false EQE below the band gap (0.05 % absolute at L = 1e-3) and changes the EQE above it by ≲ L
+MAX_SECOND_ORDER_LEAK = 1e-3
+#: default lowest first-order transmission, as a fraction of the filter's peak, where a filter may be used
+MIN_FIRST_ORDER_FRACTION = 0.9
+#: default edge of a long-pass filter given only by its cut-on: 8 % of it, the soft end of absorbing glass (§3.6)
+DEFAULT_EDGE_FRACTION = 0.08
+
+
+@dataclass(frozen=True)
+class LongPassFilter:
+    """A long-pass (order-sorting) filter described as on a datasheet (Methods ref. §3.6).
+
+    ``cut_on_nm``: 50 % of the peak transmission; ``edge_nm``: from there down to the blocking level (absorbing
+    glass: 5–8 % of the cut-on); ``peak_transmission`` and ``blocking`` (transmission far below the cut-on).
+    Transmission model: a logistic edge in wavelength through these points,
+
+        T(λ) = blocking + (peak − blocking) / (1 + exp(−(λ − cut_on)/w)),   w = edge / ln((peak − blocking)/blocking)
+
+    so that T(cut_on) ≈ peak/2 and T(cut_on − edge) = 2·blocking. The simulated bench uses the same model.
+    """
+
+    cut_on_nm: float
+    edge_nm: float
+    peak_transmission: float = 0.9
+    blocking: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if not (self.cut_on_nm > 0 and self.edge_nm > 0):
+            raise ValueError(f"cut_on_nm and edge_nm must be > 0, got {self.cut_on_nm!r}, {self.edge_nm!r}")
+        if not 0 < self.blocking < self.peak_transmission <= 1:
+            raise ValueError(f"need 0 < blocking < peak_transmission <= 1, got {self.blocking!r}, "
+                             f"{self.peak_transmission!r}")
+
+    @classmethod
+    def from_cut_on(cls, cut_on_nm: float) -> LongPassFilter:
+        """A filter known only by its cut-on: edge :data:`DEFAULT_EDGE_FRACTION` of it, default peak and blocking."""
+        return cls(cut_on_nm, DEFAULT_EDGE_FRACTION * cut_on_nm)
+
+    @property
+    def width_nm(self) -> float:
+        """Logistic width w of the edge (nm)."""
+        return self.edge_nm / math.log((self.peak_transmission - self.blocking) / self.blocking)
+
+    def transmission(self, wavelength_nm: ArrayLike) -> FloatOrArray:
+        """Transmission (fraction) at ``wavelength_nm``."""
+        x = (np.asarray(wavelength_nm, dtype=float) - self.cut_on_nm) / self.width_nm
+        t = self.blocking + (self.peak_transmission - self.blocking) / (1.0 + np.exp(-np.clip(x, -700.0, 700.0)))
+        return _as_result(t)
+
+    def describe(self) -> str:
+        return f"{self.cut_on_nm:g} nm long-pass, edge {self.edge_nm:g} nm"
+
+
 @dataclass(frozen=True)
 class OrderSortingRow:
-    """One row of an order-sorting filter table (Methods ref. §3.6).
-
-    Between ``start_nm`` and ``stop_nm`` (monochromator setting, nm, inclusive) the long-pass filter with 50 %
-    cut-on ``cut_on_nm`` is in the beam (None: no filter). ``edge_fraction`` is the filter edge width
-    Δ/λc from 50 % transmission to blocking (absorbing glass: 0.05–0.08).
-    """
+    """One row of an order-sorting table: from ``start_nm`` to ``stop_nm`` (monochromator setting, nm, inclusive)
+    ``filter`` is in the beam (None: no filter)."""
 
     start_nm: float
     stop_nm: float
-    cut_on_nm: float | None = None
-    edge_fraction: float = 0.05
+    filter: LongPassFilter | None = None
 
     def describe(self) -> str:
-        filt = "no filter" if self.cut_on_nm is None else f"{self.cut_on_nm:g} nm long-pass"
-        edge = "" if self.cut_on_nm is None else f", edge {100 * self.edge_fraction:g} %"
-        return f"{self.start_nm:g}–{self.stop_nm:g} nm, {filt}{edge}"
+        filt = "no filter" if self.filter is None else self.filter.describe()
+        return f"{self.start_nm:g}–{self.stop_nm:g} nm, {filt}"
 
 
 def _as_row(row: OrderSortingRow | Mapping | Sequence, k: int) -> OrderSortingRow:
@@ -207,67 +361,76 @@ def _as_row(row: OrderSortingRow | Mapping | Sequence, k: int) -> OrderSortingRo
     )
     if not (0 < r.start_nm <= r.stop_nm):
         raise ValueError(f"order-sorting row {k}: need 0 < start_nm <= stop_nm, got {r.start_nm}–{r.stop_nm} nm")
-    if r.cut_on_nm is not None and not r.cut_on_nm > 0:
-        raise ValueError(f"order-sorting row {k}: cut_on_nm must be > 0 or None, got {r.cut_on_nm}")
-    if not 0 <= r.edge_fraction < 0.5:
-        raise ValueError(f"order-sorting row {k}: edge_fraction must be in [0, 0.5), got {r.edge_fraction}")
+    if r.filter is not None and not isinstance(r.filter, LongPassFilter):
+        raise ValueError(f"order-sorting row {k}: filter must be a LongPassFilter or None, got {r.filter!r}")
     return r
 
 
-def _span(r: OrderSortingRow, above: float | None, below: float | None, closed: bool = False) -> str:
-    """Text for the part of the row's range above ``above`` (or below ``below``)."""
-    if above is not None:
-        if r.start_nm > above or (closed and r.start_nm == above):
-            return f"all of {r.start_nm:g}–{r.stop_nm:g} nm"
-        return f"{above:g} {'≤' if closed else '<'} λ ≤ {r.stop_nm:g} nm"
-    assert below is not None
-    if r.stop_nm < below:
-        return f"all of {r.start_nm:g}–{r.stop_nm:g} nm"
-    return f"{r.start_nm:g} ≤ λ < {below:g} nm"
+def _runs(grid: NDArray, bad: NDArray) -> str:
+    """'a–b nm, c–d nm' for the contiguous runs of ``bad`` on ``grid``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], bad.astype(np.int8), [0]))))
+    return ", ".join(f"{grid[i]:.1f}–{grid[j - 1]:.1f} nm" for i, j in zip(edges[::2], edges[1::2], strict=True))
+
+
+def second_order_leak(filt: LongPassFilter, wavelength_nm: ArrayLike) -> FloatOrArray:
+    """Second-order leak T(λ/2)/T(λ) of ``filt`` at dial setting λ (Methods ref. §3.6).
+
+    It is the second-order power relative to the first for a lamp and grating that deliver equal power at λ and
+    λ/2; the lamp's UV fall-off and the smaller second-order bandwidth usually make the real ratio smaller, a
+    detector more sensitive at λ/2 than at λ (a cell below its gap) makes the error it causes larger.
+    """
+    lam = np.asarray(wavelength_nm, dtype=float)
+    return _as_result(np.asarray(filt.transmission(lam / 2)) / np.asarray(filt.transmission(lam)))
 
 
 def check_order_sorting(
-    table: Iterable[OrderSortingRow | Mapping | Sequence], lamp_min_nm: float = 250.0
+    table: Iterable[OrderSortingRow | Mapping | Sequence],
+    lamp_min_nm: float = 250.0,
+    max_leak: float = MAX_SECOND_ORDER_LEAK,
+    min_first_order: float = MIN_FIRST_ORDER_FRACTION,
 ) -> list[str]:
-    """Check an order-sorting filter table against the rules of Methods ref. §3.6; returns the problems.
+    """Check an order-sorting table against each filter's transmission (Methods ref. §3.6); returns the problems.
 
-    At dial setting λ a grating also passes λ/2 (second order; λ/3 is blocked whenever λ/2 is). Each row
-    (an :class:`OrderSortingRow`, a mapping with its fields or a tuple ``(start_nm, stop_nm, cut_on_nm,
-    edge_fraction)``) is checked over its whole range, with edge Δ = edge_fraction·λc:
+    At dial setting λ a grating also passes λ/2 (second order; λ/3 is blocked whenever λ/2 is). Each row (an
+    :class:`OrderSortingRow`, a mapping with its fields or a tuple ``(start_nm, stop_nm, filter)``) is checked
+    on a 0.1 nm grid over its whole range:
 
     * no filter: λ/2 reaches the detector where λ ≥ 2·``lamp_min_nm`` (shortest wavelength the lamp and
       optics deliver, about 250–300 nm for a Xe arc);
-    * long-pass λc: λ/2 leaks where λ > 2·λc − Δ, and the filter edge attenuates the first order itself where
-      λ < λc + Δ.
+    * a :class:`LongPassFilter`: the second-order leak T(λ/2)/T(λ) (:func:`second_order_leak`) must not exceed
+      ``max_leak``, and the first order must pass at least ``min_first_order`` of the peak transmission (on the
+      edge the signal is small and follows the filter's temperature and angle).
 
-    Returns one human-readable message per offending range (empty list: the table is safe). Malformed rows
-    raise ValueError.
+    Returns one human-readable message per offending row and rule (empty list: the table is safe). Malformed
+    rows raise ValueError.
     """
     if not lamp_min_nm > 0:
         raise ValueError(f"lamp_min_nm must be > 0, got {lamp_min_nm}")
+    if not (0 < max_leak < 1 and 0 <= min_first_order <= 1):
+        raise ValueError(f"need 0 < max_leak < 1 and 0 <= min_first_order <= 1, got {max_leak}, {min_first_order}")
     problems: list[str] = []
     for k, raw in enumerate(table, start=1):
         r = _as_row(raw, k)
         head = f"row {k} ({r.describe()})"
-        if r.cut_on_nm is None:
+        grid = np.linspace(r.start_nm, r.stop_nm, max(2, int(math.ceil((r.stop_nm - r.start_nm) / 0.1)) + 1))
+        if r.filter is None:
             limit = 2.0 * lamp_min_nm
-            if r.stop_nm >= limit - _NM_TOL:
+            if r.stop_nm >= limit:
                 problems.append(
-                    f"{head}: second order λ/2 is not blocked for {_span(r, limit, None, closed=True)} "
+                    f"{head}: second order λ/2 is not blocked for {_runs(grid, grid >= limit)} "
                     f"(without a filter only λ < 2·λ_min = {limit:g} nm is allowed, λ_min = {lamp_min_nm:g} nm)"
                 )
             continue
-        edge = r.edge_fraction * r.cut_on_nm
-        upper = 2.0 * r.cut_on_nm - edge
-        lower = r.cut_on_nm + edge
-        if r.stop_nm > upper + _NM_TOL:
+        leak = np.asarray(second_order_leak(r.filter, grid))
+        if np.any(leak > max_leak):
             problems.append(
-                f"{head}: second order λ/2 is not blocked for {_span(r, upper, None)} "
-                f"(this filter is usable up to 2·λc − Δ = {upper:g} nm)"
+                f"{head}: second order λ/2 leaks up to {100 * leak.max():.2g} % of the first order (T(λ/2)/T(λ); "
+                f"allowed ≤ {100 * max_leak:g} %) for {_runs(grid, leak > max_leak)}"
             )
-        if r.start_nm < lower - _NM_TOL:
+        first = np.asarray(r.filter.transmission(grid)) / r.filter.peak_transmission
+        if np.any(first < min_first_order):
             problems.append(
-                f"{head}: the filter edge attenuates the signal itself for {_span(r, None, lower)} "
-                f"(this filter is usable from λc + Δ = {lower:g} nm)"
+                f"{head}: the filter edge attenuates the first order itself for {_runs(grid, first < min_first_order)} "
+                f"(down to {100 * first.min():.2g} % of its peak transmission; allowed ≥ {100 * min_first_order:g} %)"
             )
     return problems
