@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import constants
 
 from labctl.analysis import sdm
-from labctl.analysis.jv import JVFigures, figures_of_merit, prepare_curve
+from labctl.analysis.jv import FATAL_FLAGS, JVFigures, figures_of_merit, prepare_curve
 from labctl.analysis.sdm import SDMParams
 
 REF = json.loads((Path(__file__).parent / "data" / "reference_cases.json").read_text())
@@ -171,8 +171,9 @@ def test_slopes_are_robust_to_noise_and_state_their_uncertainty(
 
 # --- robustness of the input handling -------------------------------------------------------------
 def _same(a: JVFigures, b: JVFigures, rel: float = 0.0) -> None:
+    """The same figures (NaN where the other is NaN), flags and counts aside."""
     for key, value in a.to_dict().items():
-        if key != "flags":
+        if isinstance(value, float):
             assert b.to_dict()[key] == pytest.approx(value, rel=rel, abs=0.0, nan_ok=True), key
 
 
@@ -374,3 +375,118 @@ def test_ff_is_a_fraction_for_any_diode_curve(params: SDMParams) -> None:
     assert f.voc_V == pytest.approx(static.voc_V, abs=1e-3)
     assert f.ff == pytest.approx(static.ff, abs=2e-3)
     assert f.pce_pct == pytest.approx(static.pce_pct, rel=2e-3)
+
+
+# --- current compliance (item 1) ------------------------------------------------------------------------
+def _clamped(limit_mA_cm2: float, case: str = "A") -> tuple[np.ndarray, np.ndarray]:
+    """What the source-meter returns at a current limit: |J| clamped at the limit, flagged (pvlib curve)."""
+    j = _pvlib_curve_mA(case)
+    return np.clip(j, -limit_mA_cm2, limit_mA_cm2), np.abs(j) >= limit_mA_cm2
+
+
+def test_compliance_flags_are_fatal() -> None:
+    assert {"jsc_in_compliance", "voc_in_compliance", "mpp_in_compliance"} <= FATAL_FLAGS
+    assert not {"r_sc_in_compliance", "r_oc_in_compliance", "compliance_points_excluded"} & FATAL_FLAGS
+
+
+def test_compliance_below_jsc_gives_nan_jsc_ff_pce_and_flags() -> None:
+    """A 1 cm² set-A cell at the default 10 mA compliance: without the mask the clamp reads as Jsc 10.000 and
+    FF 94 %; with it Jsc, FF, PCE and the MPP are NaN and flagged, Voc (not clamped) is still right."""
+    j, clamp = _clamped(10.0)
+    blind = figures_of_merit(GRID_V, j)
+    assert blind.jsc_mA_cm2 == pytest.approx(10.0) and blind.ff > 0.94  # the silent error of the issue
+    f = figures_of_merit(GRID_V, j, compliance=clamp)
+    assert not f.valid and f.points_in_compliance == int(clamp.sum()) == 128
+    assert {"jsc_in_compliance", "mpp_in_compliance", "r_sc_in_compliance", "compliance_points_excluded"} <= set(
+        f.flags
+    )
+    for key in ("jsc_mA_cm2", "ff", "pce_pct", "vmp_V", "jmp_mA_cm2", "pmp_mW_cm2", "r_sc_ohm_cm2"):
+        assert math.isnan(getattr(f, key)), key
+    assert f.voc_V == pytest.approx(REF["J1_J2_sdm_sets"]["A"]["fom"]["Voc"], abs=1e-4)
+    assert f.r_oc_ohm_cm2 == pytest.approx(_pvlib_slopes_ohm_cm2("A")[0], rel=1e-3)
+    assert f.to_dict()["points_in_compliance"] == 128 and "jsc_in_compliance" in f.to_dict()["flags"]
+
+
+def test_compliance_between_jmp_and_jsc_keeps_the_mpp() -> None:
+    """Limit 17.5 mA/cm² (Jmp 17.11 < limit < Jsc 18.30): Jsc is lost, the MPP and the PCE are not."""
+    ref = REF["J1_J2_sdm_sets"]["A"]["fom"]
+    j, clamp = _clamped(17.5)
+    f = figures_of_merit(GRID_V, j, compliance=clamp)
+    assert "jsc_in_compliance" in f.flags and "mpp_in_compliance" not in f.flags and not f.valid
+    assert math.isnan(f.jsc_mA_cm2) and math.isnan(f.ff)
+    assert f.pce_pct == pytest.approx(100 * ref["PCE"], abs=TOL["pce_pct_abs"])
+    assert f.vmp_V == pytest.approx(ref["Vmp"], abs=TOL["vmp_V"])
+    assert figures_of_merit(GRID_V, j).pce_pct < 16.7640  # the clamp biases Pmp low without the mask
+
+
+def test_compliance_only_in_forward_bias_changes_nothing() -> None:
+    """A 20 mA/cm² limit clamps only 1.28–1.30 V (J down to −25 mA/cm²): every figure as without those points."""
+    j, clamp = _clamped(20.0)
+    assert clamp.sum() == 3 and GRID_V[clamp].min() > 1.27
+    f = figures_of_merit(GRID_V, j, compliance=clamp)
+    ref = figures_of_merit(GRID_V[~clamp], j[~clamp])
+    assert f.valid and f.flags == ("compliance_points_excluded",) and f.points_in_compliance == 3
+    _same(ref, f)
+    blind = figures_of_merit(GRID_V, j)  # the clamped points bias the single-diode Rs without the mask
+    assert abs(blind.rs_ohm_cm2 / REF["J1_J2_sdm_sets"]["A"]["params"]["Rs"] - 1) > 1e-3
+    assert f.rs_ohm_cm2 == pytest.approx(REF["J1_J2_sdm_sets"]["A"]["params"]["Rs"], rel=1e-6)
+
+
+def test_compliance_at_the_points_bracketing_voc() -> None:
+    j = _pvlib_curve_mA("A")
+    clamp = (GRID_V > 1.155) & (GRID_V < 1.185)  # 1.16, 1.17, 1.18 V
+    f = figures_of_merit(GRID_V, j, compliance=clamp)
+    assert "voc_in_compliance" in f.flags and "voc_not_bracketed" not in f.flags and not f.valid
+    assert math.isnan(f.voc_V) and math.isnan(f.pce_pct) and math.isnan(f.r_oc_ohm_cm2)
+    assert f.jsc_mA_cm2 == pytest.approx(18.3, abs=TOL["jsc_mA_cm2"])
+
+
+def test_one_compliance_point_in_the_jsc_window() -> None:
+    j = _pvlib_curve_mA("A")
+    clamp = np.isclose(GRID_V, 0.03)
+    f = figures_of_merit(GRID_V, j, compliance=clamp)
+    assert "jsc_in_compliance" in f.flags and math.isnan(f.jsc_mA_cm2)
+    # R_sc comes from the 13 points of the unclamped run −0.1…0.02 V, Voc and the MPP are untouched
+    assert "r_sc_in_compliance" not in f.flags
+    assert f.r_sc_ohm_cm2 == pytest.approx(_pvlib_slopes_ohm_cm2("A")[1], rel=1e-4)
+    assert f.voc_V == pytest.approx(1.17, abs=1e-4) and np.isfinite(f.pce_pct)
+
+
+def test_compliance_mask_counts_finite_readings_and_marks_averaged_duplicates() -> None:
+    v = np.concatenate([GRID_V, [0.5, np.nan]])
+    j = np.concatenate([J_A, [J_A[60] + 0.2, 1.0]])
+    clamp = np.zeros(v.size, dtype=bool)
+    clamp[[-2, -1]] = True  # the repeated 0.5 V reading and a NaN reading were in compliance
+    f = figures_of_merit(v, j, compliance=clamp)
+    assert f.points_in_compliance == 1
+    assert f.valid and f.pce_pct == pytest.approx(figures_of_merit(GRID_V, J_A).pce_pct, rel=1e-9)
+
+
+def test_compliance_mask_of_the_wrong_length_raises() -> None:
+    with pytest.raises(ValueError, match="compliance"):
+        figures_of_merit(GRID_V, J_A, compliance=np.zeros(GRID_V.size - 1, dtype=bool))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), noise=st.sampled_from([0.0, 1e-3, 0.02]))
+def test_all_false_mask_equals_no_mask(seed: int, noise: float) -> None:
+    j = J_A + np.random.default_rng(seed).normal(0.0, noise, GRID_V.size)
+    masked = figures_of_merit(GRID_V, j, compliance=np.zeros(GRID_V.size, dtype=bool))
+    assert repr(masked) == repr(figures_of_merit(GRID_V, j))  # repr: NaN fields compare equal
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), limit=st.floats(9.0, 30.0))
+def test_compliance_results_do_not_depend_on_point_order(seed: int, limit: float) -> None:
+    j, clamp = _clamped(limit)
+    v = np.concatenate([GRID_V, GRID_V[::9]])  # with repeated voltages, some in compliance
+    j = np.concatenate([j, j[::9] + 0.01])
+    clamp = np.concatenate([clamp, clamp[::9]])
+    order = np.random.default_rng(seed).permutation(v.size)
+    ref = figures_of_merit(v, j, compliance=clamp)
+    assert repr(figures_of_merit(v[order], j[order], compliance=clamp[order])) == repr(ref)
+    # whatever the limit, a figure is either NaN or the unclamped curve's value
+    true = figures_of_merit(GRID_V, _pvlib_curve_mA("A"))
+    for key in ("voc_V", "jsc_mA_cm2", "pce_pct"):
+        value = getattr(ref, key)
+        assert math.isnan(value) or value == pytest.approx(getattr(true, key), rel=2e-3), key
