@@ -4,15 +4,19 @@ Several definitions are in use; all are returned, labelled (fractions, not %). J
 (mA/cm² in labctl), photocurrent-positive; V in V. Positive values mean "normal" hysteresis (reverse scan
 above forward scan)::
 
-    hi_pce         = (PCE_RS − PCE_FS)/PCE_RS
-    hi_pce_mean    = (PCE_RS − PCE_FS)/((PCE_RS + PCE_FS)/2)
-    hi_j08         = (J_RS(0.8·Voc,RS) − J_FS(0.8·Voc,RS))/J_RS(0.8·Voc,RS)     (usually attributed to
-                                                                                Kim & Park, JPCL 2014)
-    hi_area_signed = (A_RS − A_FS)/A_RS,  A = ∫ max(J, 0) dV from 0 V to the curve's own Voc
-    hi_area        = ∫ |J⁺_RS − J⁺_FS| dV / A_RS   (area between the curves, ≥ 0; equals hi_area_signed
-                                                  when the reverse scan lies above the forward scan
-                                                  everywhere, and stays > 0 for crossing ("mixed") curves
-                                                  where the signed one cancels)
+    hi_pce          = (PCE_RS − PCE_FS)/PCE_RS
+    hi_pce_mean     = (PCE_RS − PCE_FS)/((PCE_RS + PCE_FS)/2)
+    hi_j08          = (J_RS(0.8·Voc,RS) − J_FS(0.8·Voc,RS))/J_RS(0.8·Voc,RS)     (usually attributed to
+                                                                                 Kim & Park, JPCL 2014)
+    hi_area_signed  = (A_RS − A_FS)/A_RS,  A = ∫ max(J, 0) dV from 0 V to the curve's own Voc  (HI_signed)
+    hi_area         = |A_RS − A_FS|/A_RS = |hi_area_signed|                                  (HI_area)
+    hi_area_between = ∫ |J⁺_RS − J⁺_FS| dV / A_RS   (area between the curves, not in the methods reference:
+                                                   ≥ |hi_area_signed|, equal when one scan lies above the
+                                                   other everywhere, larger for crossing ("mixed") curves
+                                                   whose area difference partly cancels)
+
+Methods ref. §1.5 defines HI_area as the normalised difference of the two areas and HI_signed as "the same
+but keeps the sign", so HI_area is read as its magnitude; the sign lives in ``hi_area_signed``.
 
 The index depends on preconditioning, scan order, step, delay and rate: record them with the result.
 """
@@ -28,7 +32,7 @@ from labctl.analysis.jv import MppMethod, figures_of_merit, prepare_curve
 
 Curve = tuple[ArrayLike, ArrayLike] | Sequence[ArrayLike]
 
-HI_KEYS = ("hi_pce", "hi_pce_mean", "hi_j08", "hi_area", "hi_area_signed")
+HI_KEYS = ("hi_pce", "hi_pce_mean", "hi_j08", "hi_area", "hi_area_signed", "hi_area_between")
 
 
 def _positive_part(
@@ -64,7 +68,7 @@ def hysteresis_indices(
 
     ``v_lower_V`` is the lower limit of the area integrals (0 V by the definition). Note: the worked value
     HI_area = 0.0442 quoted in Methods ref. §1.5 (set A, 0.1 V/s) is reproduced only with the scan start,
-    ``v_lower_V=-0.1``; from 0 V the same curves give 0.0482.
+    ``v_lower_V=-0.1`` (0.04420); from 0 V, as the formula there reads, the same curves give 0.0482.
 
     PCE ratios use Pmp from :func:`labctl.analysis.jv.figures_of_merit` with ``mpp_method`` (irradiance and
     mismatch cancel). J(0.8·Voc,RS) is linearly interpolated on each curve. Returns NaN for every index that
@@ -72,8 +76,8 @@ def hysteresis_indices(
     """
     v_rs, j_rs, _ = prepare_curve(*reverse)
     v_fs, j_fs, _ = prepare_curve(*forward)
-    fom_rs = figures_of_merit(v_rs, j_rs, mpp_method=mpp_method)
-    fom_fs = figures_of_merit(v_fs, j_fs, mpp_method=mpp_method)
+    fom_rs = figures_of_merit(v_rs, j_rs, mpp_method=mpp_method, single_diode_fit=False)
+    fom_fs = figures_of_merit(v_fs, j_fs, mpp_method=mpp_method, single_diode_fit=False)
     out = dict.fromkeys(HI_KEYS, float("nan"))
 
     p_rs, p_fs = fom_rs.pmp_mW_cm2, fom_fs.pmp_mW_cm2
@@ -105,18 +109,20 @@ def hysteresis_indices(
     knots = np.union1d(x_rs, x_fs)
     diff = np.interp(knots, x_rs, y_rs, right=0.0) - np.interp(knots, x_fs, y_fs, right=0.0)
     out["hi_area_signed"] = (area_rs - area_fs) / area_rs
-    out["hi_area"] = _integral_abs(knots, diff) / area_rs
+    out["hi_area"] = abs(area_rs - area_fs) / area_rs
+    out["hi_area_between"] = _integral_abs(knots, diff) / area_rs
     return out
 
 
 def hysteresis_type(indices: dict[str, float], tolerance: float = 1e-3) -> str:
     """Classify from :func:`hysteresis_indices`: "normal", "inverted", "mixed" (curves cross), "none" or
-    "undefined". "mixed" when the unsigned area index exceeds |signed| by more than ``tolerance``."""
-    signed, unsigned = indices.get("hi_area_signed", np.nan), indices.get("hi_area", np.nan)
-    if not (np.isfinite(signed) and np.isfinite(unsigned)):
+    "undefined". "none" when the area between the curves (``hi_area_between``) is at most ``tolerance``;
+    "mixed" when it exceeds |``hi_area_signed``| by more than ``tolerance``; else the sign decides."""
+    signed, between = indices.get("hi_area_signed", np.nan), indices.get("hi_area_between", np.nan)
+    if not (np.isfinite(signed) and np.isfinite(between)):
         return "undefined"
-    if unsigned <= tolerance:
+    if between <= tolerance:
         return "none"
-    if unsigned - abs(signed) > tolerance:
+    if between - abs(signed) > tolerance:
         return "mixed"
     return "normal" if signed > 0 else "inverted"
