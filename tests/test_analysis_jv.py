@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import constants
 
 from labctl.analysis import sdm
-from labctl.analysis.jv import FATAL_FLAGS, JVFigures, figures_of_merit, prepare_curve
+from labctl.analysis.jv import FATAL_FLAGS, JVFigures, figures_of_merit, prepare_curve, slope_resistance
 from labctl.analysis.sdm import SDMParams
 
 REF = json.loads((Path(__file__).parent / "data" / "reference_cases.json").read_text())
@@ -490,3 +490,54 @@ def test_compliance_results_do_not_depend_on_point_order(seed: int, limit: float
     for key in ("voc_V", "jsc_mA_cm2", "pce_pct"):
         value = getattr(ref, key)
         assert math.isnan(value) or value == pytest.approx(getattr(true, key), rel=2e-3), key
+
+
+def test_compliance_next_to_voc_loses_only_r_oc() -> None:
+    """Clamped readings at 1.15 and 1.19 V leave 1.16–1.18 V: Voc (bracketed by 1.17/1.18) stands, the cubic
+    R_oc fit (≥ 7 points) cannot be formed without them."""
+    j = _pvlib_curve_mA("A")
+    clamp = np.isclose(GRID_V, 1.15) | np.isclose(GRID_V, 1.19)
+    f = figures_of_merit(GRID_V, j, compliance=clamp)
+    assert "r_oc_in_compliance" in f.flags and math.isnan(f.r_oc_ohm_cm2)
+    assert f.valid and f.voc_V == pytest.approx(1.17, abs=1e-4) and np.isfinite(f.pce_pct)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), fraction=st.floats(0.0, 1.0))
+def test_any_mask_gives_figures_or_flags_never_an_exception(seed: int, fraction: float) -> None:
+    """Random readings marked in compliance: every headline figure is finite or NaN with a fatal flag that says
+    why, and a figure that is reported is that of the curve (the marked readings here are true values)."""
+    clamp = np.random.default_rng(seed).random(GRID_V.size) < fraction
+    f = figures_of_merit(GRID_V, J_A, compliance=clamp)
+    true = figures_of_merit(GRID_V, J_A)
+    assert f.points_in_compliance == int(clamp.sum())
+    reasons = {
+        "voc_V": {"voc_in_compliance", "voc_not_bracketed", "too_few_points"},
+        "jsc_mA_cm2": {"jsc_in_compliance", "jsc_not_bracketed", "too_few_points"},
+        "pce_pct": FATAL_FLAGS - {"jsc_in_compliance"},  # Jsc alone does not take the PCE
+    }
+    for key, why in reasons.items():
+        value = getattr(f, key)
+        if math.isnan(value):
+            assert why & set(f.flags), (key, f.flags)
+        else:
+            assert value == pytest.approx(getattr(true, key), rel=0.01), key
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    coef=st.tuples(st.floats(1.0, 30.0), st.floats(1e-3, 500.0), st.floats(-50.0, 50.0), st.floats(-500.0, 500.0)),
+    v0=st.floats(-0.05, 1.2),
+    seed=st.integers(0, 2**16),
+)
+def test_slope_is_exact_for_a_polynomial_of_the_fit_degree(coef: tuple, v0: float, seed: int) -> None:
+    """A cubic J(V) is fitted exactly by every cubic window, whatever the point order: R = 1000/b, u ≈ 0."""
+    a, b, c2, c3 = coef
+    v = np.random.default_rng(seed).permutation(np.linspace(v0 - 0.3, v0 + 0.3, 61))
+    x = v - v0
+    j = a - b * x + c2 * x**2 + c3 * x**3
+    fit = slope_resistance(np.sort(v), j[np.argsort(v)], v0, 3, 7)
+    assert fit.resistance_ohm_cm2 == pytest.approx(1000.0 / b, rel=1e-6)
+    assert fit.uncertainty_ohm_cm2 <= 1e-6 * fit.resistance_ohm_cm2
+    line = slope_resistance(np.sort(v), (a - b * x)[np.argsort(v)], v0, 1, 5)
+    assert line.resistance_ohm_cm2 == pytest.approx(1000.0 / b, rel=1e-9) and line.points == 5
