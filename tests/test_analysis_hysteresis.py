@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from labctl.analysis import sdm
@@ -225,8 +225,44 @@ def test_area_indices_relations(params: SDMParams, jph_scale: float, j0_scale: f
     hi, sw = hysteresis_indices(rev, fwd), hysteresis_indices(fwd, rev)
     order = np.random.default_rng(0).permutation(v.size)
     shuffled = hysteresis_indices((v[order], rev[1][order]), (v[::-1], fwd[1][::-1]))
-    assert shuffled == pytest.approx(hi, rel=1e-12, abs=1e-15)
+    assert shuffled == pytest.approx(hi, rel=1e-12, abs=1e-15, nan_ok=True)
+    assume(np.isfinite(hi["hi_area_signed"]))
     assert hi["hi_area"] == abs(hi["hi_area_signed"])
     assert hi["hi_area_between"] >= hi["hi_area"] - 1e-12
     ratio = 1.0 - hi["hi_area_signed"]  # A_FS/A_RS
     assert sw["hi_area_between"] == pytest.approx(hi["hi_area_between"] / ratio, rel=1e-9)
+
+
+# --- compliance (item 1) ---------------------------------------------------------------------------------
+def _clamp(curve: tuple[np.ndarray, np.ndarray], limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    v, j = curve
+    return v, np.clip(j, -limit, limit), np.abs(j) >= limit
+
+
+def test_clamped_scans_give_nan_indices(scans_01: tuple) -> None:
+    """Both scans clamped at 10 mA/cm² (a 1 cm² cell at 10 mA): without the mask the clamp reads as a
+    hysteresis-free plateau; with it every index is NaN (MPP, 0.8·Voc and the areas lie in compliance)."""
+    rev, fwd = (_clamp(c, 10.0) for c in scans_01)
+    blind = hysteresis_indices(rev[:2], fwd[:2])
+    assert abs(blind["hi_j08"]) < 1e-12  # both read the limit at 0.8·Voc
+    hi = hysteresis_indices(rev, fwd)
+    assert all(math.isnan(x) for x in hi.values()), hi
+    assert hysteresis_type(hi) == "undefined"
+
+
+def test_compliance_beyond_voc_changes_no_index(scans_01: tuple) -> None:
+    rev, fwd = (_clamp(c, 20.0) for c in scans_01)
+    assert rev[2].any() and fwd[2].any() and rev[0][rev[2]].min() > 1.2
+    assert hysteresis_indices(rev, fwd) == pytest.approx(hysteresis_indices(*scans_01), rel=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(params=cells)
+def test_all_false_masks_equal_no_masks(params: SDMParams) -> None:
+    voc = params.open_circuit_voltage_V()
+    v = np.linspace(-0.1, 1.1 * voc, 161)
+    low = SDMParams(params.jph_A_cm2 * 0.9, params.j0_A_cm2 * 3, params.ideality, params.rs_ohm_cm2,
+                    params.rsh_ohm_cm2)
+    rev, fwd = (v, 1e3 * params.current_density_A_cm2(v)), (v, 1e3 * low.current_density_A_cm2(v))
+    none = np.zeros(v.size, dtype=bool)
+    assert repr(hysteresis_indices((*rev, none), (*fwd, none))) == repr(hysteresis_indices(rev, fwd))

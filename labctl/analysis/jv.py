@@ -78,9 +78,9 @@ class JVFigures:
     Resistances (Ω·cm², methods ref. §1.4, §1.6): ``r_oc_ohm_cm2`` = −dV/dJ at Voc and ``r_sc_ohm_cm2`` =
     −dV/dJ at 0 V are slopes of the measured curve (R_oc ≈ Rs + n·Vt/Jsc is an upper bound for Rs, R_sc ≈ Rs + Rsh);
     ``rs_ohm_cm2``, ``rsh_ohm_cm2`` and ``ideality`` are the series and shunt resistance and the ideality factor
-    of a single-diode fit of the whole curve (:func:`labctl.analysis.sdm_fit.fit_single_diode`), NaN with a flag
-    when the fit is not asked for, fails or leaves them ill-determined. Each ``*_uncertainty*`` is one standard
-    uncertainty estimated from the curve's own noise.
+    of a single-diode fit of the whole curve (:func:`labctl.analysis.sdm_fit.fit_single_diode`): NaN when the fit
+    is not asked for, NaN with an ``sdm_*`` flag when it fails or leaves them ill-determined. Each
+    ``*_uncertainty*`` is one standard uncertainty estimated from the curve's own noise.
 
     ``points_in_compliance`` counts the finite input points the source-meter reported in compliance.
     ``flags`` lists what went wrong or which fallback was used (:data:`FATAL_FLAGS` are those that make
@@ -141,6 +141,15 @@ def prepare_curve(
     """
     v, jj, _, flags, _ = _prepare(voltage_V, j, None)
     return v, jj, flags
+
+
+def prepare_masked_curve(
+    voltage_V: ArrayLike, j: ArrayLike, compliance: ArrayLike | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], list[str]]:
+    """:func:`prepare_curve` with a per-point compliance mask carried along: returns (V, J, in_compliance,
+    flags), a cleaned point being in compliance when any reading averaged into it was. ``None``: no point."""
+    v, jj, c, flags, _ = _prepare(voltage_V, j, compliance)
+    return v, jj, c, flags
 
 
 def _prepare(
@@ -369,7 +378,7 @@ def slope_resistance(
 #: R_sc: line fits, at least 5 points, up to 0.7·Voc (above, the diode current bends the curve)
 R_SC_DEGREE, R_SC_MIN_POINTS, R_SC_MAX_V_OVER_VOC = 1, 5, 0.7
 #: R_oc: cubic fits (J(V) is exponential there: a line over 5 points on a 10 mV grid is +0.16 % high on set A),
-#: at least 6 points, within ±25 % of Voc
+#: at least 7 points, within ±25 % of Voc
 R_OC_DEGREE, R_OC_MIN_POINTS, R_OC_HALF_SPAN_OVER_VOC = 3, 7, 0.25
 
 
@@ -526,7 +535,7 @@ def figures_of_merit(
       last unclamped sample) — a clamped reading lies below the true P(V), so the maximum may be hidden there
       (Vmp, Jmp, Pmp, FF and PCE NaN; PCE and the MPP figures stay valid when only Jsc is in compliance);
     * ``r_sc_in_compliance`` / ``r_oc_in_compliance``: a compliance point at or next to 0 V / Voc, or fewer
-      than 5 / 6 usable points in the unclamped run around it.
+      than 5 / 7 usable points in the unclamped run around it.
 
     ``compliance_points_excluded`` is set (not fatal) whenever any point was in compliance.
     """
