@@ -109,7 +109,7 @@ def run_cmd(
             sample=sample,
             operator=operator,
             on_progress=lambda pct: progress.update(task, completed=pct),
-            on_event=lambda message: _echo_warning(progress.console, message),
+            on_event=lambda message: _echo_warning(err_console if as_json else progress.console, message),
         )
         try:
             result = engine.run(procedure)
@@ -145,7 +145,7 @@ def run_cmd(
 def _echo_warning(console: Console, message: str) -> None:
     """Show the operator the run's warnings and failures as they happen (everything else is in the file)."""
     if any(word in message for word in ("WARNING", "FAILED", "failed")):
-        console.print(f"[yellow]{message.splitlines()[0]}[/]", highlight=False)
+        console.print(f"[yellow]{message.splitlines()[0]}[/]", highlight=False, soft_wrap=True)
 
 
 _FOM_ROWS = [
@@ -155,8 +155,10 @@ _FOM_ROWS = [
     ("pce_pct", "PCE (%)", "{:.3f}"),
     ("vmp_V", "Vmp (V)", "{:.4f}"),
     ("jmp_mA_cm2", "Jmp (mA/cm²)", "{:.3f}"),
-    ("rs_ohm_cm2", "Rs (Ω·cm²)", "{:.2f}"),
-    ("rsh_ohm_cm2", "Rsh (Ω·cm²)", "{:.0f}"),
+    ("r_oc_ohm_cm2", "R_oc at Voc (Ω·cm²)", "{:.2f}"),
+    ("r_sc_ohm_cm2", "R_sc at 0 V (Ω·cm²)", "{:.0f}"),
+    ("rs_ohm_cm2", "Rs, SDM fit (Ω·cm²)", "{:.2f}"),
+    ("rsh_ohm_cm2", "Rsh, SDM fit (Ω·cm²)", "{:.0f}"),
 ]
 
 
@@ -193,6 +195,14 @@ def _print_eqe_checks(console: Console, results: dict[str, Any]) -> None:
                       f"({'within' if ok else '[bold yellow]outside[/]'} ±{100 * tol:g} %)", highlight=False)
 
 
+def _with_uncertainty(fmt: str, figures: dict[str, Any], key: str) -> str:
+    """The figure, with ``± u`` when the analysis gives its uncertainty (``<name>_uncertainty_<unit>``)."""
+    text = _fmt(fmt, figures.get(key))
+    name, _, unit = key.partition("_ohm")
+    u = figures.get(f"{name}_uncertainty_ohm{unit}") if unit or key.endswith("_ohm") else None
+    return f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and figures.get(key) is not None else text
+
+
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
     directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
     if not directions:
@@ -204,13 +214,15 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
         for d in directions:
             table.add_column(d, justify="right")
         for key, label, fmt in _FOM_ROWS:
-            table.add_row(label, *[_fmt(fmt, results[d].get(key)) for d in directions])
+            table.add_row(label, *[_with_uncertainty(fmt, results[d], key) for d in directions])
+        table.add_row("flags", *["\n".join(results[d].get("flags") or []) or "—" for d in directions])
         console.print(table)
     hyst = results.get("hysteresis")
     if hyst:
-        console.print(
-            "hysteresis: " + ", ".join(f"{k} {v:.4f}" for k, v in hyst.items() if isinstance(v, (int, float)))
-        )
+        values = ", ".join(f"{k} {v:.4f}" for k, v in hyst.items() if isinstance(v, (int, float)))
+        flags = ", ".join(hyst.get("flags") or [])
+        console.print("hysteresis: " + (values or "not computed") + (f" (flags: {flags})" if flags else ""),
+                      soft_wrap=True)
 
 
 @main.command("params")
@@ -251,8 +263,10 @@ def show_cmd(file: str) -> None:
     for name, frame in run.streams.items():
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     for role, idn in run.idn.items():
-        console.print(f"{'idn ' + role:>17}: {idn}")
+        console.print(f"{'idn ' + role:>17}: {idn}", soft_wrap=True)
     _print_summary(console, run.results)
+    for warning in run.results.get("warnings", []):
+        console.print(f"[yellow]WARNING: {warning}[/]", highlight=False, soft_wrap=True)
     params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if k in run.units else ''}" for k, v in run.parameters.items())
     console.print(f"parameters: {params}", highlight=False)
     if run.events:

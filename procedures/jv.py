@@ -29,11 +29,13 @@ from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParame
 
 from labctl.analysis.hysteresis import hysteresis_indices
 from labctl.analysis.jv import figures_of_merit
+from labctl.analysis.sdm import ONE_SUN_W_CM2
 from labctl.config import ConfigError
 from labctl.storage import Column
 from procedures.base import LabProcedure, StreamSpec
 
 REVERSE, FORWARD = 0, 1
+ONE_SUN_W_M2 = ONE_SUN_W_CM2 * 1e4
 DIRECTION_NAMES = {REVERSE: "reverse", FORWARD: "forward"}
 ORDERS = {
     "reverse": (REVERSE,),
@@ -92,6 +94,11 @@ class JVProcedure(LabProcedure):
     polarity = ListParameter("Device polarity", choices=["n-i-p", "p-i-n"], default="n-i-p")
     light = BooleanParameter("Light (false = dark J-V)", default=True)
     four_wire = BooleanParameter("4-wire sensing", default=False)
+    temperature_K = FloatParameter("Device temperature (recorded; used by the single-diode fit)", units="K",
+                                   default=298.15, minimum=1, maximum=500)
+    expected_jsc_mA_cm2 = FloatParameter(
+        "Largest |J| the cell may reach at 1 sun, for the compliance check before the run (0 = no check)",
+        units="mA/cm^2", default=30.0, minimum=0, maximum=1000)
     qss_points = IntegerParameter("QSS grid points from 0 V to Voc (the MPP and Voc searches add theirs)",
                                   default=10, minimum=4, maximum=100)
     qss_epsilon = FloatParameter("QSS stability |dJ| / max(|J|, |Jsc|) over the window", units="", default=0.001,
@@ -118,6 +125,7 @@ class JVProcedure(LabProcedure):
             self.check_range(name, getattr(self, name), -v_max, v_max, why)
         self.check_range("compliance_A", self.compliance_A, 0.0, i_max, why)
         self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
+        self._check_compliance_for_area(i_max)
         if self.stop_V <= self.start_V:
             raise ConfigError(f"parameter stop_V = {self.stop_V}: must be above start_V = {self.start_V}")
         points = self.points_per_scan()
@@ -139,6 +147,31 @@ class JVProcedure(LabProcedure):
                 )
             per_point = self.step_V / self.scan_rate_V_s
             self.check_range("step_V / scan_rate_V_s", per_point, 0, model.source_delay_max_s, "source delay")
+
+    def expected_current_A(self) -> float:
+        """The short-circuit current (A) the cell may reach: expected_jsc_mA_cm2 × area × irradiance / 1 sun."""
+        return self.expected_jsc_mA_cm2 * 1e-3 * self.area_cm2 * self.irradiance_W_m2 / ONE_SUN_W_M2
+
+    def _check_compliance_for_area(self, i_max_A: float) -> None:
+        """Refuse a compliance obviously too low for the stated area and irradiance (before any I/O).
+
+        In compliance the SMU stops holding the voltage and clips the current, so Jsc, FF and PCE cannot be
+        measured: better one clear line now than a run of clipped points.
+        """
+        if not self.light or self.expected_jsc_mA_cm2 <= 0:
+            return
+        needed = self.expected_current_A()
+        if self.compliance_A >= needed:
+            return
+        advice = f"raise compliance_A to at least {needed:.3g} A"
+        if needed > i_max_A:
+            advice += f" (above the station limit {i_max_A:g} A of 'smu': raise instruments.smu.limits.current_A)"
+        raise ConfigError(
+            f"parameter compliance_A = {self.compliance_A:g}: too low for area_cm2 = {self.area_cm2:g} cm² at "
+            f"{self.irradiance_W_m2:g} W/m², where the cell may reach {needed * 1e3:.3g} mA "
+            f"(expected_jsc_mA_cm2 = {self.expected_jsc_mA_cm2:g} mA/cm² × area); {advice}, "
+            "or set expected_jsc_mA_cm2 to what this cell can give"
+        )
 
     def points_per_scan(self) -> int:
         return int(round((self.stop_V - self.start_V) / self.step_V)) + 1
@@ -182,10 +215,13 @@ class JVProcedure(LabProcedure):
         smu.configure_voltage_source(
             compliance_A=self.compliance_A, nplc=self.nplc, four_wire=self.four_wire, source_delay_s=self._delay_s
         )
-        self.log(
-            f"J-V {self.mode}, {self.direction}, {self.points_per_scan()} points/scan, "
-            f"source delay {self._delay_s:.4f} s, light {'on' if self.light else 'off'}"
-        )
+        light = f"light {'on' if self.light else 'off'}"
+        if self.mode == "qss":
+            self.log(f"J-V qss, {self.qss_points} grid points from 0 V to Voc plus the MPP and Voc searches, "
+                     f"bias {self.start_V:g} to {self.stop_V:g} V, {light}")
+        else:
+            self.log(f"J-V staircase, {self.direction}, {self.points_per_scan()} points/scan, "
+                     f"source delay {self._delay_s:.4f} s, {light}")
         if self.light and "shutter" not in self.station and not self.station.simulated:
             self.log("no shutter in the station: light is controlled by the operator")
 
@@ -249,7 +285,7 @@ class JVProcedure(LabProcedure):
         pre = smu.sweep_voltage(self._sign * self.stop_V, self._sign * self.start_V, n, 0.0)
         v = self._sign * np.asarray(pre.voltage_V)
         j = self._j_mA_cm2(pre.current_A)
-        fom = figures_of_merit(v, j)
+        fom = figures_of_merit(v, j, compliance=np.asarray(pre.compliance, dtype=bool), single_diode_fit=False)
         voc = fom.voc_V if math.isfinite(fom.voc_V) else self.stop_V
         vmp = fom.vmp_V if math.isfinite(fom.vmp_V) else 0.8 * voc
         order = np.argsort(v)
@@ -487,42 +523,123 @@ class JVProcedure(LabProcedure):
 
     # -- analysis -----------------------------------------------------------------------------------------------
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-        return analyse_jv(
+        results = analyse_jv(
             streams.get("jv", pd.DataFrame()),
             irradiance_W_m2=self.irradiance_W_m2,
             mismatch=self.mismatch,
             light=self.light,
             mode=self.mode,
+            compliance_A=self.compliance_A,
+            expected_current_A=self.expected_current_A(),
+            temperature_K=self.temperature_K,
         )
+        for warning in results.get("warnings", []):
+            self.log(f"WARNING: {warning}")
+        return results
+
+
+#: what the operator is told for each analysis flag that leaves a figure out (flag → consequence; remedy)
+_FLAG_ADVICE = {
+    "voc_not_bracketed": "J stays > 0 up to the highest voltage: Voc, FF and PCE not computed; raise stop_V",
+    "jsc_not_bracketed": "the scan does not cross 0 V: Jsc, FF and PCE not computed; lower start_V below 0 V",
+    "no_photocurrent": "no photocurrent at 0 V: is the light on, and is polarity right for this stack?",
+    "too_few_points": "fewer than 3 usable points: nothing computed",
+}
+_COMPLIANCE_FLAGS = ("jsc_in_compliance", "voc_in_compliance", "mpp_in_compliance", "r_sc_in_compliance",
+                     "r_oc_in_compliance")
+
+
+def _suggested_compliance_A(reached_A: float, expected_A: float) -> float:
+    """A compliance (A) on the 1-2-5 series at least twice the current reached and at least the expected one."""
+    target = max(2.0 * reached_A, expected_A)
+    decade = 10.0 ** math.floor(math.log10(target))
+    for step in (1.0, 2.0, 5.0, 10.0):
+        if step * decade >= target * (1 - 1e-3):  # 2 × 10.0004 mA still suggests 20 mA
+            return step * decade
+    return 10.0 * decade
+
+
+def _compliance_warning(name: str, group: pd.DataFrame, flags: list[str], compliance_A: float | None,
+                        expected_A: float) -> str:
+    clipped = group["compliance"].to_numpy(dtype=bool)
+    reached = float(np.max(np.abs(group["current_A"].to_numpy()[clipped])))
+    limit = f"compliance_A = {compliance_A:g} A" if compliance_A is not None else "the current compliance"
+    text = (f"{name} scan: {int(clipped.sum())} of {len(group)} points in current compliance ({limit}, "
+            f"|I| reached {reached * 1e3:.4g} mA)")
+    lost = [f for f in flags if f in _COMPLIANCE_FLAGS]
+    if lost:
+        suggestion = _suggested_compliance_A(reached, expected_A)
+        return (f"{text}: not computed because of it: {', '.join(lost)}; "
+                f"rerun with --set compliance_A={suggestion:g} or more")
+    v = group["voltage_V"].to_numpy()[clipped]
+    return f"{text}, at {v.min():.3g} to {v.max():.3g} V: excluded, no figure depends on them"
 
 
 def analyse_jv(
-    data: pd.DataFrame, irradiance_W_m2: float, mismatch: float, light: bool, mode: str
+    data: pd.DataFrame, irradiance_W_m2: float, mismatch: float, light: bool, mode: str,
+    compliance_A: float | None = None, expected_current_A: float = 0.0, temperature_K: float = 298.15,
 ) -> dict[str, Any]:
-    """Figures of merit per direction and, for a reverse+forward pair, the hysteresis indices."""
+    """Figures of merit per direction and, for a reverse+forward pair, the hysteresis indices.
+
+    Points in current compliance are excluded from every figure they would bias (a figure that needs them is
+    None with a ``*_in_compliance`` flag). Every analysis flag is kept in ``results[direction]["flags"]``;
+    ``results["warnings"]`` holds one line per condition the operator must know about (compliance, a Voc or
+    Jsc that the scan did not bracket, QSS points that did not converge).
+    """
     results: dict[str, Any] = {}
     if data.empty or not light:
         return results
+    warnings: list[str] = []
     curves = {}
     for direction, group in data.groupby("direction"):
-        name = DIRECTION_NAMES[int(direction)]
-        if mode == "qss":
-            name = "qss"
+        name = "qss" if mode == "qss" else DIRECTION_NAMES[int(direction)]
+        dropped: list[str] = []
+        if mode == "qss" and "converged" in group and not group["converged"].all():
+            bad = group.loc[group["converged"] == 0, "voltage_V"].to_numpy()
+            warnings.append(f"qss: {bad.size} bias point(s) did not converge within qss_max_s "
+                            f"({', '.join(f'{x:.3f}' for x in bad)} V): left out of every figure")
+            group = group[group["converged"] == 1]  # an unconverged QSS point never feeds a figure
+            dropped.append("qss_unconverged_dropped")
         v = group["voltage_V"].to_numpy()
         j = group["j_mA_cm2"].to_numpy()
-        fom = figures_of_merit(v, j, irradiance_W_m2=irradiance_W_m2, mismatch=mismatch)
+        clipped = group["compliance"].to_numpy(dtype=bool) if "compliance" in group else np.zeros(len(v), bool)
+        fom = figures_of_merit(v, j, irradiance_W_m2=irradiance_W_m2, mismatch=mismatch, compliance=clipped,
+                               temperature_K=temperature_K)
         results[name] = _clean(fom.to_dict())
-        curves[name] = (v, j)
+        flags = list(fom.flags) + dropped
+        results[name]["flags"] = flags
+        if clipped.any():
+            warnings.append(_compliance_warning(name, group, flags, compliance_A, expected_current_A))
+        for flag in flags:
+            if flag in _FLAG_ADVICE:
+                warnings.append(f"{name} scan: {_FLAG_ADVICE[flag]} ({flag})")
+        curves[name] = (v, j, clipped, flags)
     if "reverse" in curves and "forward" in curves:
-        results["hysteresis"] = _clean(hysteresis_indices(curves["reverse"], curves["forward"]))
+        (v_rs, j_rs, c_rs, _), (v_fs, j_fs, c_fs, _) = curves["reverse"], curves["forward"]
+        hysteresis = _clean(hysteresis_indices((v_rs, j_rs, c_rs), (v_fs, j_fs, c_fs)))
+        if c_rs.any() or c_fs.any():
+            missing = [k for k, x in hysteresis.items() if x is None]
+            hysteresis["flags"] = ["compliance_points_excluded"] + (["in_compliance"] if missing else [])
+            if missing:
+                warnings.append(f"hysteresis: {', '.join(missing)} not computed: they need readings in compliance")
+        results["hysteresis"] = hysteresis
+    if warnings:
+        results["warnings"] = warnings
     return results
 
 
 def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe: NaN → None, numpy scalars → float."""
+    """JSON-safe: NaN → None, numpy scalars → float or int, tuples → lists."""
     out = {}
     for k, v in d.items():
-        v = float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else v
+        if isinstance(v, (bool, np.bool_)):
+            v = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            v = int(v)
+        elif isinstance(v, (float, np.floating)):
+            v = float(v)
+        elif isinstance(v, tuple):
+            v = list(v)
         out[k] = None if isinstance(v, float) and not math.isfinite(v) else v
     return out
 

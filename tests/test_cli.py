@@ -12,8 +12,9 @@ from labctl.cli import main
 from labctl.storage import load_run
 from tests.helpers import REPO, default_station
 
-FOM_KEYS = {"voc_V", "jsc_mA_cm2", "ff", "pce_pct", "vmp_V", "jmp_mA_cm2", "rs_ohm_cm2", "rsh_ohm_cm2"}
-HI_KEYS = {"hi_pce", "hi_pce_mean", "hi_j08", "hi_area"}
+FOM_KEYS = {"voc_V", "jsc_mA_cm2", "ff", "pce_pct", "vmp_V", "jmp_mA_cm2", "r_oc_ohm_cm2", "r_sc_ohm_cm2",
+            "rs_ohm_cm2", "rsh_ohm_cm2", "flags"}
+HI_KEYS = {"hi_pce", "hi_pce_mean", "hi_j08", "hi_area", "hi_area_signed"}
 
 
 def _invoke(args, **kw):
@@ -87,7 +88,10 @@ def test_show_plot_export(tmp_path):
     assert _invoke(["plot", path, "--out", str(png)]).exit_code == 0 and png.stat().st_size > 10_000
     exported = _invoke(["export", path, "--csv", "--out", str(tmp_path / "csv")])
     assert exported.exit_code == 0
-    assert (tmp_path / "csv").glob("*_jv.csv")
+    csvs = list((tmp_path / "csv").glob("*_jv.csv"))  # a glob() generator is always truthy: list it
+    assert len(csvs) == 1 and str(csvs[0]) in exported.output
+    lines = [line for line in csvs[0].read_text().splitlines() if not line.startswith("#")]
+    assert lines[0].split(",")[:3] == ["time_s", "voltage_V", "j_mA_cm2"] and len(lines) == 1 + 2 * 141
 
 
 def test_station_check_lists_idn_and_errors(tmp_path):
@@ -109,3 +113,24 @@ def test_other_source_meters_run_the_same_jv(tmp_path, driver):
     assert res.exit_code == 0, res.output
     rev = json.loads(res.stdout)["results"]["reverse"]
     assert abs(rev["voc_V"] - 1.17) < 2e-3 and abs(rev["jsc_mA_cm2"] / 18.3 - 1) < 5e-3
+
+
+def test_compliance_is_refused_or_warned_about_on_the_command_line(tmp_path):
+    """A 1 cm² cell at the default 10 mA compliance: exit 2 with one line before any I/O; with the check off the
+    run completes and prints a warning naming the compliance, the current reached and the compliance to use."""
+    station = _station_file(tmp_path, lambda d: d["simulation"]["device"].update(area_cm2=1.0))
+    base = ["run", "jv", "--station", str(station), "--out", str(tmp_path / "runs"), "--no-plot",
+            "--set", "area_cm2=1"]
+    refused = _invoke(base)
+    assert refused.exit_code == 2
+    assert "compliance_A = 0.01" in refused.output and "Traceback" not in refused.output
+    assert not list((tmp_path / "runs").rglob("*.h5"))
+    ran = _invoke([*base, "--set", "expected_jsc_mA_cm2=0"])
+    assert ran.exit_code == 0, ran.output  # the run completed; its results carry the flags
+    line = next(x for x in ran.output.splitlines() if "WARNING" in x and "compliance" in x)
+    assert "compliance_A = 0.01 A" in line and "10 mA" in line and "--set compliance_A=" in line
+    assert "jsc_in_compliance" in ran.output  # the flags row of the table
+    as_json = _invoke([*base, "--set", "expected_jsc_mA_cm2=0", "--json"])
+    results = json.loads(as_json.stdout)["results"]
+    assert "jsc_in_compliance" in results["reverse"]["flags"] and results["reverse"]["jsc_mA_cm2"] is None
+    assert any("compliance" in w for w in results["warnings"])
