@@ -28,7 +28,7 @@ class _InputError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True, soft_wrap=True)
 
 
 def _station_path(path: str | None) -> Path:

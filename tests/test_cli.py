@@ -75,6 +75,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, mutate, fragment
     assert res.exit_code == 2, res.output
     assert fragment in res.output
     assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output  # one line in a pipe too: never wrapped at 80
     assert not list((tmp_path / "runs").rglob("*.h5"))
 
 
