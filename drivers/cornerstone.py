@@ -27,6 +27,7 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
+from drivers.identity import IdentitySpec
 from drivers.io_helpers import timeout_at_least
 
 #: ``ERROR?`` codes (reference §4.2; 7 only on the older CS260, 10 on the CS260B)
@@ -163,8 +164,13 @@ class CornerstoneMonochromator(Instrument):
     # -- identity and configuration ------------------------------------------------------------------------
     @property
     def idn(self) -> str:
-        """Model and firmware (``INFO?``, answered by every model; ``*IDN?`` exists on the B models only)."""
-        return self.ask("INFO?")
+        """Model and firmware (``INFO?``, answered by every model; ``*IDN?`` exists on the B models only).
+
+        A missing answer is not diagnosed with ``STB?``/``ERROR?`` as other queries are: this is the query that
+        verifies the identity, and nothing else may be sent to an instrument before it is known to be ours.
+        """
+        self.write("INFO?")
+        return Instrument.read(self).strip()
 
     @property
     def id(self) -> str:
@@ -301,6 +307,8 @@ class Cornerstone260(CornerstoneMonochromator):
     """Oriel Cornerstone 260 (1/4 m; CS260 and CS260B), three-grating turret."""
 
     grating_positions = 3
+    #: ``INFO?`` → ``CORNERSTONE 260 VER 1.00`` (or ``260B``); the exact text is [L] (instruments.md §4.2, §10.5)
+    IDENTITY = IdentitySpec(query="INFO?", accepts=(r"CORNERSTONE 260B?\b",), expected="CORNERSTONE 260 VER <firmware>")
 
     def __init__(self, adapter: Any, name: str = "Oriel Cornerstone 260 monochromator", **kwargs: Any) -> None:
         super().__init__(adapter, name, **kwargs)
@@ -310,6 +318,8 @@ class Cornerstone130(CornerstoneMonochromator):
     """Oriel Cornerstone 130 (1/8 m; CS130 and CS130B), two-grating turret [M]; same command language."""
 
     grating_positions = 2
+    #: ``INFO?`` → ``CORNERSTONE 130 VER 1.00`` (or ``130B``); the exact text is [L] (instruments.md §4.2, §10.5)
+    IDENTITY = IdentitySpec(query="INFO?", accepts=(r"CORNERSTONE 130B?\b",), expected="CORNERSTONE 130 VER <firmware>")
 
     def __init__(self, adapter: Any, name: str = "Oriel Cornerstone 130 monochromator", **kwargs: Any) -> None:
         super().__init__(adapter, name, **kwargs)

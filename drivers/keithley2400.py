@@ -11,7 +11,10 @@ Fixes to the stock PyMeasure class:
   ``measure_all`` (which sends the invalid ``:SENSE:FUNCTION:ALL``) therefore refuse to run;
 * ``:SYST:ERR?`` replies are parsed without splitting the message at its commas, the error-queue loop is
   bounded, and ``check_set_errors`` / ``check_get_errors`` raise :class:`~drivers.smu.InstrumentError`;
-* ``shutdown()`` is :meth:`safe_state` (0 V, output off) instead of a 30-step ramp.
+* ``shutdown()`` is :meth:`safe_state` (0 V, output off) instead of a 30-step ramp;
+* the constructor sends nothing (the stock one sent ``:FORM:ELEM``), so the identity is verified before any
+  command reaches the instrument (:attr:`Keithley2400.IDENTITY`, :func:`drivers.identity.verify_identity`); the data
+  format is set by :meth:`Keithley2400.configure_voltage_source`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2400 as _StockKeithley2400
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from drivers.identity import IdentitySpec
 from drivers.smu import InstrumentError, ModelLimits, SourceMeter, SweepData
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,9 @@ TRANSFER_ALLOWANCE_S = 0.01
 """Read-timeout allowance per point for the reply transfer (s): GPIB/USB/LAN, or RS-232 >= 57600 Bd."""
 TIMEOUT_MARGIN_S = 10.0
 """Fixed read-timeout margin (s)."""
+KEITHLEY_MANUFACTURER = r"KEITHLEY INSTRUMENTS(?: INC\.)?"
+"""The manufacturer field of a Keithley ``*IDN?`` reply: ``KEITHLEY INSTRUMENTS INC.`` (2400 series, 2450
+manual example) or ``KEITHLEY INSTRUMENTS`` (newer 2450 firmware), instruments.md §1.1, §2."""
 MAX_ERROR_READS = 50
 """``:SYST:ERR?`` reads before giving up on emptying the error queue."""
 
@@ -129,6 +136,16 @@ def status_bit(status: np.ndarray, bit: int, *, instrument: str, command: str) -
         bad = status[~valid][:5]
         raise ReplyError(f"{instrument}: invalid status word(s) {bad} in the reply to {command!r}")
     return ((status.astype(np.int64) >> bit) & 1) == 1
+
+
+def keithley_identity(model: str) -> IdentitySpec:
+    """The ``*IDN?`` replies of Keithley ``model`` (e.g. ``"2400"``): ``KEITHLEY INSTRUMENTS INC.,MODEL 2400,
+    <serial>,<firmware>`` (instruments.md §1.1 [H] for the 2400, [M] for the 2420; §2 for the 2450)."""
+    return IdentitySpec(
+        query="*IDN?",
+        accepts=(rf"{KEITHLEY_MANUFACTURER},MODEL {model},",),
+        expected=f"KEITHLEY INSTRUMENTS INC.,MODEL {model},<serial>,<firmware>",
+    )
 
 
 # ----------------------------------------------------------------------------------- property factories
@@ -384,6 +401,7 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
         source_delay_max_s=999.9999, max_sweep_points=2500,
     )
     compliance_min_A = 1e-9  # 0.1 % of the lowest (1 uA) range
+    IDENTITY = keithley_identity("2400")
     DATA_ELEMENTS = "VOLT,CURR,TIME,STAT"
     COMPLIANCE_BIT = 3  # status word: "in real compliance"
 
@@ -404,10 +422,11 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
     four_wire_enabled = bool_control(":SYST:RSEN", "4-wire remote sense")
 
     def __init__(self, adapter, name: str = "Keithley 2400 SourceMeter", **kwargs) -> None:
-        super().__init__(adapter, name, **kwargs)
+        # past the stock constructor, which sends :FORM:ELEM before anyone could verify the identity
+        super(_StockKeithley2400, self).__init__(adapter, name, **kwargs)
 
     def reset_data_format(self) -> None:
-        """``:FORM:ELEM VOLT,CURR,TIME,STAT`` (sent by the constructor and by configure)."""
+        """``:FORM:ELEM VOLT,CURR,TIME,STAT`` (sent by :meth:`configure_voltage_source`)."""
         self.write(f":FORM:ELEM {self.DATA_ELEMENTS}")
 
     @property
@@ -495,6 +514,7 @@ class Keithley2420(Keithley2400):
         source_delay_max_s=999.9999, max_sweep_points=2500,
     )
     compliance_min_A = 1e-8  # 0.1 % of the lowest (10 uA) range
+    IDENTITY = keithley_identity("2420")
 
     def __init__(self, adapter, name: str = "Keithley 2420 SourceMeter", **kwargs) -> None:
         super().__init__(adapter, name, **kwargs)

@@ -23,6 +23,7 @@ from drivers.keithley2400 import (
     _sweep_data,
     bool_control,
     format_errors,
+    keithley_identity,
     parse_groups,
     parse_numbers,
     ranged_control,
@@ -61,6 +62,7 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
         source_delay_max_s=10_000.0, max_sweep_points=100_000,
     )
     compliance_min_A = 1e-9
+    IDENTITY = keithley_identity("2450")
 
     source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
     source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)

@@ -42,6 +42,8 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.srs import SR570 as _StockSR570
 from pyvisa.constants import Parity, StopBits
 
+from drivers.identity import IdentitySpec
+
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
@@ -64,6 +66,7 @@ BIAS_LIMITS_V = (-5.0, 5.0)
 SENSITIVITY_VERNIER_PERCENT = range(0, 101)
 OFFSET_VERNIER = range(0, 1001)
 IDENTITY = "Stanford Research Systems SR570 (listen-only; no identity query)"
+"""What :attr:`SR570.id` returns and the station records: the unit cannot be asked who it is."""
 
 #: serial framing of the SR570's RS-232 port (pyvisa attribute names), 9600 8N2, no handshake
 SERIAL_SETTINGS: dict[str, Any] = {"baud_rate": 9600, "data_bits": 8, "parity": Parity.none, "stop_bits": StopBits.two}
@@ -167,6 +170,9 @@ class SR570(_StockSR570):
     adapter object whose VISA connection is a serial port, data bits, parity and stop bits are set on that
     connection (its baud rate is left to the caller); any other adapter is used as it is.
     """
+
+    #: listen-only: nothing is sent to verify it, so a wrong instrument at its port cannot be detected
+    IDENTITY = IdentitySpec.listen_only(IDENTITY)
 
     # --- settings (strict, tracked) -----------------------------------------------------------------------
     sensitivity_A_V = _table_setting(

@@ -37,6 +37,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.srs import SR830 as _StockSR830
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from drivers.identity import IdentitySpec
 from drivers.smu import InstrumentError
 from labctl.analysis.lockin import enbw_Hz as _enbw_Hz
 from labctl.analysis.lockin import settle_time_constants_to_tolerance
@@ -164,6 +165,12 @@ class SR830(_StockSR830):
     ``sleep`` is what :meth:`auto_gain` waits with between polls (``time.sleep``; a station running on a
     virtual clock may set ``lockin.sleep = clock.sleep``).
     """
+
+    #: ``*IDN?`` → ``Stanford_Research_Systems,SR830,s/n46117,ver1.07`` (instruments.md §3 [H])
+    IDENTITY = IdentitySpec(
+        query="*IDN?", accepts=(r"Stanford_Research_Systems,SR830,",),
+        expected="Stanford_Research_Systems,SR830,s/n<serial>,ver<firmware>",
+    )
 
     sensitivity_index = Instrument.control(
         "SENS?", "SENS%d", "Sensitivity index 0 (2 nV / 2 fA) to 26 (1 V / 1 µA) (int).",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers.identity import IdentitySpec
+
 PROMPT = "> "
 
 
@@ -29,14 +31,14 @@ class ThorlabsConsoleMixin:
     """Echo/prompt framing, CR terminations, serial settings and identity of a Thorlabs console controller.
 
     Put it before ``Instrument`` in the bases (``class Driver(ThorlabsConsoleMixin, Instrument)``); a driver
-    sets :attr:`baud_rate`, :attr:`idn_command` and :attr:`console_error` (a :class:`ThorlabsConsoleError`
+    sets :attr:`baud_rate`, ``IDENTITY`` and :attr:`console_error` (a :class:`ThorlabsConsoleError`
     subclass). ``adapter``: VISA resource name or a PyMeasure adapter (whose terminations the caller sets to CR).
     """
 
     #: serial speed (8 data bits); ``asrl={...}`` given to the constructor overrides it
     baud_rate: int = 9600
-    #: the identity query of the controller
-    idn_command: str = "*idn?"
+    #: the identity query of the controller and the replies accepted (:mod:`drivers.identity`)
+    IDENTITY: IdentitySpec
     #: exception class raised on an error line or broken framing
     console_error: type[ThorlabsConsoleError] = ThorlabsConsoleError
 
@@ -77,8 +79,8 @@ class ThorlabsConsoleMixin:
     # -- identity ------------------------------------------------------------------------------------------
     @property
     def idn(self) -> str:
-        """Model and firmware, the reply to :attr:`idn_command`."""
-        return self.ask(self.idn_command)
+        """Model and firmware, the reply to the driver's identity query (``IDENTITY.query``)."""
+        return self.ask(self.IDENTITY.query)
 
     @property
     def id(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
+from drivers.identity import IdentitySpec
 from drivers.io_helpers import timeout_at_least
 from drivers.thorlabs_console import PROMPT as PROMPT
 from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
@@ -44,7 +45,10 @@ class ThorlabsFW102C(ThorlabsConsoleMixin, Instrument):
     move_timeout_s = 20.0
     baud_rate = 115200
     #: ``*idn?`` answers the model and firmware, e.g. ``THORLABS FW102C/FW212C Filter Wheel version 1.07``
-    idn_command = "*idn?"
+    IDENTITY = IdentitySpec(
+        query="*idn?", accepts=(r"THORLABS FW(?:102|212)C\b",),
+        expected="THORLABS FW102C/FW212C Filter Wheel version <firmware>",
+    )
     console_error = FW102CError
 
     def __init__(self, adapter: Any, name: str = "Thorlabs FW102C filter wheel", **kwargs: Any) -> None:

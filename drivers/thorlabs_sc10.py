@@ -17,6 +17,7 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
+from drivers.identity import IdentitySpec
 from drivers.thorlabs_console import PROMPT as PROMPT
 from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
 
@@ -38,7 +39,7 @@ class ThorlabsSC10(ThorlabsConsoleMixin, Instrument):
 
     baud_rate = 9600
     #: ``id?`` answers the model and firmware, e.g. ``THORLABS SC10 VERSION 1.07`` (no ``*IDN?``-style SCPI layer)
-    idn_command = "id?"
+    IDENTITY = IdentitySpec(query="id?", accepts=(r"THORLABS SC10\b",), expected="THORLABS SC10 VERSION <firmware>")
     console_error = SC10Error
 
     def __init__(self, adapter: Any, name: str = "Thorlabs SC10 shutter controller", **kwargs: Any) -> None:

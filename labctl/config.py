@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,19 @@ class InstrumentConfig(_Strict):
 
         if value not in REGISTRY:
             raise ValueError(f"unknown driver; allowed: {', '.join(sorted(REGISTRY))}")
+        return value
+
+    @field_validator("resource")
+    @classmethod
+    def _sim_name_on_the_bench(cls, value: str, info: ValidationInfo) -> str:
+        """``sim://<name>``: the name must be the simulated bench's instrument of this driver's kind."""
+        from sim_instruments import sim_name_problem
+
+        driver = info.data.get("driver")  # absent when the driver itself was refused
+        if driver is not None and value.startswith("sim://"):
+            problem = sim_name_problem(driver, value.removeprefix("sim://"))
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @field_validator("baud_rate")

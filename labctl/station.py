@@ -2,7 +2,8 @@
 
 ``sim://<name>`` resources are connected in-process to the emulators of one shared :class:`Bench`; any
 other resource goes through PyVISA (pyvisa-py, ``@py``), so a user switches to real hardware by editing the
-resource strings only.
+resource strings only. Either way an instrument is asked its identity before anything else and refused
+unless its driver accepts it (``IDENTITY`` of each driver class, :mod:`drivers.identity`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from pymeasure.adapters import VISAAdapter
 
 from drivers import REGISTRY
+from drivers.identity import IdentityError, verify_identity
 from labctl.config import DeviceConfig, EQEConfig, InstrumentConfig, StationConfig
 from sim_instruments.bench import Bench
 from sim_instruments.clock import Clock, RealClock, VirtualClock
@@ -146,6 +148,8 @@ class Station:
         #: the simulated bench behind the sim:// instruments (None on real hardware or over TCP)
         self.bench = bench
         self.instruments: dict[str, Any] = {}
+        #: the verified identity of each connected instrument (a listen-only one: its driver's description)
+        self.identities: dict[str, str] = {}
         #: asks the operator to do something by hand (e.g. swap detectors); None = nobody is there
         self.operator: Callable[[str], None] | None = None
 
@@ -160,13 +164,16 @@ class Station:
         return role in self.instruments
 
     def connect(self, roles: list[str] | None = None) -> None:
-        """Open the instruments named in ``roles`` (default: all). Raise :class:`StationError` on failure."""
+        """Open the instruments named in ``roles`` (default: all) and verify each one's identity before anything
+        else is sent to it. Raise :class:`StationError` on failure; a refused instrument is closed, not kept."""
         for role in roles if roles is not None else list(self.config.instruments):
             if role in self.instruments:
                 continue
-            self.instruments[role] = self._open(role, self.config.instruments[role])
+            self.instruments[role], self.identities[role] = self._open(role, self.config.instruments[role])
 
-    def _open(self, role: str, cfg: InstrumentConfig) -> Any:
+    def _open(self, role: str, cfg: InstrumentConfig) -> tuple[Any, str]:
+        """(driver instance, verified identity) of ``role``; the driver's constructor sends nothing, so the identity
+        query is the first thing the instrument receives."""
         cls = REGISTRY[cfg.driver]
         try:
             if cfg.simulated:
@@ -174,7 +181,7 @@ class Station:
                 from sim_instruments.adapter import EmulatorAdapter
 
                 assert self.bench is not None
-                emulator = make_emulator(cfg.driver, self.bench)
+                emulator = make_emulator(cfg.driver, self.bench, name=cfg.resource.removeprefix("sim://"))
                 adapter = EmulatorAdapter(
                     emulator,
                     read_termination=cfg.read_termination,
@@ -189,8 +196,19 @@ class Station:
                 if cfg.baud_rate is not None:
                     kwargs["asrl"] = {"baud_rate": cfg.baud_rate}
                 adapter = VISAAdapter(cfg.resource, visa_library="@py", **kwargs)
-            return cls(adapter)
+            instrument = cls(adapter)
         except Exception as exc:  # noqa: BLE001 - any transport failure becomes one clear message
+            raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
+        try:
+            return instrument, verify_identity(instrument)
+        except IdentityError as exc:
+            try:
+                instrument.adapter.close()
+            except Exception:  # noqa: BLE001 - the refusal below is what matters
+                pass
+            if exc.answered:
+                raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} is not a {cfg.driver}: "
+                                   f"{exc}") from exc
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
 
     def place_in_beam(self, detector: str) -> None:
@@ -220,15 +238,9 @@ class Station:
                       "in the beam, then press Enter")
 
     def idn(self) -> dict[str, str]:
-        """``*IDN?`` (or the model's identity query) of every connected instrument."""
-        out = {}
-        for role, inst in self.instruments.items():
-            try:
-                out[role] = str(inst.id).strip()
-            except Exception as exc:  # noqa: BLE001
-                raise StationError(f"instrument '{role}' at {self.config.instruments[role].resource} "
-                                   f"does not answer its identity query: {exc}") from exc
-        return out
+        """The identity of every connected instrument, as verified when it was connected (``*IDN?`` or the
+        model's own identity query; for a listen-only instrument its driver's description). Sends nothing."""
+        return {role: self.identities[role] for role in self.instruments}
 
     def safe_state(self) -> list[str]:
         """Put every connected instrument in its safe state; try all, return the failures (never raise)."""
@@ -271,3 +283,4 @@ class Station:
             except Exception:  # noqa: BLE001
                 pass
         self.instruments.clear()
+        self.identities.clear()

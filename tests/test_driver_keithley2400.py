@@ -21,9 +21,6 @@ from drivers.keithley2400 import (
 from drivers.smu import InstrumentError, SweepData
 from tests.fakes import NO_ERROR, assert_sweep_arrays, spy_timeouts
 
-INIT = (b":FORM:ELEM VOLT,CURR,TIME,STAT", None)
-
-
 def configure_pairs(
     compliance: bytes = b"0.1",
     nplc: bytes = b"1",
@@ -53,7 +50,7 @@ def configure_pairs(
     ]
 
 
-CONFIGURED = [INIT, *configure_pairs(), NO_ERROR]  # after configure_voltage_source(0.1)
+CONFIGURED = [*configure_pairs(), NO_ERROR]  # after configure_voltage_source(0.1)
 
 
 def sweep_pairs(reply: bytes, points: int = 5) -> list[tuple[bytes, bytes | None]]:
@@ -91,14 +88,15 @@ SWEEP_REPLY = ",".join(map(reading, SWEEP_V, SWEEP_I, SWEEP_T, SWEEP_STATUS)).en
 # ----------------------------------------------------------------------------------------- construction
 
 
-def test_constructor_sends_only_the_data_format():
-    with expected_protocol(Keithley2400, [INIT]) as smu:
+def test_constructor_sends_nothing():
+    """Not even the stock ``:FORM:ELEM``: the station verifies the identity first (configure sets the format)."""
+    with expected_protocol(Keithley2400, []) as smu:
         assert smu.name == "Keithley 2400 SourceMeter"
 
 
 def test_idn():
     idn = "KEITHLEY INSTRUMENTS INC.,MODEL 2400,1248014,C30   Mar 17 2006 09:29:29/A02  /K/J"
-    with expected_protocol(Keithley2400, [INIT, (b"*IDN?", idn.encode())]) as smu:
+    with expected_protocol(Keithley2400, [(b"*IDN?", idn.encode())]) as smu:
         assert smu.idn == idn
 
 
@@ -120,7 +118,7 @@ def test_configure_default_protocol_and_timing():
 
 def test_configure_four_wire_nplc_delay_and_60_hz():
     pairs = configure_pairs(compliance=b"0.02", nplc=b"0.1", rsen=b"1", delay=b"0.05", lfr=b"6.000000E+01")
-    with expected_protocol(Keithley2400, [INIT, *pairs, NO_ERROR]) as smu:
+    with expected_protocol(Keithley2400, [*pairs, NO_ERROR]) as smu:
         smu.configure_voltage_source(0.02, nplc=0.1, four_wire=True, source_delay_s=0.05)
         assert smu.measurement_time_s(0.1, 0.05) == pytest.approx(0.05 + 0.1 / 60 * 3 + 0.5e-3)
 
@@ -156,17 +154,17 @@ def test_configure_raises_listing_every_queued_error():
     ],
 )
 def test_impossible_configuration_raises_before_sending(kwargs):
-    with expected_protocol(Keithley2400, [INIT]) as smu:
+    with expected_protocol(Keithley2400, []) as smu:
         with pytest.raises(ValueError):
             smu.configure_voltage_source(**kwargs)
 
 
 def test_2420_accepts_3_amp_compliance_that_the_2400_refuses():
-    with expected_protocol(Keithley2400, [INIT]) as smu:
+    with expected_protocol(Keithley2400, []) as smu:
         with pytest.raises(ValueError):
             smu.configure_voltage_source(3.0)
     pairs = configure_pairs(compliance=b"3")
-    with expected_protocol(Keithley2420, [INIT, *pairs, NO_ERROR]) as smu:
+    with expected_protocol(Keithley2420, [*pairs, NO_ERROR]) as smu:
         assert smu.name == "Keithley 2420 SourceMeter"
         smu.configure_voltage_source(3.0)
 
@@ -188,18 +186,18 @@ def test_2420_accepts_3_amp_compliance_that_the_2400_refuses():
     ],
 )
 def test_property_validators_refuse_before_sending(cls, name, value):
-    with expected_protocol(cls, [INIT]) as smu:
+    with expected_protocol(cls, []) as smu:
         with pytest.raises(ValueError):
             setattr(smu, name, value)
 
 
 def test_property_values_inside_the_model_range_are_sent():
-    pairs = [INIT, (b":SOUR:VOLT 60", None), (b":SENS:CURR:PROT 3.15", None), (b":SOUR:CURR -3", None)]
+    pairs = [(b":SOUR:VOLT 60", None), (b":SENS:CURR:PROT 3.15", None), (b":SOUR:CURR -3", None)]
     with expected_protocol(Keithley2420, pairs) as smu:
         smu.source_voltage = 60
         smu.compliance_current = 3.15
         smu.source_current = -3.0
-    with expected_protocol(Keithley2400, [INIT, (b":SOUR:VOLT 200", None)]) as smu:
+    with expected_protocol(Keithley2400, [(b":SOUR:VOLT 200", None)]) as smu:
         smu.source_voltage = 200
 
 
@@ -207,7 +205,7 @@ def test_property_values_inside_the_model_range_are_sent():
 
 
 def test_set_voltage_and_output():
-    pairs = [INIT, (b":SOUR:VOLT 0.45", None), (b":OUTP 1", None), (b":OUTP 0", None)]
+    pairs = [(b":SOUR:VOLT 0.45", None), (b":OUTP 1", None), (b":OUTP 0", None)]
     with expected_protocol(Keithley2400, pairs) as smu:
         smu.set_voltage(0.45)
         smu.enable_output()
@@ -215,13 +213,13 @@ def test_set_voltage_and_output():
 
 
 def test_set_voltage_outside_range_sends_nothing():
-    with expected_protocol(Keithley2420, [INIT]) as smu:
+    with expected_protocol(Keithley2420, []) as smu:
         with pytest.raises(ValueError):
             smu.set_voltage(100.0)
 
 
 def test_safe_state_and_shutdown():
-    pairs = [INIT, (b":SOUR:VOLT 0", None), (b":OUTP 0", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
+    pairs = [(b":SOUR:VOLT 0", None), (b":OUTP 0", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
     with expected_protocol(Keithley2400, pairs) as smu:
         smu.safe_state()
         smu.shutdown()
@@ -229,7 +227,7 @@ def test_safe_state_and_shutdown():
 
 
 def test_safe_state_turns_output_off_even_if_zeroing_fails():
-    with expected_protocol(Keithley2400, [INIT, (b":OUTP 0", None)]) as smu:
+    with expected_protocol(Keithley2400, [(b":OUTP 0", None)]) as smu:
         original = smu.write
 
         def write(command: str, **kwargs) -> None:
@@ -247,7 +245,7 @@ def test_safe_state_turns_output_off_even_if_zeroing_fails():
 
 def test_measure_point_parses_elements_and_compliance():
     reply = reading(0.5, -0.0123, 123.456, IN_COMPLIANCE).encode()
-    with expected_protocol(Keithley2400, [INIT, (b":READ?", reply)]) as smu:
+    with expected_protocol(Keithley2400, [(b":READ?", reply)]) as smu:
         point = smu.measure_point()
     assert isinstance(point, SweepData)
     np.testing.assert_allclose(point.voltage_V, [0.5])
@@ -258,7 +256,7 @@ def test_measure_point_parses_elements_and_compliance():
 
 def test_measure_point_without_compliance_and_nan_placeholder():
     reply = b"+9.910000E+37,+1.000000E-03,+1.000000E+00,+2.048000E+04"
-    with expected_protocol(Keithley2400, [INIT, (b":READ?", reply)]) as smu:
+    with expected_protocol(Keithley2400, [(b":READ?", reply)]) as smu:
         point = smu.measure_point()
     assert math.isnan(point.voltage_V[0]) and point.compliance.tolist() == [False]
 
@@ -274,7 +272,7 @@ def test_measure_point_without_compliance_and_nan_placeholder():
     ],
 )
 def test_bad_reply_names_instrument_and_reply(reply, fragment):
-    with expected_protocol(Keithley2400, [INIT, (b":READ?", reply)]) as smu:
+    with expected_protocol(Keithley2400, [(b":READ?", reply)]) as smu:
         with pytest.raises(ReplyError) as info:
             smu.measure_point()
     assert "Keithley 2400 SourceMeter" in str(info.value) and fragment in str(info.value)
@@ -345,14 +343,14 @@ def test_impossible_sweep_raises_before_sending(args, error):
 
 
 def test_2420_sweep_limited_to_63_volts():
-    with expected_protocol(Keithley2420, [INIT, *configure_pairs(), NO_ERROR]) as smu:
+    with expected_protocol(Keithley2420, [*configure_pairs(), NO_ERROR]) as smu:
         smu.configure_voltage_source(0.1)
         with pytest.raises(ValueError):
             smu.sweep_voltage(0.0, 64.0, 11, 0.0)
 
 
 def test_sweep_before_configure_raises_before_sending():
-    with expected_protocol(Keithley2400, [INIT]) as smu:
+    with expected_protocol(Keithley2400, []) as smu:
         with pytest.raises(RuntimeError):
             smu.sweep_voltage(0.0, 1.0, 11, 0.0)
 
@@ -361,7 +359,7 @@ def test_sweep_before_configure_raises_before_sending():
 
 
 def test_measurement_time_reads_line_frequency_once_when_not_configured():
-    with expected_protocol(Keithley2400, [INIT, (b":SYST:LFR?", b"60")]) as smu:
+    with expected_protocol(Keithley2400, [(b":SYST:LFR?", b"60")]) as smu:
         assert smu.measurement_time_s(1.0, 0.1) == pytest.approx(0.1 + 3 / 60 + 0.5e-3)
         assert smu.measurement_time_s(10.0, 0.0) == pytest.approx(30 / 60 + 0.5e-3)
         with pytest.raises(ValueError):
@@ -369,13 +367,13 @@ def test_measurement_time_reads_line_frequency_once_when_not_configured():
 
 
 def test_unexpected_line_frequency_is_a_reply_error():
-    with expected_protocol(Keithley2400, [INIT, (b":SYST:LFR?", b"55")]) as smu:
+    with expected_protocol(Keithley2400, [(b":SYST:LFR?", b"55")]) as smu:
         with pytest.raises(ReplyError, match="50 or 60"):
             smu.measurement_time_s(1.0, 0.0)
 
 
 def test_stock_methods_relying_on_resistance_element_refuse():
-    with expected_protocol(Keithley2400, [INIT]) as smu:
+    with expected_protocol(Keithley2400, []) as smu:
         with pytest.raises(NotImplementedError):
             smu.measure_all()
         with pytest.raises(NotImplementedError):
@@ -384,25 +382,25 @@ def test_stock_methods_relying_on_resistance_element_refuse():
 
 def test_stock_current_property_still_reads_the_current_element():
     reply = reading(0.5, -0.0123, 1.0, V_SOURCE_I_MEASURED).encode()
-    with expected_protocol(Keithley2400, [INIT, (b":MEASURE:CURRENT?", reply)]) as smu:
+    with expected_protocol(Keithley2400, [(b":MEASURE:CURRENT?", reply)]) as smu:
         assert smu.current == pytest.approx(-0.0123)
 
 
 def test_check_errors_keeps_commas_in_messages_and_returns_them():
-    pairs = [INIT, (b":SYST:ERR?", b'-222,"Parameter data out of range, too big"'), NO_ERROR]
+    pairs = [(b":SYST:ERR?", b'-222,"Parameter data out of range, too big"'), NO_ERROR]
     with expected_protocol(Keithley2400, pairs) as smu:
         assert smu.check_errors() == [(-222, "Parameter data out of range, too big")]
 
 
 def test_error_queue_that_never_empties_raises():
-    pairs = [INIT] + [(b":SYST:ERR?", b'-350,"Queue overflow"')] * 50
+    pairs = [] + [(b":SYST:ERR?", b'-350,"Queue overflow"')] * 50
     with expected_protocol(Keithley2400, pairs) as smu:
         with pytest.raises(InstrumentError, match="never emptied"):
             smu.check_errors()
 
 
 def test_unreadable_error_reply():
-    with expected_protocol(Keithley2400, [INIT, (b":SYST:ERR?", b"garbage")]) as smu:
+    with expected_protocol(Keithley2400, [(b":SYST:ERR?", b"garbage")]) as smu:
         with pytest.raises(ReplyError, match="garbage"):
             smu.check_set_errors()
 
