@@ -124,6 +124,27 @@ def test_a_driver_accepts_only_its_own_model_and_sends_nothing_after_the_identit
         assert received.messages == [identity_spec(cls).query], peer
 
 
+class EchoOnly:
+    """A serial peer that echoes every line and answers nothing (as a Cornerstone does to a failed query)."""
+
+    echo = True
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def handle(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def test_an_unanswered_cornerstone_identity_query_is_not_followed_by_its_error_diagnosis():
+    """Other Cornerstone queries ask STB?/ERROR? when no answer comes; the identity query must not."""
+    peer = EchoOnly()
+    mono = REGISTRY["cornerstone260"](EmulatorAdapter(peer, read_termination="\r\n", write_termination="\r\n"))
+    with pytest.raises(IdentityError, match="no answer to 'INFO\\?'"):
+        verify_identity(mono)
+    assert peer.messages == ["INFO?"]
+
+
 # ------------------------------------------------------------------------ the wrong instrument over real TCP
 
 
