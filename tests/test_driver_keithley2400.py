@@ -21,6 +21,7 @@ from drivers.keithley2400 import (
 from drivers.smu import InstrumentError, SweepData
 from tests.fakes import NO_ERROR, assert_sweep_arrays, spy_timeouts
 
+
 def configure_pairs(
     compliance: bytes = b"0.1",
     nplc: bytes = b"1",
