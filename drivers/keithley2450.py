@@ -61,6 +61,8 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
         source_delay_max_s=10_000.0, max_sweep_points=100_000,
     )
     compliance_min_A = 1e-9
+    #: smallest non-zero delay of a built-in sweep (s), checked by procedures before anything is sent
+    sweep_delay_min_s = SWEEP_DELAY_MIN_S
 
     source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
     source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)
