@@ -7,12 +7,15 @@ Hardware facts used here, from the manuals rather than the drivers: the FW102C w
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from labctl.cli import main
 from labctl.config import ConfigError, load_station, parse_station
+from labctl.storage import load_run
 from tests.helpers import REPO, default_station
 
 TEXT = (REPO / "station.yaml").read_text()
@@ -84,12 +87,20 @@ def test_filter_wheel_slot_7_on_a_6_slot_wheel_is_refused(tmp_path, use_it):
                                                         "filter_wheel_slot_count: 12"])
 
 
-def test_a_12_slot_wheel_declared_takes_slot_7():
+def test_a_12_slot_wheel_declared_takes_slot_7(tmp_path):
+    """With ``filter_wheel_slot_count: 12`` slot 7 is allowed, and the simulated wheel then has 12 slots."""
     data = default_station()
     data["eqe"]["filter_wheel_slot_count"] = 12
-    data["eqe"]["filter_wheel_slots"][7] = 1100
+    data["eqe"]["filter_wheel_slots"][7] = {"cut_on_nm": 1000, "edge_nm": 80}  # slot 4's filter, moved to 7
     data["eqe"]["order_sorting"][3]["filter"] = 7
-    assert parse_station(data).eqe.long_pass(7).cut_on_nm == 1100
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(main, ["run", "eqe-calibration", "--station", str(path), "--out", str(tmp_path / "runs"),
+                                    "--json", "--no-plot", "--set", "start_nm=1300", "--set", "stop_nm=1400",
+                                    "--set", "step_nm=100"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    run = load_run(json.loads(res.stdout)["file"])
+    assert set(run.streams["calibration"]["filter"]) == {7}
     data["eqe"]["filter_wheel_slot_count"] = 8
     with pytest.raises(ConfigError, match="filter_wheel_slot_count = 8"):
         parse_station(data)
