@@ -131,7 +131,7 @@ class JVProcedure(LabProcedure):
         if self.stop_V <= self.start_V:
             raise ConfigError(f"parameter stop_V = {self.stop_V}: must be above start_V = {self.start_V}")
         points = self.points_per_scan()
-        if points < 3 or points > model.max_sweep_points:
+        if self.mode == "staircase" and (points < 3 or points > model.max_sweep_points):  # QSS: qss_points
             raise ConfigError(
                 f"parameter step_V = {self.step_V}: gives {points} points per scan; "
                 f"allowed 3 to {model.max_sweep_points} for a {cfg.driver}"

@@ -17,7 +17,9 @@ import yaml
 from click.testing import CliRunner
 
 from labctl.cli import main
+from labctl.config import ConfigError, load_station
 from labctl.station import Station
+from procedures.jv import JVProcedure
 from tests.helpers import REPO, default_station
 
 STATION = str(REPO / "station.yaml")
@@ -95,8 +97,7 @@ CASES = [
     ("2450-sweep-delay-below-50us", "jv", ["--set", "scan_rate_V_s=0", "--set", "delay_s=2e-5"],
      _driver("smu", "keithley2450"), ["delay_s = 2e-05", "0 or 5e-05 to"]),
     ("qss-prescan-beyond-2500-points", "jv",
-     ["--set", "mode=qss", "--set", "start_V=-100", "--set", "stop_V=100", "--set", "precondition_V=0",
-      "--set", "step_V=0.1"],
+     ["--set", "mode=qss", "--set", "start_V=-100", "--set", "stop_V=100", "--set", "precondition_V=0"],
      lambda d: d["instruments"]["smu"].update(limits={"voltage_V": 200, "current_A": 0.02}),
      ["start_V/stop_V = -100/100", "4001 points", "stop_V - start_V <= 124.95 V"]),
     # item 7: a QSS time limit shorter than the stability window leaves every point unconverged
@@ -153,3 +154,15 @@ def test_jv_file_that_is_not_a_jv_run_is_refused(tmp_path, eqe_runs, connections
                    "--set", f"calibration_file={eqe_runs['calibration']}", "--set", f"jv_file={jv_file}"])
     expected = "not a labctl run file" if which == "station.yaml" else "not a J–V run"
     _assert_refused(res, out, connections, ["jv_file = ", expected, "labctl run jv"])
+
+
+def test_qss_is_not_refused_for_the_staircase_step_it_does_not_use():
+    """step_V sets the staircase's points only: a QSS run with a fine step_V is valid (it used to be refused)."""
+    station = Station(load_station(REPO / "station.yaml"))
+    proc = JVProcedure()
+    proc.mode, proc.step_V = "qss", 0.0005  # (1.3 V + 0.1 V) / 0.5 mV + 1 = 2801 points > a 2400's 2500
+    proc.validate(station)
+    proc.mode = "staircase"
+    with pytest.raises(ConfigError, match="step_V = 0.0005: gives 2801 points"):
+        proc.validate(station)
+    assert station.instruments == {}
