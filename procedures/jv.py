@@ -105,7 +105,8 @@ class JVProcedure(LabProcedure):
                                  minimum=1e-6, maximum=0.5)
     qss_window_s = FloatParameter("QSS stability window", units="s", default=10.0, minimum=0.01, maximum=1e4)
     qss_interval_s = FloatParameter("QSS sampling interval", units="s", default=1.0, minimum=0.001, maximum=1e3)
-    qss_max_s = FloatParameter("QSS time limit per point", units="s", default=120.0, minimum=0.01, maximum=1e5)
+    qss_max_s = FloatParameter("QSS time limit per point (at least qss_window_s)", units="s", default=120.0,
+                               minimum=0.01, maximum=1e5)
     qss_mpp_tol_V = FloatParameter("QSS MPP search final bracket width", units="V", default=0.004, minimum=0.001,
                                    maximum=0.5)
     qss_voc_tol_V = FloatParameter("QSS Voc search final bracket width", units="V", default=0.005, minimum=0.001,
