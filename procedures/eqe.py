@@ -81,7 +81,7 @@ class _WavelengthScan(LabProcedure):
     stop_nm = FloatParameter("Last wavelength (0 = where the station's reference detectors end)", units="nm",
                              default=0.0, minimum=0, maximum=2500)
     step_nm = FloatParameter("Wavelength step", units="nm", default=10.0, minimum=0.1, maximum=500)
-    time_constant_s = FloatParameter("Lock-in time constant (SR830: 1-3 steps, 10 µs to 30 ks; at most 30 s above "
+    time_constant_s = FloatParameter("Lock-in time constant (SR830 1-3 steps, 10 µs to 30 ks; at most 30 s above "
                                      "200 Hz)", units="s", default=0.1, minimum=1e-5, maximum=3e4)
     filter_slope_dB = ListParameter("Lock-in filter slope", choices=[6, 12, 18, 24], default=24, units="dB/oct")
     settle = ListParameter("Settling rule", choices=["convergence", "fixed"], default="convergence")
