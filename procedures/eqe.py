@@ -71,6 +71,14 @@ def reference_detectors_end_nm(config: StationConfig) -> float:
     return max(ends)
 
 
+def _nearest_and_allowed(value: float, allowed: tuple[float, ...], unit: str) -> str:
+    """``nearest a or b <unit> (allowed: ...)``: the table steps either side of ``value``, then the whole table."""
+    below = [a for a in allowed if a < value]
+    above = [a for a in allowed if a > value]
+    nearest = " or ".join(f"{a:g}" for a in (below[-1:] + above[:1]))
+    return f"nearest {nearest} {unit} (allowed: {', '.join(f'{a:g}' for a in allowed)} {unit})"
+
+
 class _WavelengthScan(LabProcedure):
     """Shared parameters and the per-point measurement of both EQE procedures."""
 
@@ -99,10 +107,11 @@ class _WavelengthScan(LabProcedure):
         if preamp is not None:
             from drivers import REGISTRY
 
-            table = getattr(REGISTRY[preamp.driver], "SENSITIVITIES", [])
-            if not any(math.isclose(self.preamp_sensitivity_A_V, v, rel_tol=1e-6) for v in table):
-                raise ConfigError(f"parameter preamp_sensitivity_A_V = {self.preamp_sensitivity_A_V:g}: allowed "
-                                  f"one of the {preamp.driver} sensitivities 1e-12, 2e-12, 5e-12 … 1e-3 A/V (1-2-5)")
+            table = tuple(getattr(REGISTRY[preamp.driver], "SENSITIVITIES", ()))
+            value = self.preamp_sensitivity_A_V
+            if not any(math.isclose(value, v, rel_tol=1e-6) for v in table):
+                raise ConfigError(f"parameter preamp_sensitivity_A_V = {value:g}: not a sensitivity of the "
+                                  f"{preamp.driver} preamplifier; {_nearest_and_allowed(value, table, 'A/V')}")
         self._check_time_constant(station)
         if self.stop_nm == 0:
             self.stop_nm = self._auto_stop_nm(station)
@@ -137,11 +146,8 @@ class _WavelengthScan(LabProcedure):
                 f"parameter time_constant_s = {tau:g}: the {driver} lock-in allows at most {allowed[-1]:g} s at the "
                 f"{chopper_Hz:g} Hz chopper frequency (eqe.chopper_frequency_Hz) (allowed: {listing} s)"
             )
-        below = [a for a in allowed if a < tau]
-        above = [a for a in allowed if a > tau]
-        nearest = " or ".join(f"{a:g}" for a in (below[-1:] + above[:1]))
-        raise ConfigError(f"parameter time_constant_s = {tau:g}: not a time constant of the {driver} lock-in; nearest "
-                          f"{nearest} s (allowed: {listing} s)")
+        raise ConfigError(f"parameter time_constant_s = {tau:g}: not a time constant of the {driver} lock-in; "
+                          f"{_nearest_and_allowed(tau, allowed, 's')}")
 
     def _check_wavelengths_reachable(self, station) -> None:  # noqa: ANN001
         """Refuse a grid point the monochromator cannot go to with the grating the order-sorting table gives it.

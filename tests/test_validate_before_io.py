@@ -83,6 +83,10 @@ CASES = [
     # above 200 Hz detection (the default chopper runs at 220 Hz) the SR830 refuses time constants above 30 s
     ("tau-too-long-above-200Hz", "eqe-calibration", ["--set", "time_constant_s=100"], None,
      ["time_constant_s = 100", "at most 30 s", "220 Hz", "eqe.chopper_frequency_Hz"]),
+    # SR570 sensitivities: 1-2-5 steps from 1 pA/V to 1 mA/V (SR570 manual)
+    ("sr570-sensitivity-not-a-step", "eqe-calibration", ["--set", "preamp_sensitivity_A_V=3e-6"],
+     lambda d: d["instruments"].update(preamp={"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600}),
+     ["preamp_sensitivity_A_V = 3e-06", "nearest 2e-06 or 5e-06 A/V", "allowed: 1e-12, 2e-12, 5e-12", "0.001 A/V)"]),
     # the monochromator: a grid point outside the range of the grating the table gives it (simulated gratings:
     # 1 = 200-1400 nm, 2 = 400-2800 nm, station.yaml simulation.optics defaults)
     ("wavelength-beyond-grating-1", "eqe-calibration",
