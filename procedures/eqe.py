@@ -103,6 +103,12 @@ class _WavelengthScan(LabProcedure):
 
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
+        if station.bench is None and not station.config.simulation.operator_resource and station.operator is None:
+            raise ConfigError(
+                f"procedure {self.NAME} asks the operator to place detectors in the beam "
+                f"(station.place_in_beam), and nobody can be asked: stdin is not a terminal and the bench is not "
+                "simulated (allowed: run it from a terminal)"
+            )
         preamp = station.config.instruments.get("preamp")
         if preamp is not None:
             from drivers import REGISTRY

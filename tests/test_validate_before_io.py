@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from labctl.cli import main
 from labctl.config import ConfigError, load_station
+from labctl.simserve import served_station, start_server
 from labctl.station import Station
 from procedures.jv import JVProcedure
 from tests.helpers import REPO, default_station
@@ -170,3 +171,22 @@ def test_qss_is_not_refused_for_the_staircase_step_it_does_not_use():
     with pytest.raises(ConfigError, match="step_V = 0.0005: gives 2801 points"):
         proc.validate(station)
     assert station.instruments == {}
+
+
+def test_eqe_without_anyone_to_swap_detectors_is_refused_before_any_io(tmp_path, connections):
+    """A bench that is not simulated needs an operator for the detector swaps; with stdin not a terminal (as under
+    CliRunner) there is none. It used to configure the lock-in, write a run file and fail at the first swap.
+    Real loopback TCP instruments (the simulated bench served without its simulated operator)."""
+    config = load_station(REPO / "station.yaml")
+    server = start_server(config)
+    try:
+        data = served_station(config, server.resource_strings())
+        data["simulation"]["operator_resource"] = None  # nobody at the bench
+        station = tmp_path / "served.yaml"
+        station.write_text(yaml.safe_dump(data))
+        out = tmp_path / "runs"
+        res = _invoke(["run", "eqe-calibration", "--station", str(station), "--out", str(out), "--no-plot",
+                       *SMALL_GRID])
+    finally:
+        server.close()
+    _assert_refused(res, out, connections, ["eqe-calibration", "nobody can be asked", "run it from a terminal"])
