@@ -166,13 +166,12 @@ class _WavelengthScan(LabProcedure):
 
         config = station.config
         driver = config.instruments["monochromator"].driver
-        low, high = getattr(REGISTRY[driver], "wavelength_range_nm", (0.0, math.inf))
+        drive_nm = getattr(REGISTRY[driver], "wavelength_range_nm", (0.0, math.inf))
         gratings = {g.number: g for g in config.simulation.optics.gratings} if config.simulation.enabled else {}
         for lam in self.wavelengths_nm():
             row = config.eqe.row_for(lam)
             grating = gratings.get(row.grating)
-            if grating is not None:
-                low, high = grating.min_nm, grating.max_nm
+            low, high = (grating.min_nm, grating.max_nm) if grating is not None else drive_nm
             if not low <= lam <= high:
                 what = f"grating {row.grating} ({grating.label}) covers" if grating is not None else f"a {driver} goes"
                 raise ConfigError(

@@ -167,11 +167,11 @@ class JVProcedure(LabProcedure):
             high = self._parameters["delay_s"].maximum
             raise ConfigError(f"parameter delay_s = {self.delay_s:g}: a {driver} sweep delay is 0 or at least "
                               f"{low:g} s (allowed: delay_s = 0 or {low:g} to {high:g} s)")
-        fast, slow = self.step_V / reading_s, self.step_V / (reading_s + low)
+        slow = self.step_V / (reading_s + low)
         raise ConfigError(
             f"parameter scan_rate_V_s = {self.scan_rate_V_s:g}: leaves a sweep delay of {delay_s * 1e6:.1f} µs per "
-            f"point, and a {driver} sweep delay is 0 or at least {low * 1e6:g} µs (allowed: scan_rate_V_s = "
-            f"{fast:.6g} V/s or at most {slow:.6g} V/s for step_V = {self.step_V:g} at nplc = {self.nplc:g})"
+            f"point, and a {driver} sweep delay is 0 or at least {low * 1e6:g} µs (allowed: scan_rate_V_s at most "
+            f"{slow:.6g} V/s for step_V = {self.step_V:g} at nplc = {self.nplc:g})"
         )
 
     def _check_qss(self, driver: str, max_sweep_points: int) -> None:

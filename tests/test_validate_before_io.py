@@ -101,6 +101,10 @@ CASES = [
      _driver("smu", "keithley2420"), ["compliance_A = 5e-09", "1e-08"]),
     ("2450-sweep-delay-below-50us", "jv", ["--set", "scan_rate_V_s=0", "--set", "delay_s=2e-5"],
      _driver("smu", "keithley2450"), ["delay_s = 2e-05", "0 or 5e-05 to"]),
+    # 0.01 V / 0.1652 V/s = 60.533 ms per point, a reading at 1 PLC (50 Hz, auto-zero: 3 x 20 ms + 0.5 ms) takes
+    # 60.5 ms: a 32.7 µs delay; 50 µs needs at most 0.01 / 0.06055 = 0.165153 V/s
+    ("2450-scan-rate-leaves-a-sub-50us-delay", "jv", ["--set", "scan_rate_V_s=0.1652"],
+     _driver("smu", "keithley2450"), ["scan_rate_V_s = 0.1652", "32.7 µs", "at most 0.165153 V/s"]),
     ("qss-prescan-beyond-2500-points", "jv",
      ["--set", "mode=qss", "--set", "start_V=-100", "--set", "stop_V=100", "--set", "precondition_V=0"],
      lambda d: d["instruments"]["smu"].update(limits={"voltage_V": 200, "current_A": 0.02}),
