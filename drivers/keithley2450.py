@@ -63,6 +63,8 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
     )
     compliance_min_A = 1e-9
     IDENTITY = keithley_identity("2450")
+    #: smallest non-zero delay of a built-in sweep (s), checked by procedures before anything is sent
+    sweep_delay_min_s = SWEEP_DELAY_MIN_S
 
     source_voltage = symmetric_control(":SOUR:VOLT", "Source level (V)", limits.voltage_max_V)
     source_current = symmetric_control(":SOUR:CURR", "Source level (A)", limits.current_max_A)

@@ -218,6 +218,16 @@ class SR830(_StockSR830):
     aux_out_1, aux_out_2, aux_out_3, aux_out_4 = (_aux_out(i) for i in (1, 2, 3, 4))
     dac1, dac2, dac3, dac4 = aux_out_1, aux_out_2, aux_out_3, aux_out_4
 
+    @staticmethod
+    def allowed_time_constants_s(detection_frequency_Hz: float) -> tuple[float, ...]:
+        """The time constants (s) the instrument accepts at this detection frequency (Hz); no I/O.
+
+        All 20 steps (10 µs … 30 ks, 1-3 sequence) up to 200 Hz; above it, those up to 30 s (SR830 manual, OFLT).
+        """
+        if detection_frequency_Hz > HIGH_DETECTION_HZ:
+            return tuple(tc for tc in TIME_CONSTANTS_S if tc <= MAX_TIME_CONSTANT_HIGH_FREQUENCY_S)
+        return TIME_CONSTANTS_S
+
     def __init__(self, adapter: Any, name: str = "Stanford Research SR830 lock-in amplifier",
                  **kwargs: Any) -> None:
         super().__init__(adapter, name, **kwargs)

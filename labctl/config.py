@@ -273,8 +273,12 @@ class OrderSortingRow(_Strict):
 class EQEBenchConfig(_Strict):
     """The fixed hardware of the EQE bench (no remote control) and its wavelength tables."""
 
-    chopper_frequency_Hz: float = Field(220.0, gt=0, le=102_000, description="SR540 setting (Hz)")
+    chopper_frequency_Hz: float = Field(220.0, ge=0.001, le=102_000,
+                                        description="SR540 setting (Hz); the SR830 locks from 1 mHz to 102 kHz")
     preamp_gain_V_A: float | None = Field(1e6, gt=0, description="fixed transimpedance gain; null = lock-in I input")
+    filter_wheel_slot_count: Literal[6, 12] = Field(
+        6, description="positions of the filter wheel (FW102C: 6; FW212C: 12), which bounds filter_wheel_slots"
+    )
     filter_wheel_slots: dict[int, LongPassConfig | None] = Field(
         default_factory=lambda: {
             1: None,
@@ -318,6 +322,13 @@ class EQEBenchConfig(_Strict):
 
     @model_validator(mode="after")
     def _rows_ordered(self) -> EQEBenchConfig:
+        count = self.filter_wheel_slot_count
+        beyond = sorted(slot for slot in self.filter_wheel_slots if not 1 <= slot <= count)
+        if beyond:
+            raise ValueError(
+                f"filter_wheel_slots: slot {beyond[0]} is not on a {count}-slot filter wheel "
+                f"(allowed: slots 1-{count}; a 12-slot wheel: set eqe.filter_wheel_slot_count: 12)"
+            )
         for i, row in enumerate(self.order_sorting):
             if row.to_nm <= row.from_nm:
                 raise ValueError(f"order_sorting[{i}]: to_nm = {row.to_nm} must exceed from_nm = {row.from_nm}")
@@ -351,6 +362,43 @@ class StationConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _gratings_exist(self) -> StationConfig:
+        """Every grating the order-sorting table names is one the monochromator has (checked before any I/O).
+
+        On the simulated bench (``simulation.enabled``, in-process or served by ``labctl sim serve``) the
+        monochromator has exactly ``simulation.optics.gratings``; on real hardware, the turret positions of the
+        driver's model (:attr:`drivers.cornerstone.CornerstoneMonochromator.grating_positions`: 3 on a
+        Cornerstone 260, 2 on a 130), since a station file does not say which are fitted.
+        """
+        mono = self.instruments.get("monochromator")
+        if mono is None:
+            return self
+        from drivers import REGISTRY
+
+        positions = getattr(REGISTRY[mono.driver], "grating_positions", None)
+        if self.simulation.enabled:
+            for i, g in enumerate(self.simulation.optics.gratings):
+                if positions is not None and g.number > positions:
+                    raise ValueError(
+                        f"simulation.optics.gratings[{i}].number = {g.number}: a {mono.driver} turret has "
+                        f"{positions} positions (allowed: 1-{positions})"
+                    )
+            have = sorted(g.number for g in self.simulation.optics.gratings)
+            where = f"the simulated {mono.driver} has gratings {have} (simulation.optics.gratings)"
+        elif positions is not None:
+            have = list(range(1, positions + 1))
+            where = f"a {mono.driver} turret has {positions} grating positions"
+        else:
+            return self
+        for i, row in enumerate(self.eqe.order_sorting):
+            if row.grating not in have:
+                raise ValueError(
+                    f"eqe.order_sorting[{i}].grating = {row.grating} ({row.from_nm:g}-{row.to_nm:g} nm): {where} "
+                    f"(allowed: {', '.join(str(n) for n in have)})"
+                )
+        return self
+
     def snapshot(self) -> dict[str, Any]:
         """The fully resolved station (defaults filled), as stored in every run file."""
         return self.model_dump(mode="json")
@@ -365,6 +413,8 @@ def _format_error(err: dict[str, Any], source: str) -> str:
     if err["type"] == "missing":
         return f"{source}: missing key '{path}'"
     msg = msg.removeprefix("Value error, ")
+    if not err["loc"]:  # a check of the whole station: the message names its keys
+        return f"{source}: {msg}"
     if isinstance(value, dict):
         return f"{source}: {path}: {msg}"
     return f"{source}: {path} = {value!r}: {msg}"
@@ -380,6 +430,48 @@ def parse_station(data: Any, source: str = "station.yaml") -> StationConfig:
         raise ConfigError("\n".join(_format_error(e, source) for e in exc.errors())) from None
 
 
+def load_yaml_refusing_duplicates(text: str, source: str = "station.yaml") -> Any:
+    """Parse YAML (safe loader) and refuse a key given twice in one mapping, naming both lines.
+
+    Plain YAML loaders keep the last value silently, so an edited station file could run with a setting other
+    than the one its author reads first. Keys are compared as written (``1`` and ``"1"`` are the same slot once
+    validated, so they count as duplicates too); ``<<`` merge keys are left to YAML.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _refuse_duplicate_keys(node, source, "")
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: yaml.Node, source: str, where: str) -> None:
+    """Walk a composed YAML node; raise :class:`ConfigError` at the first mapping key given twice."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                _refuse_duplicate_keys(value, source, where)
+                continue
+            name = key.value
+            line = key.start_mark.line + 1
+            if name in seen:
+                inside = f" in '{where}'" if where else " at the top level"
+                raise ConfigError(
+                    f"{source}: key '{name}' appears twice{inside}, at lines {seen[name]} and {line} "
+                    "(allowed: each key once; YAML would silently keep the second)"
+                )
+            seen[name] = line
+            _refuse_duplicate_keys(value, source, f"{where}.{name}" if where else name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, source, f"{where}[{i}]")
+
+
 def load_station(path: str | Path) -> StationConfig:
     """Read and validate a station file."""
     path = Path(path)
@@ -387,10 +479,7 @@ def load_station(path: str | Path) -> StationConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read station file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = load_yaml_refusing_duplicates(text, str(path))
     config = parse_station(data, source=str(path))
     # certificate files named relative to the station file, wherever labctl is started from
     for det in config.eqe.reference_detectors.values():

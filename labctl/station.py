@@ -126,7 +126,7 @@ def build_optics(config: StationConfig, clock: Clock):  # noqa: ANN201 - sim_ins
         chopper_frequency_Hz=bench_cfg.chopper_frequency_Hz,
         preamp_gain_V_A=bench_cfg.preamp_gain_V_A,
         bandpass_nm=sim.optics.bandpass_nm,
-        wheel_slots=6 if max(bench_cfg.filter_wheel_slots) <= 6 else 12,
+        wheel_slots=bench_cfg.filter_wheel_slot_count,
     )
 
 

@@ -71,6 +71,14 @@ def reference_detectors_end_nm(config: StationConfig) -> float:
     return max(ends)
 
 
+def _nearest_and_allowed(value: float, allowed: tuple[float, ...], unit: str) -> str:
+    """``nearest a or b <unit> (allowed: ...)``: the table steps either side of ``value``, then the whole table."""
+    below = [a for a in allowed if a < value]
+    above = [a for a in allowed if a > value]
+    nearest = " or ".join(f"{a:g}" for a in (below[-1:] + above[:1]))
+    return f"nearest {nearest} {unit} (allowed: {', '.join(f'{a:g}' for a in allowed)} {unit})"
+
+
 class _WavelengthScan(LabProcedure):
     """Shared parameters and the per-point measurement of both EQE procedures."""
 
@@ -81,7 +89,8 @@ class _WavelengthScan(LabProcedure):
     stop_nm = FloatParameter("Last wavelength (0 = where the station's reference detectors end)", units="nm",
                              default=0.0, minimum=0, maximum=2500)
     step_nm = FloatParameter("Wavelength step", units="nm", default=10.0, minimum=0.1, maximum=500)
-    time_constant_s = FloatParameter("Lock-in time constant", units="s", default=0.1, minimum=1e-5, maximum=3e4)
+    time_constant_s = FloatParameter("Lock-in time constant (SR830 1-3 steps, 10 µs to 30 ks; at most 30 s above "
+                                     "200 Hz)", units="s", default=0.1, minimum=1e-5, maximum=3e4)
     filter_slope_dB = ListParameter("Lock-in filter slope", choices=[6, 12, 18, 24], default=24, units="dB/oct")
     settle = ListParameter("Settling rule", choices=["convergence", "fixed"], default="convergence")
     settle_tolerance = FloatParameter("Convergence - predicted residual over reading", units="", default=0.002,
@@ -94,14 +103,22 @@ class _WavelengthScan(LabProcedure):
 
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
+        if station.bench is None and not station.config.simulation.operator_resource and station.operator is None:
+            raise ConfigError(
+                f"procedure {self.NAME} asks the operator to place detectors in the beam "
+                f"(station.place_in_beam), and nobody can be asked: stdin is not a terminal and the bench is not "
+                "simulated (allowed: run it from a terminal)"
+            )
         preamp = station.config.instruments.get("preamp")
         if preamp is not None:
             from drivers import REGISTRY
 
-            table = getattr(REGISTRY[preamp.driver], "SENSITIVITIES", [])
-            if not any(math.isclose(self.preamp_sensitivity_A_V, v, rel_tol=1e-6) for v in table):
-                raise ConfigError(f"parameter preamp_sensitivity_A_V = {self.preamp_sensitivity_A_V:g}: allowed "
-                                  f"one of the {preamp.driver} sensitivities 1e-12, 2e-12, 5e-12 … 1e-3 A/V (1-2-5)")
+            table = tuple(getattr(REGISTRY[preamp.driver], "SENSITIVITIES", ()))
+            value = self.preamp_sensitivity_A_V
+            if not any(math.isclose(value, v, rel_tol=1e-6) for v in table):
+                raise ConfigError(f"parameter preamp_sensitivity_A_V = {value:g}: not a sensitivity of the "
+                                  f"{preamp.driver} preamplifier; {_nearest_and_allowed(value, table, 'A/V')}")
+        self._check_time_constant(station)
         if self.stop_nm == 0:
             self.stop_nm = self._auto_stop_nm(station)
             self._auto_stop = True
@@ -113,6 +130,54 @@ class _WavelengthScan(LabProcedure):
                 raise ConfigError(
                     f"parameter start_nm/stop_nm: {lam:g} nm is not covered by eqe.order_sorting in the station "
                     f"(covered: {', '.join(f'{r.from_nm:g}-{r.to_nm:g} nm' for r in table.order_sorting)})"
+                )
+        self._check_wavelengths_reachable(station)
+
+    def _check_time_constant(self, station) -> None:  # noqa: ANN001
+        """Refuse a time constant the lock-in model does not have at the chopper frequency, naming its neighbours."""
+        from drivers import REGISTRY
+
+        driver = station.config.instruments["lockin"].driver
+        allowed_at = getattr(REGISTRY[driver], "allowed_time_constants_s", None)
+        if allowed_at is None:
+            return
+        chopper_Hz = station.config.eqe.chopper_frequency_Hz
+        allowed = allowed_at(chopper_Hz)
+        tau = self.time_constant_s
+        if any(math.isclose(tau, a, rel_tol=1e-6) for a in allowed):
+            return
+        listing = ", ".join(f"{a:g}" for a in allowed)
+        if tau > allowed[-1] and len(allowed) < len(allowed_at(0.0)):
+            raise ConfigError(
+                f"parameter time_constant_s = {tau:g}: the {driver} lock-in allows at most {allowed[-1]:g} s at the "
+                f"{chopper_Hz:g} Hz chopper frequency (eqe.chopper_frequency_Hz) (allowed: {listing} s)"
+            )
+        raise ConfigError(f"parameter time_constant_s = {tau:g}: not a time constant of the {driver} lock-in; "
+                          f"{_nearest_and_allowed(tau, allowed, 's')}")
+
+    def _check_wavelengths_reachable(self, station) -> None:  # noqa: ANN001
+        """Refuse a grid point the monochromator cannot go to with the grating the order-sorting table gives it.
+
+        The model's wavelength drive range always applies; each grating's own range is known on the simulated
+        bench (``simulation.optics.gratings``, what its monochromator has); a real monochromator reports it only
+        when asked, so there the instrument's error 3 remains the check.
+        """
+        from drivers import REGISTRY
+
+        config = station.config
+        driver = config.instruments["monochromator"].driver
+        drive_nm = getattr(REGISTRY[driver], "wavelength_range_nm", (0.0, math.inf))
+        gratings = {g.number: g for g in config.simulation.optics.gratings} if config.simulation.enabled else {}
+        for lam in self.wavelengths_nm():
+            row = config.eqe.row_for(lam)
+            grating = gratings.get(row.grating)
+            low, high = (grating.min_nm, grating.max_nm) if grating is not None else drive_nm
+            if not low <= lam <= high:
+                what = f"grating {row.grating} ({grating.label}) covers" if grating is not None else f"a {driver} goes"
+                raise ConfigError(
+                    f"parameter start_nm/stop_nm: {lam:g} nm, where eqe.order_sorting gives grating {row.grating} "
+                    f"({row.from_nm:g}-{row.to_nm:g} nm), but {what} only {low:g}-{high:g} nm "
+                    "(allowed: a grid inside each row's grating range, or fix the row's grating in eqe.order_sorting)"
                 )
 
     def _auto_stop_nm(self, station) -> float:  # noqa: ANN001
@@ -430,10 +495,23 @@ class EQEProcedure(_WavelengthScan):
         if problem:  # never interpolated across a grating or filter change (methods ref. §3.2)
             raise ConfigError(f"parameters start_nm/step_nm = {self.start_nm:g}/{self.step_nm:g} nm against the "
                               f"calibration run {self._reference_run}: {problem}")
-        if self.jv_file and not Path(self.jv_file).exists():
-            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: no such file")
+        if self.jv_file:
+            self._check_jv_file()
         if self.bias_light and "shutter" not in station.config.instruments:
             raise ConfigError("parameter bias_light = true: the station has no 'shutter' for the bias light")
+
+    def _check_jv_file(self) -> None:
+        """The J–V run to compare Jsc with must be a readable run file of the ``jv`` procedure."""
+        if not Path(self.jv_file).is_file():
+            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: no such file")
+        try:
+            procedure = load_run(self.jv_file).info.get("procedure")
+        except (OSError, KeyError, ValueError):
+            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: not a labctl run file (allowed: the .h5 file "
+                              "of a `labctl run jv`)") from None
+        if procedure != "jv":
+            raise ConfigError(f"parameter jv_file = {self.jv_file!r}: a run of procedure {procedure}, not a J–V run "
+                              "(allowed: the .h5 file of a `labctl run jv`)")
 
     def _load_calibration(self) -> None:
         """Find and read the calibration run: its beam power per wavelength and run id."""

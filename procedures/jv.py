@@ -105,7 +105,8 @@ class JVProcedure(LabProcedure):
                                  minimum=1e-6, maximum=0.5)
     qss_window_s = FloatParameter("QSS stability window", units="s", default=10.0, minimum=0.01, maximum=1e4)
     qss_interval_s = FloatParameter("QSS sampling interval", units="s", default=1.0, minimum=0.001, maximum=1e3)
-    qss_max_s = FloatParameter("QSS time limit per point", units="s", default=120.0, minimum=0.01, maximum=1e5)
+    qss_max_s = FloatParameter("QSS time limit per point (at least qss_window_s)", units="s", default=120.0,
+                               minimum=0.01, maximum=1e5)
     qss_mpp_tol_V = FloatParameter("QSS MPP search final bracket width", units="V", default=0.004, minimum=0.001,
                                    maximum=0.5)
     qss_voc_tol_V = FloatParameter("QSS Voc search final bracket width", units="V", default=0.005, minimum=0.001,
@@ -123,13 +124,15 @@ class JVProcedure(LabProcedure):
         why = f"station limit of instrument 'smu' ({cfg.driver})"
         for name in ("start_V", "stop_V", "precondition_V"):
             self.check_range(name, getattr(self, name), -v_max, v_max, why)
-        self.check_range("compliance_A", self.compliance_A, 0.0, i_max, why)
+        compliance_min_A = getattr(REGISTRY[cfg.driver], "compliance_min_A", 0.0)
+        self.check_range("compliance_A", self.compliance_A, compliance_min_A, i_max,
+                         f"{why}; the {cfg.driver}'s smallest compliance is {compliance_min_A:g} A")
         self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
         self._check_compliance_for_area(i_max)
         if self.stop_V <= self.start_V:
             raise ConfigError(f"parameter stop_V = {self.stop_V}: must be above start_V = {self.start_V}")
         points = self.points_per_scan()
-        if points < 3 or points > model.max_sweep_points:
+        if self.mode == "staircase" and (points < 3 or points > model.max_sweep_points):  # QSS: qss_points
             raise ConfigError(
                 f"parameter step_V = {self.step_V}: gives {points} points per scan; "
                 f"allowed 3 to {model.max_sweep_points} for a {cfg.driver}"
@@ -147,6 +150,49 @@ class JVProcedure(LabProcedure):
                 )
             per_point = self.step_V / self.scan_rate_V_s
             self.check_range("step_V / scan_rate_V_s", per_point, 0, model.source_delay_max_s, "source delay")
+            self._check_sweep_delay(cfg.driver, per_point - reading_s, reading_s)
+        elif self.mode == "staircase":
+            self._check_sweep_delay(cfg.driver, self.delay_s)
+        if self.mode == "qss":
+            self._check_qss(cfg.driver, model.max_sweep_points)
+
+    def _check_sweep_delay(self, driver: str, delay_s: float, reading_s: float | None = None) -> None:
+        """Refuse a built-in sweep delay (s) the source-meter model does not accept (the 2450: 0 or >= 50 µs)."""
+        from drivers import REGISTRY
+
+        low = getattr(REGISTRY[driver], "sweep_delay_min_s", 0.0)
+        if not 0.0 < delay_s < low:
+            return
+        if reading_s is None:
+            high = self._parameters["delay_s"].maximum
+            raise ConfigError(f"parameter delay_s = {self.delay_s:g}: a {driver} sweep delay is 0 or at least "
+                              f"{low:g} s (allowed: delay_s = 0 or {low:g} to {high:g} s)")
+        slow = self.step_V / (reading_s + low)
+        raise ConfigError(
+            f"parameter scan_rate_V_s = {self.scan_rate_V_s:g}: leaves a sweep delay of {delay_s * 1e6:.1f} µs per "
+            f"point, and a {driver} sweep delay is 0 or at least {low * 1e6:g} µs (allowed: scan_rate_V_s at most "
+            f"{slow:.6g} V/s for step_V = {self.step_V:g} at nplc = {self.nplc:g})"
+        )
+
+    def _check_qss(self, driver: str, max_sweep_points: int) -> None:
+        """QSS settings that cannot work: a time limit shorter than the stability window (no point could ever
+        converge), or a pre-scan with more points than the model's built-in sweep holds."""
+        if self.qss_max_s < self.qss_window_s:
+            raise ConfigError(
+                f"parameter qss_max_s = {self.qss_max_s:g}: shorter than qss_window_s = {self.qss_window_s:g} s, so "
+                f"no point could converge (allowed: qss_max_s >= qss_window_s = {self.qss_window_s:g} s)"
+            )
+        points = self.qss_prescan_points()
+        if points > max_sweep_points:
+            raise ConfigError(
+                f"parameters start_V/stop_V = {self.start_V:g}/{self.stop_V:g}: the QSS pre-scan needs {points} "
+                f"points at {QSS_PRESCAN_STEP_V:g} V, more than a {driver} sweep holds (allowed: stop_V - start_V "
+                f"<= {(max_sweep_points - 1) * QSS_PRESCAN_STEP_V:g} V)"
+            )
+
+    def qss_prescan_points(self) -> int:
+        """Points of the QSS pre-scan: every ``QSS_PRESCAN_STEP_V`` from stop_V to start_V, at least 5."""
+        return max(int(round((self.stop_V - self.start_V) / QSS_PRESCAN_STEP_V)) + 1, 5)
 
     def expected_current_A(self) -> float:
         """The short-circuit current (A) the cell may reach: expected_jsc_mA_cm2 × area × irradiance / 1 sun."""
@@ -281,7 +327,7 @@ class JVProcedure(LabProcedure):
         On a hysteretic cell these are biased (the ions lag the fast scan: Voc low by up to ~0.1 V); the QSS
         searches only start from them and bracket the true values with converged points.
         """
-        n = max(int(round((self.stop_V - self.start_V) / QSS_PRESCAN_STEP_V)) + 1, 5)
+        n = self.qss_prescan_points()
         pre = smu.sweep_voltage(self._sign * self.stop_V, self._sign * self.start_V, n, 0.0)
         v = self._sign * np.asarray(pre.voltage_V)
         j = self._j_mA_cm2(pre.current_A)

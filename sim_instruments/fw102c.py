@@ -45,13 +45,16 @@ class FW102CEmulator:
     """The FW102C controller and its wheel.
 
     bench: object with ``bench.clock`` and ``bench.optics`` (``wheel_position``, ``set_wheel_position``).
-    slots: the power-on ``pcount`` setting (6 or 12), which bounds ``pos=n``.
+    slots: the power-on ``pcount`` setting (6 or 12), which bounds ``pos=n``; default: the bench's wheel
+    (``bench.optics.wheel_slots``, from station.yaml ``eqe.filter_wheel_slot_count``).
     """
 
     echo = True
     prompt = "> "
 
-    def __init__(self, bench: Any, slots: int = 6) -> None:
+    def __init__(self, bench: Any, slots: int | None = None) -> None:
+        if slots is None:
+            slots = getattr(bench.optics, "wheel_slots", 6)
         if slots not in SLOT_COUNTS:
             raise ValueError(f"an FW102C wheel has 6 or 12 slots, not {slots!r}")
         self.bench = bench

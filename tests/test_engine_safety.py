@@ -74,7 +74,7 @@ def _assert_safe(station: Station) -> None:
 
 @pytest.mark.parametrize("mode", ["staircase", "qss"])
 def test_exception_at_every_step_leaves_instruments_safe(tmp_path, mode):
-    params = {"mode": mode, "qss_points": 4, "qss_max_s": 3, "qss_interval_s": 1}
+    params = {"mode": mode, "qss_points": 4, "qss_max_s": 3, "qss_window_s": 2, "qss_interval_s": 1}
     clean, station, injector = _run(tmp_path / "clean", None, **params)
     assert clean.status == "completed", clean.error
     _assert_safe(station)
