@@ -537,7 +537,8 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
     ) -> SweepData:
         """The pieces of :meth:`sweep_voltage`. Each boundary adds the time of one exchange to the step across
         it; once measured (instrument time stamps), each later piece's source delay is shortened by that time
-        shared over its points, so the scan rate over a piece and its boundary stays the requested one."""
+        shared over its points, so the scan rate over a piece and its boundary stays the requested one. The
+        smallest boundary time seen so far is used: a late reply (a busy PC) only ever adds to it."""
         bias = self.source_voltage  # the level the output returns to after the sweep, as after one piece
         volts = np.linspace(start_V, stop_V, points)
         bounds = np.cumsum([0, *sizes])
@@ -553,7 +554,7 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
                 else:
                     last_delay_s = delay_s
                     if excess_s:
-                        delay_s = max(0.0, source_delay_s - float(np.mean(excess_s)) / n)
+                        delay_s = max(0.0, source_delay_s - max(min(excess_s), 0.0) / n)
                     extra = f";:SOUR:SWE:POIN {n:d};:TRIG:COUN {n:d}" if n != sizes[k - 1] else ""
                     extra += f";:SOUR:DEL {delay_s:.6f}" if delay_s != last_delay_s else ""
                     self.write(f":SOUR:VOLT:STAR {a:.10g};:SOUR:VOLT:STOP {b:.10g}{extra};:SOUR:VOLT {hold:.10g}")
