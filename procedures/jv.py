@@ -2,8 +2,9 @@
 
 Two modes:
 
-* ``staircase`` — the source-meter's built-in sweep (all points from one read), per direction, at the
-  requested scan rate: delay per point = step / rate − the instrument's time per reading (methods ref. §1.2).
+* ``staircase`` — the source-meter's built-in sweep per direction, at the requested scan rate: delay per
+  point = step / rate − the instrument's time per reading (methods ref. §1.2). Rows are recorded as the driver
+  reads them (a 2450's buffer while it fills, a slow 2400 sweep in pieces), and the progress moves with them.
 * ``qss`` — quasi-steady-state points as in certified measurements (NREL asymptotic Pmax / JRC protocol,
   methods ref. §1.3): hold each bias until |J(t) − J(t − W)| ≤ ε·max(|J(t)|, |Jsc,est|), or until
   ``qss_max_s``, which flags the point as not converged. Order: stabilise at Vmp and find the MPP by a
