@@ -12,17 +12,23 @@ Fixes to the stock PyMeasure class:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2450 as _StockKeithley2450
 from pymeasure.instruments.validators import strict_range
 
 from drivers.keithley2400 import (
+    TIMEOUT_MARGIN_S,
+    TRANSFER_ALLOWANCE_S,
     KeithleySourceMeterMixin,
     ReplyError,
     _sweep_data,
     bool_control,
     format_errors,
+    join_sweeps,
     keithley_identity,
     parse_groups,
     parse_numbers,
@@ -41,6 +47,12 @@ SWEEP_DELAY_MIN_S = 50e-6
 """Smallest non-zero delay ``:SOUR:SWE:VOLT:LIN`` accepts (s)."""
 COMPLIANCE_FRACTION = 0.995
 """A sweep point counts as in compliance when |I| >= this fraction of the current limit."""
+POLL_S = 0.25
+"""Longest wait between two looks at the buffer while a sweep runs (s)."""
+POLL_MIN_S = 0.005
+"""Shortest such wait (s), near the end of a sweep."""
+TRIGGER_BUSY = ("RUNNING", "WAITING", "BUILDING", "ABORTING")
+"""``:TRIG:STAT?`` states (first field) of a trigger model that has not finished."""
 
 
 def _fixed_range_control(command: str, doc: str, limit: float) -> property:
@@ -146,15 +158,23 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
         tripped = self.compliance_tripped
         return _sweep_data(row[:, 0], row[:, 1], row[:, 2], np.array([tripped]), relative=False)
 
-    def sweep_voltage(self, start_V: float, stop_V: float, points: int, source_delay_s: float) -> SweepData:
-        """Native linear sweep into the reusable buffer, read with one ``:TRAC:DATA?``; output left on.
+    def sweep_voltage(
+        self, start_V: float, stop_V: float, points: int, source_delay_s: float,
+        on_chunk: Callable[[SweepData], None] | None = None,
+    ) -> SweepData:
+        """Native linear sweep into the reusable buffer, read while it fills; output left on.
 
-        ``compliance`` is |I| >= 99.5 % of the configured limit (the buffer elements carry no limit flag).
+        After ``:INIT`` the buffer is read as it fills: ``:TRIG:STAT?``, ``:TRAC:ACT?``, then ``:TRAC:DATA?`` of
+        the new readings only, every :data:`POLL_S` at most, each piece handed to ``on_chunk`` as it arrives
+        (a killed run keeps all but the last fraction of a second). ``time_s`` is the buffer's REL stamp (from
+        the sweep's first reading). ``compliance`` is |I| >= 99.5 % of the configured limit (the buffer
+        elements carry no limit flag).
         """
         points = self._check_sweep(start_V, stop_V, points, source_delay_s)
         if 0.0 < source_delay_s < SWEEP_DELAY_MIN_S:
             raise ValueError(f"{self.name}: sweep delay {source_delay_s!r} s must be 0 or >= 50 us")
-        timeout_s = self.read_timeout_s(points, source_delay_s)
+        point_s = self.measurement_time_s(self._nplc, source_delay_s)
+        deadline = time.monotonic() + self.read_timeout_s(points, source_delay_s)
         self._ensure_buffer(points)
         self.write(f':TRAC:CLE "{BUFFER_NAME}"')
         self.write(
@@ -163,18 +183,40 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
         )
         self.enable_output()
         self.write(":INIT")
-        self.write("*WAI")
-        with self._read_timeout(timeout_s):
+        chunks: list[SweepData] = []
+        got, t0 = 0, 0.0
+        while True:
+            running = self._trigger_running()
             count = self._buffer_count(BUFFER_NAME)
-            if count != points:
-                self.check_set_errors(f"a sweep that stored {count} of {points} points")
-                raise InstrumentError(f"{self.name}: the sweep stored {count} of {points} points")
-            command = f':TRAC:DATA? 1, {count:d}, "{BUFFER_NAME}", SOUR, READ, REL'
-            reply = self.ask(command)
-        rows = parse_groups(reply, 3, instrument=self.name, command=command, points=points)
+            if count > got:
+                piece = self._read_sweep_rows(got + 1, count)
+                t0 = float(piece.time_s[0]) if got == 0 else t0  # the sweep's first reading is the origin
+                piece.time_s = piece.time_s - t0
+                chunks.append(piece)
+                got = count
+                if on_chunk is not None:
+                    on_chunk(chunks[-1])
+            if got >= points:
+                break
+            if not running or time.monotonic() > deadline:
+                self.check_set_errors(f"a sweep that stored {got} of {points} points")
+                raise InstrumentError(f"{self.name}: the sweep stored {got} of {points} points")
+            time.sleep(min(POLL_S, max((points - got) * point_s, POLL_MIN_S)))
         self.check_set_errors("sweep_voltage")
+        return join_sweeps(chunks)
+
+    def _trigger_running(self) -> bool:
+        """``:TRIG:STAT?`` (e.g. ``RUNNING;RUNNING;3``): whether the trigger model is still going."""
+        return self.ask(":TRIG:STAT?").strip().split(";")[0].upper() in TRIGGER_BUSY
+
+    def _read_sweep_rows(self, first: int, last: int) -> SweepData:
+        """Buffer readings ``first``..``last`` (from 1) of the running sweep: SOUR, READ, REL."""
+        command = f':TRAC:DATA? {first:d}, {last:d}, "{BUFFER_NAME}", SOUR, READ, REL'
+        with self._read_timeout(TIMEOUT_MARGIN_S + (last - first + 1) * TRANSFER_ALLOWANCE_S):
+            reply = self.ask(command)
+        rows = parse_groups(reply, 3, instrument=self.name, command=command, points=last - first + 1)
         compliance = np.abs(rows[:, 1]) >= COMPLIANCE_FRACTION * self._compliance_A
-        return _sweep_data(rows[:, 0], rows[:, 1], rows[:, 2], compliance, relative=True)
+        return _sweep_data(rows[:, 0], rows[:, 1], rows[:, 2], compliance, relative=False)
 
     # --- reading buffers (native commands)
 

@@ -6,6 +6,7 @@ Every source-meter driver (Keithley 2400, 2420, 2450, ...) implements these meth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,8 +84,14 @@ class SourceMeter:
         """One reading (V, I, t) at the present source level, output on. Arrays of length 1."""
         raise NotImplementedError
 
-    def sweep_voltage(self, start_V: float, stop_V: float, points: int, source_delay_s: float) -> SweepData:
-        """Built-in linear staircase sweep, all points returned from one read; output on during the sweep."""
+    def sweep_voltage(
+        self, start_V: float, stop_V: float, points: int, source_delay_s: float,
+        on_chunk: Callable[[SweepData], None] | None = None,
+    ) -> SweepData:
+        """Built-in linear staircase sweep; output on during the sweep; returns all points.
+
+        ``on_chunk`` receives the readings in order, in pieces, as soon as they are read from the instrument
+        (all of them at once when the sweep is read in one piece); the pieces together are the return value."""
         raise NotImplementedError
 
     def safe_state(self) -> None:

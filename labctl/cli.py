@@ -259,7 +259,11 @@ def show_cmd(file: str) -> None:
     run = _open_run(file)
     console = Console()
     for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
-        console.print(f"{key:>17}: {run.info.get(key, '—')}")
+        value = run.info.get(key, "—")
+        if key == "status" and value == "interrupted":
+            value = (f"interrupted (the run never ended: its writer stopped; last heartbeat "
+                     f"{run.info.get('heartbeat', '—')})")
+        console.print(f"{key:>17}: {value}", highlight=False, soft_wrap=True)
     for name, frame in run.streams.items():
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     for role, idn in run.idn.items():

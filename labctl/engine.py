@@ -148,6 +148,7 @@ class RunEngine:
         with _signals_raise_interrupt():
             try:
                 self._event(f"run {run_id} started")
+                writer.flush()  # on disk at once: even a run killed in its first second says it started
                 procedure.startup()
                 self._execute(procedure)
                 if self._stop.is_set():

@@ -11,14 +11,19 @@ Layout (docs/data-format.md)::
       results     NXcollection   results_json + scalars per group, @units
       events                vlen str, time-stamped log lines
 
-Rows are buffered in memory and written + flushed (``H5Fflush``) at least once per second by a background
-thread, so a run killed with SIGKILL leaves a file that opens with everything up to the last flush
+Rows and events are buffered in memory and written + flushed (``H5Fflush``) at least once per second by a
+background thread, so a run killed with SIGKILL leaves a file that opens with everything up to the last flush
 (frameworks ref. §4.2: flush with the default libver survives SIGKILL; SWMR/'latest' files do not reopen).
+Every flush also writes the ``/entry@heartbeat`` attribute (UTC), even when nothing else is pending, so a reader
+can tell a run that is still going from one whose writer died: :func:`load_run` reports such a file as
+``interrupted`` (see :func:`writer_gone`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,10 +38,65 @@ import pandas as pd
 
 CHUNK_ROWS = 4096
 _STR = h5py.string_dtype("utf-8")
+RUNNING, INTERRUPTED = "running", "interrupted"
+STALE_FLUSHES = 5
+"""A heartbeat older than this many flush intervals means the writer is gone (killed, crashed or hung)."""
+STALE_MIN_S = 5.0
+"""...and never less than this (s): room for a busy disk or a reader on another machine with a skewed clock."""
+_HEARTBEAT_DTYPE = "S32"  # fixed length, so each heartbeat overwrites the attribute in place
 
 
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def writer_identity() -> str:
+    """Host name and (Linux) PID namespace of this process: where a writer's PID can be checked."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()} {namespace}".strip()
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (POSIX only: on Windows ``os.kill`` would terminate it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by somebody else
+    return True
+
+
+def writer_gone(
+    heartbeat: str | None,
+    flush_interval_s: float,
+    writer_pid: int | None = None,
+    writer_host: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Whether the writer of a file that still says ``running`` has stopped for good.
+
+    True when the writer's process no longer exists (checked only on POSIX, and only when the file was written
+    on this host in this PID namespace), or when the last heartbeat is older than ``STALE_FLUSHES`` flush
+    intervals (at least ``STALE_MIN_S``). A file without a heartbeat (written before heartbeats existed) is
+    never called gone.
+
+    heartbeat: ISO 8601 UTC time of the writer's last flush; flush_interval_s: its flush interval (s).
+    """
+    if not heartbeat:
+        return False
+    if writer_pid is not None and os.name == "posix" and writer_host == writer_identity():
+        if not _pid_alive(writer_pid):
+            return True
+    try:
+        last = datetime.fromisoformat(heartbeat)
+    except ValueError:
+        return False
+    age_s = ((now or datetime.now(timezone.utc)) - last).total_seconds()
+    return age_s > max(STALE_FLUSHES * flush_interval_s, STALE_MIN_S)
 
 
 @dataclass(frozen=True)
@@ -92,8 +152,13 @@ class RunWriter:
         self._file.attrs["creator"] = "labctl"
         self.entry = self._file.create_group("entry")
         self.entry.attrs["NX_class"] = "NXentry"
-        self.entry.create_dataset("status", data="running", dtype=_STR)
+        self.entry.create_dataset("status", data=RUNNING, dtype=_STR)
         self._events = self.entry.create_dataset("events", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(64,))
+        self._pending_events: list[str] = []
+        self.entry.attrs["writer_pid"] = os.getpid()
+        self.entry.attrs["writer_host"] = writer_identity()
+        self.entry.attrs["flush_interval_s"] = float(flush_interval_s)
+        self._beat()
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.RLock()
         self._last_flush = time.monotonic()
@@ -173,10 +238,11 @@ class RunWriter:
                 self._flush_locked()
 
     def log_event(self, message: str) -> None:
+        """Queue one time-stamped event line (stamped now); written at the next flush (≤ 1 s), like rows."""
         with self._lock:
-            n = self._events.shape[0]
-            self._events.resize((n + 1,))
-            self._events[n] = f"{utc_now_iso()} {message}"
+            self._pending_events.append(f"{utc_now_iso()} {message}")
+            if time.monotonic() - self._last_flush >= self._flush_interval_s:
+                self._flush_locked()
 
     def write_results(self, results: Mapping[str, Any]) -> None:
         """Analysis results: JSON of the whole dict plus one scalar dataset per number (nested groups)."""
@@ -198,18 +264,37 @@ class RunWriter:
             return
         for stream in self._streams.values():
             stream.write_pending()
+        self._write_events()
+        self._beat()
         self._file.flush()
         self._last_flush = time.monotonic()
 
+    def _write_events(self) -> None:
+        if not self._pending_events:
+            return
+        n = self._events.shape[0]
+        self._events.resize((n + len(self._pending_events),))
+        self._events[n:] = np.asarray(self._pending_events, dtype=object)
+        self._pending_events.clear()
+
+    def _beat(self) -> None:
+        """Write the heartbeat: the UTC time of this flush, in place (fixed-length string attribute)."""
+        stamp = np.bytes_(utc_now_iso().encode())
+        if "heartbeat" in self.entry.attrs:
+            self.entry.attrs.modify("heartbeat", np.asarray(stamp, dtype=_HEARTBEAT_DTYPE))
+        else:
+            self.entry.attrs.create("heartbeat", stamp, dtype=_HEARTBEAT_DTYPE)
+
     def _flusher(self) -> None:
+        """Flush pending rows and events within ``flush_interval_s``; beat at least once per interval."""
         period = self._flush_interval_s / 4
         while not self._stop.wait(period):
             with self._lock:
                 if self._closed:
                     return
-                if any(s.pending for s in self._streams.values()) and (
-                    time.monotonic() - self._last_flush >= self._flush_interval_s * 0.75
-                ):
+                since = time.monotonic() - self._last_flush
+                pending = self._pending_events or any(s.pending for s in self._streams.values())
+                if since >= self._flush_interval_s or (pending and since >= self._flush_interval_s * 0.75):
                     self._flush_locked()
 
     def rows(self, stream: str) -> int:
@@ -288,11 +373,26 @@ class RunData:
 
     @property
     def status(self) -> str:
+        """``running``, ``completed``, ``aborted``, ``failed``, or ``interrupted``: the file still says running
+        but its writer has gone (``info["heartbeat"]`` is the time of its last flush)."""
         return self.info.get("status", "unknown")
 
 
 def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _writer_has_gone(entry: h5py.Group) -> bool:
+    """:func:`writer_gone` from the attributes of ``/entry``."""
+    attrs = entry.attrs
+    pid = attrs.get("writer_pid")
+    host = attrs.get("writer_host")
+    return writer_gone(
+        _text(attrs["heartbeat"]) if "heartbeat" in attrs else None,
+        float(attrs.get("flush_interval_s", 1.0)),
+        int(pid) if pid is not None else None,
+        _text(host) if host is not None else None,
+    )
 
 
 def load_run(path: str | Path) -> RunData:
@@ -304,6 +404,10 @@ def load_run(path: str | Path) -> RunData:
         for key in ("run_id", "procedure", "operator", "software_version", "start_time", "end_time", "status"):
             if key in e:
                 run.info[key] = _text(e[key][()])
+        if "heartbeat" in e.attrs:
+            run.info["heartbeat"] = _text(e.attrs["heartbeat"])
+        if run.info.get("status") == RUNNING and _writer_has_gone(e):
+            run.info["status"] = INTERRUPTED
         if "sample" in e and "name" in e["sample"]:
             run.info["sample"] = _text(e["sample/name"][()])
         for name, ds in e.get("parameters", {}).items():

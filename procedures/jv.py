@@ -2,8 +2,9 @@
 
 Two modes:
 
-* ``staircase`` — the source-meter's built-in sweep (all points from one read), per direction, at the
-  requested scan rate: delay per point = step / rate − the instrument's time per reading (methods ref. §1.2).
+* ``staircase`` — the source-meter's built-in sweep per direction, at the requested scan rate: delay per
+  point = step / rate − the instrument's time per reading (methods ref. §1.2). Rows are recorded as the driver
+  reads them (a 2450's buffer while it fills, a slow 2400 sweep in pieces), and the progress moves with them.
 * ``qss`` — quasi-steady-state points as in certified measurements (NREL asymptotic Pmax / JRC protocol,
   methods ref. §1.3): hold each bias until |J(t) − J(t − W)| ≤ ε·max(|J(t)|, |Jsc,est|), or until
   ``qss_max_s``, which flags the point as not converged. Order: stabilise at Vmp and find the MPP by a
@@ -290,30 +291,37 @@ class JVProcedure(LabProcedure):
         self.progress(1.0)
 
     def _staircase(self, smu: Any) -> None:
+        """The built-in sweep per direction; rows are recorded, and the progress moves, as pieces arrive."""
         order = ORDERS[self.direction]
         n = self.points_per_scan()
         for scan, direction in enumerate(order):
             self.check_abort()
             start, stop = (self.stop_V, self.start_V) if direction == REVERSE else (self.start_V, self.stop_V)
             t_start = self.station.clock.now() - self.t0
-            data = smu.sweep_voltage(self._sign * start, self._sign * stop, n, self._delay_s)
-            j = self._j_mA_cm2(data.current_A)
-            for k in range(len(j)):
-                self.record(
-                    "jv",
-                    {
-                        "time_s": t_start + float(data.time_s[k]),
-                        "voltage_V": self._sign * float(data.voltage_V[k]),
-                        "j_mA_cm2": float(j[k]),
-                        "current_A": float(data.current_A[k]),
-                        "scan": scan,
-                        "direction": direction,
-                        "compliance": int(bool(data.compliance[k])),
-                        "converged": 1,
-                        "settle_time_s": self._delay_s,
-                    },
-                )
-            self.progress((scan + 1) / len(order))
+            done = 0
+
+            def record_piece(data: Any, scan: int = scan, direction: int = direction, t_start: float = t_start) -> None:
+                nonlocal done
+                j = self._j_mA_cm2(data.current_A)
+                for k in range(len(j)):
+                    self.record(
+                        "jv",
+                        {
+                            "time_s": t_start + float(data.time_s[k]),
+                            "voltage_V": self._sign * float(data.voltage_V[k]),
+                            "j_mA_cm2": float(j[k]),
+                            "current_A": float(data.current_A[k]),
+                            "scan": scan,
+                            "direction": direction,
+                            "compliance": int(bool(data.compliance[k])),
+                            "converged": 1,
+                            "settle_time_s": self._delay_s,
+                        },
+                    )
+                done += len(j)
+                self.progress((scan + min(done / n, 1.0)) / len(order))
+
+            smu.sweep_voltage(self._sign * start, self._sign * stop, n, self._delay_s, on_chunk=record_piece)
 
     # QSS ---------------------------------------------------------------------------------------------------
     def _read_j(self, smu: Any) -> tuple[float, float, bool]:

@@ -26,6 +26,11 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
   (stop repeated) [L]; failAbort ON ends the sweep at the first reading in the source limit [H]; afterwards
   the output returns to the programmed bias level [L]; the sweep's function must be the source function
   (-221) [L]. ``:INIT`` without a sweep makes one ``:SENS:COUN`` reading set into defbuffer1 [L].
+- A running sweep does not block the command interface: on a real clock it runs in the background, its
+  readings appear in the buffer one by one (``:TRAC:ACT?`` / ``:TRAC:DATA?`` read them as it fills) and
+  ``:TRIG:STAT?`` answers ``RUNNING;RUNNING;<block>``, then ``IDLE;IDLE;<block>`` [M]; ``*WAI`` and ``*OPC?``
+  wait for it, ``:ABOR`` and ``*RST`` stop it [H]; ``:INIT`` while it runs -> -213 [L]. On a virtual clock the
+  sweep is over when ``:INIT`` returns (its time has passed), so a client never sees it running.
 - Timing as the 2400 (delay + NPLC/f_line x (3 with auto-zero) + 0.5 ms per reading); sweep delay -1 and the
   auto source delay are 1 ms [L]. Buffer time stamps: the instrument clock reads 2024-01-01 00:00:00 UTC at
   power-on and runs on the bench clock [L]; REL = seconds since the buffer's first reading.
@@ -36,6 +41,7 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +56,6 @@ from sim_instruments.scpi import (
     ScpiError,
     choice,
     flag,
-    noop,
     nr3,
     number,
     status_register_commands,
@@ -164,10 +169,13 @@ class Keithley2450Emulator(SmuEmulator):
         self.t_boot_s = bench.clock.now()
         self.language = "SCPI"
         self.oper_reg, self.ques_reg = EventRegister(), EventRegister()
+        self._sweep_thread: threading.Thread | None = None
+        self._sweep_stop = threading.Event()
         self.reset()
 
     # -- IEEE 488.2 hooks ----------------------------------------------------------------------------------
     def reset(self) -> None:
+        self._abort_sweep()
         m = self.model
         self.output, self.source_fn, self.sense_fn = False, "VOLT", "CURR"
         self.src = {
@@ -333,6 +341,8 @@ class Keithley2450Emulator(SmuEmulator):
         return self._format(buf, buf.data[-1:], self._elements(p, 1))
 
     def _initiate(self, p: Params) -> None:
+        if self.sweep_running:
+            raise ScpiError(-213, "trigger model running")
         sw = self.sweep
         if sw is None:
             buf = self.buffers["defbuffer1"]
@@ -340,12 +350,24 @@ class Keithley2450Emulator(SmuEmulator):
                 buf.append(self._sdm(self.src[self.source_fn].level, None))
             return
         buf = self._buffer(sw.buffer)
+        self._sweep_stop.clear()
+        if getattr(self.bench.clock, "virtual", False):
+            self._run_sweep(sw, buf)  # its time passes here: the sweep is over when :INIT returns
+            return
+        self._sweep_thread = threading.Thread(target=self._run_sweep, args=(sw, buf), name="sim-2450-sweep",
+                                              daemon=True)
+        self._sweep_thread.start()
+
+    def _run_sweep(self, sw: _Sweep, buf: ReadingBuffer) -> None:
+        """The sweep's source-measure points into ``buf``, on the bench clock, until done or stopped."""
         ranges = self._ranges(self.source_fn)
         best = pick_range(max(abs(v) for v in sw.values), ranges)
         fixed = {"BEST": best, "FIX": self.src[self.source_fn].range}
         try:
             for _ in range(sw.count):
                 for value in sw.values:
+                    if self._sweep_stop.is_set():
+                        return
                     self._active_range = fixed.get(sw.range_type) or pick_range(value, ranges) or ranges[-1]
                     rd = self._sdm(value, sw.delay_s)
                     buf.append(rd)
@@ -354,6 +376,34 @@ class Keithley2450Emulator(SmuEmulator):
         finally:
             self._active_range = None
             self._apply_output()
+
+    @property
+    def sweep_running(self) -> bool:
+        """True while a sweep started by ``:INIT`` runs in the background (real clock only)."""
+        return self._sweep_thread is not None and self._sweep_thread.is_alive()
+
+    def _wait_sweep(self) -> None:
+        """``*WAI`` / ``*OPC?``: return when the running sweep (if any) has finished."""
+        if self._sweep_thread is not None:
+            self._sweep_thread.join()
+
+    def _abort_sweep(self) -> None:
+        """``:ABOR`` (and ``*RST``): stop a running sweep after its present point."""
+        self._sweep_stop.set()
+        self._wait_sweep()
+        self._sweep_thread = None
+
+    def _opc(self, p: Params) -> None:
+        self._wait_sweep()
+        self.esr |= 1  # operation complete
+
+    def _opc_query(self, p: Params) -> str:
+        self._wait_sweep()
+        return "1"
+
+    def _trigger_state(self) -> str:
+        state = "RUNNING" if self.sweep_running else "IDLE"
+        return f"{state};{state};1"
 
     def _set_sweep(self, fn: str, kind: str, p: Params) -> None:
         """``:SOUR:SWE:<fn>:LIN|LIN:STEP|LIST``: a new sweep model, checked before it replaces the old."""
@@ -464,7 +514,8 @@ def _commands() -> tuple[Command, ...]:
         Command(":SYSTem:BEEPer[:IMMediate]", write=E._beep, wargs=(2, 2)),
         Command(":FORMat[:DATA]", write=E._set_data_format, wargs=(1, 2), query=lambda s, p: "ASC"),
         Command(":INITiate[:IMMediate]", write=E._initiate, wargs=(0, 0)),
-        noop(":ABORt"),
+        Command(":ABORt", write=lambda s, p: s._abort_sweep(), wargs=(0, 0)),
+        Command(":TRIGger:STATe", query=lambda s, p: s._trigger_state()),
         Command(":READ", query=E._read, qargs=(0, 15)),
         Command(":FETCh", query=E._fetch, qargs=(0, 15)),
         Command(":MEASure", query=E._read, qargs=(0, 15)),
@@ -529,7 +580,11 @@ def _commands() -> tuple[Command, ...]:
             number(f"{f_sens}:NPLCycles", "nplc", 0.01, 10.0, 1.0, fmt=lambda x: nr3(x, plus=False),
                    obj=of_meas()),
         ]
-    return COMMON_COMMANDS + SYSTEM_ERROR_COMMANDS + tuple(cmds)
+    sweep_sync = (  # before the common ones, so these are found first: they wait for a running sweep
+        Command("*WAI", write=lambda s, p: s._wait_sweep(), wargs=(0, 0)),
+        Command("*OPC", write=E._opc, query=E._opc_query, wargs=(0, 0)),
+    )
+    return sweep_sync + COMMON_COMMANDS + SYSTEM_ERROR_COMMANDS + tuple(cmds)
 
 
 Keithley2450Emulator.COMMANDS = _commands()

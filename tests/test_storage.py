@@ -111,7 +111,9 @@ def test_sigkill_leaves_a_readable_file_with_flushed_rows(tmp_path):
     n = len(run.streams["jv"])
     assert n >= 500
     np.testing.assert_array_equal(run.streams["jv"]["voltage_V"], np.arange(n))
-    assert run.status == "running"  # truthful: the run never ended
+    assert run.status == "interrupted"  # truthful: the run never ended, and its writer is gone
+    with h5py.File(path, "r", locking=False) as f:
+        assert f["entry/status"][()].decode() == "running"  # the file itself is left as the writer left it
 
 
 def test_csv_export(tmp_path):
