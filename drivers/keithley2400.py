@@ -11,7 +11,7 @@ Fixes to the stock PyMeasure class:
   ``measure_all`` (which sends the invalid ``:SENSE:FUNCTION:ALL``) therefore refuse to run;
 * ``:SYST:ERR?`` replies are parsed without splitting the message at its commas, the error-queue loop is
   bounded, and ``check_set_errors`` / ``check_get_errors`` raise :class:`~drivers.smu.InstrumentError`;
-* ``shutdown()`` is :meth:`safe_state` (0 V, output off) instead of a 30-step ramp.
+* ``shutdown()`` is :meth:`safe_state` (abort a running sweep, 0 V, output off) instead of a 30-step ramp.
 """
 
 from __future__ import annotations
@@ -332,10 +332,26 @@ class KeithleySourceMeterMixin:
     def disable_output(self) -> None:
         self.source_enabled = False
 
+    def abort_sweep(self) -> None:
+        """Stop a running sweep (trigger model), so that the commands that follow are obeyed; harmless if idle.
+
+        A running 2400 sweep executes nothing but SDC/DCL, ``:ABORt``, ``:SYST:PRES``, ``*RST``, ``*RCL`` and
+        ``*TRG``/GET until it ends, ``:OUTP OFF`` included (2400 manual, "Triggering": "SDC, DCL, or :ABORt
+        place the SourceMeter in the idle state. For fastest response, use SDC or DCL"); the 2450 takes
+        ``:ABORt`` or a device clear the same way. Per transport: GPIB, USB-TMC and VXI-11/HiSLIP
+        (``TCPIP::...::INSTR``) send the bus's device clear (it also empties the instrument's input buffer
+        and output queue), then ``:ABOR``; a raw TCP socket (``::SOCKET``) and a serial line have no device
+        clear, so ``:ABOR`` alone. An aborted sweep leaves the output ON at the bias level: follow with
+        :meth:`disable_output`. The reply of the aborted query never comes; unread bytes are dropped."""
+        clear = getattr(self.adapter, "device_clear", None)
+        if clear is not None:
+            clear()
+        self.write(":ABOR")
+
     def safe_state(self) -> None:
-        """Source 0 V, then output off; both are attempted, then the first failure is raised."""
+        """Abort a running sweep, source 0 V, then output off; all are attempted, the first failure raised."""
         first: Exception | None = None
-        for step in (self._zero_source, self.disable_output):
+        for step in (self.abort_sweep, self._zero_source, self.disable_output):
             try:
                 step()
             except Exception as exc:  # keep going; the first failure is re-raised below

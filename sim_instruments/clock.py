@@ -9,7 +9,40 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+_held = threading.local()
+
+
+@contextmanager
+def bench_lock_held(lock: Any) -> Iterator[None]:
+    """Hold ``lock`` (the bench's) while an instrument handles a message; :meth:`RealClock.sleep` lets it go.
+
+    A transport serving several instruments of one bench serialises their access to the shared physics with
+    one lock. While an instrument lets instrument time pass (a sweep's source delay, a motor moving) it
+    touches no physics, so the sleep releases the lock: one instrument's 60 s sweep does not hold up the
+    shutter's reply, as it cannot on real hardware."""
+    with lock:
+        previous = getattr(_held, "lock", None)
+        _held.lock = lock
+        try:
+            yield
+        finally:
+            _held.lock = previous
+
+
+def _sleep_releasing(dt_s: float) -> None:
+    lock = getattr(_held, "lock", None)
+    if lock is None:
+        time.sleep(dt_s)
+        return
+    lock.release()
+    try:
+        time.sleep(dt_s)
+    finally:
+        lock.acquire()
 
 
 class Clock(Protocol):
@@ -27,6 +60,7 @@ class RealClock:
     sweep does not drift like that. When a sleep starts within ``catch_up_s`` of the previous sleep's deadline
     (same thread), it is measured from that deadline, so a sweep of N points takes N × its point time. Both
     transports call :meth:`resync` for every message received, so this catch-up never spans two commands.
+    A sleep lets go of the bench lock the calling thread holds (:func:`bench_lock_held`).
     """
 
     virtual = False
@@ -52,7 +86,7 @@ class RealClock:
         deadline = base + dt_s
         self._local.deadline = deadline
         if deadline > now:
-            time.sleep(deadline - now)
+            _sleep_releasing(deadline - now)
 
 
 class VirtualClock:

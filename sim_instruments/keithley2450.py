@@ -29,6 +29,10 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
 - Timing as the 2400 (delay + NPLC/f_line x (3 with auto-zero) + 0.5 ms per reading); sweep delay -1 and the
   auto source delay are 1 ms [L]. Buffer time stamps: the instrument clock reads 2024-01-01 00:00:00 UTC at
   power-on and runs on the bench clock [L]; REL = seconds since the buffer's first reading.
+- Busy while a sweep runs (``:INIT``): in real time (TCP server) ``:ABORt`` and the bus's device clear end it
+  at once (readings so far stay in the buffer, output back at the bias level, ON); other messages wait until it
+  is over [M: the 2450 runs other commands during the trigger model when they do not conflict, and *WAI holds
+  them; that ``:ABORt`` is acted on even behind a ``*WAI`` is our assumption, L].
 - Element codes: STAT 1 over-range, 8 front terminals; SOURSTAT 1 read-back on, 4 source limit reached,
   8 four-wire, 16 output on [L]. ``:SYST:ERR?`` answers ``code,"text"`` without the event-log time stamp [L].
 """
@@ -207,12 +211,12 @@ class Keithley2450Emulator(SmuEmulator):
 
     def _sdm(self, value: float, delay_s: float | None) -> BufferReading:
         """One source-delay-measure cycle on the bench clock; the cell current is sampled mid-window."""
-        clock, s, m = self.bench.clock, self.src[self.source_fn], self.meas[self.sense_fn]
+        s, m = self.src[self.source_fn], self.meas[self.sense_fn]
         if self.output:
             self._force(value)
         if delay_s is None:
             delay_s = AUTO_DELAY_S if s.delay_auto else s.delay_s
-        clock.sleep(delay_s)
+        self._wait(delay_s)
         n_avg = m.avg_count if m.avg_on else 1
         t_s, term = self._integrate(value, m.nplc, m.azero, n_avg, m.avg_on and m.avg_tcon == "REP", self.output)
         status = 8 if self.terminals == "FRON" else 0
@@ -343,6 +347,7 @@ class Keithley2450Emulator(SmuEmulator):
         ranges = self._ranges(self.source_fn)
         best = pick_range(max(abs(v) for v in sw.values), ranges)
         fixed = {"BEST": best, "FIX": self.src[self.source_fn].range}
+        self._begin_sweep()
         try:
             for _ in range(sw.count):
                 for value in sw.values:
@@ -352,6 +357,7 @@ class Keithley2450Emulator(SmuEmulator):
                     if rd.tripped and sw.fail_abort:
                         return
         finally:
+            self._end_sweep()
             self._active_range = None
             self._apply_output()
 

@@ -221,7 +221,9 @@ def test_set_voltage_outside_range_sends_nothing():
 
 
 def test_safe_state_and_shutdown():
-    pairs = [INIT, (b":SOUR:VOLT 0", None), (b":OUTP 0", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
+    # a running sweep would ignore :OUTP 0 (2400 manual, Triggering): the safe state aborts it first
+    pairs = [INIT, (b":ABOR", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None),
+             (b":ABOR", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
     with expected_protocol(Keithley2400, pairs) as smu:
         smu.safe_state()
         smu.shutdown()
@@ -229,7 +231,7 @@ def test_safe_state_and_shutdown():
 
 
 def test_safe_state_turns_output_off_even_if_zeroing_fails():
-    with expected_protocol(Keithley2400, [INIT, (b":OUTP 0", None)]) as smu:
+    with expected_protocol(Keithley2400, [INIT, (b":ABOR", None), (b":OUTP 0", None)]) as smu:
         original = smu.write
 
         def write(command: str, **kwargs) -> None:

@@ -153,7 +153,8 @@ def test_properties_send_native_commands():
 
 
 def test_set_voltage_output_and_safe_state():
-    pairs = [(b":SOUR:VOLT -0.3", None), (b":OUTP 1", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
+    pairs = [(b":SOUR:VOLT -0.3", None), (b":OUTP 1", None), (b":ABOR", None), (b":SOUR:VOLT 0", None),
+             (b":OUTP 0", None)]
     with expected_protocol(Keithley2450, pairs) as smu:
         smu.set_voltage(-0.3)
         smu.enable_output()
@@ -161,7 +162,7 @@ def test_set_voltage_output_and_safe_state():
 
 
 def test_shutdown_is_safe_state():
-    with expected_protocol(Keithley2450, [(b":SOUR:VOLT 0", None), (b":OUTP 0", None)]) as smu:
+    with expected_protocol(Keithley2450, [(b":ABOR", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]) as smu:
         smu.shutdown()
         assert smu.isShutdown
 
