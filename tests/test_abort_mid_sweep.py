@@ -88,10 +88,11 @@ def _start_run(station: Path, out: Path) -> subprocess.Popen:
 
 
 def _wait_until_sweeping(run: subprocess.Popen, shutter: str) -> None:
-    """The J-V opens the shutter right before its first sweep: wait for that, then a little more."""
+    """The J-V opens the shutter right before its first sweep: wait for that, then a little more. (A shutter
+    that does not answer at all means the bench is held up by the sweep: the bug this file guards against.)"""
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and run.poll() is None:
-        if _shutter_open(shutter):
+        if _shutter_open(shutter) in (True, None):
             time.sleep(1.0)
             return
         time.sleep(0.1)
