@@ -6,8 +6,10 @@ Lifecycle of :meth:`RunEngine.run`::
     → startup → execute → shutdown → safe state of every instrument → analysis → status → close file
 
 Every exit path — completion, abort, exception, Ctrl-C (SIGINT), SIGTERM, a failing ``shutdown()`` — runs
-``shutdown`` (guarded), then the safe state of *every* connected instrument from station.yaml (each guarded),
-then writes a terminal status: ``completed``, ``aborted`` or ``failed``. This fixes PyMeasure's worker, whose
+``shutdown`` (guarded), then the safe state of *every* connected instrument from station.yaml (each guarded,
+all within the station's time budgets), then writes a terminal status: ``completed``, ``aborted`` or
+``failed``. Signals during the safe state are held until it is over (it is bounded), then honoured: the run
+ends without its analysis. This fixes PyMeasure's worker, whose
 run stays "Running" forever when ``shutdown()`` raises (frameworks ref. §1.3).
 
 Extension points for long runs (checkpoints, resume, reconnection) are the ``on_event`` hook and the
