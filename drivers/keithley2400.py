@@ -45,6 +45,8 @@ TIMEOUT_MARGIN_S = 10.0
 """Fixed read-timeout margin (s)."""
 MAX_ERROR_READS = 50
 """``:SYST:ERR?`` reads before giving up on emptying the error queue."""
+MAX_STALE_REPLIES = 10
+"""Replies dropped at most, after an abort, while waiting for the reply to ``*IDN?``."""
 
 
 class ReplyError(InstrumentError):
@@ -342,11 +344,23 @@ class KeithleySourceMeterMixin:
         (``TCPIP::...::INSTR``) send the bus's device clear (it also empties the instrument's input buffer
         and output queue), then ``:ABOR``; a raw TCP socket (``::SOCKET``) and a serial line have no device
         clear, so ``:ABOR`` alone. An aborted sweep leaves the output ON at the bias level: follow with
-        :meth:`disable_output`. The reply of the aborted query never comes; unread bytes are dropped."""
+        :meth:`disable_output`. Then :meth:`_resynchronise` drops replies of queries that were queued behind
+        the sweep (e.g. the 2450's ``:TRAC:ACT?``) so that no later query reads them as its own."""
         clear = getattr(self.adapter, "device_clear", None)
         if clear is not None:
             clear()
         self.write(":ABOR")
+        self._resynchronise()
+
+    def _resynchronise(self) -> None:
+        """Send ``*IDN?`` and read until its reply (it names the model): every reply before it is stale."""
+        self.write("*IDN?")
+        for _ in range(MAX_STALE_REPLIES):
+            reply = self.read()
+            if "MODEL" in reply.upper():
+                return
+            log.warning("%s: dropped a stale reply %s after aborting", self.name, _excerpt(reply))
+        raise InstrumentError(f"{self.name}: no reply to '*IDN?' after {MAX_STALE_REPLIES} stale replies")
 
     def safe_state(self) -> None:
         """Abort a running sweep, source 0 V, then output off; all are attempted, the first failure raised."""
