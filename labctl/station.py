@@ -314,15 +314,18 @@ class Station:
         if hasattr(inst, "abort_sweep"):  # a source meter ignores the steps above while a sweep runs
             steps.insert(0, ("sweep aborted", inst.abort_sweep))
         actions = steps
-        done, errors = [], []
+        done, failed = [], []
         for what, action in actions:
             try:
                 action()
                 done.append(what)
             except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
-                errors.append(f"{what}: {type(exc).__name__}: {exc}")
-        if errors:
-            raise RuntimeError("; ".join(errors))
+                failed.append((what, f"{type(exc).__name__}: {exc}"))
+        if failed:
+            reasons = list(dict.fromkeys(reason for _, reason in failed))
+            if len(reasons) == 1:
+                raise RuntimeError(f"{reasons[0]} (not done: {', '.join(what for what, _ in failed)})")
+            raise RuntimeError("; ".join(f"{what}: {reason}" for what, reason in failed))
         checks = []
         if cfg.output == "off" and hasattr(type(inst), "source_enabled"):
             if inst.source_enabled:

@@ -135,3 +135,36 @@ def test_safe_state_of_a_healthy_tcp_smu_is_confirmed_by_reading_the_output_back
             assert smu.ok and smu.detail == "sweep aborted, 0 V, output off (output reads off)"
         finally:
             station.close()
+
+
+def test_labctl_run_against_a_web_server_ends_with_a_clear_outcome(tmp_path):
+    """`labctl run jv` with `smu.resource` on a local web server: it used to start, fail and then spin for ever
+    in the safe state (100 % CPU, deaf to Ctrl-C). Now it ends within seconds: refused (exit 2), or failed with
+    the SMU named as not safe, the file closed as failed."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from labctl.storage import load_run
+    from tests.helpers import REPO
+
+    with LoopbackPeer(http_400) as peer:
+        data = default_station()
+        data["instruments"]["smu"]["resource"] = peer.resource
+        station = tmp_path / "station.yaml"
+        station.write_text(yaml.safe_dump(data))
+        out = tmp_path / "runs"
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "labctl.cli", "run", "jv", "--station", str(station), "--out", str(out),
+                 "--no-plot"], cwd=REPO, capture_output=True, text=True, timeout=40,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"labctl run did not end: {exc.stderr}") from None
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode in (1, 2), run.stderr
+    if run.returncode == 1:  # accepted the reply as an identity (issue 7 item 2 refuses it: exit 2)
+        assert "NOT SAFE: smu:" in run.stderr and "closed the connection" in run.stderr, run.stderr
+        (path,) = out.rglob("*.h5")
+        assert load_run(path).status == "failed"
