@@ -17,32 +17,41 @@ _held = threading.local()
 
 
 @contextmanager
-def bench_lock_held(lock: Any) -> Iterator[None]:
-    """Hold ``lock`` (the bench's) while an instrument handles a message; :meth:`RealClock.sleep` lets it go.
+def bench_lock_held(*locks: Any) -> Iterator[None]:
+    """Hold ``locks`` (in order; the bench's last) while an instrument works; :meth:`RealClock.sleep` lets
+    them go while it sleeps and takes them back in the same order.
 
     A transport serving several instruments of one bench serialises their access to the shared physics with
     one lock. While an instrument lets instrument time pass (a sweep's source delay, a motor moving) it
     touches no physics, so the sleep releases the lock: one instrument's 60 s sweep does not hold up the
-    shutter's reply, as it cannot on real hardware."""
-    with lock:
-        previous = getattr(_held, "lock", None)
-        _held.lock = lock
-        try:
-            yield
-        finally:
-            _held.lock = previous
+    shutter's reply, as it cannot on real hardware. A trigger model running in the background (the 2450's)
+    also names its instrument's lock, so that commands run between its sleeps."""
+    for lock in locks:
+        lock.acquire()
+    previous = getattr(_held, "locks", ())
+    _held.locks = locks
+    try:
+        yield
+    finally:
+        _held.locks = previous
+        for lock in reversed(locks):
+            lock.release()
+
+
+def held_locks() -> tuple[Any, ...]:
+    """The locks :func:`bench_lock_held` holds in this thread (innermost call)."""
+    return getattr(_held, "locks", ())
 
 
 def _sleep_releasing(dt_s: float) -> None:
-    lock = getattr(_held, "lock", None)
-    if lock is None:
-        time.sleep(dt_s)
-        return
-    lock.release()
+    locks = held_locks()
+    for lock in reversed(locks):
+        lock.release()
     try:
         time.sleep(dt_s)
     finally:
-        lock.acquire()
+        for lock in locks:
+            lock.acquire()
 
 
 class Clock(Protocol):

@@ -29,10 +29,13 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
 - Timing as the 2400 (delay + NPLC/f_line x (3 with auto-zero) + 0.5 ms per reading); sweep delay -1 and the
   auto source delay are 1 ms [L]. Buffer time stamps: the instrument clock reads 2024-01-01 00:00:00 UTC at
   power-on and runs on the bench clock [L]; REL = seconds since the buffer's first reading.
-- Busy while a sweep runs (``:INIT``): in real time (TCP server) ``:ABORt`` and the bus's device clear end it
-  at once (readings so far stay in the buffer, output back at the bias level, ON); other messages wait until it
-  is over [M: the 2450 runs other commands during the trigger model when they do not conflict, and *WAI holds
-  them; that ``:ABORt`` is acted on even behind a ``*WAI`` is our assumption, L].
+- ``:INIT`` of a sweep is overlapped: in real time the trigger model runs in the background, other commands
+  run meanwhile (``:TRAC:ACT?`` counts the readings so far) and ``*WAI`` / ``*OPC?`` wait for its end [H: "other
+  commands can be executed while the trigger model is running if they do not conflict"; *WAI suspends the
+  commands that follow]. ``:ABORt`` and the bus's device clear end it at once, also behind a ``*WAI`` [L], as
+  does ``*RST``; the readings so far stay in the buffer, the output returns to the bias level, ON [L]. That
+  commands conflicting with the running sweep (``:OUTP OFF``) are obeyed at once is our assumption [L]. On a
+  virtual clock the sweep runs at once inside ``:INIT``.
 - Element codes: STAT 1 over-range, 8 front terminals; SOURSTAT 1 read-back on, 4 source limit reached,
   8 four-wire, 16 output on [L]. ``:SYST:ERR?`` answers ``code,"text"`` without the event-log time stamp [L].
 """
@@ -40,11 +43,14 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from sim_instruments.adapter import instrument_lock
+from sim_instruments.clock import bench_lock_held, held_locks
 from sim_instruments.scpi import (
     COMMON_COMMANDS,
     SYSTEM_ERROR_COMMANDS,
@@ -62,6 +68,7 @@ from sim_instruments.scpi import (
 from sim_instruments.smu_emulator import FRAMING as FRAMING
 from sim_instruments.smu_emulator import (
     SmuEmulator,
+    SweepAborted,
     sense_function_name,
     source_list_commands,
     source_setting_commands,
@@ -172,6 +179,9 @@ class Keithley2450Emulator(SmuEmulator):
 
     # -- IEEE 488.2 hooks ----------------------------------------------------------------------------------
     def reset(self) -> None:
+        if self.busy:  # *RST ends a running trigger model first
+            self._abort.set()
+            self._wait_idle()
         m = self.model
         self.output, self.source_fn, self.sense_fn = False, "VOLT", "CURR"
         self.src = {
@@ -337,17 +347,38 @@ class Keithley2450Emulator(SmuEmulator):
         return self._format(buf, buf.data[-1:], self._elements(p, 1))
 
     def _initiate(self, p: Params) -> None:
+        """``:INIT``: without a sweep, ``:SENS:COUN`` readings into defbuffer1; with one, the trigger model runs
+        it — in the background in real time (``:INIT`` is overlapped: other commands run meanwhile, ``*WAI`` /
+        ``*OPC?`` wait for it), at once on a virtual clock (nothing can arrive in between)."""
         sw = self.sweep
         if sw is None:
             buf = self.buffers["defbuffer1"]
             for _ in range(self.count):
                 buf.append(self._sdm(self.src[self.source_fn].level, None))
             return
+        self._wait_idle()
+        self._begin_sweep()
+        if getattr(self.bench.clock, "virtual", False):
+            self._run_sweep(sw)
+            return
+        held = held_locks()
+        locks = (instrument_lock(self), *held[-1:])  # this instrument's lock, then the bench's
+
+        def trigger_model() -> None:
+            with bench_lock_held(*locks):
+                try:
+                    self._run_sweep(sw)
+                except SweepAborted:
+                    pass
+
+        self._trigger_thread = threading.Thread(target=trigger_model, name="sim-2450-trigger", daemon=True)
+        self._trigger_thread.start()
+
+    def _run_sweep(self, sw: _Sweep) -> None:
         buf = self._buffer(sw.buffer)
         ranges = self._ranges(self.source_fn)
         best = pick_range(max(abs(v) for v in sw.values), ranges)
         fixed = {"BEST": best, "FIX": self.src[self.source_fn].range}
-        self._begin_sweep()
         try:
             for _ in range(sw.count):
                 for value in sw.values:
@@ -360,6 +391,29 @@ class Keithley2450Emulator(SmuEmulator):
             self._end_sweep()
             self._active_range = None
             self._apply_output()
+
+    def _wait_idle(self) -> None:
+        """Until a trigger model running in the background is over (``*WAI``, ``*OPC?``): this link's locks are
+        let go meanwhile, so the trigger model (and an ``:ABORt``) can proceed."""
+        thread = getattr(self, "_trigger_thread", None)
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return
+        released = []
+        for lock in reversed((instrument_lock(self), *held_locks(), self._lock)):
+            try:
+                lock.release()
+            except RuntimeError:  # not held by this thread (a direct call, no transport)
+                continue
+            released.append(lock)
+        try:
+            thread.join()
+        finally:
+            for lock in reversed(released):
+                lock.acquire()
+
+    def _opc(self, p: Params) -> None:
+        self._wait_idle()
+        self.esr |= 1
 
     def _set_sweep(self, fn: str, kind: str, p: Params) -> None:
         """``:SOUR:SWE:<fn>:LIN|LIN:STEP|LIST``: a new sweep model, checked before it replaces the old."""
@@ -535,7 +589,12 @@ def _commands() -> tuple[Command, ...]:
             number(f"{f_sens}:NPLCycles", "nplc", 0.01, 10.0, 1.0, fmt=lambda x: nr3(x, plus=False),
                    obj=of_meas()),
         ]
-    return COMMON_COMMANDS + SYSTEM_ERROR_COMMANDS + tuple(cmds)
+    overlapped = {  # the sweep runs in the background: these wait for it (K2450 reference manual, *WAI / *OPC)
+        "*WAI": Command("*WAI", write=lambda s, p: s._wait_idle(), wargs=(0, 0)),
+        "*OPC": Command("*OPC", write=E._opc, query=lambda s, p: (s._wait_idle(), "1")[1], wargs=(0, 0)),
+    }
+    common = tuple(overlapped.get(c.pattern, c) for c in COMMON_COMMANDS)
+    return common + SYSTEM_ERROR_COMMANDS + tuple(cmds)
 
 
 Keithley2450Emulator.COMMANDS = _commands()

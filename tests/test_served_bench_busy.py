@@ -87,9 +87,10 @@ def _start_sweep(driver: str, smu_client: Client) -> None:
     if driver == "keithley2400":
         smu_client.send(SWEEP_2400)
         smu_client.send(":READ?")
-    else:
+    else:  # as drivers.keithley2450 does: :INIT is overlapped, *WAI holds the commands that follow
         smu_client.send(SWEEP_2450)
         smu_client.send(":INIT")
+        smu_client.send("*WAI")
 
 
 def test_shutter_answers_while_the_smu_sweeps(bench):
@@ -124,14 +125,21 @@ def test_a_sweeping_smu_defers_output_off_until_aborted(bench):
     assert smu.bench._bias_V in (None, 0.0)  # the cell is no longer biased
 
 
-def test_a_second_client_waits_for_the_busy_smu(bench):
-    """The instrument does one thing at a time over all its links: a query from another connection is answered
-    only once the sweep is aborted (not interleaved with it)."""
+def test_a_second_client_of_the_busy_smu(bench):
+    """A 2400 does one thing at a time over all its links: a query from another connection is answered only
+    once the sweep is aborted (not interleaved with it). A 2450 runs its sweep in the background: answered at
+    once, and ``:TRAC:ACT?`` sees the buffer filling."""
     driver, _, smu, client = bench
     sm, other = client("smu"), client("smu")
     _start_sweep(driver, sm)
-    time.sleep(0.5)
+    time.sleep(0.5 + POINT_DELAY_S)
     other.send(":OUTP?")
-    assert other.receive(b"\n", within_s=0.8) is None
-    sm.send(":ABOR")
-    assert other.receive(b"\n", within_s=1.0) == "1\n"  # aborted: idle again, output still on (bias level)
+    if driver == "keithley2400":
+        assert other.receive(b"\n", within_s=0.8) is None
+        sm.send(":ABOR")
+        assert other.receive(b"\n", within_s=1.0) == "1\n"  # aborted: idle again, output on (bias level)
+    else:
+        assert other.receive(b"\n", within_s=0.3) == "1\n"
+        other.send(':TRAC:ACT? "defbuffer1"')
+        assert other.receive(b"\n", within_s=0.3) in ("1\n", "2\n")
+        sm.send(":ABOR")
