@@ -224,8 +224,8 @@ class Station:
             return
         remote = self.config.simulation.operator_resource
         if remote:  # a simulated bench served by `labctl sim serve`
-            link = DeadlineVISAAdapter(remote, visa_library="@py", read_termination="\n", write_termination="\n",
-                               timeout=5000)
+            link = DeadlineVISAAdapter(remote, visa_library="@py", read_termination="\n",
+                                       write_termination="\n", timeout=5000)
             try:
                 link.write(f"PLACE {detector}")
                 answer = link.read().strip()
@@ -313,9 +313,8 @@ class Station:
             steps.append(("safe_state()", inst.safe_state))
         if hasattr(inst, "abort_sweep"):  # a source meter ignores the steps above while a sweep runs
             steps.insert(0, ("sweep aborted", inst.abort_sweep))
-        actions = steps
         done, failed = [], []
-        for what, action in actions:
+        for what, action in steps:
             try:
                 action()
                 done.append(what)
