@@ -119,6 +119,7 @@ def run_cmd(
             raise _InputError(str(exc)) from None
         except KeyboardInterrupt:  # before the run file existed (e.g. while connecting): nothing was measured
             station.safe_state()
+            _print_safe_state(station)
             station.close()
             err_console.print("interrupted before the run started")
             sys.exit(130)
