@@ -11,7 +11,7 @@ Fixes to the stock PyMeasure class:
   ``measure_all`` (which sends the invalid ``:SENSE:FUNCTION:ALL``) therefore refuse to run;
 * ``:SYST:ERR?`` replies are parsed without splitting the message at its commas, the error-queue loop is
   bounded, and ``check_set_errors`` / ``check_get_errors`` raise :class:`~drivers.smu.InstrumentError`;
-* ``shutdown()`` is :meth:`safe_state` (0 V, output off) instead of a 30-step ramp;
+* ``shutdown()`` is :meth:`safe_state` (abort a running sweep, 0 V, output off) instead of a 30-step ramp;
 * the constructor sends nothing (the stock one sent ``:FORM:ELEM``), so the identity is verified before any
   command reaches the instrument (:attr:`Keithley2400.IDENTITY`, :func:`drivers.identity.verify_identity`); the data
   format is set by :meth:`Keithley2400.configure_voltage_source`.
@@ -59,6 +59,8 @@ MIN_CHUNKED_POINT_S = 0.5
 """Shortest time per point (s) of a 2400 sweep that is split into pieces. Each boundary adds one exchange to
 the step across it (measured on the simulated bench: median 2-4 ms, up to ~9 ms on a loaded PC; a few ms on
 GPIB): from 0.5 s per point, that stays within about 1 % of the requested scan rate."""
+MAX_STALE_REPLIES = 10
+"""Replies dropped at most, after an abort, while waiting for the reply to ``*IDN?``."""
 
 
 class ReplyError(InstrumentError):
@@ -356,10 +358,38 @@ class KeithleySourceMeterMixin:
     def disable_output(self) -> None:
         self.source_enabled = False
 
+    def abort_sweep(self) -> None:
+        """Stop a running sweep (trigger model), so that the commands that follow are obeyed; harmless if idle.
+
+        A running 2400 sweep executes nothing but SDC/DCL, ``:ABORt``, ``:SYST:PRES``, ``*RST``, ``*RCL`` and
+        ``*TRG``/GET until it ends, ``:OUTP OFF`` included (2400 manual, "Triggering": "SDC, DCL, or :ABORt
+        place the SourceMeter in the idle state. For fastest response, use SDC or DCL"); the 2450 takes
+        ``:ABORt`` or a device clear the same way. Per transport: GPIB, USB-TMC and VXI-11/HiSLIP
+        (``TCPIP::...::INSTR``) send the bus's device clear (it also empties the instrument's input buffer
+        and output queue), then ``:ABOR``; a raw TCP socket (``::SOCKET``) and a serial line have no device
+        clear, so ``:ABOR`` alone. An aborted sweep leaves the output ON at the bias level: follow with
+        :meth:`disable_output`. Then :meth:`_resynchronise` drops replies of queries that were queued behind
+        the sweep (e.g. the 2450's ``:TRAC:ACT?``) so that no later query reads them as its own."""
+        clear = getattr(self.adapter, "device_clear", None)
+        if clear is not None:
+            clear()
+        self.write(":ABOR")
+        self._resynchronise()
+
+    def _resynchronise(self) -> None:
+        """Send ``*IDN?`` and read until its reply (it names the model): every reply before it is stale."""
+        self.write("*IDN?")
+        for _ in range(MAX_STALE_REPLIES):
+            reply = self.read()
+            if "MODEL" in reply.upper():
+                return
+            log.warning("%s: dropped a stale reply %s after aborting", self.name, _excerpt(reply))
+        raise InstrumentError(f"{self.name}: no reply to '*IDN?' after {MAX_STALE_REPLIES} stale replies")
+
     def safe_state(self) -> None:
-        """Source 0 V, then output off; both are attempted, then the first failure is raised."""
+        """Abort a running sweep, source 0 V, then output off; all are attempted, the first failure raised."""
         first: Exception | None = None
-        for step in (self._zero_source, self.disable_output):
+        for step in (self.abort_sweep, self._zero_source, self.disable_output):
             try:
                 step()
             except Exception as exc:  # keep going; the first failure is re-raised below

@@ -113,11 +113,13 @@ def run_cmd(
         )
         try:
             result = engine.run(procedure)
+            _print_safe_state(station)
         except (ConfigError, StationError) as exc:
             station.close()
             raise _InputError(str(exc)) from None
         except KeyboardInterrupt:  # before the run file existed (e.g. while connecting): nothing was measured
             station.safe_state()
+            _print_safe_state(station)
             station.close()
             err_console.print("interrupted before the run started")
             sys.exit(130)
@@ -140,6 +142,22 @@ def run_cmd(
         if png:
             console.print(f"plot:   {png}")
     sys.exit(0 if result.status == "completed" else 1)
+
+
+def _print_safe_state(station: Any) -> None:
+    """One line per instrument on stderr: its safe state confirmed (what was done, what was read back), or why
+    it could not be made safe; then one line for the whole station."""
+    report = station.safe_report
+    for outcome in report:
+        if outcome.ok:
+            click.echo(f"safe: {outcome.role}: {outcome.detail} ({outcome.elapsed_s:.1f} s)", err=True)
+        else:
+            click.echo(f"NOT SAFE: {outcome.role}: {outcome.detail}", err=True)
+    failed = [o.role for o in report if not o.ok]
+    if failed:
+        click.echo(f"NOT SAFE: {', '.join(failed)}: check these instruments by hand", err=True)
+    elif report:
+        click.echo(f"all instruments safe ({len(report)})", err=True)
 
 
 def _echo_warning(console: Console, message: str) -> None:

@@ -6,8 +6,10 @@ Lifecycle of :meth:`RunEngine.run`::
     → startup → execute → shutdown → safe state of every instrument → analysis → status → close file
 
 Every exit path — completion, abort, exception, Ctrl-C (SIGINT), SIGTERM, a failing ``shutdown()`` — runs
-``shutdown`` (guarded), then the safe state of *every* connected instrument from station.yaml (each guarded),
-then writes a terminal status: ``completed``, ``aborted`` or ``failed``. This fixes PyMeasure's worker, whose
+``shutdown`` (guarded), then the safe state of *every* connected instrument from station.yaml (each guarded,
+all within the station's time budgets), then writes a terminal status: ``completed``, ``aborted`` or
+``failed``. Signals during the safe state are held until it is over (it is bounded), then honoured: the run
+ends without its analysis. This fixes PyMeasure's worker, whose
 run stays "Running" forever when ``shutdown()`` raises (frameworks ref. §1.3).
 
 Extension points for long runs (checkpoints, resume, reconnection) are the ``on_event`` hook and the
@@ -145,6 +147,7 @@ class RunEngine:
         self._stop.clear()
 
         status, error = COMPLETED, None
+        deferred = _signals_deferred()
         with _signals_raise_interrupt():
             try:
                 self._event(f"run {run_id} started")
@@ -159,18 +162,23 @@ class RunEngine:
                 status, error = FAILED, f"{type(exc).__name__}: {exc}"
                 self._event("procedure failed:\n" + traceback.format_exc())
             finally:
-                status, error = self._finish(procedure, status, error)
+                status, error = self._finish(procedure, status, error, deferred)
 
         results: dict[str, Any] = {}
-        with _signals_deferred():  # a second Ctrl-C must not leave the file without its status
-            try:
-                frames = {name: pd.DataFrame(rows) for name, rows in self._rows.items()}
-                results = procedure.analyse(frames)
-                writer.write_results(results)
-            except Exception as exc:  # noqa: BLE001 - analysis must not lose the data
-                self._event(f"analysis failed: {type(exc).__name__}: {exc}")
+        with deferred:  # a further Ctrl-C must not leave the file without its status
+            if deferred.received:  # a second Ctrl-C / SIGTERM during the safe state: end now, no analysis
+                self._event(f"{deferred.received[0]} during the safe state: analysis skipped, ending the run")
                 if status == COMPLETED:
-                    status, error = FAILED, f"analysis failed: {exc}"
+                    status, error = ABORTED, f"{deferred.received[0]} during the safe state"
+            else:
+                try:
+                    frames = {name: pd.DataFrame(rows) for name, rows in self._rows.items()}
+                    results = procedure.analyse(frames)
+                    writer.write_results(results)
+                except Exception as exc:  # noqa: BLE001 - analysis must not lose the data
+                    self._event(f"analysis failed: {type(exc).__name__}: {exc}")
+                    if status == COMPLETED:
+                        status, error = FAILED, f"analysis failed: {exc}"
             self._event(f"ended: {status}: {error}" if error else f"ended: {status}")
             writer.close(status)
             self._writer = None
@@ -179,9 +187,15 @@ class RunEngine:
     def _execute(self, procedure: LabProcedure) -> None:
         procedure.execute()
 
-    def _finish(self, procedure: LabProcedure, status: str, error: str | None) -> tuple[str, str | None]:
-        """shutdown() then safe state of every instrument; never raises. Signals are held off meanwhile."""
-        with _signals_deferred():
+    def _finish(
+        self, procedure: LabProcedure, status: str, error: str | None, deferred: _signals_deferred | None = None
+    ) -> tuple[str, str | None]:
+        """shutdown() then the safe state of every instrument, within the station's time budgets; never raises.
+
+        Signals are held off meanwhile (``deferred`` records them): a second Ctrl-C cannot cut the safe state
+        short, and since the safe state ends within its budget (labctl.station.SAFE_STATE_TOTAL_BUDGET_S),
+        :meth:`run` honours it right after, ending the run without its analysis."""
+        with deferred if deferred is not None else _signals_deferred():
             try:
                 procedure.shutdown()
             except BaseException as exc:  # noqa: BLE001 - a failing shutdown must not skip the safe state
@@ -189,6 +203,9 @@ class RunEngine:
                 if status == COMPLETED:
                     status, error = FAILED, f"shutdown failed: {exc}"
             failures = self.station.safe_state()
+            for outcome in self.station.safe_report:
+                if outcome.ok:
+                    self._event(f"safe state: {outcome.role}: {outcome.detail} ({outcome.elapsed_s:.2f} s)")
             for failure in failures:
                 self._event(f"SAFE STATE FAILED: {failure}")
             if failures and status == COMPLETED:
@@ -215,16 +232,26 @@ class _signals_raise_interrupt:
 
 
 class _signals_deferred:
-    """Hold SIGINT/SIGTERM while the safe state is applied; re-deliver nothing (the run is ending anyway)."""
+    """Hold SIGINT/SIGTERM while the safe state is applied and the file is closed; they are recorded in
+    :attr:`received` (e.g. ``"SIGINT"``) for the caller to honour once that bounded work is done.
+    Re-entrant: the same object may be entered again (its record is kept)."""
 
-    def __enter__(self) -> None:
+    def __init__(self) -> None:
+        self.received: list[str] = []
         self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _signals_deferred:
+        self._old = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._note)
+        return self
 
     def _note(self, signum: int, frame: Any) -> None:
-        log.warning("signal %s received while making instruments safe; finishing the safe state first", signum)
+        name = signal.Signals(signum).name
+        self.received.append(name)
+        log.warning("%s received while making instruments safe; the run ends once the safe state is done "
+                    "(within its time budget)", name)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():

@@ -9,18 +9,36 @@ unless its driver accepts it (``IDENTITY`` of each driver class, :mod:`drivers.i
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-from pymeasure.adapters import VISAAdapter
 
 from drivers import REGISTRY
 from drivers.identity import IdentityError, verify_identity
+from drivers.io_helpers import DeadlineVISAAdapter
 from labctl.config import DeviceConfig, EQEConfig, InstrumentConfig, StationConfig
 from sim_instruments.bench import Bench
 from sim_instruments.clock import Clock, RealClock, VirtualClock
 
 log = logging.getLogger(__name__)
+
+SAFE_STATE_BUDGET_S = 5.0
+"""Longest time one instrument may take to reach its safe state (s): an abort, a few commands and read-backs,
+each bounded by the instrument's timeout; a link that has not answered by then is reported as not safe."""
+SAFE_STATE_TOTAL_BUDGET_S = 12.0
+"""Longest time the safe state of the whole station may take (s), whatever the number of instruments."""
+
+
+@dataclass(frozen=True)
+class SafeOutcome:
+    """How one instrument's safe state ended: role, success, what was done (or why not), time taken (s)."""
+
+    role: str
+    ok: bool
+    detail: str
+    elapsed_s: float
 
 
 class StationError(RuntimeError):
@@ -152,6 +170,8 @@ class Station:
         self.identities: dict[str, str] = {}
         #: asks the operator to do something by hand (e.g. swap detectors); None = nobody is there
         self.operator: Callable[[str], None] | None = None
+        #: the outcome of each instrument at the last :meth:`safe_state` (empty before)
+        self.safe_report: list[SafeOutcome] = []
 
     @property
     def simulated(self) -> bool:
@@ -195,7 +215,7 @@ class Station:
                 }
                 if cfg.baud_rate is not None:
                     kwargs["asrl"] = {"baud_rate": cfg.baud_rate}
-                adapter = VISAAdapter(cfg.resource, visa_library="@py", **kwargs)
+                adapter = DeadlineVISAAdapter(cfg.resource, visa_library="@py", **kwargs)
             instrument = cls(adapter)
         except Exception as exc:  # noqa: BLE001 - any transport failure becomes one clear message
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
@@ -222,8 +242,8 @@ class Station:
             return
         remote = self.config.simulation.operator_resource
         if remote:  # a simulated bench served by `labctl sim serve`
-            link = VISAAdapter(remote, visa_library="@py", read_termination="\n", write_termination="\n",
-                               timeout=5000)
+            link = DeadlineVISAAdapter(remote, visa_library="@py", read_termination="\n",
+                                       write_termination="\n", timeout=5000)
             try:
                 link.write(f"PLACE {detector}")
                 answer = link.read().strip()
@@ -242,39 +262,91 @@ class Station:
         model's own identity query; for a listen-only instrument its driver's description). Sends nothing."""
         return {role: self.identities[role] for role in self.instruments}
 
-    def safe_state(self) -> list[str]:
-        """Put every connected instrument in its safe state; try all, return the failures (never raise)."""
-        failures = []
-        for role, inst in self.instruments.items():
-            cfg = self.config.instruments[role].safe_state
+    def safe_state(self, budget_s: float | None = None, total_budget_s: float | None = None) -> list[str]:
+        """Put every connected instrument in its safe state, within time budgets; return the failures.
+
+        Each instrument is made safe in its own thread, all at once (one stuck link cannot hold up the
+        others): a sweep it is running is aborted first, then the ``safe_state`` actions of station.yaml, then
+        the state is read back where the driver can (output, shutter). An instrument not done within
+        ``budget_s`` (default :data:`SAFE_STATE_BUDGET_S`), or when ``total_budget_s`` (default
+        :data:`SAFE_STATE_TOTAL_BUDGET_S`) is over, is reported as not safe and left to its thread (a daemon:
+        it cannot keep the process alive). Never raises. The outcome of every instrument is kept in
+        :attr:`safe_report`; the returned list holds one ``"role: reason"`` per instrument that failed.
+        """
+        budget_s = SAFE_STATE_BUDGET_S if budget_s is None else budget_s
+        total_budget_s = SAFE_STATE_TOTAL_BUDGET_S if total_budget_s is None else total_budget_s
+        t0 = time.monotonic()
+        outcomes: dict[str, SafeOutcome] = {}
+        workers = []
+        for role, inst in list(self.instruments.items()):
+            def work(role: str = role, inst: Any = inst) -> None:
+                start = time.monotonic()
+                try:
+                    done = self._make_safe(role, inst)
+                    outcomes[role] = SafeOutcome(role, True, done, time.monotonic() - start)
+                except Exception as exc:  # noqa: BLE001 - reported, never raised
+                    outcomes[role] = SafeOutcome(role, False, f"{type(exc).__name__}: {exc}",
+                                                 time.monotonic() - start)
+            thread = threading.Thread(target=work, name=f"safe-state-{role}", daemon=True)
+            thread.start()
+            workers.append((role, thread))
+        report = []
+        for role, thread in workers:
+            deadline = t0 + min(budget_s, total_budget_s)
+            thread.join(max(0.0, deadline - time.monotonic()))
+            outcome = outcomes.get(role)
+            if outcome is None:  # still trying: a link that does not answer in time
+                waited = time.monotonic() - t0
+                outcome = SafeOutcome(role, False, f"not safe after {waited:.1f} s (budget {budget_s:g} s per "
+                                      f"instrument, {total_budget_s:g} s in all): no answer in time", waited)
+            report.append(outcome)
+            if not outcome.ok:
+                log.error("safe state of %s failed: %s", role, outcome.detail)
+        self.safe_report = report
+        return [f"{o.role}: {o.detail}" for o in report if not o.ok]
+
+    def _make_safe(self, role: str, inst: Any) -> str:
+        """Abort, safe-state actions, read-back of one instrument; returns what was done, raises on failure."""
+        cfg = self.config.instruments[role].safe_state
+        try:
+            # a Ctrl-C or an exception may have cut an exchange short: drop any unread reply first, or the
+            # safe-state commands would read it as theirs
+            inst.adapter.flush_read_buffer()
+        except Exception:  # noqa: BLE001 - best effort; the actions below report real failures
+            pass
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        if cfg.source_voltage_V is not None:
+            steps.append((f"{cfg.source_voltage_V:g} V", lambda: inst.set_voltage(cfg.source_voltage_V)))
+        if cfg.output == "off":
+            steps.append(("output off", inst.disable_output))
+        if cfg.shutter == "closed":
+            steps.append(("shutter closed", inst.close_shutter))
+        if not steps:
+            steps.append(("safe_state()", inst.safe_state))
+        if hasattr(inst, "abort_sweep"):  # a source meter ignores the steps above while a sweep runs
+            steps.insert(0, ("sweep aborted", inst.abort_sweep))
+        done, failed = [], []
+        for what, action in steps:
             try:
-                # a Ctrl-C or an exception may have cut an exchange short: drop any unread reply first, or the
-                # safe-state commands would read it as theirs
-                inst.adapter.flush_read_buffer()
-            except Exception:  # noqa: BLE001 - best effort; the actions below report real failures
-                pass
-            try:
-                actions = []
-                if cfg.source_voltage_V is not None:
-                    actions.append(lambda i=inst, v=cfg.source_voltage_V: i.set_voltage(v))
-                if cfg.output == "off":
-                    actions.append(inst.disable_output)
-                if cfg.shutter == "closed":
-                    actions.append(inst.close_shutter)
-                if not actions:
-                    actions.append(inst.safe_state)
-                errors = []
-                for action in actions:
-                    try:
-                        action()
-                    except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
-                        errors.append(exc)
-                if errors:
-                    raise errors[0]
-            except Exception as exc:  # noqa: BLE001
-                log.error("safe state of %s failed: %s", role, exc)
-                failures.append(f"{role}: {exc}")
-        return failures
+                action()
+                done.append(what)
+            except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
+                failed.append((what, f"{type(exc).__name__}: {exc}"))
+        if failed:
+            reasons = list(dict.fromkeys(reason for _, reason in failed))
+            if len(reasons) == 1:
+                raise RuntimeError(f"{reasons[0]} (not done: {', '.join(what for what, _ in failed)})")
+            raise RuntimeError("; ".join(f"{what}: {reason}" for what, reason in failed))
+        checks = []
+        if cfg.output == "off" and hasattr(type(inst), "source_enabled"):
+            if inst.source_enabled:
+                raise RuntimeError("the output still reads on after ':OUTP OFF'")
+            checks.append("output reads off")
+        if cfg.shutter == "closed" and hasattr(type(inst), "shutter_open"):
+            if inst.shutter_open:
+                raise RuntimeError("the shutter still reads open after closing it")
+            checks.append("shutter reads closed")
+        return ", ".join(done) + (f" ({', '.join(checks)})" if checks else "")
 
     def close(self) -> None:
         for inst in self.instruments.values():

@@ -23,6 +23,8 @@ from pymeasure.adapters import Adapter
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
+from sim_instruments.clock import bench_lock_held
+
 ENCODING = "latin-1"  # lossless for bytes 0-255: binary blocks survive the str round trip
 
 
@@ -43,6 +45,20 @@ def framing_hint(emulator: Any, echo: bool | None, prompt: str | None) -> tuple[
     if prompt is None:
         prompt = str(getattr(emulator, "prompt", ""))
     return echo, prompt
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def instrument_lock(emulator: Any) -> threading.RLock:
+    """The lock serialising one instrument's messages over all its links (each instrument does one thing at
+    a time). Taken *before* the bench lock, which sleeps release: a second client of a busy instrument waits
+    for it without holding up the rest of the bench."""
+    with _LOCKS_GUARD:
+        lock = emulator.__dict__.get("_link_lock")
+        if lock is None:
+            lock = emulator.__dict__["_link_lock"] = threading.RLock()
+        return lock
 
 
 class InstrumentLink:
@@ -73,26 +89,45 @@ class InstrumentLink:
 
         whole_message: treat ``data`` as one complete message (used when there is no write termination).
         """
-        if whole_message or not self.write_termination:
-            messages = [data.decode(ENCODING)]
-        else:
-            self._pending += data
-            term = self.write_termination.encode(ENCODING)
-            *complete, self._pending = self._pending.split(term)
-            messages = [m.decode(ENCODING) for m in complete]
         out, replies = bytearray(), 0
-        for message in messages:
-            if self.echo:
-                out += (message + self.write_termination).encode(ENCODING)
-            with self.lock:
-                clock = getattr(getattr(self.emulator, "bench", None), "clock", None)
-                if hasattr(clock, "resync"):
-                    clock.resync()  # the instrument starts on a command when it arrives, never earlier
-                reply = self.emulator.handle(message)
-            if reply is not None:
-                out += (reply + self.read_termination).encode(ENCODING, errors="replace")
-                replies += 1
-            out += self.prompt.encode(ENCODING)
+        for message in self.split(data, whole_message):
+            sent, n = self.execute(message)
+            out += sent
+            replies += n
+        return bytes(out), replies
+
+    def split(self, data: bytes, whole_message: bool = False) -> list[str]:
+        """The complete messages in received bytes (a partial one is kept for the next call)."""
+        if whole_message or not self.write_termination:
+            return [data.decode(ENCODING)]
+        self._pending += data
+        term = self.write_termination.encode(ENCODING)
+        *complete, self._pending = self._pending.split(term)
+        return [m.decode(ENCODING) for m in complete]
+
+    def interrupt(self, message: str) -> bool:
+        """Offer ``message`` to the instrument *as it arrives*, before the messages queued ahead of it run.
+
+        A busy instrument acts at once on the few messages its interface handles out of turn (e.g. ``:ABORt``
+        during a 2400 sweep; emulator method ``interrupt(message) -> bool``); True means it consumed it.
+        Thread-safe: takes no lock."""
+        handler = getattr(self.emulator, "interrupt", None)
+        return bool(handler(message)) if handler is not None else False
+
+    def execute(self, message: str) -> tuple[bytes, int]:
+        """Run one complete message; return (bytes the instrument sends back, number of replies)."""
+        out, replies = bytearray(), 0
+        if self.echo:
+            out += (message + self.write_termination).encode(ENCODING)
+        with instrument_lock(self.emulator), bench_lock_held(self.lock):
+            clock = getattr(getattr(self.emulator, "bench", None), "clock", None)
+            if hasattr(clock, "resync"):
+                clock.resync()  # the instrument starts on a command when it arrives, never earlier
+            reply = self.emulator.handle(message)
+        if reply is not None:
+            out += (reply + self.read_termination).encode(ENCODING, errors="replace")
+            replies += 1
+        out += self.prompt.encode(ENCODING)
         return bytes(out), replies
 
 

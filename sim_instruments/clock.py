@@ -9,7 +9,49 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+_held = threading.local()
+
+
+@contextmanager
+def bench_lock_held(*locks: Any) -> Iterator[None]:
+    """Hold ``locks`` (in order; the bench's last) while an instrument works; :meth:`RealClock.sleep` lets
+    them go while it sleeps and takes them back in the same order.
+
+    A transport serving several instruments of one bench serialises their access to the shared physics with
+    one lock. While an instrument lets instrument time pass (a sweep's source delay, a motor moving) it
+    touches no physics, so the sleep releases the lock: one instrument's 60 s sweep does not hold up the
+    shutter's reply, as it cannot on real hardware. A trigger model running in the background (the 2450's)
+    also names its instrument's lock, so that commands run between its sleeps."""
+    for lock in locks:
+        lock.acquire()
+    previous = getattr(_held, "locks", ())
+    _held.locks = locks
+    try:
+        yield
+    finally:
+        _held.locks = previous
+        for lock in reversed(locks):
+            lock.release()
+
+
+def held_locks() -> tuple[Any, ...]:
+    """The locks :func:`bench_lock_held` holds in this thread (innermost call)."""
+    return getattr(_held, "locks", ())
+
+
+def _sleep_releasing(dt_s: float) -> None:
+    locks = held_locks()
+    for lock in reversed(locks):
+        lock.release()
+    try:
+        time.sleep(dt_s)
+    finally:
+        for lock in locks:
+            lock.acquire()
 
 
 class Clock(Protocol):
@@ -27,6 +69,7 @@ class RealClock:
     sweep does not drift like that. When a sleep starts within ``catch_up_s`` of the previous sleep's deadline
     (same thread), it is measured from that deadline, so a sweep of N points takes N × its point time. Both
     transports call :meth:`resync` for every message received, so this catch-up never spans two commands.
+    A sleep lets go of the bench lock the calling thread holds (:func:`bench_lock_held`).
     """
 
     virtual = False
@@ -52,7 +95,7 @@ class RealClock:
         deadline = base + dt_s
         self._local.deadline = deadline
         if deadline > now:
-            time.sleep(deadline - now)
+            _sleep_releasing(deadline - now)
 
 
 class VirtualClock:

@@ -32,6 +32,12 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
   (measurement event bit 9, BFL, which PyMeasure polls via ``*STB?`` after ``*SRE 1`` and
   ``:STAT:MEAS:ENAB 512``); changing points or feed while storing -> +800 [H]. *RST leaves the trace and the
   status enables alone [H]. ``:CALC3:DATA?`` = the statistic of each V, I, R element in ``:FORM:ELEM``.
+- Busy while in the trigger model (a sweep, a ``:READ?``): in real time (TCP server) every message that arrives
+  meanwhile waits until it is over (``:OUTP OFF`` included), except ``:ABORt`` and the bus's device clear, which
+  end it at once, and ``*RST`` / ``:SYST:PRES`` / ``*RCL``, which end it, then run [H 2400 manual, Triggering:
+  "SDC, DCL, or :ABORt place the SourceMeter in the idle state"]. The aborted query gives no reply and queues
+  no error [L]; the readings made so far stay in the sample buffer; the output stays ON at the bias level
+  (``:SOUR:CLE:AUTO OFF``) until ``:OUTP OFF`` [M].
 - Not emulated: ``:FORM:DATA REAL|SREal`` (-221), ``:ARM:COUN INF`` (-141), ``:SOUR:FUNC MEM`` (-141). Source
   lists hold up to 2500 points [L].
 """
@@ -112,6 +118,7 @@ class Keithley2400Emulator(SmuEmulator):
     """A 2400 or 2420 on ``bench``: ``handle(message) -> reply | None`` (see module docstring)."""
 
     ERROR_TEXTS = {800: "Illegal with storage active", 803: "Not permitted with OUTPUT off"}
+    ABORT_THEN_RUN_HEADERS = frozenset({"*RST", "*RCL", "SYST:PRES", "SYST:PRESET", "SYSTEM:PRES", "SYSTEM:PRESET"})
     STATUS_REGISTERS = (("meas_reg", 1), ("ques_reg", 8), ("oper_reg", 128))
     SOURCE_RANGE_DEFAULTS = {"VOLT": 20.0, "CURR": 1e-4}
 
@@ -194,10 +201,9 @@ class Keithley2400Emulator(SmuEmulator):
         return min(pick_range(value, ranges) or ranges[-1], cap)
 
     def _sdm(self, value: float) -> Reading:
-        clock = self.bench.clock
-        clock.sleep(self.trig_delay_s)
+        self._wait(self.trig_delay_s)
         self._force(value)
-        clock.sleep(self._source_delay_s())
+        self._wait(self._source_delay_s())
         n_avg = self.filter_count if self.filter_on else 1
         t_s, term = self._integrate(value, self.nplc, self.azero, n_avg, self.filter_on and self.filter_tcon == "REP")
         assert term is not None
@@ -279,10 +285,11 @@ class Keithley2400Emulator(SmuEmulator):
         readings: list[Reading] = []
         t_arm0 = self.bench.clock.now()
         abort_on_limit = s.mode != "FIX" and self.sweep_cab != "NEV"
+        self._begin_sweep()
         try:
             for a, k in ((a, k) for a in range(self.arm_count) for k in range(self.trig_count)):
                 if self.arm_source == "TIM" and a and not k:
-                    self.bench.clock.sleep(max(0.0, t_arm0 + a * self.arm_timer_s - self.bench.clock.now()))
+                    self._wait(max(0.0, t_arm0 + a * self.arm_timer_s - self.bench.clock.now()))
                 value = values[k % len(values)]
                 if s.mode != "FIX":
                     self._active_range = fixed_range or pick_range(value, self._ranges(self.source_fn))
@@ -292,12 +299,13 @@ class Keithley2400Emulator(SmuEmulator):
                 if rd.tripped and abort_on_limit:
                     break
         finally:
+            self._end_sweep()
+            self.last = readings  # an aborted sweep keeps the readings it made
             self._active_range = None
             if auto_off:
                 self._set_output(False)
             elif s.mode != "FIX":
-                self._apply_output()
-        self.last = readings
+                self._apply_output()  # back to the bias level: an abort leaves the output ON
         return readings
 
     def _format(self, readings: list[Reading], times: list[float]) -> str:

@@ -26,14 +26,18 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
   (stop repeated) [L]; failAbort ON ends the sweep at the first reading in the source limit [H]; afterwards
   the output returns to the programmed bias level [L]; the sweep's function must be the source function
   (-221) [L]. ``:INIT`` without a sweep makes one ``:SENS:COUN`` reading set into defbuffer1 [L].
-- A running sweep does not block the command interface: on a real clock it runs in the background, its
-  readings appear in the buffer one by one (``:TRAC:ACT?`` / ``:TRAC:DATA?`` read them as it fills) and
-  ``:TRIG:STAT?`` answers ``RUNNING;RUNNING;<block>``, then ``IDLE;IDLE;<block>`` [M]; ``*WAI`` and ``*OPC?``
-  wait for it, ``:ABOR`` and ``*RST`` stop it [H]; ``:INIT`` while it runs -> -213 [L]. On a virtual clock the
-  sweep is over when ``:INIT`` returns (its time has passed), so a client never sees it running.
 - Timing as the 2400 (delay + NPLC/f_line x (3 with auto-zero) + 0.5 ms per reading); sweep delay -1 and the
   auto source delay are 1 ms [L]. Buffer time stamps: the instrument clock reads 2024-01-01 00:00:00 UTC at
   power-on and runs on the bench clock [L]; REL = seconds since the buffer's first reading.
+- ``:INIT`` of a sweep is overlapped: in real time the trigger model runs in the background, other commands
+  run meanwhile (``:TRAC:ACT?`` counts the readings so far) and ``*WAI`` / ``*OPC?`` wait for its end [H: "other
+  commands can be executed while the trigger model is running if they do not conflict"; *WAI suspends the
+  commands that follow]. ``:ABORt`` and the bus's device clear end it at once, also behind a ``*WAI`` [L], as
+  does ``*RST``; the readings so far stay in the buffer, the output returns to the bias level, ON [L]. That
+  commands conflicting with the running sweep (``:OUTP OFF``) are obeyed at once is our assumption [L]. On a
+  virtual clock the sweep runs at once inside ``:INIT``. Its readings appear in the buffer one by one
+  (``:TRAC:ACT?`` / ``:TRAC:DATA?`` read them as it fills) and ``:TRIG:STAT?`` answers ``RUNNING;RUNNING;<block>``,
+  then ``IDLE;IDLE;<block>`` [M].
 - Element codes: STAT 1 over-range, 8 front terminals; SOURSTAT 1 read-back on, 4 source limit reached,
   8 four-wire, 16 output on [L]. ``:SYST:ERR?`` answers ``code,"text"`` without the event-log time stamp [L].
 """
@@ -47,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from sim_instruments.adapter import instrument_lock
+from sim_instruments.clock import bench_lock_held, held_locks
 from sim_instruments.scpi import (
     COMMON_COMMANDS,
     SYSTEM_ERROR_COMMANDS,
@@ -63,6 +69,7 @@ from sim_instruments.scpi import (
 from sim_instruments.smu_emulator import FRAMING as FRAMING
 from sim_instruments.smu_emulator import (
     SmuEmulator,
+    SweepAborted,
     sense_function_name,
     source_list_commands,
     source_setting_commands,
@@ -169,13 +176,13 @@ class Keithley2450Emulator(SmuEmulator):
         self.t_boot_s = bench.clock.now()
         self.language = "SCPI"
         self.oper_reg, self.ques_reg = EventRegister(), EventRegister()
-        self._sweep_thread: threading.Thread | None = None
-        self._sweep_stop = threading.Event()
         self.reset()
 
     # -- IEEE 488.2 hooks ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        self._abort_sweep()
+        if self.busy:  # *RST ends a running trigger model first
+            self._abort.set()
+            self._wait_idle()
         m = self.model
         self.output, self.source_fn, self.sense_fn = False, "VOLT", "CURR"
         self.src = {
@@ -215,12 +222,12 @@ class Keithley2450Emulator(SmuEmulator):
 
     def _sdm(self, value: float, delay_s: float | None) -> BufferReading:
         """One source-delay-measure cycle on the bench clock; the cell current is sampled mid-window."""
-        clock, s, m = self.bench.clock, self.src[self.source_fn], self.meas[self.sense_fn]
+        s, m = self.src[self.source_fn], self.meas[self.sense_fn]
         if self.output:
             self._force(value)
         if delay_s is None:
             delay_s = AUTO_DELAY_S if s.delay_auto else s.delay_s
-        clock.sleep(delay_s)
+        self._wait(delay_s)
         n_avg = m.avg_count if m.avg_on else 1
         t_s, term = self._integrate(value, m.nplc, m.azero, n_avg, m.avg_on and m.avg_tcon == "REP", self.output)
         status = 8 if self.terminals == "FRON" else 0
@@ -341,68 +348,84 @@ class Keithley2450Emulator(SmuEmulator):
         return self._format(buf, buf.data[-1:], self._elements(p, 1))
 
     def _initiate(self, p: Params) -> None:
-        if self.sweep_running:
-            raise ScpiError(-213, "trigger model running")
+        """``:INIT``: without a sweep, ``:SENS:COUN`` readings into defbuffer1; with one, the trigger model runs
+        it — in the background in real time (``:INIT`` is overlapped: other commands run meanwhile, ``*WAI`` /
+        ``*OPC?`` wait for it), at once on a virtual clock (nothing can arrive in between)."""
         sw = self.sweep
         if sw is None:
             buf = self.buffers["defbuffer1"]
             for _ in range(self.count):
                 buf.append(self._sdm(self.src[self.source_fn].level, None))
             return
-        buf = self._buffer(sw.buffer)
-        self._sweep_stop.clear()
+        self._wait_idle()
+        self._begin_sweep()
         if getattr(self.bench.clock, "virtual", False):
-            self._run_sweep(sw, buf)  # its time passes here: the sweep is over when :INIT returns
+            self._run_sweep(sw)
             return
-        self._sweep_thread = threading.Thread(target=self._run_sweep, args=(sw, buf), name="sim-2450-sweep",
-                                              daemon=True)
-        self._sweep_thread.start()
+        held = held_locks()
+        locks = (instrument_lock(self), *held[-1:])  # this instrument's lock, then the bench's
 
-    def _run_sweep(self, sw: _Sweep, buf: ReadingBuffer) -> None:
-        """The sweep's source-measure points into ``buf``, on the bench clock, until done or stopped."""
+        def trigger_model() -> None:
+            with bench_lock_held(*locks):
+                try:
+                    self._run_sweep(sw)
+                except SweepAborted:
+                    pass
+
+        self._trigger_thread = threading.Thread(target=trigger_model, name="sim-2450-trigger", daemon=True)
+        self._trigger_thread.start()
+
+    def _run_sweep(self, sw: _Sweep) -> None:
+        buf = self._buffer(sw.buffer)
         ranges = self._ranges(self.source_fn)
         best = pick_range(max(abs(v) for v in sw.values), ranges)
         fixed = {"BEST": best, "FIX": self.src[self.source_fn].range}
         try:
             for _ in range(sw.count):
                 for value in sw.values:
-                    if self._sweep_stop.is_set():
-                        return
                     self._active_range = fixed.get(sw.range_type) or pick_range(value, ranges) or ranges[-1]
                     rd = self._sdm(value, sw.delay_s)
                     buf.append(rd)
                     if rd.tripped and sw.fail_abort:
                         return
         finally:
+            self._end_sweep()
             self._active_range = None
             self._apply_output()
 
-    @property
-    def sweep_running(self) -> bool:
-        """True while a sweep started by ``:INIT`` runs in the background (real clock only)."""
-        return self._sweep_thread is not None and self._sweep_thread.is_alive()
-
-    def _wait_sweep(self) -> None:
-        """``*WAI`` / ``*OPC?``: return when the running sweep (if any) has finished."""
-        if self._sweep_thread is not None:
-            self._sweep_thread.join()
-
-    def _abort_sweep(self) -> None:
-        """``:ABOR`` (and ``*RST``): stop a running sweep after its present point."""
-        self._sweep_stop.set()
-        self._wait_sweep()
-        self._sweep_thread = None
+    def _wait_idle(self) -> None:
+        """Until a trigger model running in the background is over (``*WAI``, ``*OPC?``): this link's locks are
+        let go meanwhile, so the trigger model (and an ``:ABORt``) can proceed."""
+        thread = getattr(self, "_trigger_thread", None)
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return
+        released = []
+        for lock in reversed((instrument_lock(self), *held_locks(), self._lock)):
+            try:
+                lock.release()
+            except RuntimeError:  # not held by this thread (a direct call, no transport)
+                continue
+            released.append(lock)
+        try:
+            thread.join()
+        finally:
+            for lock in reversed(released):
+                lock.acquire()
 
     def _opc(self, p: Params) -> None:
-        self._wait_sweep()
-        self.esr |= 1  # operation complete
+        self._wait_idle()
+        self.esr |= 1
 
-    def _opc_query(self, p: Params) -> str:
-        self._wait_sweep()
-        return "1"
+    def _abort_trigger_model(self) -> None:
+        """``:ABORt`` taken in order (a transport hands it over out of turn, see :meth:`interrupt`): end a
+        running trigger model and return when it has stopped."""
+        if self.busy:
+            self._abort.set()
+            self._wait_idle()
 
     def _trigger_state(self) -> str:
-        state = "RUNNING" if self.sweep_running else "IDLE"
+        """``:TRIG:STAT?``: the trigger model's state, twice, and the block it is in (always 1 here)."""
+        state = "RUNNING" if self.busy else "IDLE"
         return f"{state};{state};1"
 
     def _set_sweep(self, fn: str, kind: str, p: Params) -> None:
@@ -514,7 +537,7 @@ def _commands() -> tuple[Command, ...]:
         Command(":SYSTem:BEEPer[:IMMediate]", write=E._beep, wargs=(2, 2)),
         Command(":FORMat[:DATA]", write=E._set_data_format, wargs=(1, 2), query=lambda s, p: "ASC"),
         Command(":INITiate[:IMMediate]", write=E._initiate, wargs=(0, 0)),
-        Command(":ABORt", write=lambda s, p: s._abort_sweep(), wargs=(0, 0)),
+        Command(":ABORt", write=lambda s, p: s._abort_trigger_model(), wargs=(0, 0)),
         Command(":TRIGger:STATe", query=lambda s, p: s._trigger_state()),
         Command(":READ", query=E._read, qargs=(0, 15)),
         Command(":FETCh", query=E._fetch, qargs=(0, 15)),
@@ -580,11 +603,12 @@ def _commands() -> tuple[Command, ...]:
             number(f"{f_sens}:NPLCycles", "nplc", 0.01, 10.0, 1.0, fmt=lambda x: nr3(x, plus=False),
                    obj=of_meas()),
         ]
-    sweep_sync = (  # before the common ones, so these are found first: they wait for a running sweep
-        Command("*WAI", write=lambda s, p: s._wait_sweep(), wargs=(0, 0)),
-        Command("*OPC", write=E._opc, query=E._opc_query, wargs=(0, 0)),
-    )
-    return sweep_sync + COMMON_COMMANDS + SYSTEM_ERROR_COMMANDS + tuple(cmds)
+    overlapped = {  # the sweep runs in the background: these wait for it (K2450 reference manual, *WAI / *OPC)
+        "*WAI": Command("*WAI", write=lambda s, p: s._wait_idle(), wargs=(0, 0)),
+        "*OPC": Command("*OPC", write=E._opc, query=lambda s, p: (s._wait_idle(), "1")[1], wargs=(0, 0)),
+    }
+    common = tuple(overlapped.get(c.pattern, c) for c in COMMON_COMMANDS)
+    return common + SYSTEM_ERROR_COMMANDS + tuple(cmds)
 
 
 Keithley2450Emulator.COMMANDS = _commands()

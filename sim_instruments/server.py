@@ -5,14 +5,19 @@ instruments, ``ASRLsocket://127.0.0.1:<port>::INSTR`` for serial ones (pyvisa-py
 ``serial.serial_for_url``, so serial drivers run unchanged). Framing is the same as the in-process
 :class:`~sim_instruments.adapter.EmulatorAdapter` (shared :class:`~sim_instruments.adapter.InstrumentLink`).
 
-Threads: one accept loop per instrument, one thread per client connection; sequential and simultaneous clients
-are served, a disconnect only ends its own thread. Emulator access is serialised by one lock for the whole
-server because the bench physics is shared. Sockets bind to the loopback interface only.
+Threads: one accept loop per instrument; per client connection a reader thread (takes bytes as they arrive,
+hands a busy instrument the messages it acts on out of turn, e.g. ``:ABORt`` during a sweep) and an executor
+thread (runs the others in order, like an instrument's input buffer); sequential and simultaneous clients are
+served, a disconnect only ends its own threads. Each instrument handles one message at a time over all its
+links; the bench physics, shared, is serialised by one lock for the whole server, which an instrument lets go
+while instrument time passes (:func:`~sim_instruments.clock.bench_lock_held`): one instrument's sweep never
+holds up another's replies. Sockets bind to the loopback interface only.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import queue
 import socket
 import threading
 import time
@@ -84,10 +89,20 @@ class _InstrumentServer:
             thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
+        """Read the client's bytes as they come; run its messages in order on an executor thread.
+
+        Reading never waits for the instrument: a message the busy instrument handles out of turn (``:ABORt``
+        during a sweep, :meth:`InstrumentLink.interrupt`) reaches it at once, the others queue as in an
+        instrument's input buffer."""
         ep = self.endpoint
         link = InstrumentLink(ep.emulator, ep.read_termination, ep.write_termination, self.echo, self.prompt,
                               lock=self.owner.lock)
-        with conn:
+        messages: queue.Queue[str | None] = queue.Queue()
+        executor = threading.Thread(target=self._execute, args=(conn, link, messages),
+                                    name=f"sim-{self.name}-exec", daemon=True)
+        executor.start()
+        self.connections.append((conn, executor))
+        try:
             while not self.owner.stopping.is_set():
                 try:
                     data = conn.recv(4096)
@@ -104,14 +119,26 @@ class _InstrumentServer:
                         conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                     except OSError:
                         pass
-                out, replies = link.feed(data)
+                for message in link.split(data):
+                    if not link.interrupt(message):
+                        messages.put(message)
+        finally:
+            messages.put(None)  # the executor runs what was received, then closes the connection
+
+    def _execute(self, conn: socket.socket, link: InstrumentLink, messages: queue.Queue[str | None]) -> None:
+        with conn:
+            while True:
+                message = messages.get()
+                if message is None or self.owner.stopping.is_set():
+                    return
+                out, replies = link.execute(message)
                 if replies and self.owner.latency_s > 0:
                     time.sleep(self.owner.latency_s * replies)
                 if out:
                     try:
                         conn.sendall(out)
                     except OSError:
-                        return
+                        pass  # the client has gone; its remaining commands still run (as they would)
 
     def resource_string(self, host: str) -> str:
         if self.endpoint.serial:

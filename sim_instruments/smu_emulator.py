@@ -9,6 +9,7 @@ source nodes they have in common.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -27,6 +28,18 @@ from sim_instruments.smu_physics import (
 )
 
 FRAMING: dict[str, Any] = {"read_termination": "\n", "write_termination": "\n"}
+WAIT_SLICE_S = 0.02
+"""Longest piece of instrument time slept at once in a running sweep (s): how soon an abort is acted on."""
+
+
+class SweepAborted(Exception):
+    """A running sweep (trigger model) was aborted (``:ABORt`` or a device clear)."""
+
+
+def message_header(message: str) -> str:
+    """Upper-case header of the first unit of ``message`` without its leading colon, e.g. ``ABOR``."""
+    unit = message.split(";", 1)[0].strip()
+    return unit.split(None, 1)[0].lstrip(":").upper() if unit else ""
 
 
 def sense_function_name(text: str) -> str:
@@ -46,6 +59,10 @@ class SmuEmulator(ScpiInstrument):
     STATUS_REGISTERS: ClassVar[tuple[tuple[str, int], ...]] = ()
     #: value of a source ``:RANGe`` command without a number, per source function (default: the top range)
     SOURCE_RANGE_DEFAULTS: ClassVar[dict[str, float]] = {}
+    #: headers (as :func:`message_header` gives them) that abort a running sweep when they arrive
+    ABORT_HEADERS: ClassVar[frozenset[str]] = frozenset({"ABOR", "ABORT"})
+    #: headers that also end a running sweep, then run in their turn (e.g. ``*RST``)
+    ABORT_THEN_RUN_HEADERS: ClassVar[frozenset[str]] = frozenset()
 
     src: dict[str, Any]
     source_fn: str
@@ -59,6 +76,65 @@ class SmuEmulator(ScpiInstrument):
         self.model = model
         self.serial = serial
         self.line_Hz = int(round(bench.line_frequency_Hz))
+        #: True while a sweep / the trigger model runs (the instrument executes nothing else meanwhile)
+        self.busy = False
+        self._abort = threading.Event()
+
+    # -- a busy instrument ---------------------------------------------------------------------------------
+    def interrupt(self, message: str) -> bool:
+        """A message arriving while another may run (transport reader thread; see InstrumentLink.interrupt).
+
+        While a sweep runs, ``:ABORt`` ends it at once and is consumed; ``ABORT_THEN_RUN_HEADERS`` end it and
+        then run in turn; every other message waits in the input queue until the sweep is over (2400 manual,
+        "Triggering": while in the trigger model only SDC/DCL, ``:ABORt``, ``:SYST:PRES``, ``*TRG``, ``*RST``,
+        ``*RCL`` are executed). Idle, nothing is done out of turn: ``:ABORt`` then runs in order (a no-op)."""
+        if not self.busy:
+            return False
+        header = message_header(message)
+        if header in self.ABORT_HEADERS:
+            self._abort.set()
+            return True
+        if header in self.ABORT_THEN_RUN_HEADERS:
+            self._abort.set()
+        return False
+
+    def handle(self, message: str) -> str | None:
+        """As :meth:`ScpiInstrument.handle`; an aborted sweep gives no reply, and the rest of its message is
+        dropped (the 2400 manual: SDC/DCL/``:ABORt`` "abort any other command or query") [L: no error queued]."""
+        try:
+            return super().handle(message)
+        except SweepAborted:
+            return None
+
+    def device_clear(self) -> None:
+        """The bus's device clear (GPIB SDC/DCL, USBTMC/VXI-11 clear): abort a running sweep (no reply)."""
+        if self.busy:
+            self._abort.set()
+
+    def _begin_sweep(self) -> None:
+        self._abort.clear()
+        self.busy = True
+
+    def _end_sweep(self) -> None:
+        self.busy = False
+        self._abort.clear()
+
+    def _wait(self, dt_s: float) -> None:
+        """Instrument time passing (s) on the bench clock, in slices; raises :class:`SweepAborted` once an
+        abort has arrived during a sweep (a virtual clock sleeps at once: nothing can arrive meanwhile)."""
+        clock = self.bench.clock
+        if getattr(clock, "virtual", False):
+            clock.sleep(dt_s)
+            return
+        left = dt_s
+        while True:
+            if self.busy and self._abort.is_set():
+                raise SweepAborted()
+            if left <= 0:
+                return
+            piece = min(left, WAIT_SLICE_S)
+            clock.sleep(piece)
+            left -= piece
 
     # -- IEEE 488.2 hooks ----------------------------------------------------------------------------------
     def identity(self) -> str:
@@ -131,10 +207,10 @@ class SmuEmulator(ScpiInstrument):
         clock = self.bench.clock
         window_s = integration_time_s(nplc, self.line_Hz, azero)
         window_s *= n_avg if repeat else 1
-        clock.sleep(window_s / 2)
+        self._wait(window_s / 2)
         t_s = clock.now()
         term = self._force(value) if measure else None
-        clock.sleep(window_s / 2 + OVERHEAD_S)
+        self._wait(window_s / 2 + OVERHEAD_S)
         return t_s, term
 
     # -- source command handlers ---------------------------------------------------------------------------

@@ -74,6 +74,8 @@ def replay_stock_traffic(smu: Any, table: list[tuple[str, Any, str | None]], dri
 
 # ------------------------------------------------------------------------------------------- SMU drivers
 NO_ERROR = (b":SYST:ERR?", b'0,"No error"')
+#: the *IDN? exchange a source meter's abort ends with (replies queued behind an aborted sweep are dropped)
+IDN_SYNC = (b"*IDN?", b"KEITHLEY INSTRUMENTS INC.,MODEL 2400,4100001,C33")
 
 
 def spy_timeouts(instr: Any) -> list[float]:

@@ -19,7 +19,7 @@ from drivers.keithley2400 import (
     parse_numbers,
 )
 from drivers.smu import InstrumentError, SweepData
-from tests.fakes import NO_ERROR, assert_sweep_arrays, spy_timeouts
+from tests.fakes import IDN_SYNC, NO_ERROR, assert_sweep_arrays, spy_timeouts
 
 
 def configure_pairs(
@@ -220,7 +220,9 @@ def test_set_voltage_outside_range_sends_nothing():
 
 
 def test_safe_state_and_shutdown():
-    pairs = [(b":SOUR:VOLT 0", None), (b":OUTP 0", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
+    # a running sweep would ignore :OUTP 0 (2400 manual, Triggering): the safe state aborts it first
+    pairs = [(b":ABOR", None), IDN_SYNC, (b":SOUR:VOLT 0", None), (b":OUTP 0", None),
+             (b":ABOR", None), IDN_SYNC, (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
     with expected_protocol(Keithley2400, pairs) as smu:
         smu.safe_state()
         smu.shutdown()
@@ -228,7 +230,7 @@ def test_safe_state_and_shutdown():
 
 
 def test_safe_state_turns_output_off_even_if_zeroing_fails():
-    with expected_protocol(Keithley2400, [(b":OUTP 0", None)]) as smu:
+    with expected_protocol(Keithley2400, [(b":ABOR", None), IDN_SYNC, (b":OUTP 0", None)]) as smu:
         original = smu.write
 
         def write(command: str, **kwargs) -> None:

@@ -9,7 +9,7 @@ from pymeasure.test import expected_protocol
 from drivers.keithley2400 import ReplyError
 from drivers.keithley2450 import Keithley2450
 from drivers.smu import InstrumentError
-from tests.fakes import NO_ERROR, assert_sweep_arrays, spy_timeouts
+from tests.fakes import IDN_SYNC, NO_ERROR, assert_sweep_arrays, spy_timeouts
 
 BUF = b'"labctlbuf"'
 
@@ -157,7 +157,8 @@ def test_properties_send_native_commands():
 
 
 def test_set_voltage_output_and_safe_state():
-    pairs = [(b":SOUR:VOLT -0.3", None), (b":OUTP 1", None), (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
+    pairs = [(b":SOUR:VOLT -0.3", None), (b":OUTP 1", None), (b":ABOR", None), IDN_SYNC,
+             (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
     with expected_protocol(Keithley2450, pairs) as smu:
         smu.set_voltage(-0.3)
         smu.enable_output()
@@ -165,7 +166,8 @@ def test_set_voltage_output_and_safe_state():
 
 
 def test_shutdown_is_safe_state():
-    with expected_protocol(Keithley2450, [(b":SOUR:VOLT 0", None), (b":OUTP 0", None)]) as smu:
+    pairs = [(b":ABOR", None), IDN_SYNC, (b":SOUR:VOLT 0", None), (b":OUTP 0", None)]
+    with expected_protocol(Keithley2450, pairs) as smu:
         smu.shutdown()
         assert smu.isShutdown
 
