@@ -23,7 +23,9 @@ from labctl.storage import load_run
 from tests.helpers import REPO, default_station
 from tests.loopback import KEITHLEY_IDN, LoopbackPeer, fake_keithley
 
-SLOW = ["--set", "scan_rate_V_s=0.01"]  # 10 mV steps at 10 mV/s: about 140 s per sweep
+# 10 mV steps at 2 mV/s: 5 s per point. Slow 2400 sweeps are read in pieces of one point (so a killed run keeps
+# its data), and a 5 s point keeps the instrument busy in its trigger model all but a few ms of the time
+SLOW = ["--set", "scan_rate_V_s=0.002"]
 SAFE_WITHIN_S = 5.0  # Ctrl-C -> process gone, all instruments safe (the sweep would have run on for minutes)
 
 

@@ -220,6 +220,11 @@ def test_server_frames_split_and_batched_messages() -> None:
             data = b""
             while data.count(b"\n") < 2:
                 data += sock.recv(4096)
+            # the server executes in its own thread (an instrument's input buffer): the write after the last
+            # query may still be queued when the replies are in
+            deadline = time.monotonic() + 2.0
+            while len(emu.received) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
     assert data == b"ans:A?\nans:B?\n"
     assert emu.received == ["A?", "B?", "C 1"]
 
