@@ -1,7 +1,12 @@
 """The ``labctl`` command line.
 
 Exit codes: 0 run completed, 1 run aborted or failed, 2 bad input (station.yaml, parameter, unreachable
-instrument) — in that last case nothing was sent to any instrument, and one clear line says why.
+instrument, a data folder or output path that cannot be written) — in that last case nothing was sent to any
+instrument, and one clear line says why (on stderr; with ``run --json`` also a JSON error object on stdout).
+
+Streams: what a user may pipe (the figures table, the status, the file and plot paths, ``show``/``params``
+tables, the JSON object) goes to stdout, never wrapped or truncated; the progress bar, warnings and errors go to
+stderr.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,16 @@ from labctl.station import StationError
 
 err_console = Console(stderr=True)
 DEFAULT_STATION = "station.yaml"
+#: console width used when stdout is not a terminal (a pipe, a file, CI): wide enough never to wrap or truncate
+_PIPE_WIDTH = 1000
+
+
+def _out_console(quiet: bool = False) -> Console:
+    """The console for normal output (stdout): as wide as a terminal, or never wrapping in a pipe or file."""
+    console = Console(quiet=quiet)
+    if not console.is_terminal:
+        console.width = _PIPE_WIDTH
+    return console
 
 
 class _InputError(click.ClickException):
@@ -29,6 +45,39 @@ class _InputError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True, soft_wrap=True)
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    """Raise :class:`_InputError` (one line naming ``what``) unless run files can be written in ``folder``.
+
+    ``folder`` may not exist yet (it is created when the first file is written): then its nearest existing
+    ancestor must be a folder in which a file can really be created (a probe file, created and removed at
+    once: permission bits alone say nothing for root, a read-only mount or /proc), and every missing name must
+    fit the file system's name length.
+    """
+    existing = folder
+    try:
+        while not existing.exists():
+            if existing.parent == existing:
+                break
+            existing = existing.parent
+        if not existing.is_dir():
+            kind = "" if existing == folder else f" ({existing} is a file)"
+            raise _InputError(f"{what} = {str(folder)!r}: is not a folder{kind}; allowed: a folder, existing or "
+                              "to be created")
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        long = [part for part in folder.relative_to(existing).parts if len(os.fsencode(part)) > name_max]
+        if long:
+            raise _InputError(f"{what} = {str(folder)!r}: the name {long[0][:40]!r}... is longer than the "
+                              f"{name_max} bytes a file name may have here")
+        with tempfile.TemporaryFile(dir=existing, prefix=".labctl-probe-"):
+            pass
+    except ValueError as exc:  # e.g. an embedded NUL byte
+        raise _InputError(f"{what} = {str(folder)!r}: not a usable path ({exc})") from None
+    except OSError as exc:
+        where = "" if existing == folder else f" (its nearest existing folder {existing})"
+        raise _InputError(f"{what} = {str(folder)!r}: cannot write there{where}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def _station_path(path: str | None) -> Path:
@@ -75,7 +124,29 @@ def run_cmd(
     as_json: bool,
     no_plot: bool,
 ) -> None:
-    """Run PROCEDURE (jv, eqe-calibration, eqe) on the station. Its parameters: `labctl params PROCEDURE`."""
+    """Run PROCEDURE (jv, eqe-calibration, eqe) on the station. Its parameters: `labctl params PROCEDURE`.
+
+    With --json, stdout holds exactly one JSON object: {"file", "status", "results"} for a run, or
+    {"file": null, "status": "error", "error": "<the one-line message>", "results": {}} (exit 2) when the run
+    could not start."""
+    try:
+        _run(procedure_name, station_path, sample, operator, settings, out_dir, as_json, no_plot)
+    except _InputError as exc:
+        if as_json:
+            click.echo(json.dumps({"file": None, "status": "error", "error": exc.message, "results": {}}))
+        raise
+
+
+def _run(
+    procedure_name: str,
+    station_path: str | None,
+    sample: str,
+    operator: str | None,
+    settings: tuple[str, ...],
+    out_dir: str | None,
+    as_json: bool,
+    no_plot: bool,
+) -> None:
     from labctl.engine import RunEngine
     from labctl.params import apply_settings
     from labctl.station import Station
@@ -89,11 +160,17 @@ def run_cmd(
         apply_settings(procedure, settings)
     except ConfigError as exc:
         raise _InputError(str(exc)) from None
-    out = Path(out_dir) if out_dir else (path.parent / config.station.data_dir)
+    if out_dir:
+        out = Path(out_dir)
+        _writable_folder(out, "--out")
+    else:
+        out = path.parent / config.station.data_dir
+        _writable_folder(out, f"{path}: station.data_dir")
     station = Station(config)
     if sys.stdin.isatty():
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
-    console = Console(stderr=True, quiet=as_json)
+    console = Console(stderr=True, quiet=as_json)  # progress and live warnings
+    out_console = _out_console(quiet=as_json)  # what a user may pipe: the table, the status, the paths
     with Progress(
         TextColumn(f"[bold]{procedure_name}[/] {sample}"),
         BarColumn(),
@@ -101,6 +178,7 @@ def run_cmd(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a bar redrawn into a pipe or a CI log is noise
     ) as progress:
         task = progress.add_task("run", total=100)
         engine = RunEngine(
@@ -130,15 +208,16 @@ def run_cmd(
         try:
             png = plot_run(load_run(result.path))
         except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
-            err_console.print(f"warning: plot failed: {exc}")
+            err_console.print(f"warning: plot failed: {exc}", highlight=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": result.results}))
     else:
-        _print_summary(console, result.results)
-        console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""))
-        console.print(f"file:   {result.path}")
+        _print_summary(out_console, result.results)
+        out_console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
+                          soft_wrap=True)
+        out_console.print(f"file:   {result.path}", highlight=False, soft_wrap=True)
         if png:
-            console.print(f"plot:   {png}")
+            out_console.print(f"plot:   {png}", highlight=False, soft_wrap=True)
     sys.exit(0 if result.status == "completed" else 1)
 
 
@@ -239,7 +318,7 @@ def params_cmd(procedure_name: str) -> None:
         table.add_column(col)
     for name, param in REGISTRY[procedure_name]()._parameters.items():
         table.add_row(name, str(param.default), describe_allowed(param), param.name)
-    Console().print(table)
+    _out_console().print(table)
 
 
 # -- files ----------------------------------------------------------------------------------------------------
@@ -257,7 +336,7 @@ def _open_run(file: str) -> Any:
 def show_cmd(file: str) -> None:
     """Summary of a run file."""
     run = _open_run(file)
-    console = Console()
+    console = _out_console()
     for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
         console.print(f"{key:>17}: {run.info.get(key, '—')}")
     for name, frame in run.streams.items():
@@ -273,14 +352,45 @@ def show_cmd(file: str) -> None:
         console.print(f"last event: {run.events[-1]}", highlight=False)
 
 
+def _plot_target(run: Any, out: str | None) -> Path:
+    """Where ``labctl plot`` writes: ``--out`` (a file, or an existing folder), else beside the run file.
+
+    Raises :class:`_InputError` (one line) for a missing folder, a folder that cannot be written or a file type
+    matplotlib cannot write."""
+    from labctl.plotting import supported_formats
+
+    target = Path(out) if out else run.path.with_suffix(".png")
+    what = "--out" if out else "plot beside the run file"
+    try:
+        if target.is_dir():
+            target = target / run.path.with_suffix(".png").name
+        folder = target.parent
+        if not folder.is_dir():
+            problem = "is a file" if folder.exists() else "does not exist (create it first)"
+            raise _InputError(f"{what} = {str(target)!r}: the folder {str(folder)!r} {problem}")
+    except ValueError as exc:
+        raise _InputError(f"{what} = {str(target)!r}: not a usable path ({exc})") from None
+    kind = target.suffix.lstrip(".").lower()
+    if kind not in supported_formats():
+        raise _InputError(f"{what} = {str(target)!r}: cannot write a '{kind}' file; allowed suffixes: "
+                          f"{', '.join('.' + k for k in supported_formats())}")
+    _writable_folder(folder, f"{what} folder")
+    return target
+
+
 @main.command("plot")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", default=None, help="PNG path (default: beside the file)")
+@click.option("--out", default=None, help="PNG path, or an existing folder (default: beside the file)")
 def plot_cmd(file: str, out: str | None) -> None:
-    """Write a PNG plot of a run file."""
+    """Write a PNG plot of a run file; prints its path on stdout."""
     from labctl.plotting import plot_run
 
-    click.echo(str(plot_run(_open_run(file), out)))
+    run = _open_run(file)
+    target = _plot_target(run, out)
+    try:
+        click.echo(str(plot_run(run, target)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 @main.command("export")
@@ -288,10 +398,17 @@ def plot_cmd(file: str, out: str | None) -> None:
 @click.option("--csv", "as_csv", is_flag=True, required=True, help="write one CSV per data stream")
 @click.option("--out", default=None, help="folder for the CSV files (default: beside the run file)")
 def export_cmd(file: str, as_csv: bool, out: str | None) -> None:
-    """Export a run file's data streams to CSV (with a commented metadata header)."""
+    """Export a run file's data streams to CSV (with a commented metadata header); prints their paths."""
     from labctl.export import export_csv
 
-    for path in export_csv(_open_run(file), out):
+    run = _open_run(file)
+    folder = Path(out) if out else run.path.parent
+    _writable_folder(folder, "--out" if out else "export beside the run file")
+    try:
+        paths = export_csv(run, folder)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the CSV files in {folder}: {exc.strerror or exc}") from None
+    for path in paths:
         click.echo(str(path))
 
 

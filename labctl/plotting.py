@@ -14,6 +14,13 @@ from labctl.storage import RunData  # noqa: E402
 _DIRECTIONS = {0: "reverse", 1: "forward"}
 
 
+def supported_formats() -> list[str]:
+    """File suffixes (without the dot) that :func:`plot_run` can write: png, pdf, svg, ..."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
 def plot_run(run: RunData, path: str | Path | None = None) -> Path:
     """Plot the run's main stream (for J–V: J against V per scan, with the figures of merit)."""
     path = Path(path) if path else run.path.with_suffix(".png")

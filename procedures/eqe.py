@@ -294,6 +294,10 @@ class EQECalibrationProcedure(_WavelengthScan):
         )
     }
 
+    def validate(self, station) -> None:  # noqa: ANN001
+        super().validate(station)
+        reference_detectors_end_nm(station.config)  # every table readable: one line now, not a failure mid-run
+
     def startup(self) -> None:
         from labctl.calibration import load_responsivity
 
