@@ -282,7 +282,37 @@ def _with_uncertainty(fmt: str, figures: dict[str, Any], key: str) -> str:
     return f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and figures.get(key) is not None else text
 
 
+_DARK_ROWS = [
+    ("j0_A_cm2", "j0_uncertainty_A_cm2", "J0 (A/cm²)", "{:.4g}"),
+    ("ideality", "ideality_uncertainty", "n", "{:.4f}"),
+    ("rs_ohm_cm2", "rs_uncertainty_ohm_cm2", "Rs (Ω·cm²)", "{:.3f}"),
+    ("rsh_ohm_cm2", "rsh_uncertainty_ohm_cm2", "Rsh (Ω·cm²)", "{:.0f}"),
+    ("rms_log_residual", None, "rms ln(J_fit/J)", "{:.2g}"),
+    ("points", None, "points fitted", "{}"),
+]
+
+
+def _print_dark_summary(console: Console, dark: dict[str, Any]) -> None:
+    """The dark J–V table: the single-diode dark fit per direction (methods ref. §1.8)."""
+    table = Table(title="Dark J–V, single-diode fit")
+    table.add_column("")
+    for d in dark:
+        table.add_column(d, justify="right")
+    for key, u_key, label, fmt in _DARK_ROWS:
+        cells = []
+        for fit in dark.values():
+            text = _fmt(fmt, fit.get(key))
+            u = fit.get(u_key) if u_key else None
+            cells.append(f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and fit.get(key) is not None else text)
+        table.add_row(label, *cells)
+    table.add_row("flags", *["\n".join(fit.get("flags") or []) or "—" for fit in dark.values()])
+    console.print(table)
+
+
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
+    if isinstance(results.get("dark"), dict):
+        _print_dark_summary(console, results["dark"])
+        return
     directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
     if not directions:
         _print_plain_summary(console, results)
@@ -331,6 +361,25 @@ def _open_run(file: str) -> Any:
         raise _InputError(f"cannot read run file {file}: {exc}") from None
 
 
+def _bench_and_clock(station: dict[str, Any]) -> tuple[str, str]:
+    """From a run file's station snapshot: was the bench simulated, and on which clock did the run go?
+
+    Mirrors :class:`labctl.station.Station`: sim:// instruments with ``simulation.enabled`` run on the in-process
+    simulated bench, on its ``simulation.clock``; anything else (real instruments, or a bench served by
+    ``labctl sim serve``, which sets ``simulation.operator_resource``) runs on the real clock."""
+    sim = station.get("simulation") or {}
+    resources = [str(i.get("resource", "")) for i in (station.get("instruments") or {}).values()]
+    if sim.get("enabled") and any(r.startswith("sim://") for r in resources):
+        virtual = sim.get("clock") == "virtual"
+        return ("simulated (in-process, sim://)",
+                "virtual (simulated time: durations are not wall-clock time)" if virtual else "real")
+    if sim.get("operator_resource"):
+        return f"simulated, served over TCP by labctl sim serve ({sim['operator_resource']})", "real"
+    if not station:
+        return "unknown (no station in the file)", "unknown"
+    return "real instruments", "real"
+
+
 @main.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def show_cmd(file: str) -> None:
@@ -339,6 +388,9 @@ def show_cmd(file: str) -> None:
     console = _out_console()
     for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
         console.print(f"{key:>17}: {run.info.get(key, '—')}")
+    bench, clock = _bench_and_clock(run.station)
+    console.print(f"{'bench':>17}: {bench}", highlight=False, soft_wrap=True)
+    console.print(f"{'clock':>17}: {clock}", highlight=False, soft_wrap=True)
     for name, frame in run.streams.items():
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     for role, idn in run.idn.items():
@@ -346,7 +398,8 @@ def show_cmd(file: str) -> None:
     _print_summary(console, run.results)
     for warning in run.results.get("warnings", []):
         console.print(f"[yellow]WARNING: {warning}[/]", highlight=False, soft_wrap=True)
-    params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if k in run.units else ''}" for k, v in run.parameters.items())
+    params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if run.units.get(k, '1') != '1' else ''}"
+                       for k, v in run.parameters.items())
     console.print(f"parameters: {params}", highlight=False)
     if run.events:
         console.print(f"last event: {run.events[-1]}", highlight=False)

@@ -406,7 +406,7 @@ class EQEProcedure(_WavelengthScan):
     NAME = "eqe"
     STREAMS = {
         "eqe": StreamSpec(
-            [*_POINT_COLUMNS, Column("eqe", ""), Column("beam_power_W", "W"), Column("reference_run", "", "str")],
+            [*_POINT_COLUMNS, Column("eqe", "1"), Column("beam_power_W", "W"), Column("reference_run", "", "str")],
             signal="eqe",
             axes="wavelength_nm",
         )
