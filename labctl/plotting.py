@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from labctl.storage import RunData  # noqa: E402
 
@@ -86,6 +87,11 @@ def _plot_dark_jv(ax, run: RunData) -> None:  # noqa: ANN001 - a matplotlib Axes
     if lines:
         ax.text(0.98, 0.03, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="bottom", ha="right",
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+    data = run.streams["jv"]
+    away = np.abs(data["j_mA_cm2"].to_numpy()[np.abs(data["voltage_V"].to_numpy()) >= 0.01])
+    away = away[away > 0]
+    if away.size:  # the dip through 0 V would otherwise take most of the decades
+        ax.set_ylim(bottom=0.3 * float(away.min()))
     ax.set_xlabel("Voltage (V)")
     ax.set_ylabel("|J| (mA/cm²), dark")
     ax.legend(loc="upper left", fontsize=8)
@@ -99,8 +105,20 @@ def supported_formats() -> list[str]:
 
 
 def plot_run(run: RunData, path: str | Path | None = None) -> Path:
-    """Plot the run's main stream (for J–V: J against V per scan, with the figures of merit)."""
+    """Write the run's plot (see :func:`figure`) to ``path`` (default: beside the run file, ``.png``)."""
     path = Path(path) if path else run.path.with_suffix(".png")
+    fig = figure(run)
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def figure(run: RunData) -> Figure:
+    """The run's main stream as a figure: a light J–V as J against V per scan (in voltage order) with the figures
+    of merit, a dark J–V as semilog |J| with its single-diode fit, EQE against wavelength, a calibration's beam
+    power. The caller closes it (``matplotlib.pyplot.close``)."""
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     dark = False
     if "jv" in run.streams and not run.streams["jv"].empty:
@@ -133,6 +151,4 @@ def plot_run(run: RunData, path: str | Path | None = None) -> Path:
     ax.set_title(f"{procedure} — {run.info.get('sample', '')} — {run.status}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
