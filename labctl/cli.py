@@ -47,6 +47,14 @@ class _InputError(click.ClickException):
         err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True, soft_wrap=True)
 
 
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False also when the name itself is impossible (too long: ENAMETOOLONG)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _writable_folder(folder: Path, what: str) -> None:
     """Raise :class:`_InputError` (one line naming ``what``) unless run files can be written in ``folder``.
 
@@ -55,9 +63,11 @@ def _writable_folder(folder: Path, what: str) -> None:
     once: permission bits alone say nothing for root, a read-only mount or /proc), and every missing name must
     fit the file system's name length.
     """
+    if "\0" in str(folder):
+        raise _InputError(f"{what} = {str(folder)!r}: not a usable path (it holds a NUL byte)")
     existing = folder
     try:
-        while not existing.exists():
+        while not _exists(existing):
             if existing.parent == existing:
                 break
             existing = existing.parent

@@ -15,6 +15,11 @@ from labctl.storage import RunData  # noqa: E402
 _DIRECTIONS = {0: "reverse", 1: "forward"}
 
 
+def _num(value: float | None, fmt: str) -> str:
+    """``value`` formatted, or "—" for a figure that was not computed (None)."""
+    return "—" if value is None else format(value, fmt).replace("%", " %")
+
+
 def _is_true(value: object) -> bool:
     """A boolean parameter as read back from a run file (bool, 0/1, or "True"/"False")."""
     return str(value).strip().lower() in ("true", "1") if isinstance(value, str) else bool(value)
@@ -43,11 +48,9 @@ def _plot_light_jv(ax, run: RunData) -> None:  # noqa: ANN001 - a matplotlib Axe
     lines = []
     for name in ("reverse", "forward", "qss"):
         r = run.results.get(name)
-        if r and r.get("voc_V") is not None:
-            lines.append(
-                f"{name}: Voc {r['voc_V']:.3f} V, Jsc {r['jsc_mA_cm2']:.2f} mA/cm², "
-                f"FF {100 * r['ff']:.1f} %, PCE {r['pce_pct']:.2f} %"
-            )
+        if r:  # a figure not computed (None, e.g. in compliance) is shown as "—"
+            lines.append(f"{name}: Voc {_num(r.get('voc_V'), '.3f')} V, Jsc {_num(r.get('jsc_mA_cm2'), '.2f')} "
+                         f"mA/cm², FF {_num(r.get('ff'), '.1%')}, PCE {_num(r.get('pce_pct'), '.2f')} %")
     if lines:
         ax.text(0.02, 0.03, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="bottom",
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
