@@ -17,7 +17,7 @@ Units: V in V, J in A/cm² (``j_dark`` input in mA/cm², photocurrent-positive a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -45,7 +45,8 @@ class DarkFit:
     A parameter whose relative uncertainty exceeds :data:`labctl.analysis.sdm_fit.ILL_DETERMINED_REL_UNCERTAINTY`
     is NaN with ``<name>_ill_determined`` in ``flags`` (e.g. ``rs_ill_determined`` for a scan that stops before
     Rs shows). Everything is NaN, flagged ``too_few_points``, ``no_diode_current`` or ``not_converged``, when there
-    is no fit. ``rms_log_residual`` is the rms of ln(J_model/J_measured) over the fitted points.
+    is no fit; with ``no_diode_current`` (the scan never leaves the shunt region) Rsh is the inverse slope near 0 V.
+    ``rms_log_residual`` is the rms of ln(J_model/J_measured) over the fitted points.
     """
 
     j0_A_cm2: float
@@ -80,12 +81,17 @@ def _failed(points: int, temperature_K: float, flag: str) -> DarkFit:
     return DarkFit(nan, nan, nan, nan, nan, nan, nan, nan, nan, points, temperature_K, [flag])
 
 
+def _shunt_slope_ohm_cm2(v: NDArray[np.float64], jd: NDArray[np.float64]) -> float:
+    """Rsh (Ω·cm²) as the inverse slope of J_dark(V) near 0 V, where the shunt carries the current."""
+    near = np.abs(v) <= max(_SHUNT_WINDOW_V, np.sort(np.abs(v))[min(4, v.size - 1)])
+    slope = np.polyfit(v[near], jd[near], 1)[0] if near.sum() >= 2 else 0.0
+    return float(np.clip(1.0 / slope, *_RSH_BOUNDS_OHM_CM2)) if slope > 0 else _RSH_BOUNDS_OHM_CM2[1]
+
+
 def _start(v: NDArray[np.float64], jd: NDArray[np.float64], vt: float) -> NDArray[np.float64] | None:
     """Starting θ = (ln J0, n, Rs, ln Rsh): shunt from the slope near 0 V, n and J0 from the steepest part of the
     shunt-corrected ln J, Rs from the excess voltage at the highest current."""
-    near = np.abs(v) <= max(_SHUNT_WINDOW_V, np.sort(np.abs(v))[min(4, v.size - 1)])
-    slope = np.polyfit(v[near], jd[near], 1)[0] if near.sum() >= 2 else 0.0
-    rsh = float(np.clip(1.0 / slope, *_RSH_BOUNDS_OHM_CM2)) if slope > 0 else _RSH_BOUNDS_OHM_CM2[1]
+    rsh = _shunt_slope_ohm_cm2(v, jd)
     fwd = v > 0
     diode = jd[fwd] - v[fwd] / rsh
     vf = v[fwd]
@@ -135,8 +141,9 @@ def fit_dark_jv(
         return _failed(int(v.size), temperature_K, "too_few_points")
     vt = float(thermal_voltage_V(temperature_K))
     theta0 = _start(v, jd, vt)
-    if theta0 is None:
-        return _failed(int(v.size), temperature_K, "no_diode_current")
+    if theta0 is None:  # all shunt: only Rsh can be told, from the slope (no uncertainty from a fit)
+        return replace(_failed(int(v.size), temperature_K, "no_diode_current"),
+                       rsh_ohm_cm2=_shunt_slope_ohm_cm2(v, jd))
     ln_measured = np.log(np.abs(jd))
 
     def residuals(theta: NDArray[np.float64]) -> NDArray[np.float64]:
