@@ -85,8 +85,8 @@ def _writable_folder(folder: Path, what: str) -> None:
     except ValueError as exc:  # e.g. an embedded NUL byte
         raise _InputError(f"{what} = {str(folder)!r}: not a usable path ({exc})") from None
     except OSError as exc:
-        where = "" if existing == folder else f" (its nearest existing folder {existing})"
-        raise _InputError(f"{what} = {str(folder)!r}: cannot write there{where}: "
+        where = "" if existing == folder else f" (in its nearest existing folder {existing})"
+        raise _InputError(f"{what} = {str(folder)!r}: no file can be created there{where}: "
                           f"{exc.strerror or exc}") from None
 
 

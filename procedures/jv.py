@@ -216,7 +216,9 @@ class JVProcedure(LabProcedure):
             compliance_A=self.compliance_A, nplc=self.nplc, four_wire=self.four_wire, source_delay_s=self._delay_s
         )
         light = f"light {'on' if self.light else 'off'}"
-        if self.mode == "qss":
+        if self.mode == "qss" and not self.light:  # the dark QSS is the grid alone (no Voc, no MPP to search)
+            self.log(f"J-V qss, {self.qss_points} grid points from {self.start_V:g} to {self.stop_V:g} V, {light}")
+        elif self.mode == "qss":
             self.log(f"J-V qss, {self.qss_points} grid points from 0 V to Voc plus the MPP and Voc searches, "
                      f"bias {self.start_V:g} to {self.stop_V:g} V, {light}")
         else:

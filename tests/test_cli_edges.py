@@ -73,8 +73,8 @@ def test_run_out_that_cannot_hold_run_files_is_one_line_before_any_instrument(tm
 
 @pytest.mark.parametrize(
     ("data_dir", "fragment"),
-    [("notes.txt/runs", "is not a folder"), (UNWRITABLE, "cannot write there"), ("bad\0name", "not a usable path"),
-     ("x" * 300, "longer than the 255 bytes")],
+    [("notes.txt/runs", "is not a folder"), (UNWRITABLE, "no file can be created there"),
+     ("bad\0name", "not a usable path"), ("x" * 300, "longer than the 255 bytes")],
     ids=["under-a-file", "proc", "nul-byte", "name-too-long"],
 )
 def test_data_dir_on_a_path_that_cannot_exist_names_the_key(tmp_path, a_file, data_dir, fragment):
@@ -109,7 +109,7 @@ def test_plot_out_that_cannot_be_written_is_one_line(tmp_path, a_file, run_file,
 
 
 def test_plot_into_an_unwritable_folder_and_into_a_folder(tmp_path, run_file):
-    _one_clean_line(_invoke(["plot", str(run_file), "--out", f"{UNWRITABLE}.png"]), "cannot write there")
+    _one_clean_line(_invoke(["plot", str(run_file), "--out", f"{UNWRITABLE}.png"]), "no file can be created there")
     res = _invoke(["plot", str(run_file), "--out", str(tmp_path)])  # an existing folder: the PNG goes in it
     assert res.exit_code == 0 and res.stdout.strip() == str(tmp_path / (run_file.stem + ".png"))
     assert (tmp_path / (run_file.stem + ".png")).stat().st_size > 10_000

@@ -32,7 +32,8 @@ def _run(tmp_path: Path, *settings: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("runs")
-    return {"light": _run(out), "qss": _run(out, "mode=qss"), "dark": _run(out, "light=false")}
+    return {"light": _run(out), "qss": _run(out, "mode=qss"), "dark": _run(out, "light=false"),
+            "dark_qss": _run(out, "light=false", "mode=qss")}
 
 
 def _lines(run_file: Path):
@@ -51,6 +52,17 @@ def test_qss_points_are_plotted_in_voltage_order(runs):
     _, lines = _lines(runs["qss"])
     (label, v, _), = lines
     assert "quasi-steady-state" in label and np.all(np.diff(v) >= 0) and len(v) == len(measured)
+
+
+def test_event_log_describes_the_mode_that_ran(runs):
+    def plan(name):
+        return next(e for e in load_run(runs[name]).events if " J-V " in e)
+
+    assert "141 points/scan" in plan("light") and "light on" in plan("light")
+    assert "qss, 10 grid points" in plan("qss") and "points/scan" not in plan("qss")
+    dark_qss = plan("dark_qss")  # in the dark there is no Voc or MPP to search: the grid alone
+    assert "10 grid points from -0.1 to 1.3 V" in dark_qss and "Voc" not in dark_qss and "light off" in dark_qss
+    assert len(load_run(runs["dark_qss"]).streams["jv"]) == 10
 
 
 def test_dark_jv_is_semilog_abs_j_with_dark_in_the_title(runs):
