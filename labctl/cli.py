@@ -208,6 +208,9 @@ def _run(
             station.safe_state()
             station.close()
             err_console.print("interrupted before the run started")
+            if as_json:
+                click.echo(json.dumps({"file": None, "status": "interrupted",
+                                       "error": "interrupted before the run started", "results": {}}))
             sys.exit(130)
     station.close()
     png = None
