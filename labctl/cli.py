@@ -357,9 +357,12 @@ def params_cmd(procedure_name: str) -> None:
     if procedure_name not in REGISTRY:
         raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
     table = Table(title=f"{procedure_name} parameters (set with --set NAME=VALUE)")
-    for col in ("name", "default", "allowed", "description"):
+    parameters = REGISTRY[procedure_name]()._parameters
+    # a name is what the user types after --set: never cut, also in a narrow terminal (the other columns wrap)
+    table.add_column("name", no_wrap=True, min_width=max(len(n) for n in parameters))
+    for col in ("default", "allowed", "description"):
         table.add_column(col)
-    for name, param in REGISTRY[procedure_name]()._parameters.items():
+    for name, param in parameters.items():
         table.add_row(name, str(param.default), describe_allowed(param), param.name)
     _out_console().print(table)
 
