@@ -1,7 +1,12 @@
 """The ``labctl`` command line.
 
 Exit codes: 0 run completed, 1 run aborted or failed, 2 bad input (station.yaml, parameter, unreachable
-instrument) — in that last case nothing was sent to any instrument, and one clear line says why.
+instrument, a data folder or output path that cannot be written) — in that last case nothing was sent to any
+instrument, and one clear line says why (on stderr; with ``run --json`` also a JSON error object on stdout).
+
+Streams: what a user may pipe (the figures table, the status, the file and plot paths, ``show``/``params``
+tables, the JSON object) goes to stdout, never wrapped or truncated; the progress bar, warnings and errors go to
+stderr.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,16 @@ from labctl.station import StationError
 
 err_console = Console(stderr=True)
 DEFAULT_STATION = "station.yaml"
+#: console width used when stdout is not a terminal (a pipe, a file, CI): wide enough never to wrap or truncate
+_PIPE_WIDTH = 1000
+
+
+def _out_console(quiet: bool = False) -> Console:
+    """The console for normal output (stdout): as wide as a terminal, or never wrapping in a pipe or file."""
+    console = Console(quiet=quiet)
+    if not console.is_terminal:
+        console.width = _PIPE_WIDTH
+    return console
 
 
 class _InputError(click.ClickException):
@@ -29,6 +45,49 @@ class _InputError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         err_console.print(f"[bold red]error:[/] {self.message}", highlight=False, markup=True, soft_wrap=True)
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False also when the name itself is impossible (too long: ENAMETOOLONG)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    """Raise :class:`_InputError` (one line naming ``what``) unless run files can be written in ``folder``.
+
+    ``folder`` may not exist yet (it is created when the first file is written): then its nearest existing
+    ancestor must be a folder in which a file can really be created (a probe file, created and removed at
+    once: permission bits alone say nothing for root, a read-only mount or /proc), and every missing name must
+    fit the file system's name length.
+    """
+    if "\0" in str(folder):
+        raise _InputError(f"{what} = {str(folder)!r}: not a usable path (it holds a NUL byte)")
+    existing = folder
+    try:
+        while not _exists(existing):
+            if existing.parent == existing:
+                break
+            existing = existing.parent
+        if not existing.is_dir():
+            kind = "" if existing == folder else f" ({existing} is a file)"
+            raise _InputError(f"{what} = {str(folder)!r}: is not a folder{kind}; allowed: a folder, existing or "
+                              "to be created")
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        long = [part for part in folder.relative_to(existing).parts if len(os.fsencode(part)) > name_max]
+        if long:
+            raise _InputError(f"{what} = {str(folder)!r}: the name {long[0][:40]!r}... is longer than the "
+                              f"{name_max} bytes a file name may have here")
+        with tempfile.TemporaryFile(dir=existing, prefix=".labctl-probe-"):
+            pass
+    except ValueError as exc:  # e.g. an embedded NUL byte
+        raise _InputError(f"{what} = {str(folder)!r}: not a usable path ({exc})") from None
+    except OSError as exc:
+        where = "" if existing == folder else f" (in its nearest existing folder {existing})"
+        raise _InputError(f"{what} = {str(folder)!r}: no file can be created there{where}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def _station_path(path: str | None) -> Path:
@@ -75,7 +134,29 @@ def run_cmd(
     as_json: bool,
     no_plot: bool,
 ) -> None:
-    """Run PROCEDURE (jv, eqe-calibration, eqe) on the station. Its parameters: `labctl params PROCEDURE`."""
+    """Run PROCEDURE (jv, eqe-calibration, eqe) on the station. Its parameters: `labctl params PROCEDURE`.
+
+    With --json, stdout holds exactly one JSON object: {"file", "status", "results"} for a run, or
+    {"file": null, "status": "error", "error": "<the one-line message>", "results": {}} (exit 2) when the run
+    could not start."""
+    try:
+        _run(procedure_name, station_path, sample, operator, settings, out_dir, as_json, no_plot)
+    except _InputError as exc:
+        if as_json:
+            click.echo(json.dumps({"file": None, "status": "error", "error": exc.message, "results": {}}))
+        raise
+
+
+def _run(
+    procedure_name: str,
+    station_path: str | None,
+    sample: str,
+    operator: str | None,
+    settings: tuple[str, ...],
+    out_dir: str | None,
+    as_json: bool,
+    no_plot: bool,
+) -> None:
     from labctl.engine import RunEngine
     from labctl.params import apply_settings
     from labctl.station import Station
@@ -89,11 +170,17 @@ def run_cmd(
         apply_settings(procedure, settings)
     except ConfigError as exc:
         raise _InputError(str(exc)) from None
-    out = Path(out_dir) if out_dir else (path.parent / config.station.data_dir)
+    if out_dir:
+        out = Path(out_dir)
+        _writable_folder(out, "--out")
+    else:
+        out = path.parent / config.station.data_dir
+        _writable_folder(out, f"{path}: station.data_dir")
     station = Station(config)
     if sys.stdin.isatty():
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
-    console = Console(stderr=True, quiet=as_json)
+    console = Console(stderr=True, quiet=as_json)  # progress and live warnings
+    out_console = _out_console(quiet=as_json)  # what a user may pipe: the table, the status, the paths
     with Progress(
         TextColumn(f"[bold]{procedure_name}[/] {sample}"),
         BarColumn(),
@@ -101,6 +188,7 @@ def run_cmd(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a bar redrawn into a pipe or a CI log is noise
     ) as progress:
         task = progress.add_task("run", total=100)
         engine = RunEngine(
@@ -122,6 +210,9 @@ def run_cmd(
             _print_safe_state(station)
             station.close()
             err_console.print("interrupted before the run started")
+            if as_json:
+                click.echo(json.dumps({"file": None, "status": "interrupted",
+                                       "error": "interrupted before the run started", "results": {}}))
             sys.exit(130)
     station.close()
     png = None
@@ -132,15 +223,16 @@ def run_cmd(
         try:
             png = plot_run(load_run(result.path))
         except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
-            err_console.print(f"warning: plot failed: {exc}")
+            err_console.print(f"warning: plot failed: {exc}", highlight=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": result.results}))
     else:
-        _print_summary(console, result.results)
-        console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""))
-        console.print(f"file:   {result.path}")
+        _print_summary(out_console, result.results)
+        out_console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
+                          soft_wrap=True)
+        out_console.print(f"file:   {result.path}", highlight=False, soft_wrap=True)
         if png:
-            console.print(f"plot:   {png}")
+            out_console.print(f"plot:   {png}", highlight=False, soft_wrap=True)
     sys.exit(0 if result.status == "completed" else 1)
 
 
@@ -221,7 +313,37 @@ def _with_uncertainty(fmt: str, figures: dict[str, Any], key: str) -> str:
     return f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and figures.get(key) is not None else text
 
 
+_DARK_ROWS = [
+    ("j0_A_cm2", "j0_uncertainty_A_cm2", "J0 (A/cm²)", "{:.4g}"),
+    ("ideality", "ideality_uncertainty", "n", "{:.4f}"),
+    ("rs_ohm_cm2", "rs_uncertainty_ohm_cm2", "Rs (Ω·cm²)", "{:.3f}"),
+    ("rsh_ohm_cm2", "rsh_uncertainty_ohm_cm2", "Rsh (Ω·cm²)", "{:.0f}"),
+    ("rms_log_residual", None, "rms ln(J_fit/J)", "{:.2g}"),
+    ("points", None, "points fitted", "{}"),
+]
+
+
+def _print_dark_summary(console: Console, dark: dict[str, Any]) -> None:
+    """The dark J–V table: the single-diode dark fit per direction (methods ref. §1.8)."""
+    table = Table(title="Dark J–V, single-diode fit")
+    table.add_column("")
+    for d in dark:
+        table.add_column(d, justify="right")
+    for key, u_key, label, fmt in _DARK_ROWS:
+        cells = []
+        for fit in dark.values():
+            text = _fmt(fmt, fit.get(key))
+            u = fit.get(u_key) if u_key else None
+            cells.append(f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and fit.get(key) is not None else text)
+        table.add_row(label, *cells)
+    table.add_row("flags", *["\n".join(fit.get("flags") or []) or "—" for fit in dark.values()])
+    console.print(table)
+
+
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
+    if isinstance(results.get("dark"), dict):
+        _print_dark_summary(console, results["dark"])
+        return
     directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
     if not directions:
         _print_plain_summary(console, results)
@@ -253,11 +375,14 @@ def params_cmd(procedure_name: str) -> None:
     if procedure_name not in REGISTRY:
         raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
     table = Table(title=f"{procedure_name} parameters (set with --set NAME=VALUE)")
-    for col in ("name", "default", "allowed", "description"):
+    parameters = REGISTRY[procedure_name]()._parameters
+    # a name is what the user types after --set: never cut, also in a narrow terminal (the other columns wrap)
+    table.add_column("name", no_wrap=True, min_width=max(len(n) for n in parameters))
+    for col in ("default", "allowed", "description"):
         table.add_column(col)
-    for name, param in REGISTRY[procedure_name]()._parameters.items():
+    for name, param in parameters.items():
         table.add_row(name, str(param.default), describe_allowed(param), param.name)
-    Console().print(table)
+    _out_console().print(table)
 
 
 # -- files ----------------------------------------------------------------------------------------------------
@@ -270,18 +395,40 @@ def _open_run(file: str) -> Any:
         raise _InputError(f"cannot read run file {file}: {exc}") from None
 
 
+def _bench_and_clock(station: dict[str, Any]) -> tuple[str, str]:
+    """From a run file's station snapshot: was the bench simulated, and on which clock did the run go?
+
+    Mirrors :class:`labctl.station.Station`: sim:// instruments with ``simulation.enabled`` run on the in-process
+    simulated bench, on its ``simulation.clock``; anything else (real instruments, or a bench served by
+    ``labctl sim serve``, which sets ``simulation.operator_resource``) runs on the real clock."""
+    sim = station.get("simulation") or {}
+    resources = [str(i.get("resource", "")) for i in (station.get("instruments") or {}).values()]
+    if sim.get("enabled") and any(r.startswith("sim://") for r in resources):
+        virtual = sim.get("clock") == "virtual"
+        return ("simulated (in-process, sim://)",
+                "virtual (simulated time: durations are not wall-clock time)" if virtual else "real")
+    if sim.get("operator_resource"):
+        return f"simulated, served over TCP by labctl sim serve ({sim['operator_resource']})", "real"
+    if not station:
+        return "unknown (no station in the file)", "unknown"
+    return "real instruments", "real"
+
+
 @main.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def show_cmd(file: str) -> None:
     """Summary of a run file."""
     run = _open_run(file)
-    console = Console()
+    console = _out_console()
     for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
         value = run.info.get(key, "—")
         if key == "status" and value == "interrupted":
             value = (f"interrupted (the run never ended: its writer stopped; last heartbeat "
                      f"{run.info.get('heartbeat', '—')})")
         console.print(f"{key:>17}: {value}", highlight=False, soft_wrap=True)
+    bench, clock = _bench_and_clock(run.station)
+    console.print(f"{'bench':>17}: {bench}", highlight=False, soft_wrap=True)
+    console.print(f"{'clock':>17}: {clock}", highlight=False, soft_wrap=True)
     for name, frame in run.streams.items():
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     for role, idn in run.idn.items():
@@ -289,20 +436,52 @@ def show_cmd(file: str) -> None:
     _print_summary(console, run.results)
     for warning in run.results.get("warnings", []):
         console.print(f"[yellow]WARNING: {warning}[/]", highlight=False, soft_wrap=True)
-    params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if k in run.units else ''}" for k, v in run.parameters.items())
+    params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if run.units.get(k, '1') != '1' else ''}"
+                       for k, v in run.parameters.items())
     console.print(f"parameters: {params}", highlight=False)
     if run.events:
         console.print(f"last event: {run.events[-1]}", highlight=False)
 
 
+def _plot_target(run: Any, out: str | None) -> Path:
+    """Where ``labctl plot`` writes: ``--out`` (a file, or an existing folder), else beside the run file.
+
+    Raises :class:`_InputError` (one line) for a missing folder, a folder that cannot be written or a file type
+    matplotlib cannot write."""
+    from labctl.plotting import supported_formats
+
+    target = Path(out) if out else run.path.with_suffix(".png")
+    what = "--out" if out else "plot beside the run file"
+    try:
+        if target.is_dir():
+            target = target / run.path.with_suffix(".png").name
+        folder = target.parent
+        if not folder.is_dir():
+            problem = "is a file" if folder.exists() else "does not exist (create it first)"
+            raise _InputError(f"{what} = {str(target)!r}: the folder {str(folder)!r} {problem}")
+    except ValueError as exc:
+        raise _InputError(f"{what} = {str(target)!r}: not a usable path ({exc})") from None
+    kind = target.suffix.lstrip(".").lower()
+    if kind not in supported_formats():
+        raise _InputError(f"{what} = {str(target)!r}: cannot write a '{kind}' file; allowed suffixes: "
+                          f"{', '.join('.' + k for k in supported_formats())}")
+    _writable_folder(folder, f"{what} folder")
+    return target
+
+
 @main.command("plot")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", default=None, help="PNG path (default: beside the file)")
+@click.option("--out", default=None, help="PNG path, or an existing folder (default: beside the file)")
 def plot_cmd(file: str, out: str | None) -> None:
-    """Write a PNG plot of a run file."""
+    """Write a PNG plot of a run file; prints its path on stdout."""
     from labctl.plotting import plot_run
 
-    click.echo(str(plot_run(_open_run(file), out)))
+    run = _open_run(file)
+    target = _plot_target(run, out)
+    try:
+        click.echo(str(plot_run(run, target)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 @main.command("export")
@@ -310,10 +489,17 @@ def plot_cmd(file: str, out: str | None) -> None:
 @click.option("--csv", "as_csv", is_flag=True, required=True, help="write one CSV per data stream")
 @click.option("--out", default=None, help="folder for the CSV files (default: beside the run file)")
 def export_cmd(file: str, as_csv: bool, out: str | None) -> None:
-    """Export a run file's data streams to CSV (with a commented metadata header)."""
+    """Export a run file's data streams to CSV (with a commented metadata header); prints their paths."""
     from labctl.export import export_csv
 
-    for path in export_csv(_open_run(file), out):
+    run = _open_run(file)
+    folder = Path(out) if out else run.path.parent
+    _writable_folder(folder, "--out" if out else "export beside the run file")
+    try:
+        paths = export_csv(run, folder)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the CSV files in {folder}: {exc.strerror or exc}") from None
+    for path in paths:
         click.echo(str(path))
 
 

@@ -404,12 +404,15 @@ class StationConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def _format_error(err: dict[str, Any], source: str) -> str:
+def _format_error(err: dict[str, Any], source: str, meant: str | None = None) -> str:
     path = ".".join(str(p) for p in err["loc"]) or "(top level)"
     value = err.get("input")
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        return f"{source}: unknown key '{path}' (value {value!r}); check the spelling against docs/station-yaml.md"
+        # a whole block (a mapping or a list) is not repeated: the key is what is wrong
+        shown = "" if isinstance(value, (dict, list)) else f" (value {value!r})"
+        hint = f"did you mean '{meant}'?" if meant else "check the spelling against docs/station-yaml.md"
+        return f"{source}: unknown key '{path}'{shown}; {hint}"
     if err["type"] == "missing":
         return f"{source}: missing key '{path}'"
     msg = msg.removeprefix("Value error, ")
@@ -427,7 +430,30 @@ def parse_station(data: Any, source: str = "station.yaml") -> StationConfig:
     try:
         return StationConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_format_error(e, source) for e in exc.errors())) from None
+        raise ConfigError("\n".join(_format_errors(exc.errors(), source))) from None
+
+
+def _format_errors(errors: list[dict[str, Any]], source: str) -> list[str]:
+    """One line per problem; a misspelt key and the required key it was meant to be are one problem."""
+    import difflib
+
+    missing = {tuple(e["loc"]): e for e in errors if e["type"] == "missing"}
+    lines: list[tuple[dict[str, Any], str | None]] = []
+    merged: set[tuple[Any, ...]] = set()
+    for e in errors:
+        meant = None
+        if e["type"] == "extra_forbidden" and e["loc"]:
+            *parent, key = e["loc"]
+            candidates = {str(loc[-1]): loc for loc in missing if list(loc[:-1]) == parent}
+            if not parent:  # the top level: every section name
+                candidates = {name: (name,) for name in StationConfig.model_fields} | candidates
+            close = difflib.get_close_matches(str(key), list(candidates), n=1, cutoff=0.7)
+            if close:
+                meant = close[0]
+                merged.add(candidates[meant])
+        lines.append((e, meant))
+    return [_format_error(e, source, meant) for e, meant in lines
+            if not (e["type"] == "missing" and tuple(e["loc"]) in merged)]
 
 
 def load_yaml_refusing_duplicates(text: str, source: str = "station.yaml") -> Any:

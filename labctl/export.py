@@ -2,26 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from labctl.storage import RunData
+from labctl.storage import RunData, result_units
+
+#: floats are written with 15 significant digits, a double's decimal precision: the shortest text that reads back
+#: as the stored value to within 1 part in 10^15, without the binary noise of arithmetic (0.1 + 0.2 is written 0.3,
+#: not 0.30000000000000004); instruments give 7 digits at most
+FLOAT_FORMAT = "%.15g"
 
 
 def export_csv(run: RunData, out_dir: str | Path | None = None) -> list[Path]:
-    """One CSV per data stream, ``<run>_<stream>.csv``, with ``#`` lines holding the metadata and results."""
+    """One CSV per data stream, ``<run>_<stream>.csv``, with ``#`` lines holding the metadata and results.
+
+    Header lines: ``# <key>: <value>`` for the run's metadata, ``# parameter <name>: <value> <units>``, and
+    ``# result <name>: <JSON>`` for each result (numbers, nested groups, flags, null for a figure not computed).
+    """
     folder = Path(out_dir) if out_dir else run.path.parent
     folder.mkdir(parents=True, exist_ok=True)
     header = [f"# {key}: {value}" for key, value in run.info.items()]
     header += [
-        f"# parameter {name}: {value}{(' ' + run.units[name]) if name in run.units else ''}"
-        for name, value in run.parameters.items()
+        f"# parameter {name}: {value}{_unit_text(run.units.get(name, ''))}" for name, value in run.parameters.items()
     ]
-    header += [f"# result {name}: {value}" for name, value in run.results.items()]
+    header += [f"# result {name}: {json.dumps(value)}" for name, value in run.results.items()]
+    header += [f"# result units: {json.dumps(_units_of(run.results))}"] if run.results else []
     paths = []
     for name, frame in run.streams.items():
         path = folder / f"{run.path.stem}_{name}.csv"
         with path.open("w", encoding="utf-8", newline="") as fh:
             fh.write("\n".join(header) + "\n")
-            frame.to_csv(fh, index=False)
+            frame.to_csv(fh, index=False, float_format=FLOAT_FORMAT)
         paths.append(path)
     return paths
+
+
+def _unit_text(units: str) -> str:
+    """`` V`` after a value; "1" (dimensionless) is said in words, a bare "1" after a number reads as a typo."""
+    return " (dimensionless)" if units == "1" else (f" {units}" if units else "")
+
+
+def _units_of(tree: dict, prefix: str = "") -> dict[str, str]:
+    """``{"reverse/voc_V": "V", ...}`` for every number in the results (the same rule as the run file)."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_units_of(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[prefix + key] = result_units(key)
+    return out

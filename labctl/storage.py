@@ -109,21 +109,38 @@ class Column:
 
 
 class _Stream:
-    def __init__(self, group: h5py.Group, columns: Sequence[Column]) -> None:
+    """One NXdata group of appendable columns; the group is created when its first row is written (or at once
+    with ``eager``), so a stream a run never uses (``qss_trace`` in a staircase J–V) leaves no empty group."""
+
+    def __init__(self, parent: h5py.Group, name: str, columns: Sequence[Column], signal: str, axes: str,
+                 eager: bool = False) -> None:
         self.columns = list(columns)
-        self.datasets = {}
+        self._parent, self._name, self._signal, self._axes = parent, name, signal, axes
+        self.datasets: dict[str, h5py.Dataset] = {}
+        self.pending: list[Mapping[str, Any]] = []
+        self.rows = 0
+        if eager:
+            self._create()
+
+    def _create(self) -> None:
+        group = self._parent.create_group(self._name)
+        group.attrs["NX_class"] = "NXdata"
+        group.attrs["signal"] = self._signal
+        group.attrs["axes"] = [self._axes]
+        group.attrs["columns"] = [c.name for c in self.columns]  # column order, for readers
         for col in self.columns:
             dtype = _STR if col.dtype == "str" else col.dtype
             ds = group.create_dataset(col.name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK_ROWS,))
-            if col.units:
-                ds.attrs["units"] = col.units
+            units = col.units or ("1" if np.dtype(dtype).kind in "iu" else "")  # indices, flags, counts
+            if units:
+                ds.attrs["units"] = units
             self.datasets[col.name] = ds
-        self.pending: list[Mapping[str, Any]] = []
-        self.rows = 0
 
     def write_pending(self) -> None:
         if not self.pending:
             return
+        if not self.datasets:
+            self._create()
         n_new = len(self.pending)
         start = self.rows
         for col in self.columns:
@@ -206,6 +223,8 @@ class RunWriter:
             p.attrs["NX_class"] = "NXcollection"
             for name, (value, units) in parameters.items():
                 ds = p.create_dataset(name, data=_h5_value(value))
+                if not units and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    units = "1"  # a number without a unit is dimensionless (a ratio, a count): say so
                 if units:
                     ds.attrs["units"] = units
             inst = e.create_group("instrument")
@@ -217,15 +236,16 @@ class RunWriter:
             self._file.flush()
 
     def create_stream(self, name: str, columns: Sequence[Column], signal: str, axes: str) -> None:
-        """A NeXus NXdata group of appendable columns; the first stream is the file's default plot."""
+        """A NeXus NXdata group of appendable columns; the first stream is the file's default plot.
+
+        Columns with units "" get none, except integer columns (indices, 0/1 flags, counts): "1" (dimensionless).
+        The groups of the other streams are created with their first row."""
         with self._lock:
-            group = self.entry.create_group(name)
-            group.attrs["NX_class"] = "NXdata"
-            group.attrs["signal"] = signal
-            group.attrs["axes"] = [axes]
-            group.attrs["columns"] = [c.name for c in columns]  # column order, for readers
-            self._streams[name] = _Stream(group, columns)
-            if "default" not in self.entry.attrs:
+            first = "default" not in self.entry.attrs
+            # the default plot's group exists from the start (a run that measured nothing shows it empty); the
+            # others are created with their first row
+            self._streams[name] = _Stream(self.entry, name, columns, signal, axes, eager=first)
+            if first:
                 self.entry.attrs["default"] = name
             self._file.flush()
 
@@ -337,18 +357,25 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-_RESULT_UNITS = {"_V": "V", "_mA_cm2": "mA/cm^2", "_ohm_cm2": "ohm*cm^2", "_pct": "%", "_s": "s"}
+#: units of a result from its name's suffix (longest first); a number without one of these is dimensionless, "1"
+_RESULT_UNITS = {"_mA_cm2": "mA/cm^2", "_A_cm2": "A/cm^2", "_mW_cm2": "mW/cm^2", "_ohm_cm2": "ohm*cm^2",
+                 "_A_W": "A/W", "_pct": "%", "_nm": "nm", "_Hz": "Hz", "_deg": "deg", "_V": "V", "_A": "A",
+                 "_W": "W", "_K": "K", "_s": "s"}
+
+
+def result_units(key: str) -> str:
+    """The units of result ``key``: from its suffix (``voc_V`` → V), else "1" (ff, ideality, counts)."""
+    return next((units for suffix, units in _RESULT_UNITS.items() if key.endswith(suffix)), "1")
 
 
 def _write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
     for key, value in tree.items():
         if isinstance(value, Mapping):
             _write_tree(group.create_group(key), value)
-        elif isinstance(value, (int, float, np.number, bool)) and not isinstance(value, bool):
-            ds = group.create_dataset(key, data=float(value))
-            for suffix, units in _RESULT_UNITS.items():
-                if key.endswith(suffix):
-                    ds.attrs["units"] = units
+        elif isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+            is_count = isinstance(value, (int, np.integer))
+            ds = group.create_dataset(key, data=np.int64(value) if is_count else float(value))
+            ds.attrs["units"] = result_units(key)
         elif isinstance(value, (str, bool)):
             group.create_dataset(key, data=str(value), dtype=_STR)
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):

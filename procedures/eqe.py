@@ -359,6 +359,10 @@ class EQECalibrationProcedure(_WavelengthScan):
         )
     }
 
+    def validate(self, station) -> None:  # noqa: ANN001
+        super().validate(station)
+        reference_detectors_end_nm(station.config)  # every table readable: one line now, not a failure mid-run
+
     def startup(self) -> None:
         from labctl.calibration import load_responsivity
 
@@ -467,7 +471,7 @@ class EQEProcedure(_WavelengthScan):
     NAME = "eqe"
     STREAMS = {
         "eqe": StreamSpec(
-            [*_POINT_COLUMNS, Column("eqe", ""), Column("beam_power_W", "W"), Column("reference_run", "", "str")],
+            [*_POINT_COLUMNS, Column("eqe", "1"), Column("beam_power_W", "W"), Column("reference_run", "", "str")],
             signal="eqe",
             axes="wavelength_nm",
         )

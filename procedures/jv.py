@@ -263,7 +263,9 @@ class JVProcedure(LabProcedure):
             compliance_A=self.compliance_A, nplc=self.nplc, four_wire=self.four_wire, source_delay_s=self._delay_s
         )
         light = f"light {'on' if self.light else 'off'}"
-        if self.mode == "qss":
+        if self.mode == "qss" and not self.light:  # the dark QSS is the grid alone (no Voc, no MPP to search)
+            self.log(f"J-V qss, {self.qss_points} grid points from {self.start_V:g} to {self.stop_V:g} V, {light}")
+        elif self.mode == "qss":
             self.log(f"J-V qss, {self.qss_points} grid points from 0 V to Voc plus the MPP and Voc searches, "
                      f"bias {self.start_V:g} to {self.stop_V:g} V, {light}")
         else:
@@ -641,8 +643,10 @@ def analyse_jv(
     Jsc that the scan did not bracket, QSS points that did not converge).
     """
     results: dict[str, Any] = {}
-    if data.empty or not light:
+    if data.empty:
         return results
+    if not light:
+        return analyse_dark_jv(data, mode=mode, temperature_K=temperature_K)
     warnings: list[str] = []
     curves = {}
     for direction, group in data.groupby("direction"):
@@ -677,6 +681,44 @@ def analyse_jv(
             if missing:
                 warnings.append(f"hysteresis: {', '.join(missing)} not computed: they need readings in compliance")
         results["hysteresis"] = hysteresis
+    if warnings:
+        results["warnings"] = warnings
+    return results
+
+
+#: what the operator is told for each dark-fit flag (flag → consequence; remedy)
+_DARK_FLAG_ADVICE = {
+    "too_few_points": "fewer than 8 usable points (|V| > 2 mV, not in compliance): nothing computed",
+    "no_diode_current": "the diode current never exceeds the shunt current: J0 and n not computed; raise stop_V",
+    "not_converged": "the single-diode dark fit did not converge: nothing computed",
+    "rs_ill_determined": "Rs not determined (the scan stops before the series resistance shows): raise stop_V",
+    "ideality_ill_determined": "n not determined by the curve",
+    "j0_ill_determined": "J0 not determined by the curve",
+    "rsh_ill_determined": "Rsh not determined (no shunt-dominated region near 0 V): lower start_V",
+}
+
+
+def analyse_dark_jv(data: pd.DataFrame, mode: str, temperature_K: float = 298.15) -> dict[str, Any]:
+    """Dark J–V: J0, n, Rs and Rsh per direction from the single-diode dark fit (methods ref. §1.8).
+
+    ``results["dark"][direction]`` holds :class:`labctl.analysis.dark.DarkFit` as a dict; points in compliance and
+    unconverged QSS points are left out; ``results["warnings"]`` says what could not be determined and why.
+    """
+    from labctl.analysis.dark import fit_dark_jv
+
+    dark: dict[str, Any] = {}
+    warnings: list[str] = []
+    for direction, group in data.groupby("direction"):
+        name = "qss" if mode == "qss" else DIRECTION_NAMES[int(direction)]
+        if mode == "qss" and "converged" in group and not group["converged"].all():
+            bad = int((group["converged"] == 0).sum())
+            warnings.append(f"dark {name}: {bad} bias point(s) did not converge within qss_max_s: left out of the fit")
+            group = group[group["converged"] == 1]
+        clipped = group["compliance"].to_numpy(dtype=bool) if "compliance" in group else None
+        fit = fit_dark_jv(group["voltage_V"].to_numpy(), group["j_mA_cm2"].to_numpy(), clipped, temperature_K)
+        dark[name] = fit.to_dict()
+        warnings += [f"dark {name} scan: {_DARK_FLAG_ADVICE[f]} ({f})" for f in fit.flags if f in _DARK_FLAG_ADVICE]
+    results: dict[str, Any] = {"dark": dark}
     if warnings:
         results["warnings"] = warnings
     return results
