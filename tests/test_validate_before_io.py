@@ -56,7 +56,7 @@ def _station_file(tmp_path, mutate=None):
 
 def _assert_refused(res, out, connections, fragments):
     assert res.exit_code == 2, res.output
-    text = res.output.strip()
+    text = res.stderr.strip()  # with --json, stdout holds the JSON error object instead
     assert len(text.splitlines()) == 1, res.output
     assert "Traceback" not in text
     for fragment in fragments:
@@ -135,6 +135,7 @@ def test_qss_limit_below_the_window_is_refused_and_above_it_points_converge(tmp_
            "--set", "qss_points=4", "--set", "qss_window_s=2"]
     refused = _invoke([*qss, "--set", "qss_max_s=1.9"])
     _assert_refused(refused, out, connections, ["qss_max_s = 1.9", "qss_window_s = 2"])
+    assert json.loads(refused.stdout)["status"] == "error"
     ran = _invoke([*qss, "--set", "qss_max_s=4"])
     assert ran.exit_code == 0, ran.output
     assert "warnings" not in json.loads(ran.stdout)["results"], ran.output  # every point converged
