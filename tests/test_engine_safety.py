@@ -163,7 +163,9 @@ def _start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     cmd = [sys.executable, "-m", "labctl.cli", "run", "jv", "--station", str(_real_time_station(tmp_path)),
            "--out", str(out), "--json", "--no-plot", "--set", "mode=qss", "--set", "qss_interval_s=0.05",
            "--set", "qss_epsilon=1e-6", "--set", "qss_max_s=600", "--set", "qss_window_s=0.2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # faulthandler: a rare crash of the child (seen once in ~30 runs, SIGSEGV) then leaves its stack in stderr
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         files = list(out.rglob("*.h5"))
@@ -193,8 +195,8 @@ def test_sigkill_leaves_readable_file_with_flushed_points(tmp_path):
 def test_sigterm_to_cli_ends_aborted(tmp_path):
     proc, path = _start_slow_run(tmp_path)
     proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stderr[-4000:]
     assert '"status": "aborted"' in stdout
     assert load_run(path).status == "aborted"
 
