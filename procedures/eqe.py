@@ -49,7 +49,7 @@ _POINT_COLUMNS = [
     Column("grating", "", "i4"),
     Column("filter", "", "i4"),
     Column("time_constant_s", "s"),
-    Column("sensitivity", ""),
+    Column("sensitivity_A", "A"),
     Column("overload", "", "i1"),
     Column("converged", "", "i1"),
     Column("settle_time_s", "s"),
@@ -322,7 +322,8 @@ class _WavelengthScan(LabProcedure):
             "current_A": r * math.pi / math.sqrt(2),  # chopped pp current from the fundamental's rms (§3.3)
             "phase_deg": phase,
             "time_constant_s": self.time_constant_s,
-            "sensitivity": lockin.sensitivity,
+            # the lock-in's full scale referred to the detector: V ÷ preamp V/A, or A on its current input
+            "sensitivity_A": lockin.sensitivity / self._gain,
             "overload": int(overload),
             "converged": int(converged),
             "settle_time_s": clock.now() - t_start,

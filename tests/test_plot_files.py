@@ -113,11 +113,17 @@ def test_counts_are_integers_and_every_number_has_units(runs):
         assert f["entry/jv/scan"].attrs["units"] == "1"
 
 
-def test_eqe_is_declared_dimensionless():
-    from procedures.eqe import EQEProcedure
+def test_eqe_is_declared_dimensionless_and_every_numeric_column_has_units():
+    from procedures.eqe import EQECalibrationProcedure, EQEProcedure
+    from procedures.jv import JVProcedure
 
     cols = {c.name: c for c in EQEProcedure.STREAMS["eqe"].columns}
     assert cols["eqe"].units == "1"
+    for procedure in (EQEProcedure, EQECalibrationProcedure, JVProcedure):
+        for stream, spec in procedure.STREAMS.items():
+            # integer columns (indices, 0/1 flags) are stored as "1"; a float column must say its unit
+            blank = [c.name for c in spec.columns if c.dtype == "f8" and not c.units]
+            assert not blank, f"{procedure.NAME} {stream}: numeric columns without units: {blank}"
 
 
 def test_csv_has_no_float_noise_and_results_as_json(tmp_path):

@@ -91,7 +91,7 @@ def test_calibration_reports_the_si_ge_overlap(bench_runs):
 
 def test_points_record_their_settings(bench_runs):
     data = load_run(bench_runs["eqe"].path).streams["eqe"]
-    for col in ("wavelength_nm", "filter", "grating", "time_constant_s", "sensitivity", "phase_deg", "overload",
+    for col in ("wavelength_nm", "filter", "grating", "time_constant_s", "sensitivity_A", "phase_deg", "overload",
                 "reference_run", "converged", "settle_time_s"):
         assert col in data
     assert set(data.grating) == {1, 2} and set(data["filter"]) == {1, 2, 3}
@@ -151,7 +151,7 @@ def test_bias_light_with_high_reserve_leaves_the_linear_cell_eqe_unchanged(bench
     # ranging settles on a ≥ 10x less sensitive range (the DC really reaches the lock-in)
     normal, _ = _run(tmp_path, data, EQEProcedure, calibration_file=str(cal.path), bias_light=True,
                      reserve="Normal", **grid)
-    assert load_run(normal.path).streams["eqe"].sensitivity.min() >= 10 * frame.sensitivity.max()
+    assert load_run(normal.path).streams["eqe"].sensitivity_A.min() >= 10 * frame.sensitivity_A.max()
 
 
 def test_sr570_preamp_sets_the_gain_used_for_the_data(bench_runs, tmp_path):
