@@ -31,6 +31,16 @@ def default_station() -> dict:
     return copy.deepcopy(yaml.safe_load((REPO / "station.yaml").read_text()))
 
 
+def station_file(tmp_path: Path, mutate: Any = None) -> Path:
+    """The default station, changed by ``mutate(data)`` if given, written to ``tmp_path/station.yaml``."""
+    data = default_station()
+    if mutate:
+        mutate(data)
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def station_with(device: dict | None = None, hysteresis: dict | None = None, **sim: Any) -> dict:
     data = default_station()
     if device:

@@ -90,6 +90,19 @@ def http_400(conn: socket.socket, stop: threading.Event) -> None:
         return
 
 
+def recording_http_400(received: bytearray):  # noqa: ANN201 - a handler for LoopbackPeer
+    """As :func:`http_400`, keeping every byte it was sent in ``received`` (what a client sent first)."""
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(2.0)
+        data = conn.recv(4096)
+        received.extend(data)
+        if data:
+            conn.sendall(HTTP_400)
+
+    return handler
+
+
 def silent(conn: socket.socket, stop: threading.Event) -> None:
     """Takes everything, answers nothing, never closes."""
     for _ in lines(conn, stop):
@@ -113,7 +126,7 @@ def fake_keithley(answers: dict[str, str], go_bad: threading.Event, how: str = "
         pending = b""
         while not stop.is_set():
             if go_bad.is_set() and how == "close":
-                return
+                return  # hang up as soon as the link goes bad, whether or not a message is waiting
             try:
                 data = conn.recv(4096)
             except TimeoutError:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from labctl.cli import main
 from labctl.storage import load_run
-from tests.helpers import REPO, default_station
+from tests.helpers import REPO, station_file
 
 FOM_KEYS = {"voc_V", "jsc_mA_cm2", "ff", "pce_pct", "vmp_V", "jmp_mA_cm2", "r_oc_ohm_cm2", "r_sc_ohm_cm2",
             "rs_ohm_cm2", "rsh_ohm_cm2", "flags"}
@@ -19,15 +18,6 @@ HI_KEYS = {"hi_pce", "hi_pce_mean", "hi_j08", "hi_area", "hi_area_signed"}
 
 def _invoke(args, **kw):
     return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
-
-
-def _station_file(tmp_path, mutate=None):
-    data = default_station()
-    if mutate:
-        mutate(data)
-    path = tmp_path / "station.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_run_json_is_one_object_with_the_documented_keys(tmp_path):
@@ -70,7 +60,7 @@ def test_run_prints_table_and_paths(tmp_path):
          "misspelt-key", "limit-beyond-model", "unreachable-resource"],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, mutate, fragment):
-    station = _station_file(tmp_path, mutate)
+    station = station_file(tmp_path, mutate)
     res = _invoke(["run", "jv", "--station", str(station), "--out", str(tmp_path / "runs"), *args])
     assert res.exit_code == 2, res.output
     assert fragment in res.output
@@ -109,7 +99,7 @@ def test_params_lists_units_and_ranges():
 
 @pytest.mark.parametrize("driver", ["keithley2420", "keithley2450"])
 def test_other_source_meters_run_the_same_jv(tmp_path, driver):
-    station = _station_file(tmp_path, lambda d: d["instruments"]["smu"].update(driver=driver))
+    station = station_file(tmp_path, lambda d: d["instruments"]["smu"].update(driver=driver))
     res = _invoke(["run", "jv", "--station", str(station), "--out", str(tmp_path), "--json", "--no-plot"])
     assert res.exit_code == 0, res.output
     rev = json.loads(res.stdout)["results"]["reverse"]
@@ -119,7 +109,7 @@ def test_other_source_meters_run_the_same_jv(tmp_path, driver):
 def test_compliance_is_refused_or_warned_about_on_the_command_line(tmp_path):
     """A 1 cm² cell at the default 10 mA compliance: exit 2 with one line before any I/O; with the check off the
     run completes and prints a warning naming the compliance, the current reached and the compliance to use."""
-    station = _station_file(tmp_path, lambda d: d["simulation"]["device"].update(area_cm2=1.0))
+    station = station_file(tmp_path, lambda d: d["simulation"]["device"].update(area_cm2=1.0))
     base = ["run", "jv", "--station", str(station), "--out", str(tmp_path / "runs"), "--no-plot",
             "--set", "area_cm2=1"]
     refused = _invoke(base)

@@ -10,8 +10,6 @@ web server.
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.clock import RealClock, VirtualClock
 from sim_instruments.server import serve
 from tests.helpers import default_station
+from tests.loopback import LoopbackPeer, recording_http_400
 
 #: terminations each driver's instrument uses (as in the default station.yaml; the SR570 as docs/station-yaml.md)
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
@@ -36,7 +35,6 @@ TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n"
                 "cornerstone260": "\r\n", "cornerstone130": "\r\n"}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
-HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class Recorder:
@@ -251,48 +249,6 @@ def test_a_listen_only_instrument_connects_without_any_query(tcp_bench, tmp_path
 # ------------------------------------------------------------------------------------- a garbage TCP peer
 
 
-class WebServerLike:
-    """A loopback peer that answers whatever it receives with ``HTTP/1.1 400 Bad Request`` and hangs up."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.received = bytearray()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2.0)
-                try:
-                    self.received += conn.recv(4096)
-                    conn.sendall(HTTP_400)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-    def __enter__(self) -> WebServerLike:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _smu_at(port: int, tmp_path: Path) -> tuple[Path, dict]:
     data = default_station()
     data["instruments"]["smu"].update(resource=f"TCPIP::127.0.0.1::{port}::SOCKET", timeout_ms=2000)
@@ -302,12 +258,13 @@ def _smu_at(port: int, tmp_path: Path) -> tuple[Path, dict]:
 
 
 def test_an_http_400_is_not_an_identity(tmp_path):
-    with WebServerLike() as peer:
+    sent = bytearray()
+    with LoopbackPeer(recording_http_400(sent)) as peer:
         _, data = _smu_at(peer.port, tmp_path)
         station = Station(parse_station(data))
         with pytest.raises(StationError) as info:
             station.connect(["smu"])
-        received = bytes(peer.received)
+        received = bytes(sent)
     message = str(info.value)
     assert "\n" not in message and "'smu'" in message and f"127.0.0.1::{peer.port}" in message
     assert "HTTP/1.1 400 Bad Request" in message and "MODEL 2400" in message
@@ -316,7 +273,7 @@ def test_an_http_400_is_not_an_identity(tmp_path):
 
 
 def test_an_http_400_peer_ends_the_run_before_it_starts(tmp_path):
-    with WebServerLike() as peer:
+    with LoopbackPeer(recording_http_400(bytearray())) as peer:
         station_path, _ = _smu_at(peer.port, tmp_path)
         res = _invoke(["run", "jv", "--station", str(station_path), "--out", str(tmp_path / "runs")])
     assert res.exit_code == 2, res.output

@@ -21,7 +21,7 @@ from labctl.config import ConfigError, load_station
 from labctl.simserve import served_station, start_server
 from labctl.station import Station
 from procedures.jv import JVProcedure
-from tests.helpers import REPO, default_station
+from tests.helpers import REPO, station_file
 
 STATION = str(REPO / "station.yaml")
 SMALL_GRID = ["--set", "start_nm=500", "--set", "stop_nm=600", "--set", "step_nm=50"]
@@ -43,15 +43,6 @@ def connections(monkeypatch):
 
     monkeypatch.setattr(Station, "connect", spy)
     return calls
-
-
-def _station_file(tmp_path, mutate=None):
-    data = default_station()
-    if mutate:
-        mutate(data)
-    path = tmp_path / "station.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _assert_refused(res, out, connections, fragments):
@@ -122,7 +113,7 @@ CASES = [
                          ids=[c[0] for c in CASES])
 def test_a_value_the_driver_rejects_is_refused_before_any_io(tmp_path, connections, procedure, args, mutate,
                                                              fragments):
-    station = _station_file(tmp_path, mutate)
+    station = station_file(tmp_path, mutate)
     out = tmp_path / "runs"
     res = _invoke(["run", procedure, "--station", str(station), "--out", str(out), "--no-plot", *args])
     _assert_refused(res, out, connections, fragments)
