@@ -237,6 +237,39 @@ class Station:
                                    f"{exc}") from exc
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
 
+    # -- what a procedure may ask of the station (it never looks at the simulation itself) -------------------
+    def line_frequency_Hz(self) -> float:
+        """The mains frequency (Hz) that sets an SMU's PLC: the simulated bench's, else the worst case 50 Hz
+        (the longer power-line cycle), since the station file does not say."""
+        return float(self.config.simulation.line_frequency_Hz) if self.simulated else 50.0
+
+    def set_light_without_shutter(self, on: bool) -> bool:
+        """Turn the light on/off on a bench with no shutter instrument: the simulated solar simulator does it
+        itself; on hardware the operator controls the light. Returns True when the light was set."""
+        if self.bench is None:
+            return False
+        self.bench.light.shutter_open = on
+        return True
+
+    @property
+    def light_is_operator_controlled(self) -> bool:
+        """True when nothing in the station can switch the light (no shutter, not a simulated bench)."""
+        return "shutter" not in self.config.instruments and not self.simulated
+
+    @property
+    def can_place_in_beam(self) -> bool:
+        """Whether :meth:`place_in_beam` can work: the simulated bench (in-process or served) moves detectors
+        itself, otherwise a person must be there to ask."""
+        return self.bench is not None or bool(self.config.simulation.operator_resource) or self.operator is not None
+
+    def grating_ranges_nm(self) -> dict[int, tuple[float, float, str]] | None:
+        """Each grating's (min_nm, max_nm, label) where the station knows them: the simulated monochromator's
+        table; None on hardware (a real monochromator reports them only when asked)."""
+        sim = self.config.simulation
+        if not sim.enabled:
+            return None
+        return {g.number: (g.min_nm, g.max_nm, g.label) for g in sim.optics.gratings}
+
     def place_in_beam(self, detector: str) -> None:
         """Put ``detector`` ("dut" or a reference detector's name) at the EQE sample position.
 

@@ -103,7 +103,7 @@ class _WavelengthScan(LabProcedure):
 
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
-        if station.bench is None and not station.config.simulation.operator_resource and station.operator is None:
+        if not station.can_place_in_beam:
             raise ConfigError(
                 f"procedure {self.NAME} asks the operator to place detectors in the beam "
                 f"(station.place_in_beam), and nobody can be asked: stdin is not a terminal and the bench is not "
@@ -167,13 +167,13 @@ class _WavelengthScan(LabProcedure):
         config = station.config
         driver = config.instruments["monochromator"].driver
         drive_nm = getattr(REGISTRY[driver], "wavelength_range_nm", (0.0, math.inf))
-        gratings = {g.number: g for g in config.simulation.optics.gratings} if config.simulation.enabled else {}
+        gratings = station.grating_ranges_nm() or {}
         for lam in self.wavelengths_nm():
             row = config.eqe.row_for(lam)
             grating = gratings.get(row.grating)
-            low, high = (grating.min_nm, grating.max_nm) if grating is not None else drive_nm
+            low, high = grating[:2] if grating is not None else drive_nm
             if not low <= lam <= high:
-                what = f"grating {row.grating} ({grating.label}) covers" if grating is not None else f"a {driver} goes"
+                what = f"grating {row.grating} ({grating[2]}) covers" if grating is not None else f"a {driver} goes"
                 raise ConfigError(
                     f"parameter start_nm/stop_nm: {lam:g} nm, where eqe.order_sorting gives grating {row.grating} "
                     f"({row.from_nm:g}-{row.to_nm:g} nm), but {what} only {low:g}-{high:g} nm "

@@ -139,9 +139,7 @@ class JVProcedure(LabProcedure):
                 f"allowed 3 to {model.max_sweep_points} for a {cfg.driver}"
             )
         if self.mode == "staircase" and self.scan_rate_V_s > 0:
-            # line frequency: the simulated bench's, else the worst case (50 Hz: the longer PLC)
-            sim = station.config.simulation
-            f_line = sim.line_frequency_Hz if station.simulated else 50.0
+            f_line = station.line_frequency_Hz()
             reading_s = REGISTRY[cfg.driver].reading_time_s(self.nplc, f_line)
             max_rate = self.step_V / reading_s
             if self.scan_rate_V_s > max_rate:
@@ -235,8 +233,8 @@ class JVProcedure(LabProcedure):
                 shutter.open_shutter()
             else:
                 shutter.close_shutter()
-        elif self.station.simulated:
-            self.station.bench.light.shutter_open = on
+        else:
+            self.station.set_light_without_shutter(on)
 
     def _j_mA_cm2(self, current_A: np.ndarray) -> np.ndarray:
         """Photocurrent-positive current density (mA/cm²) from the SMU current (A)."""
@@ -271,7 +269,7 @@ class JVProcedure(LabProcedure):
         else:
             self.log(f"J-V staircase, {self.direction}, {self.points_per_scan()} points/scan, "
                      f"source delay {self._delay_s:.4f} s, {light}")
-        if self.light and "shutter" not in self.station and not self.station.simulated:
+        if self.light and self.station.light_is_operator_controlled:
             self.log("no shutter in the station: light is controlled by the operator")
 
     def execute(self) -> None:
