@@ -1,0 +1,19 @@
+"""The clock interface: where procedures, the engine and the station get time from.
+
+A procedure never calls ``time.sleep``; it calls ``station.clock.sleep``. :class:`RealClock` is wall time
+(hardware, or a bench served over TCP). A simulated bench brings its own clock that satisfies :class:`Clock`
+(a virtual one, on which a 600 h protocol runs in seconds); labctl never needs to know which it is.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """now() in s (monotonic, arbitrary origin) and sleep(s)."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, duration_s: float) -> None: ...
