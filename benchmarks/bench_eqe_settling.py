@@ -17,9 +17,10 @@ import yaml
 
 from labctl.config import parse_station
 from labctl.engine import RunEngine
-from labctl.station import Station, dut_eqe_function
+from labctl.station import Station
 from labctl.storage import load_run
 from procedures.eqe import EQECalibrationProcedure, EQEProcedure
+from sim_instruments.optics import dut_eqe_function
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = {"start_nm": 300.0, "stop_nm": 900.0, "step_nm": 10.0, "time_constant_s": 0.3, "settle_tolerance": 0.005}
@@ -42,7 +43,7 @@ def compare(out: Path, data: dict, cfg, slope_dB: int) -> None:
         result, scan_s = run(out, data, EQEProcedure, calibration_file=str(cal.path), settle=settle, **grid)
         curves[settle], times[settle] = load_run(result.path).streams["eqe"], scan_s
     wl = curves["fixed"].wavelength_nm.to_numpy()
-    truth = dut_eqe_function(cfg)(wl) * dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)
+    truth = dut_eqe_function(cfg.simulation.device)(wl) * dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)
     diff = np.abs(curves["convergence"].eqe.to_numpy() - curves["fixed"].eqe.to_numpy())
     print(f"EQE {grid['start_nm']:g}-{grid['stop_nm']:g} nm in {grid['step_nm']:g} nm steps ({len(wl)} points), "
           f"tau = {grid['time_constant_s']} s, {slope_dB} dB/oct, settle_tolerance {grid['settle_tolerance']}")

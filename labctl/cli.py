@@ -398,17 +398,15 @@ def _open_run(file: str) -> Any:
 def _bench_and_clock(station: dict[str, Any]) -> tuple[str, str]:
     """From a run file's station snapshot: was the bench simulated, and on which clock did the run go?
 
-    Mirrors :class:`labctl.station.Station`: sim:// instruments with ``simulation.enabled`` run on the in-process
-    simulated bench, on its ``simulation.clock``; anything else (real instruments, or a bench served by
-    ``labctl sim serve``, which sets ``simulation.operator_resource``) runs on the real clock."""
-    sim = station.get("simulation") or {}
-    resources = [str(i.get("resource", "")) for i in (station.get("instruments") or {}).values()]
-    if sim.get("enabled") and any(r.startswith("sim://") for r in resources):
-        virtual = sim.get("clock") == "virtual"
-        return ("simulated (in-process, sim://)",
-                "virtual (simulated time: durations are not wall-clock time)" if virtual else "real")
-    if sim.get("operator_resource"):
-        return f"simulated, served over TCP by labctl sim serve ({sim['operator_resource']})", "real"
+    The simulator (``labctl.simulators`` entry point) recognises the runs it simulated and says on which clock
+    (its ``describe_snapshot``); anything else ran on real instruments, on the
+    real clock."""
+    from labctl.simulators import simulator_class
+
+    simulator = simulator_class()
+    described = simulator.describe_snapshot(station) if simulator is not None and station else None
+    if described is not None:
+        return described
     if not station:
         return "unknown (no station in the file)", "unknown"
     return "real instruments", "real"
@@ -589,10 +587,13 @@ def sim_group() -> None:
 @click.option("--duration-s", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
 def sim_serve(station_path: str | None, latency_ms: float, write_station: str | None, duration_s: float) -> None:
     """Serve every instrument of the station's simulated bench on 127.0.0.1 (real time)."""
-    from labctl.simserve import run_server
+    from labctl.simulators import simulator_class
 
     _, config = _load(station_path)
-    run_server(config, latency_s=latency_ms / 1000.0, write_station=write_station, duration_s=duration_s)
+    simulator = simulator_class()
+    if simulator is None:
+        raise _InputError("no simulator is installed (labctl.simulators entry point 'sim')")
+    simulator.serve(config, latency_s=latency_ms / 1000.0, write_station=write_station, duration_s=duration_s)
 
 
 if __name__ == "__main__":

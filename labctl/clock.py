@@ -7,6 +7,7 @@ A procedure never calls ``time.sleep``; it calls ``station.clock.sleep``. :class
 
 from __future__ import annotations
 
+import time
 from typing import Protocol, runtime_checkable
 
 
@@ -17,3 +18,16 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     def sleep(self, duration_s: float) -> None: ...
+
+
+class RealClock:
+    """Wall time: ``time.monotonic`` and ``time.sleep`` (hardware, or a simulated bench served over TCP)."""
+
+    virtual = False
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, duration_s: float) -> None:
+        if duration_s > 0:
+            time.sleep(duration_s)

@@ -1,6 +1,7 @@
-"""A station: the instruments of station.yaml, connected, plus the clock and (in simulation) the bench.
+"""A station: the instruments of station.yaml, connected, plus the clock and (in simulation) the simulator.
 
-``sim://<name>`` resources are connected in-process to the emulators of one shared :class:`Bench`; any
+``sim://<name>`` resources get their adapter from the simulator (found through the ``labctl.simulators`` entry
+point, :mod:`labctl.simulators`; labctl never imports it), which builds one shared bench and its clock; any
 other resource goes through PyVISA (pyvisa-py, ``@py``), so a user switches to real hardware by editing the
 resource strings only. Either way an instrument is asked its identity before anything else and refused
 unless its driver accepts it (``IDENTITY`` of each driver class, :mod:`drivers.identity`).
@@ -18,9 +19,9 @@ from typing import Any
 from drivers import REGISTRY
 from drivers.identity import IdentityError, verify_identity
 from drivers.io_helpers import DeadlineVISAAdapter
-from labctl.config import DeviceConfig, EQEConfig, InstrumentConfig, StationConfig
-from sim_instruments.bench import Bench
-from sim_instruments.clock import Clock, RealClock, VirtualClock
+from labctl.clock import Clock, RealClock
+from labctl.config import InstrumentConfig, StationConfig
+from labctl.simulators import simulator_class
 
 log = logging.getLogger(__name__)
 
@@ -45,132 +46,19 @@ class StationError(RuntimeError):
     """An instrument could not be reached or identified; the message names it and its resource."""
 
 
-def build_bench(config: StationConfig, clock: Clock) -> Bench:
-    """The simulated bench described by ``config.simulation``."""
-    from sim_instruments.bench import CellParameters, Degradation, Hysteresis, Light
-
-    sim = config.simulation
-    dev = sim.device
-    cell = CellParameters(
-        jph_mA_cm2=dev.jph_mA_cm2,
-        j0_A_cm2=dev.j0_A_cm2,
-        ideality=dev.ideality,
-        rs_ohm_cm2=dev.rs_ohm_cm2,
-        rsh_ohm_cm2=dev.rsh_ohm_cm2,
-        area_cm2=dev.area_cm2,
-        temperature_K=dev.temperature_K,
-        bandgap_eV=dev.eqe.bandgap_eV,
-        j0_reference_temperature_K=dev.j0_reference_temperature_K,
-        hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
-        degradation=Degradation(**dev.degradation.model_dump()),
-        stack=dev.stack,
-    )
-    light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
-    return Bench(cell=cell, light=light, clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
-                 optics=build_optics(config, clock))
-
-
-#: wavelength grid (nm) on which the simulated EQE is integrated and searched for its peak
-_EQE_GRID_NM = (280.0, 2000.0, 1.0)
-
-
-def eqe_limits(eqe: EQEConfig) -> tuple[float, float]:
-    """(Jsc in mA/cm², peak EQE) of the simulated EQE shape with ``plateau = 1`` under AM1.5G (methods ref. §3.5).
-
-    Jsc/peak is the largest photocurrent the gap (with its Urbach tail and ``shape``) allows: the EQE then reaches
-    1 at its peak. Without a shape the peak is 1 and Jsc is the methods' Jsc,max (e.g. 28.97 mA/cm² at 1.50 eV)
-    plus the Urbach tail below the gap.
-    """
-    import numpy as np
-
-    from labctl.analysis.eqe import integrated_jsc_mA_cm2
-    from sim_instruments.optics import eqe_band_edge
-
-    grid = np.arange(*_EQE_GRID_NM)
-    unit = eqe_band_edge(grid, eqe.bandgap_eV, eqe.urbach_meV / 1e3, 1.0, eqe.shape)
-    return integrated_jsc_mA_cm2(grid, unit), float(np.max(unit))
-
-
-def dut_eqe_plateau(device: DeviceConfig) -> float:
-    """The simulated cell's EQE plateau: ``eqe.plateau``, or (null) derived so that ∫EQE·Φ_AM1.5G = jph_mA_cm2."""
-    if device.eqe.plateau is not None:
-        return device.eqe.plateau
-    jsc_unit_mA_cm2, _ = eqe_limits(device.eqe)
-    return device.jph_mA_cm2 / jsc_unit_mA_cm2
-
-
-def dut_eqe_function(config: StationConfig):  # noqa: ANN201 - returns a callable λ_nm → EQE
-    """The simulated cell's EQE(λ), with the plateau derived from jph_mA_cm2 when not given (AM1.5G)."""
-    from sim_instruments.optics import eqe_band_edge
-
-    dev = config.simulation.device
-    e = dev.eqe
-    plateau = dut_eqe_plateau(dev)
-
-    def eqe(wavelength_nm):  # noqa: ANN001, ANN202
-        return eqe_band_edge(wavelength_nm, e.bandgap_eV, e.urbach_meV / 1e3, plateau, e.shape)
-
-    return eqe
-
-
-def build_optics(config: StationConfig, clock: Clock):  # noqa: ANN201 - sim_instruments.optics.Optics
-    """The EQE beam path of the simulated bench, from ``config.eqe`` (hardware) and ``simulation.optics``."""
-    import numpy as np
-
-    from labctl.calibration import CalibrationError, load_responsivity
-    from sim_instruments.optics import HC_NM_V, Grating, Optics
-
-    bench_cfg, sim = config.eqe, config.simulation
-    dev = sim.device
-    eqe = dut_eqe_function(config)
-    divider = dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)  # small-signal short-circuit collection
-
-    def dut_responsivity(wavelength_nm: float) -> float:
-        return float(eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
-
-    references = {}
-    for name, det in bench_cfg.reference_detectors.items():
-        try:
-            table = load_responsivity(det.responsivity)
-        except (CalibrationError, OSError) as exc:
-            # a J-V or `station check` does not need the EQE tables; the EQE calibration's validate refuses the
-            # run with one line naming the key (procedures.eqe.reference_detectors_end_nm)
-            log.info("simulated reference detector '%s' left out of the bench: %s", name, exc)
-            continue
-        x, y = np.asarray(table.wavelength_nm), np.asarray(table.responsivity_A_W)
-        references[name] = lambda lam, x=x, y=y: float(np.interp(lam, x, y, left=0.0, right=0.0))
-    wheel = {slot: bench_cfg.long_pass(slot) for slot in bench_cfg.filter_wheel_slots}
-    return Optics(
-        clock=clock,
-        gratings=[Grating(**g.model_dump()) for g in sim.optics.gratings],
-        wheel_filters=wheel,
-        mono_filters={},
-        reference_responsivity=references,
-        dut_responsivity=dut_responsivity,
-        chopper_frequency_Hz=bench_cfg.chopper_frequency_Hz,
-        preamp_gain_V_A=bench_cfg.preamp_gain_V_A,
-        bandpass_nm=sim.optics.bandpass_nm,
-        wheel_slots=bench_cfg.filter_wheel_slot_count,
-    )
-
-
 class Station:
     """Instruments by role name (``station["smu"]``), the clock, and safe-state handling."""
 
-    def __init__(self, config: StationConfig, bench: Bench | None = None) -> None:
+    def __init__(self, config: StationConfig, simulator: Any = None) -> None:
+        """simulator: the simulated bench behind the sim:// resources (default: the ``labctl.simulators``
+        entry point's, built when ``simulation:`` is enabled; None on real hardware)."""
         self.config = config
-        sim = config.simulation
-        needs_bench = sim.enabled and any(inst.simulated for inst in config.instruments.values())
-        if bench is not None:
-            self.clock: Clock = bench.clock
-        elif needs_bench and sim.clock == "virtual":
-            self.clock = VirtualClock()
-        else:
-            self.clock = RealClock()
-        if bench is None and needs_bench:
-            bench = build_bench(config, self.clock)
-        #: the simulated bench behind the sim:// instruments (None on real hardware or over TCP)
-        self.bench = bench
+        if simulator is None:
+            cls = simulator_class() if config.simulation is not None else None
+            simulator = cls.for_station(config) if cls is not None else None
+        #: the simulator of this station (in-process bench or served over TCP); None on real hardware
+        self.simulator = simulator
+        self.clock: Clock = simulator.clock if simulator is not None else RealClock()
         self.instruments: dict[str, Any] = {}
         #: the verified identity of each connected instrument (a listen-only one: its driver's description)
         self.identities: dict[str, str] = {}
@@ -181,7 +69,18 @@ class Station:
 
     @property
     def simulated(self) -> bool:
-        return self.bench is not None
+        """True when the instruments are the in-process simulated bench (sim:// resources)."""
+        return self._ask("simulated", default=False)
+
+    @property
+    def bench(self) -> Any:
+        """The simulator's in-process bench, for tests and the simulator's tools (None otherwise). Procedures
+        never use it: they ask the named questions below."""
+        return getattr(self.simulator, "bench", None)
+
+    def _ask(self, question: str, default: Any = None, **kwargs: Any) -> Any:
+        """The simulator's answer to a named question (``default`` without a simulator)."""
+        return default if self.simulator is None else self.simulator.answer(question, **kwargs)
 
     def __getitem__(self, role: str) -> Any:
         return self.instruments[role]
@@ -203,16 +102,10 @@ class Station:
         cls = REGISTRY[cfg.driver]
         try:
             if cfg.simulated:
-                from sim_instruments import make_emulator
-                from sim_instruments.adapter import EmulatorAdapter
-
-                assert self.bench is not None
-                emulator = make_emulator(cfg.driver, self.bench, name=cfg.resource.removeprefix("sim://"))
-                adapter = EmulatorAdapter(
-                    emulator,
-                    read_termination=cfg.read_termination,
-                    write_termination=cfg.write_termination,
-                )
+                if self.simulator is None:
+                    raise StationError("no simulator for sim:// resources (simulation.enabled is false)")
+                adapter = self.simulator.adapter(role, cfg.resource, cfg.driver, read_termination=cfg.read_termination,
+                                                 write_termination=cfg.write_termination)
             else:
                 kwargs: dict[str, Any] = {
                     "read_termination": cfg.read_termination,
@@ -241,34 +134,29 @@ class Station:
     def line_frequency_Hz(self) -> float:
         """The mains frequency (Hz) that sets an SMU's PLC: the simulated bench's, else the worst case 50 Hz
         (the longer power-line cycle), since the station file does not say."""
-        return float(self.config.simulation.line_frequency_Hz) if self.simulated else 50.0
+        answer = self._ask("line_frequency_Hz")
+        return 50.0 if answer is None else float(answer)
 
     def set_light_without_shutter(self, on: bool) -> bool:
         """Turn the light on/off on a bench with no shutter instrument: the simulated solar simulator does it
         itself; on hardware the operator controls the light. Returns True when the light was set."""
-        if self.bench is None:
-            return False
-        self.bench.light.shutter_open = on
-        return True
+        return bool(self._ask("set_light", default=False, on=on))
 
     @property
     def light_is_operator_controlled(self) -> bool:
         """True when nothing in the station can switch the light (no shutter, not a simulated bench)."""
-        return "shutter" not in self.config.instruments and not self.simulated
+        return "shutter" not in self.config.instruments and not self._ask("light_is_switchable", default=False)
 
     @property
     def can_place_in_beam(self) -> bool:
         """Whether :meth:`place_in_beam` can work: the simulated bench (in-process or served) moves detectors
         itself, otherwise a person must be there to ask."""
-        return self.bench is not None or bool(self.config.simulation.operator_resource) or self.operator is not None
+        return bool(self._ask("can_place_in_beam", default=False)) or self.operator is not None
 
     def grating_ranges_nm(self) -> dict[int, tuple[float, float, str]] | None:
         """Each grating's (min_nm, max_nm, label) where the station knows them: the simulated monochromator's
         table; None on hardware (a real monochromator reports them only when asked)."""
-        sim = self.config.simulation
-        if not sim.enabled:
-            return None
-        return {g.number: (g.min_nm, g.max_nm, g.label) for g in sim.optics.gratings}
+        return self._ask("grating_ranges_nm")
 
     def place_in_beam(self, detector: str) -> None:
         """Put ``detector`` ("dut" or a reference detector's name) at the EQE sample position.
@@ -276,21 +164,11 @@ class Station:
         The simulated bench moves it itself (in-process, or over ``simulation.operator_resource`` when it is
         served by ``labctl sim serve``); on real hardware the operator is asked through :attr:`operator` (set by
         the CLI), and without one this raises, since nobody could do it."""
-        if self.bench is not None and self.bench.optics is not None:
-            self.bench.optics.place_in_beam(detector)
-            return
-        remote = self.config.simulation.operator_resource
-        if remote:  # a simulated bench served by `labctl sim serve`
-            link = DeadlineVISAAdapter(remote, visa_library="@py", read_termination="\n",
-                                       write_termination="\n", timeout=5000)
-            try:
-                link.write(f"PLACE {detector}")
-                answer = link.read().strip()
-            finally:
-                link.close()
-            if answer != "OK":
-                raise StationError(f"the simulated bench at {remote} could not place '{detector}': {answer}")
-            return
+        try:
+            if self._ask("place_in_beam", default=False, detector=detector):
+                return
+        except RuntimeError as exc:  # a served bench that refused
+            raise StationError(str(exc)) from exc
         if self.operator is None:
             raise StationError(f"the run needs an operator to place the '{detector}' detector in the beam")
         self.operator(f"Place the {'device under test' if detector == 'dut' else detector + ' reference detector'} "
@@ -395,3 +273,5 @@ class Station:
                 pass
         self.instruments.clear()
         self.identities.clear()
+        if self.simulator is not None:
+            self.simulator.close()

@@ -1,8 +1,8 @@
-"""Clocks: where procedures and emulators get time from.
+"""The simulated bench's clocks (the :class:`labctl.clock.Clock` interface lives in labctl).
 
-A procedure never calls ``time.sleep``; it calls ``station.clock.sleep``. Emulators call ``clock.sleep`` for the
-time the real instrument would take. With :class:`VirtualClock` that time passes instantly (a 600 h protocol runs
-in seconds); with :class:`RealClock` it passes for real (hardware, or the TCP simulator).
+Emulators call ``clock.sleep`` for the time the real instrument would take. With :class:`VirtualClock` that time
+passes instantly (a 600 h protocol runs in seconds); with :class:`RealClock` it passes for real (a bench on the
+real clock, or served over TCP) and lets go of the bench lock meanwhile.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
+
+from labctl.clock import Clock as Clock
+from labctl.clock import RealClock as WallClock
 
 _held = threading.local()
 
@@ -54,16 +57,9 @@ def _sleep_releasing(dt_s: float) -> None:
             lock.acquire()
 
 
-class Clock(Protocol):
-    """Seconds since an arbitrary origin, and a way to wait."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, dt_s: float) -> None: ...
-
-
-class RealClock:
-    """Wall time: ``time.monotonic`` and ``time.sleep``, keeping to schedule over consecutive sleeps.
+class RealClock(WallClock):
+    """Wall time as an emulator spends it: keeping to schedule over consecutive sleeps, letting go of the bench
+    lock while it sleeps (the plain wall clock is :class:`labctl.clock.RealClock`).
 
     ``time.sleep`` oversleeps by tens of µs and the code between two sleeps takes time too; an instrument's
     sweep does not drift like that. When a sleep starts within ``catch_up_s`` of the previous sleep's deadline
@@ -72,14 +68,9 @@ class RealClock:
     A sleep lets go of the bench lock the calling thread holds (:func:`bench_lock_held`).
     """
 
-    virtual = False
-
     def __init__(self, catch_up_s: float = 0.005) -> None:
         self.catch_up_s = catch_up_s
         self._local = threading.local()
-
-    def now(self) -> float:
-        return time.monotonic()
 
     def resync(self) -> None:
         """Start a new schedule (this thread): the next sleep is measured from now. Call it when a new command

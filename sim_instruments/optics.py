@@ -22,10 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labctl.analysis.eqe import LongPassFilter
+from labctl.analysis.eqe import LongPassFilter, integrated_jsc_mA_cm2
+
+if TYPE_CHECKING:
+    from sim_instruments.config import DeviceConfig, EQEConfig
 
 HC_NM_V = 1239.841984  # hc/q (nm·V)
 Q_E = 1.602176634e-19  # C
@@ -211,4 +215,39 @@ def eqe_band_edge(wavelength_nm: float | np.ndarray, bandgap_eV: float, urbach_e
     if shape:
         xs, ys = zip(*sorted(shape), strict=True)
         eqe = eqe * np.interp(lam, xs, ys, left=1.0, right=1.0)
+    return eqe
+
+
+#: wavelength grid (nm) on which the simulated EQE is integrated and searched for its peak
+_EQE_GRID_NM = (280.0, 2000.0, 1.0)
+
+
+def eqe_limits(eqe: EQEConfig) -> tuple[float, float]:
+    """(Jsc in mA/cm², peak EQE) of the simulated EQE shape with ``plateau = 1`` under AM1.5G (methods ref. §3.5).
+
+    Jsc/peak is the largest photocurrent the gap (with its Urbach tail and ``shape``) allows: the EQE then reaches
+    1 at its peak. Without a shape the peak is 1 and Jsc is the methods' Jsc,max (e.g. 28.97 mA/cm² at 1.50 eV)
+    plus the Urbach tail below the gap.
+    """
+    grid = np.arange(*_EQE_GRID_NM)
+    unit = eqe_band_edge(grid, eqe.bandgap_eV, eqe.urbach_meV / 1e3, 1.0, eqe.shape)
+    return integrated_jsc_mA_cm2(grid, unit), float(np.max(unit))
+
+
+def dut_eqe_plateau(device: DeviceConfig) -> float:
+    """The simulated cell's EQE plateau: ``eqe.plateau``, or (null) derived so that ∫EQE·Φ_AM1.5G = jph_mA_cm2."""
+    if device.eqe.plateau is not None:
+        return device.eqe.plateau
+    jsc_unit_mA_cm2, _ = eqe_limits(device.eqe)
+    return device.jph_mA_cm2 / jsc_unit_mA_cm2
+
+
+def dut_eqe_function(device: DeviceConfig) -> Callable[[float | np.ndarray], np.ndarray]:
+    """The simulated cell's EQE(λ in nm), with the plateau derived from jph_mA_cm2 when not given (AM1.5G)."""
+    e = device.eqe
+    plateau = dut_eqe_plateau(device)
+
+    def eqe(wavelength_nm: float | np.ndarray) -> np.ndarray:
+        return eqe_band_edge(wavelength_nm, e.bandgap_eV, e.urbach_meV / 1e3, plateau, e.shape)
+
     return eqe

@@ -20,11 +20,12 @@ from drivers import REGISTRY, SR570
 from drivers.identity import IdentityError, identity_spec, verify_identity
 from labctl.cli import main
 from labctl.config import ConfigError, parse_station
-from labctl.simserve import served_station
-from labctl.station import Station, StationError, build_bench
+from labctl.station import Station, StationError
 from sim_instruments import SERIAL_DRIVERS, SIM_NAMES, make_emulator
 from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.clock import RealClock, VirtualClock
+from sim_instruments.compose import build_bench
+from sim_instruments.serve import served_station
 from sim_instruments.server import serve
 from tests.helpers import default_station
 from tests.loopback import LoopbackPeer, recording_http_400

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from labctl.config import parse_station
-from labctl.simserve import start_server
+from sim_instruments.serve import start_server
 from tests.helpers import default_station
 
 POINT_DELAY_S = 1.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from labctl.config import parse_station
-from labctl.station import build_bench
 from sim_instruments.clock import VirtualClock
+from sim_instruments.compose import build_bench
 from sim_instruments.operator import OperatorEmulator
 from tests.helpers import default_station
 

@@ -12,8 +12,8 @@ import pytest
 from scipy.constants import Boltzmann, elementary_charge
 
 from labctl.config import parse_station
-from labctl.station import build_bench
 from sim_instruments.clock import VirtualClock
+from sim_instruments.compose import build_bench
 from tests.helpers import FOM_A, default_station, run_jv, station_with
 
 T_REF_K = 298.15

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from labctl.cli import main
 from labctl.config import ConfigError, load_station
-from labctl.simserve import served_station, start_server
 from labctl.station import Station
 from procedures.jv import JVProcedure
+from sim_instruments.serve import served_station, start_server
 from tests.helpers import REPO, station_file
 
 STATION = str(REPO / "station.yaml")

@@ -1,25 +1,27 @@
-"""``labctl sim serve``: the station's simulated bench on loopback TCP ports, in real time."""
+"""``labctl sim serve``: the station's simulated bench on loopback TCP ports, in real time.
+
+The CLI reaches it through the simulator entry point (:meth:`sim_instruments.provider.Simulator.serve`)."""
 
 from __future__ import annotations
 
 import copy
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
-from labctl.config import StationConfig
-from labctl.station import build_bench
 from sim_instruments import SERIAL_DRIVERS, make_emulator
 from sim_instruments.clock import RealClock
+from sim_instruments.compose import build_bench
 from sim_instruments.operator import OperatorEmulator
 from sim_instruments.server import SimServer, serve
 
 OPERATOR = "operator"  # the simulated operator's endpoint (detector swaps), not a station instrument
 
 
-def start_server(config: StationConfig, latency_s: float = 0.0) -> SimServer:
+def start_server(config: Any, latency_s: float = 0.0) -> SimServer:
     """Start one TCP server per instrument of ``config`` on 127.0.0.1, all sharing one real-time bench."""
     bench = build_bench(config, RealClock())
     instruments = {}
@@ -31,7 +33,7 @@ def start_server(config: StationConfig, latency_s: float = 0.0) -> SimServer:
     return serve(instruments, serial=serial, latency_s=latency_s)
 
 
-def served_station(config: StationConfig, resources: dict[str, str]) -> dict:
+def served_station(config: Any, resources: dict[str, str]) -> dict:
     """A station mapping that points at served resources (simulation kept for the record, real clock)."""
     data = copy.deepcopy(config.snapshot())
     for role, resource in resources.items():
@@ -43,7 +45,7 @@ def served_station(config: StationConfig, resources: dict[str, str]) -> dict:
     return data
 
 
-def run_server(config: StationConfig, latency_s: float, write_station: str | None, duration_s: float) -> None:
+def run_server(config: Any, latency_s: float, write_station: str | None, duration_s: float) -> None:
     server = start_server(config, latency_s)
     resources = server.resource_strings()
     for role, resource in resources.items():

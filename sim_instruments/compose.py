@@ -1,0 +1,84 @@
+"""Compose the simulated bench from a station: the cell and the light of ``simulation:``, the EQE beam path of
+``eqe:`` (the bench's fixed hardware) and ``simulation.optics``, all on one clock.
+
+The station is read by duck typing (``config.simulation``, ``config.eqe``): the simulator does not import the
+labctl schema, labctl hands it over through :class:`sim_instruments.provider.Simulator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from sim_instruments.bench import Bench, CellParameters, Degradation, Hysteresis, Light
+from sim_instruments.clock import Clock
+from sim_instruments.config import DeviceConfig
+from sim_instruments.optics import HC_NM_V, Grating, Optics, dut_eqe_function
+
+log = logging.getLogger(__name__)
+
+
+def cell_parameters(dev: DeviceConfig) -> CellParameters:
+    """The single-diode cell of one ``simulation.device`` entry."""
+    return CellParameters(
+        jph_mA_cm2=dev.jph_mA_cm2,
+        j0_A_cm2=dev.j0_A_cm2,
+        ideality=dev.ideality,
+        rs_ohm_cm2=dev.rs_ohm_cm2,
+        rsh_ohm_cm2=dev.rsh_ohm_cm2,
+        area_cm2=dev.area_cm2,
+        temperature_K=dev.temperature_K,
+        bandgap_eV=dev.eqe.bandgap_eV,
+        j0_reference_temperature_K=dev.j0_reference_temperature_K,
+        hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
+        degradation=Degradation(**dev.degradation.model_dump()),
+        stack=dev.stack,
+    )
+
+
+def build_bench(config: Any, clock: Clock) -> Bench:
+    """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`)."""
+    sim = config.simulation
+    light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
+    return Bench(cell=cell_parameters(sim.device), light=light, clock=clock,
+                 line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed, optics=build_optics(config, clock))
+
+
+def build_optics(config: Any, clock: Clock) -> Optics:
+    """The EQE beam path of the simulated bench, from ``config.eqe`` (hardware) and ``simulation.optics``."""
+    from labctl.calibration import CalibrationError, load_responsivity
+
+    bench_cfg, sim = config.eqe, config.simulation
+    dev = sim.device
+    eqe = dut_eqe_function(dev)
+    divider = dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)  # small-signal short-circuit collection
+
+    def dut_responsivity(wavelength_nm: float) -> float:
+        return float(eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
+
+    references = {}
+    for name, det in bench_cfg.reference_detectors.items():
+        try:
+            table = load_responsivity(det.responsivity)
+        except (CalibrationError, OSError) as exc:
+            # a J-V or `station check` does not need the EQE tables; the EQE calibration's validate refuses the
+            # run with one line naming the key (procedures.eqe.reference_detectors_end_nm)
+            log.info("simulated reference detector '%s' left out of the bench: %s", name, exc)
+            continue
+        x, y = np.asarray(table.wavelength_nm), np.asarray(table.responsivity_A_W)
+        references[name] = lambda lam, x=x, y=y: float(np.interp(lam, x, y, left=0.0, right=0.0))
+    wheel = {slot: bench_cfg.long_pass(slot) for slot in bench_cfg.filter_wheel_slots}
+    return Optics(
+        clock=clock,
+        gratings=[Grating(**g.model_dump()) for g in sim.optics.gratings],
+        wheel_filters=wheel,
+        mono_filters={},
+        reference_responsivity=references,
+        dut_responsivity=dut_responsivity,
+        chopper_frequency_Hz=bench_cfg.chopper_frequency_Hz,
+        preamp_gain_V_A=bench_cfg.preamp_gain_V_A,
+        bandpass_nm=sim.optics.bandpass_nm,
+        wheel_slots=bench_cfg.filter_wheel_slot_count,
+    )

@@ -1,0 +1,136 @@
+"""The ``simulation:`` section of station.yaml: the simulated bench's schema, owned by the simulator.
+
+labctl treats the section as opaque: :class:`labctl.config.StationConfig` hands it to the simulator found
+through the ``labctl.simulators`` entry point (:meth:`sim_instruments.provider.Simulator.validate_section`),
+which validates it with :class:`SimulationConfig`; pydantic nests the key paths, so an error still reads
+``simulation.device.jph_mA_cm2 = ...``. Reference: docs/station-yaml.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim_instruments.optics import dut_eqe_plateau, eqe_limits
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HysteresisConfig(_Strict):
+    enabled: bool = False
+    tau_s: float = Field(10.0, gt=0)
+    beta: float = Field(3.0, ge=0)
+    v_half_V: float = 0.6
+    width_V: float = Field(0.15, gt=0)
+
+
+class DegradationConfig(_Strict):
+    enabled: bool = False
+    burn_in_fraction: float = Field(0.0, ge=0, lt=1)
+    burn_in_tau_h: float = Field(20.0, gt=0)
+    linear_loss_per_h: float = Field(0.0, ge=0)
+    j0_growth_tau_h: float | None = Field(None, gt=0)
+    rs_growth_per_h: float = Field(0.0, ge=0)
+
+
+class EQEConfig(_Strict):
+    """Simulated cell's spectral EQE: a plateau above the band gap and an Urbach tail below (methods ref. §6.3).
+
+    ``plateau: null`` derives it so that ∫EQE·Φ_AM1.5G = jph_mA_cm2, which makes the EQE consistent with the
+    J–V photocurrent of the same cell."""
+
+    bandgap_eV: float = Field(1.5789, gt=0.3, lt=4.5)
+    urbach_meV: float = Field(20.0, gt=1, lt=500)
+    plateau: float | None = Field(None, gt=0, le=1)
+    shape: list[tuple[float, float]] | None = Field(None, description="[[wavelength_nm, relative factor], ...]")
+
+
+class DeviceConfig(_Strict):
+    """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6).
+
+    ``j0_A_cm2`` is J0 at ``j0_reference_temperature_K``; at ``temperature_K`` the bench uses
+    J0(T) = J0(T_ref)·(T/T_ref)³·exp(−(Eg/(n·k))·(1/T − 1/T_ref)) with Eg = ``eqe.bandgap_eV``
+    (labctl.analysis.sdm.j0_at_temperature_A_cm2), so Voc falls as the cell warms."""
+
+    jph_mA_cm2: float = Field(18.33514, ge=0, le=100)
+    j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2, description="J0 at j0_reference_temperature_K (A/cm²)")
+    ideality: float = Field(1.5, ge=0.5, le=10)
+    rs_ohm_cm2: float = Field(3.84022, ge=0, le=1e4)
+    rsh_ohm_cm2: float = Field(2000.0, gt=0)
+    area_cm2: float = Field(0.049, gt=0, le=1000)
+    temperature_K: float = Field(298.15, gt=0, le=500)
+    j0_reference_temperature_K: float = Field(298.15, gt=0, le=500, description="temperature of j0_A_cm2 (K)")
+    hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
+    degradation: DegradationConfig = Field(default_factory=DegradationConfig)
+    eqe: EQEConfig = Field(default_factory=EQEConfig)
+    stack: Literal["n-i-p", "p-i-n"] = Field(
+        "n-i-p", description="n-i-p: anode on the SMU HI terminal in the fixture; p-i-n: anode on LO"
+    )
+
+    @model_validator(mode="after")
+    def _physical_eqe(self) -> DeviceConfig:
+        """No EQE above 1 and no photocurrent above what the gap allows under AM1.5G (methods ref. §3.5).
+
+        An explicit ``eqe.plateau`` that does not integrate to ``jph_mA_cm2`` is accepted: it is how a J–V/EQE
+        mismatch is simulated (the EQE run's Jsc check reports it)."""
+        e = self.eqe
+        jsc_unit, peak_unit = eqe_limits(e)
+        jph_max = jsc_unit / peak_unit
+        if self.jph_mA_cm2 > jph_max * (1 + 1e-9):
+            gap = f"simulation.device.eqe.bandgap_eV = {e.bandgap_eV:g}, urbach_meV = {e.urbach_meV:g}"
+            gap += " and its shape" if e.shape else ""
+            need = (f"would need a peak EQE of {dut_eqe_plateau(self) * peak_unit:.4f} (above 1, impossible)"
+                    if e.plateau is None else "is more than an EQE of 1 gives")
+            raise ValueError(
+                f"simulation.device.jph_mA_cm2 = {self.jph_mA_cm2:g} {need} under AM1.5G with {gap} "
+                f"(allowed: jph_mA_cm2 <= {jph_max:.2f} mA/cm² for this gap, or a smaller bandgap_eV)"
+            )
+        peak = dut_eqe_plateau(self) * peak_unit
+        if peak > 1 + 1e-9:
+            raise ValueError(
+                f"simulation.device.eqe.plateau = {e.plateau:g} times the peak of simulation.device.eqe.shape "
+                f"({peak_unit:g}) is an EQE of {peak:.4f} (allowed: plateau x shape <= 1)"
+            )
+        return self
+
+
+class GratingConfig(_Strict):
+    number: int = Field(ge=1, le=3)
+    lines_per_mm: int = Field(gt=0)
+    blaze_nm: float = Field(gt=0)
+    min_nm: float = Field(ge=0)
+    max_nm: float = Field(gt=0)
+    label: str = Field(max_length=8)
+
+
+class OpticsConfig(_Strict):
+    """The simulated monochromator's gratings and bandpass (the real instrument reports its own)."""
+
+    gratings: list[GratingConfig] = Field(
+        default_factory=lambda: [
+            GratingConfig(number=1, lines_per_mm=1200, blaze_nm=500, min_nm=200, max_nm=1400, label="VIS"),
+            GratingConfig(number=2, lines_per_mm=600, blaze_nm=1000, min_nm=400, max_nm=2800, label="NIR"),
+        ]
+    )
+    bandpass_nm: float = Field(10.0, gt=0, le=50)
+
+
+class LightConfig(_Strict):
+    irradiance_W_m2: float = Field(1000.0, ge=0, le=5000)
+    flicker: float = Field(0.0, ge=0, le=0.1, description="relative lamp flicker, 1 sigma")
+
+
+class SimulationConfig(_Strict):
+    enabled: bool = True
+    clock: Literal["virtual", "real"] = "virtual"
+    line_frequency_Hz: Literal[50, 60] = 50
+    seed: int | None = 0
+    light: LightConfig = Field(default_factory=LightConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    optics: OpticsConfig = Field(default_factory=OpticsConfig)
+    operator_resource: str | None = Field(
+        None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
+    )
