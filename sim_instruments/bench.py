@@ -1,8 +1,11 @@
 """The physical model of the simulated bench, shared by every emulator of a station.
 
-One :class:`Bench` holds the clock, the light (a solar simulator with an irradiance and a shutter) and the cell
-(single-diode model with ion-lag hysteresis and degradation). Emulators only read and force the cell's terminal
-quantities through it, so the Keithley, the shutter and later the lock-in all see the same device.
+One :class:`Bench` holds the clock, the light sources (:attr:`Bench.sources`: a solar simulator with an irradiance
+and a shutter, the monochromator beam of the EQE optics, a laser slot with a wavelength and a power) and the
+devices of the substrate (:attr:`Bench.devices`, pixels; single-diode model with ion-lag hysteresis and
+degradation), one of which is connected to the SMU at a time (:meth:`Bench.select_device`; one device by
+default). Emulators only read and force the selected device's terminal quantities through it, so the Keithley,
+the shutter and the lock-in all see the same device.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
 """
@@ -11,13 +14,14 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from labctl.analysis import sdm
 from sim_instruments.clock import Clock, VirtualClock
-from sim_instruments.optics import Optics
+from sim_instruments.optics import HC_NM_V, Optics
 
 HOUR_S = 3600.0
 
@@ -75,10 +79,25 @@ class CellParameters:
     degradation: Degradation = field(default_factory=Degradation)
     #: the stack in the bench's fixture: "n-i-p" has its anode on the SMU HI terminal, "p-i-n" on LO
     stack: str = "n-i-p"
+    #: the photogeneration EQE(λ in nm) (fraction; its AM1.5G integral is ``jph_mA_cm2``); None: a device that
+    #: only the solar simulator lights (the laser and the EQE beam generate nothing in it)
+    eqe: Callable[[float], float] | None = field(default=None, repr=False, compare=False)
+
+
+class _Watched:
+    """A light source whose ``_watched`` fields call each of ``listeners`` after they change."""
+
+    _watched: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name in self._watched:
+            for listener in getattr(self, "listeners", ()):
+                listener()
 
 
 @dataclass
-class Light:
+class Light(_Watched):
     """A solar simulator: nominal irradiance (W/m²), a shutter, and relative flicker (fraction, 1 σ).
 
     ``listeners`` are called after the shutter or the irradiance changes (the EQE optics use it as bias light).
@@ -88,12 +107,7 @@ class Light:
     shutter_open: bool = True
     flicker: float = 0.0
     listeners: list = field(default_factory=list, repr=False, compare=False)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        super().__setattr__(name, value)
-        if name in ("shutter_open", "irradiance_W_m2"):
-            for listener in getattr(self, "listeners", ()):
-                listener()
+    _watched = ("shutter_open", "irradiance_W_m2")
 
     def effective_irradiance_W_m2(self, rng: np.random.Generator) -> float:
         if not self.shutter_open:
@@ -102,6 +116,20 @@ class Light:
             return self.irradiance_W_m2 * (1.0 + self.flicker * float(rng.standard_normal()))
         return self.irradiance_W_m2
 
+
+@dataclass
+class Laser(_Watched):
+    """The laser slot: a monochromatic beam of ``power_W`` (W, what reaches the device) at ``wavelength_nm`` (nm).
+
+    Every photon of the beam falls on the selected device; it generates ``power_W·EQE(λ)·λ/(hc/q)`` (A) there
+    (:meth:`SolarCell.laser_suns`). ``listeners`` are called after ``on``, the power or the wavelength change.
+    """
+
+    wavelength_nm: float = 532.0
+    power_W: float = 0.0
+    on: bool = False
+    listeners: list = field(default_factory=list, repr=False, compare=False)
+    _watched = ("wavelength_nm", "power_W", "on")
 
 class SolarCell:
     """The device: static single-diode model plus the ion state and the light dose it has received."""
@@ -126,6 +154,26 @@ class SolarCell:
                 j0 *= math.exp(t_h / d.j0_growth_tau_h)
             rs *= 1.0 + d.rs_growth_per_h * t_h
         return max(jph, 0.0), j0, rs
+
+    def responsivity_A_W(self, wavelength_nm: float) -> float:
+        """Short-circuit responsivity (A/W) to a small signal at ``wavelength_nm``: EQE·λ/(hc/q)·Rsh/(Rs + Rsh),
+        the single-diode model's short-circuit current divider (so the integrated EQE reproduces the J–V Jsc)."""
+        p = self.params
+        if p.eqe is None:
+            return 0.0
+        divider = p.rsh_ohm_cm2 / (p.rs_ohm_cm2 + p.rsh_ohm_cm2)
+        return float(p.eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
+
+    def laser_suns(self, laser: Laser) -> float:
+        """The laser's photogeneration in suns: J_laser/Jph(1 sun), J_laser = P·EQE(λ)·λ/(hc/q)/area (A/cm²).
+
+        Expressed in suns so that degradation, which scales Jph, scales the laser's photocurrent alike; 0 when
+        the laser is off or the device has no EQE or no photocurrent at 1 sun."""
+        p = self.params
+        if not laser.on or laser.power_W <= 0 or p.eqe is None or p.jph_mA_cm2 <= 0:
+            return 0.0
+        j_laser_A_cm2 = laser.power_W * float(p.eqe(laser.wavelength_nm)) * laser.wavelength_nm / HC_NM_V / p.area_cm2
+        return j_laser_A_cm2 / (p.jph_mA_cm2 * 1e-3)
 
     def relax(self, voltage_V: float, dt_s: float) -> None:
         """Let the ions follow the bias ``voltage_V`` for ``dt_s`` seconds (exact exponential update)."""
@@ -167,7 +215,13 @@ class SolarCell:
 
 
 class Bench:
-    """Clock + light + cell, and the terminal the SMU forces. Thread-safe for the TCP server."""
+    """Clock + light sources + devices, and the terminal the SMU forces on the selected device. Thread-safe for
+    the TCP server.
+
+    cell: the one device of a single-device bench (ignored when ``devices`` is given).
+    devices: the devices (pixels) of the substrate, numbered from 1; device 1 is selected first.
+    laser: the laser slot (default: off, no power).
+    """
 
     def __init__(
         self,
@@ -177,43 +231,94 @@ class Bench:
         line_frequency_Hz: float = 50.0,
         seed: int | None = 0,
         optics: Optics | None = None,
+        devices: list[CellParameters] | None = None,
+        laser: Laser | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.light = light if light is not None else Light()
-        self.cell = SolarCell(cell if cell is not None else CellParameters())
+        self.laser = laser if laser is not None else Laser()
+        params = devices if devices else [cell if cell is not None else CellParameters()]
+        #: the devices of the substrate (pixels); :attr:`cell` is the selected one
+        self.devices = [SolarCell(p) for p in params]
+        self._selected = 0
         #: the EQE bench's beam path (None on a J–V-only bench)
         self.optics = optics
         self.light.listeners.append(self._bias_light_changed)
+        self.laser.listeners.append(self._bias_light_changed)
         self.line_frequency_Hz = line_frequency_Hz
         self.rng = np.random.default_rng(seed)
         self.lock = threading.RLock()
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
+        self._dut_changed()
+
+    @property
+    def cell(self) -> SolarCell:
+        """The device connected to the SMU (and at the EQE sample position as the DUT)."""
+        return self.devices[self._selected]
+
+    @property
+    def selected_device(self) -> int:
+        """The number (from 1) of the selected device."""
+        return self._selected + 1
+
+    @property
+    def sources(self) -> dict[str, object]:
+        """The light sources of the bench by name: the solar simulator, the monochromator beam (the EQE optics;
+        None on a J–V-only bench) and the laser slot."""
+        return {"solar_simulator": self.light, "monochromator": self.optics, "laser": self.laser}
+
+    def select_device(self, number: int) -> None:
+        """Connect device ``number`` (from 1) to the SMU, as a switch matrix or a moved probe does; the SMU's
+        bias moves with it, the device left goes to open circuit. ValueError naming the allowed numbers."""
+        if not 1 <= number <= len(self.devices):
+            raise ValueError(f"no device {number} on the bench (allowed: 1-{len(self.devices)})")
+        with self.lock:
+            self._advance()
+            self._selected = number - 1
+            self._dut_changed()
+
+    def _dut_changed(self) -> None:
+        """The EQE optics see the selected device as the DUT (its responsivity, its bias light)."""
+        if self.optics is not None and self.cell.params.eqe is not None:
+            self.optics.dut_responsivity = self.cell.responsivity_A_W
+        self._bias_light_changed()
 
     def _bias_light_changed(self) -> None:
-        """The solar simulator doubles as the EQE bench's white bias light: a DC short-circuit current."""
+        """The solar simulator (and the laser) are the EQE bench's bias light: a DC short-circuit current."""
         if self.optics is not None:
             p = self.cell.params
             jph, j0, rs = self.cell.parameters_now()
             jsc = sdm.current_density_A_cm2(0.0, jph * self.suns, j0, p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K)
             self.optics.set_bias_light(float(jsc) * p.area_cm2)
 
-    @property
-    def suns(self) -> float:
-        """Irradiance in suns without flicker (0 with the shutter closed)."""
+    def _solar_suns(self) -> float:
         return self.light.irradiance_W_m2 / 1000.0 if self.light.shutter_open else 0.0
 
+    def suns_on(self, device: SolarCell) -> float:
+        """Photogeneration in ``device`` in suns without flicker: solar simulator (0 with its shutter closed)
+        plus the laser (:meth:`SolarCell.laser_suns`)."""
+        return self._solar_suns() + device.laser_suns(self.laser)
+
+    @property
+    def suns(self) -> float:
+        """Photogeneration in the selected device in suns, without flicker (:meth:`suns_on`)."""
+        return self.suns_on(self.cell)
+
     def _advance(self) -> None:
-        """Bring the cell's slow state (ions, light dose) up to ``clock.now()`` under the bias held since."""
+        """Bring every device's slow state (ions, light dose) up to ``clock.now()``: the selected one under the
+        bias held since, the others at open circuit."""
         now = self.clock.now()
         dt = now - self._t_last
         if dt <= 0:
             return
         self._t_last = now
-        bias = self._bias_V if self._bias_V is not None else self.cell.open_circuit_voltage_V(self.suns)
-        self.cell.relax(bias, dt)
-        if self.light.shutter_open:
-            self.cell.light_dose_s += dt * self.suns
+        for device in self.devices:
+            suns = self.suns_on(device)
+            forced = self._bias_V if device is self.cell else None
+            device.relax(forced if forced is not None else device.open_circuit_voltage_V(suns), dt)
+            if suns > 0:
+                device.light_dose_s += dt * suns
 
     @property
     def _sign(self) -> float:
@@ -238,7 +343,7 @@ class Bench:
             self._advance()
             if self._bias_V is None:
                 return 0.0
-            suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0 + self.cell.laser_suns(self.laser)
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
             return -self._sign * j * self.cell.params.area_cm2
 

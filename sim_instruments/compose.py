@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from sim_instruments.bench import Bench, CellParameters, Degradation, Hysteresis, Light
+from sim_instruments.bench import Bench, CellParameters, Degradation, Hysteresis, Laser, Light
 from sim_instruments.clock import Clock
 from sim_instruments.config import DeviceConfig
-from sim_instruments.optics import HC_NM_V, Grating, Optics, dut_eqe_function
+from sim_instruments.optics import Grating, Optics, dut_eqe_function
 
 log = logging.getLogger(__name__)
 
@@ -35,29 +35,30 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
         hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
         degradation=Degradation(**dev.degradation.model_dump()),
         stack=dev.stack,
+        eqe=dut_eqe_function(dev),
     )
 
 
 def build_bench(config: Any, clock: Clock) -> Bench:
-    """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`)."""
+    """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`): its
+    devices (``devices``, else the one ``device``) with ``selected_device`` connected, the solar simulator
+    (shutter closed), the laser slot and the EQE optics."""
     sim = config.simulation
     light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
-    return Bench(cell=cell_parameters(sim.device), light=light, clock=clock,
-                 line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed, optics=build_optics(config, clock))
+    laser = Laser(wavelength_nm=sim.laser.wavelength_nm, power_W=sim.laser.power_mW * 1e-3, on=sim.laser.on)
+    bench = Bench(devices=[cell_parameters(d) for d in sim.devices or [sim.device]], light=light, laser=laser,
+                  clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
+                  optics=build_optics(config, clock))
+    bench.select_device(sim.selected_device)
+    return bench
 
 
 def build_optics(config: Any, clock: Clock) -> Optics:
-    """The EQE beam path of the simulated bench, from ``config.eqe`` (hardware) and ``simulation.optics``."""
+    """The EQE beam path of the simulated bench, from ``config.eqe`` (hardware) and ``simulation.optics``; the
+    bench puts its selected device at the sample position (its responsivity, :meth:`SolarCell.responsivity_A_W`)."""
     from labctl.calibration import CalibrationError, load_responsivity
 
     bench_cfg, sim = config.eqe, config.simulation
-    dev = sim.device
-    eqe = dut_eqe_function(dev)
-    divider = dev.rsh_ohm_cm2 / (dev.rs_ohm_cm2 + dev.rsh_ohm_cm2)  # small-signal short-circuit collection
-
-    def dut_responsivity(wavelength_nm: float) -> float:
-        return float(eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
-
     references = {}
     for name, det in bench_cfg.reference_detectors.items():
         try:
@@ -76,7 +77,6 @@ def build_optics(config: Any, clock: Clock) -> Optics:
         wheel_filters=wheel,
         mono_filters={},
         reference_responsivity=references,
-        dut_responsivity=dut_responsivity,
         chopper_frequency_Hz=bench_cfg.chopper_frequency_Hz,
         preamp_gain_V_A=bench_cfg.preamp_gain_V_A,
         bandpass_nm=sim.optics.bandpass_nm,

@@ -8,7 +8,7 @@ which validates it with :class:`SimulationConfig`; pydantic nests the key paths,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -123,14 +123,52 @@ class LightConfig(_Strict):
     flicker: float = Field(0.0, ge=0, le=0.1, description="relative lamp flicker, 1 sigma")
 
 
+class LaserConfig(_Strict):
+    """The bench's laser slot (e.g. light-intensity Voc): its wavelength and the power that reaches the device."""
+
+    wavelength_nm: float = Field(532.0, gt=200, lt=3000)
+    power_mW: float = Field(0.0, ge=0, le=1000, description="optical power on the device (mW)")
+    on: bool = False
+
+
 class SimulationConfig(_Strict):
     enabled: bool = True
     clock: Literal["virtual", "real"] = "virtual"
     line_frequency_Hz: Literal[50, 60] = 50
     seed: int | None = 0
     light: LightConfig = Field(default_factory=LightConfig)
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    laser: LaserConfig = Field(default_factory=LaserConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig,
+                                 description="the device on the bench; with `devices`: the selected one (set)")
+    devices: list[DeviceConfig] | None = Field(
+        None, description="the devices (pixels) of a substrate, numbered from 1; null = the one `device`"
+    )
+    selected_device: int = Field(1, ge=1, description="the device connected to the SMU (number from 1)")
     optics: OpticsConfig = Field(default_factory=OpticsConfig)
     operator_resource: str | None = Field(
         None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_give_the_device(cls, data: Any) -> Any:
+        """``device`` (one device) or ``devices`` (a substrate), not both; a snapshot repeats ``device`` as the
+        selected one of ``devices``, which is accepted when it is that one."""
+        if isinstance(data, dict) and data.get("devices") and "device" in data:
+            devices, number = data["devices"], data.get("selected_device", 1)
+            selected = devices[number - 1] if isinstance(number, int) and 1 <= number <= len(devices) else None
+            if data["device"] != selected and not (isinstance(selected, BaseModel) and selected == data["device"]):
+                raise ValueError("give the device as simulation.device or the substrate's devices as "
+                                 "simulation.devices, not both (allowed: one of them)")
+            data = {k: v for k, v in data.items() if k != "device"}
+        return data
+
+    @model_validator(mode="after")
+    def _selected_is_on_the_bench(self) -> SimulationConfig:
+        count = len(self.devices) if self.devices else 1
+        if self.selected_device > count:
+            raise ValueError(f"simulation.selected_device = {self.selected_device}: the bench has {count} "
+                             f"device{'s' if count > 1 else ''} (allowed: 1-{count})")
+        if self.devices:  # `device` is the selected one, so every reader of the one device sees it
+            self.__dict__["device"] = self.devices[self.selected_device - 1]
+        return self

@@ -87,7 +87,8 @@ class Optics:
     wheel_filters: dict[int, LongPassFilter | None]
     mono_filters: dict[int, LongPassFilter | None]
     reference_responsivity: dict[str, Callable[[float], float]]
-    dut_responsivity: Callable[[float], float]
+    #: A/W of the device under test at λ (nm); the bench connects its selected device's (``Bench.select_device``)
+    dut_responsivity: Callable[[float], float] = field(default=lambda wavelength_nm: 0.0)
     chopper_frequency_Hz: float = 220.0
     preamp_gain_V_A: float | None = 1e6
     bandpass_nm: float = 10.0
