@@ -84,6 +84,9 @@ class CornerstoneEmulator:
     status_decimal: print ``STB?`` in decimal (``32``) instead of hex (``20``) — the manuals disagree.
     """
 
+    #: the ``sim://<name>`` resources of the bench this emulator can be (the monochromator)
+    SIM_NAMES: tuple[str, ...] = ("monochromator",)
+
     echo = True
     prompt = ""
 

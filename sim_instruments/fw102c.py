@@ -49,6 +49,9 @@ class FW102CEmulator:
     (``bench.optics.wheel_slots``, from station.yaml ``eqe.filter_wheel_slot_count``).
     """
 
+    #: the ``sim://<name>`` resources of the bench this emulator can be (the filter wheel)
+    SIM_NAMES: tuple[str, ...] = ("filter_wheel",)
+
     echo = True
     prompt = "> "
 

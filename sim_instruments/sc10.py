@@ -66,6 +66,9 @@ class SC10Emulator:
     The power-on state (output disabled, shutter closed) is applied to the bench at construction.
     """
 
+    #: the ``sim://<name>`` resources of the bench this emulator can be (the shutter)
+    SIM_NAMES: tuple[str, ...] = ("shutter",)
+
     echo = True
     prompt = "> "
 

@@ -55,6 +55,9 @@ class SmuEmulator(ScpiInstrument):
     """Base of the Keithley SMU emulators on ``bench``. Subclasses set ``src`` (per source function: level,
     range, auto), ``source_fn``, ``output``, ``_active_range`` and ``_v_last`` in :meth:`reset`."""
 
+    #: the ``sim://<name>`` resources of the bench this emulator can be (a source meter)
+    SIM_NAMES: tuple[str, ...] = ("smu",)
+
     #: (event register attribute, its summary bit in the status byte)
     STATUS_REGISTERS: ClassVar[tuple[tuple[str, int], ...]] = ()
     #: value of a source ``:RANGe`` command without a number, per source function (default: the top range)

@@ -96,6 +96,9 @@ class SR570Emulator:
     ``optics.set_preamp_gain(gain)`` or ``optics._record()``; only the gain is written.
     """
 
+    #: the ``sim://<name>`` resources of the bench this emulator can be (the current preamplifier)
+    SIM_NAMES: tuple[str, ...] = ("preamp",)
+
     echo = False
     prompt = ""
 

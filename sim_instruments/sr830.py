@@ -157,6 +157,9 @@ class SR830Emulator:
     Fault injection: set ``errs`` (ERRS? bits) or ``aux_in_V``.
     """
 
+    #: the ``sim://<name>`` resources of the bench this emulator can be (the lock-in)
+    SIM_NAMES: tuple[str, ...] = ("lockin",)
+
     def __init__(
         self,
         bench: Any,
