@@ -29,6 +29,8 @@ from pyvisa.errors import VisaIOError
 
 from drivers.identity import IdentitySpec
 from drivers.io_helpers import timeout_at_least
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import shutter_safe_state
 
 #: ``ERROR?`` codes (reference §4.2; 7 only on the older CS260, 10 on the CS260B)
 ERROR_MEANINGS = {
@@ -330,3 +332,24 @@ def _position(value: Any, count: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
         raise ValueError(f"{what} position must be an integer 1-{count}, not {value!r}")
     return int(strict_range(int(value), (1, count)))
+
+
+def _registration(name: str, driver: type, model: str) -> InstrumentRegistration:
+    return InstrumentRegistration(
+        name=name,
+        driver=driver,
+        model=f"Oriel Cornerstone {model}",
+        capabilities=("monochromator", "shutter"),
+        # RS-232 9600 Bd 8N1; the CS260B requires CR LF after a command (older units accept LF) and every
+        # reply ends CR LF (Cornerstone 260 user manual, "Serial communication"); moves set their own
+        # longer read timeouts (move_timeout_s, grating_timeout_s)
+        connection=ConnectionDefaults(read_termination="\r\n", write_termination="\r\n", timeout_ms=5000,
+                                      baud_rate=9600, serial=True),
+        safe_state=shutter_safe_state,
+        emulator="sim_instruments.cornerstone:CornerstoneEmulator",
+        emulator_options={"model": model},
+    )
+
+
+CORNERSTONE260_REGISTRATION = _registration("cornerstone260", Cornerstone260, "260")
+CORNERSTONE130_REGISTRATION = _registration("cornerstone130", Cornerstone130, "130")

@@ -30,6 +30,8 @@ from pymeasure.instruments.keithley import Keithley2400 as _StockKeithley2400
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from drivers.identity import IdentitySpec
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import source_meter_safe_state
 from drivers.smu import InstrumentError, ModelLimits, SourceMeter, SweepData
 
 log = logging.getLogger(__name__)
@@ -646,3 +648,22 @@ class Keithley2420(Keithley2400):
 
     def __init__(self, adapter, name: str = "Keithley 2420 SourceMeter", **kwargs) -> None:
         super().__init__(adapter, name, **kwargs)
+
+
+def _registration(name: str, driver: type, model: str) -> InstrumentRegistration:
+    return InstrumentRegistration(
+        name=name,
+        driver=driver,
+        model=f"Keithley {model}",
+        capabilities=("source_meter",),
+        # GPIB: LF (with EOI) both ways; RS-232 (factory 9600 Bd) is menu-selectable: 2400 manual, "Remote
+        # operation" (GPIB terminator, RS-232 settings)
+        connection=ConnectionDefaults(read_termination="\n", write_termination="\n", timeout_ms=5000),
+        safe_state=source_meter_safe_state,
+        emulator="sim_instruments.keithley2400:Keithley2400Emulator",
+        emulator_options={"model": model},
+    )
+
+
+KEITHLEY2400_REGISTRATION = _registration("keithley2400", Keithley2400, "2400")
+KEITHLEY2420_REGISTRATION = _registration("keithley2420", Keithley2420, "2420")

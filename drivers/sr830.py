@@ -38,6 +38,8 @@ from pymeasure.instruments.srs import SR830 as _StockSR830
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from drivers.identity import IdentitySpec
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import driver_safe_state
 from drivers.smu import InstrumentError
 from labctl.analysis.lockin import enbw_Hz as _enbw_Hz
 from labctl.analysis.lockin import settle_time_constants_to_tolerance
@@ -461,3 +463,15 @@ class SR830(_StockSR830):
 
         Sends nothing, so it cannot fail (or mask the original error) when the link is down.
         """
+
+
+SR830_REGISTRATION = InstrumentRegistration(
+    name="sr830",
+    driver=SR830,
+    model="Stanford Research SR830",
+    capabilities=("lock_in",),
+    # GPIB: LF in and out (replies end LF with EOI; over RS-232 they end CR): SR830 manual, "Programming"
+    connection=ConnectionDefaults(read_termination="\n", write_termination="\n", timeout_ms=5000),
+    safe_state=driver_safe_state("nothing to do (measures only)"),
+    emulator="sim_instruments.sr830:SR830Emulator",
+)
