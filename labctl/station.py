@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers import REGISTRY
 from drivers.identity import IdentityError, verify_identity
 from drivers.io_helpers import DeadlineVISAAdapter
+from drivers.safe import describe, read_back_output_off, read_back_shutter_closed, run_steps
 from labctl.config import DeviceConfig, EQEConfig, InstrumentConfig, StationConfig
 from sim_instruments.bench import Bench
 from sim_instruments.clock import Clock, RealClock, VirtualClock
@@ -199,8 +199,12 @@ class Station:
 
     def _open(self, role: str, cfg: InstrumentConfig) -> tuple[Any, str]:
         """(driver instance, verified identity) of ``role``; the driver's constructor sends nothing, so the identity
-        query is the first thing the instrument receives."""
-        cls = REGISTRY[cfg.driver]
+        query is the first thing the instrument receives. Then the registration's ``configure`` applies the
+        station file's ``settings`` (an instrument that refuses them is closed and reported).
+
+        Connection keys left out of station.yaml are the registration's defaults (filled in by the config)."""
+        reg = cfg.registration
+        cls = reg.driver
         try:
             if cfg.simulated:
                 from sim_instruments import make_emulator
@@ -226,16 +230,21 @@ class Station:
         except Exception as exc:  # noqa: BLE001 - any transport failure becomes one clear message
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
         try:
-            return instrument, verify_identity(instrument)
+            identity = verify_identity(instrument)
         except IdentityError as exc:
-            try:
-                instrument.adapter.close()
-            except Exception:  # noqa: BLE001 - the refusal below is what matters
-                pass
+            _close_quietly(instrument)
             if exc.answered:
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} is not a {cfg.driver}: "
                                    f"{exc}") from exc
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
+        if reg.configure is not None:
+            try:
+                reg.configure(instrument, cfg.settings)
+            except Exception as exc:  # noqa: BLE001 - one clear message naming the role and its settings
+                _close_quietly(instrument)
+                raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} refused its settings "
+                                   f"(instruments.{role}.settings): {type(exc).__name__}: {exc}") from exc
+        return instrument, identity
 
     # -- what a procedure may ask of the station (it never looks at the simulation itself) -------------------
     def line_frequency_Hz(self) -> float:
@@ -345,8 +354,13 @@ class Station:
         return [f"{o.role}: {o.detail}" for o in report if not o.ok]
 
     def _make_safe(self, role: str, inst: Any) -> str:
-        """Abort, safe-state actions, read-back of one instrument; returns what was done, raises on failure."""
-        cfg = self.config.instruments[role].safe_state
+        """Make one instrument safe; returns what was done, raises on failure.
+
+        The ``safe_state`` keys of station.yaml when it gives any (a source meter's sweep aborted first, then the
+        keys, then the read-backs), else the registration's ``safe_state`` action (the driver's own
+        ``safe_state()`` for a driver registered without one)."""
+        icfg = self.config.instruments[role]
+        cfg = icfg.safe_state
         try:
             # a Ctrl-C or an exception may have cut an exchange short: drop any unread reply first, or the
             # safe-state commands would read it as theirs
@@ -361,31 +375,19 @@ class Station:
         if cfg.shutter == "closed":
             steps.append(("shutter closed", inst.close_shutter))
         if not steps:
+            action = icfg.registration.safe_state
+            if action is not None:
+                return action(inst, icfg.settings)
             steps.append(("safe_state()", inst.safe_state))
         if hasattr(inst, "abort_sweep"):  # a source meter ignores the steps above while a sweep runs
             steps.insert(0, ("sweep aborted", inst.abort_sweep))
-        done, failed = [], []
-        for what, action in steps:
-            try:
-                action()
-                done.append(what)
-            except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
-                failed.append((what, f"{type(exc).__name__}: {exc}"))
-        if failed:
-            reasons = list(dict.fromkeys(reason for _, reason in failed))
-            if len(reasons) == 1:
-                raise RuntimeError(f"{reasons[0]} (not done: {', '.join(what for what, _ in failed)})")
-            raise RuntimeError("; ".join(f"{what}: {reason}" for what, reason in failed))
+        done = run_steps(steps)
         checks = []
         if cfg.output == "off" and hasattr(type(inst), "source_enabled"):
-            if inst.source_enabled:
-                raise RuntimeError("the output still reads on after ':OUTP OFF'")
-            checks.append("output reads off")
+            checks.append(read_back_output_off(inst))
         if cfg.shutter == "closed" and hasattr(type(inst), "shutter_open"):
-            if inst.shutter_open:
-                raise RuntimeError("the shutter still reads open after closing it")
-            checks.append("shutter reads closed")
-        return ", ".join(done) + (f" ({', '.join(checks)})" if checks else "")
+            checks.append(read_back_shutter_closed(inst))
+        return describe(done, checks)
 
     def close(self) -> None:
         for inst in self.instruments.values():
@@ -395,3 +397,11 @@ class Station:
                 pass
         self.instruments.clear()
         self.identities.clear()
+
+
+def _close_quietly(instrument: Any) -> None:
+    """Close an instrument's adapter; a failure to close is not what the caller reports."""
+    try:
+        instrument.adapter.close()
+    except Exception:  # noqa: BLE001 - the refusal the caller raises is what matters
+        pass

@@ -111,9 +111,9 @@ class _WavelengthScan(LabProcedure):
             )
         preamp = station.config.instruments.get("preamp")
         if preamp is not None:
-            from drivers import REGISTRY
+            from labctl.plugins import registration
 
-            table = tuple(getattr(REGISTRY[preamp.driver], "SENSITIVITIES", ()))
+            table = tuple(getattr(registration(preamp.driver).driver, "SENSITIVITIES", ()))
             value = self.preamp_sensitivity_A_V
             if not any(math.isclose(value, v, rel_tol=1e-6) for v in table):
                 raise ConfigError(f"parameter preamp_sensitivity_A_V = {value:g}: not a sensitivity of the "
@@ -135,10 +135,10 @@ class _WavelengthScan(LabProcedure):
 
     def _check_time_constant(self, station) -> None:  # noqa: ANN001
         """Refuse a time constant the lock-in model does not have at the chopper frequency, naming its neighbours."""
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
         driver = station.config.instruments["lockin"].driver
-        allowed_at = getattr(REGISTRY[driver], "allowed_time_constants_s", None)
+        allowed_at = getattr(registration(driver).driver, "allowed_time_constants_s", None)
         if allowed_at is None:
             return
         chopper_Hz = station.config.eqe.chopper_frequency_Hz
@@ -162,11 +162,11 @@ class _WavelengthScan(LabProcedure):
         bench (``simulation.optics.gratings``, what its monochromator has); a real monochromator reports it only
         when asked, so there the instrument's error 3 remains the check.
         """
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
         config = station.config
         driver = config.instruments["monochromator"].driver
-        drive_nm = getattr(REGISTRY[driver], "wavelength_range_nm", (0.0, math.inf))
+        drive_nm = getattr(registration(driver).driver, "wavelength_range_nm", (0.0, math.inf))
         gratings = station.grating_ranges_nm() or {}
         for lam in self.wavelengths_nm():
             row = config.eqe.row_for(lam)

@@ -117,15 +117,15 @@ class JVProcedure(LabProcedure):
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
         super().validate(station)
         cfg = station.config.instruments["smu"]
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
-        model = REGISTRY[cfg.driver].limits
+        model = registration(cfg.driver).driver.limits
         v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
         i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
         why = f"station limit of instrument 'smu' ({cfg.driver})"
         for name in ("start_V", "stop_V", "precondition_V"):
             self.check_range(name, getattr(self, name), -v_max, v_max, why)
-        compliance_min_A = getattr(REGISTRY[cfg.driver], "compliance_min_A", 0.0)
+        compliance_min_A = getattr(registration(cfg.driver).driver, "compliance_min_A", 0.0)
         self.check_range("compliance_A", self.compliance_A, compliance_min_A, i_max,
                          f"{why}; the {cfg.driver}'s smallest compliance is {compliance_min_A:g} A")
         self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
@@ -140,7 +140,7 @@ class JVProcedure(LabProcedure):
             )
         if self.mode == "staircase" and self.scan_rate_V_s > 0:
             f_line = station.line_frequency_Hz()
-            reading_s = REGISTRY[cfg.driver].reading_time_s(self.nplc, f_line)
+            reading_s = registration(cfg.driver).driver.reading_time_s(self.nplc, f_line)
             max_rate = self.step_V / reading_s
             if self.scan_rate_V_s > max_rate:
                 raise ConfigError(
@@ -157,9 +157,9 @@ class JVProcedure(LabProcedure):
 
     def _check_sweep_delay(self, driver: str, delay_s: float, reading_s: float | None = None) -> None:
         """Refuse a built-in sweep delay (s) the source-meter model does not accept (the 2450: 0 or >= 50 µs)."""
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
-        low = getattr(REGISTRY[driver], "sweep_delay_min_s", 0.0)
+        low = getattr(registration(driver).driver, "sweep_delay_min_s", 0.0)
         if not 0.0 < delay_s < low:
             return
         if reading_s is None:

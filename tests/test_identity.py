@@ -16,10 +16,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from drivers import REGISTRY, SR570
+from drivers import SR570
 from drivers.identity import IdentityError, identity_spec, verify_identity
 from labctl.cli import main
 from labctl.config import ConfigError, parse_station
+from labctl.plugins import instrument_registrations
 from labctl.simserve import served_station
 from labctl.station import Station, StationError, build_bench
 from sim_instruments import SERIAL_DRIVERS, SIM_NAMES, make_emulator
@@ -28,6 +29,9 @@ from sim_instruments.clock import RealClock, VirtualClock
 from sim_instruments.server import serve
 from tests.helpers import default_station
 from tests.loopback import LoopbackPeer, recording_http_400
+
+#: driver class of each station.yaml driver name (the instrument plug-ins)
+REGISTRY = {name: reg.driver for name, reg in instrument_registrations().items()}
 
 #: terminations each driver's instrument uses (as in the default station.yaml; the SR570 as docs/station-yaml.md)
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
