@@ -127,7 +127,7 @@ class CornerstoneMonochromator(Instrument):
                 raise
             self._diagnosing = True
             try:
-                self.check_errors()
+                self.check_set_errors()
             finally:
                 self._diagnosing = False
             raise
@@ -145,22 +145,31 @@ class CornerstoneMonochromator(Instrument):
         """Last error code (``ERROR?``; reading resets it to 0). Meanings: :data:`ERROR_MEANINGS`."""
         return int(self._number("ERROR?"))
 
-    def check_errors(self) -> list[int]:
-        """``STB?``, then ``ERROR?`` if the error bit is set; raise :class:`CornerstoneError` naming the code.
+    def check_errors(self) -> list[tuple[int, str]]:
+        """``STB?``, then ``ERROR?`` if the error bit is set: ``[(code, meaning)]`` of the recorded error, or []
+        (the labctl check_errors contract: never raises for a recorded error; reading it clears it).
 
-        Returns an empty list when there is no error (PyMeasure's ``check_errors`` signature).
+        The Cornerstone records one error at a time (Cornerstone 260 manual, ``ERROR?``). An unreadable status
+        byte or answer is a broken link, not a recorded error: :class:`CornerstoneError`.
         """
         if not status_reports_error(self.ask("STB?")):
             return []
         code = self.error_code
         if code == 0:
             return []
-        meaning = ERROR_MEANINGS.get(code, "unknown error code")
-        raise CornerstoneError(f"{self.name}: error {code}: {meaning}")
+        return [(code, ERROR_MEANINGS.get(code, "unknown error code"))]
+
+    def check_set_errors(self, context: str = "") -> list[tuple[int, str]]:
+        """Raise :class:`CornerstoneError` naming the recorded error (code and meaning); [] when there is none."""
+        errors = self.check_errors()
+        if errors:
+            code, meaning = errors[0]
+            raise CornerstoneError(f"{self.name}: error {code}: {meaning}" + (f" (after {context})" if context else ""))
+        return errors
 
     def _failed(self, what: str) -> CornerstoneError:
         """Raise the instrument's recorded error if any, else return an error describing ``what``."""
-        self.check_errors()
+        self.check_set_errors()
         return CornerstoneError(f"{self.name}: {what}")
 
     # -- identity and configuration ------------------------------------------------------------------------

@@ -284,12 +284,16 @@ class SR570(_StockSR570):
         """Refused: there is no status byte to clear (``*CLS`` is not an SR570 command)."""
         raise SR570Error(f"{self.name}: the SR570 has no status registers to clear")
 
-    def check_errors(self, context: str = "") -> list:
+    def check_errors(self) -> list[tuple[int, str]]:
         """Always []: the SR570 reports no errors at all (it cannot send; a bad command is silently ignored).
 
         Validation before sending is the only protection; nothing is sent here.
         """
         return []
+
+    def check_set_errors(self, context: str = "") -> list[tuple[int, str]]:
+        """Always [] (see :meth:`check_errors`): there is nothing to raise."""
+        return self.check_errors()
 
     # --- methods ------------------------------------------------------------------------------------------
     def reset(self) -> None:
