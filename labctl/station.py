@@ -178,6 +178,10 @@ class Station:
         self.operator: Callable[[str], None] | None = None
         #: the outcome of each instrument at the last :meth:`safe_state` (empty before)
         self.safe_report: list[SafeOutcome] = []
+        #: the settings the registration's ``configure`` applied to each connected instrument (None: none), re-applied
+        #: by :meth:`reconnect`
+        self.configurations: dict[str, Any] = {}
+        self._light: Any = None
 
     @property
     def simulated(self) -> bool:
@@ -196,6 +200,87 @@ class Station:
             if role in self.instruments:
                 continue
             self.instruments[role], self.identities[role] = self._open(role, self.config.instruments[role])
+
+    def reconnect(self, role: str) -> Any:
+        """Close the resource of ``role`` only, reopen it with its options, verify its identity and re-apply its
+        last configuration; return the new driver instance (``station[role]`` is it from now on).
+
+        "Last configuration" is what the station applied when it connected the instrument: the registration's
+        ``configure`` with the station file's ``settings`` (:attr:`configurations`). What a procedure set up
+        itself (e.g. a source meter's ``configure_voltage_source``) it sets again after a reconnection, since the
+        instrument may have been power-cycled. Raises :class:`StationError` (one line naming the role and the
+        resource) when it cannot; the role is then left disconnected (not in the station) until a later
+        ``reconnect`` or ``connect`` succeeds, so the safe state does not talk to a dead link.
+        """
+        if role not in self.config.instruments:
+            raise StationError(f"no instrument '{role}' in the station (it has: {sorted(self.config.instruments)})")
+        old = self.instruments.pop(role, None)
+        self.identities.pop(role, None)
+        if old is not None:
+            _close_quietly(old)
+        cfg = self.config.instruments[role]
+        self.instruments[role], self.identities[role] = self._open(role, cfg)
+        return self.instruments[role]
+
+    # -- roles and capabilities (checked against the station file: no I/O) ---------------------------------------
+    def offers(self, role: str, capability: str | type) -> bool:
+        """Whether the station has ``role`` and its instrument's registration declares ``capability``."""
+        from labctl.capabilities import capability_name
+
+        name = capability_name(capability)
+        cfg = self.config.instruments.get(role)
+        return cfg is not None and name in cfg.registration.capabilities
+
+    def check_capability(self, role: str, capability: str | type, needed_by: str = "the run") -> None:
+        """Raise :class:`ConfigError` (one line: the role, the capability, what the station has) unless the
+        station's ``role`` offers ``capability``. Sends nothing."""
+        from labctl.capabilities import capability_name
+        from labctl.config import ConfigError
+
+        name = capability_name(capability)
+        cfg = self.config.instruments.get(role)
+        if cfg is None:
+            offering = sorted(r for r, c in self.config.instruments.items() if name in c.registration.capabilities)
+            hint = f"; {', '.join(repr(r) for r in offering)} offers it" if offering else ""
+            raise ConfigError(f"{needed_by} needs instrument '{role}' ({name}) in the station (the station has: "
+                              f"{sorted(self.config.instruments)}{hint})")
+        offered = cfg.registration.capabilities
+        if name not in offered:
+            raise ConfigError(f"{needed_by} needs instrument '{role}' to be a {name}, and the station's '{role}' is a "
+                              f"{cfg.driver}, which offers: {', '.join(offered) or 'nothing'} "
+                              f"(instruments.{role}.driver)")
+
+    def require(self, role: str, capability: str | type, needed_by: str = "the run") -> Any:
+        """The connected instrument of ``role``, checked to offer ``capability`` (:meth:`check_capability`: a
+        :class:`ConfigError` before any I/O), and to implement its methods (:class:`StationError` otherwise)."""
+        from labctl.capabilities import capability_name, missing_methods
+
+        self.check_capability(role, capability, needed_by)
+        name = capability_name(capability)
+        if role not in self.instruments:
+            raise StationError(f"instrument '{role}' is not connected (call connect() first)")
+        inst = self.instruments[role]
+        missing = missing_methods(inst, name)
+        if missing:
+            raise StationError(f"instrument '{role}' ({self.config.instruments[role].driver}) is registered as a "
+                               f"{name} but its driver lacks {', '.join(missing)}")
+        return inst
+
+    def light(self):  # noqa: ANN201 - labctl.capabilities.Light
+        """The light on the sample (capability Light): the ``shutter`` instrument when the station has one, else
+        the simulated solar simulator, else the operator (:class:`~labctl.capabilities.OperatorLight`: asked
+        through :attr:`operator`, refused when nobody is there). The same object for the station's lifetime;
+        nothing is sent until it is switched."""
+        if self._light is None:
+            from labctl.capabilities import OperatorLight, ShutterLight
+
+            if self.offers("shutter", "shutter"):
+                self._light = ShutterLight(lambda: self.require("shutter", "shutter"))
+            elif not self.light_is_operator_controlled:
+                self._light = _SimulatedLight(self)
+            else:
+                self._light = OperatorLight(lambda: self.operator, StationError)
+        return self._light
 
     def _open(self, role: str, cfg: InstrumentConfig) -> tuple[Any, str]:
         """(driver instance, verified identity) of ``role``; the driver's constructor sends nothing, so the identity
@@ -237,9 +322,10 @@ class Station:
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} is not a {cfg.driver}: "
                                    f"{exc}") from exc
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
+        self.configurations[role] = cfg.settings
         if reg.configure is not None:
             try:
-                reg.configure(instrument, cfg.settings)
+                reg.configure(instrument, self.configurations[role])
             except Exception as exc:  # noqa: BLE001 - one clear message naming the role and its settings
                 _close_quietly(instrument)
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} refused its settings "
@@ -397,6 +483,7 @@ class Station:
                 pass
         self.instruments.clear()
         self.identities.clear()
+        self.configurations.clear()
 
 
 def _close_quietly(instrument: Any) -> None:
@@ -405,3 +492,21 @@ def _close_quietly(instrument: Any) -> None:
         instrument.adapter.close()
     except Exception:  # noqa: BLE001 - the refusal the caller raises is what matters
         pass
+
+
+class _SimulatedLight:
+    """The light of a bench without a shutter that the station can switch itself (the simulated solar
+    simulator): :meth:`Station.set_light_without_shutter`."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+
+    def set_light(self, on: bool) -> None:
+        if not self.station.set_light_without_shutter(on):
+            raise StationError("the station could not switch the light")
+
+    def irradiance_W_m2(self) -> float | None:
+        return None
+
+    def why_unavailable(self, on: bool = True) -> str | None:
+        return None

@@ -82,8 +82,8 @@ def _nearest_and_allowed(value: float, allowed: tuple[float, ...], unit: str) ->
 class _WavelengthScan(LabProcedure):
     """Shared parameters and the per-point measurement of both EQE procedures."""
 
-    REQUIRES = ("lockin", "monochromator", "filter_wheel")
-    OPTIONAL = ("shutter", "preamp")
+    REQUIRES = {"lockin": "lock_in", "monochromator": "monochromator", "filter_wheel": "filter_wheel"}
+    OPTIONAL = {"shutter": "shutter", "preamp": "current_preamplifier"}
 
     start_nm = FloatParameter("First wavelength", units="nm", default=300.0, minimum=200, maximum=2500)
     stop_nm = FloatParameter("Last wavelength (0 = where the station's reference detectors end)", units="nm",
@@ -191,9 +191,9 @@ class _WavelengthScan(LabProcedure):
     # -- instruments --------------------------------------------------------------------------------------------
     def _configure_lockin(self) -> None:
         bench = self.station.config.eqe
-        lockin = self.station["lockin"]
+        lockin = self.station.require("lockin", "lock_in")
         if "preamp" in self.station:  # a remote-controlled current preamplifier (SR570)
-            preamp = self.station["preamp"]
+            preamp = self.station.require("preamp", "current_preamplifier")
             preamp.configure(self.preamp_sensitivity_A_V)
             current_input, self._gain = False, preamp.gain_V_A
         else:  # a fixed-gain preamplifier from station.yaml, or the lock-in's own current input
@@ -227,7 +227,7 @@ class _WavelengthScan(LabProcedure):
         self._order_problems = self.order_sorting_problems()
         for problem in self._order_problems:
             self.log(f"ORDER-SORTING WARNING: {problem}")
-        mono = self.station["monochromator"]
+        mono = self.station.require("monochromator", "monochromator")
         mono.configure()
         mono.open_shutter()
         self._grating = None
@@ -502,8 +502,9 @@ class EQEProcedure(_WavelengthScan):
                               f"calibration run {self._reference_run}: {problem}")
         if self.jv_file:
             self._check_jv_file()
-        if self.bias_light and "shutter" not in station.config.instruments:
-            raise ConfigError("parameter bias_light = true: the station has no 'shutter' for the bias light")
+        why = getattr(station.light(), "why_unavailable", lambda on: None)(True) if self.bias_light else None
+        if why is not None:
+            raise ConfigError(f"parameter bias_light = true: {why}")
 
     def _check_jv_file(self) -> None:
         """The J–V run to compare Jsc with must be a readable run file of the ``jv`` procedure."""
@@ -556,7 +557,7 @@ class EQEProcedure(_WavelengthScan):
         self._start_optics()
         self.station.place_in_beam("dut")
         if self.bias_light:
-            self.station["shutter"].open_shutter()
+            self.station.light().set_light(True)
 
     def execute(self) -> None:
         self._t_start = self.station.clock.now()

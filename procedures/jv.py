@@ -50,8 +50,8 @@ class JVProcedure(LabProcedure):
     """J–V sweep (staircase or quasi-steady-state) under light or in the dark."""
 
     NAME = "jv"
-    REQUIRES = ("smu",)
-    OPTIONAL = ("shutter",)
+    REQUIRES = {"smu": "source_meter"}
+    OPTIONAL = {"shutter": "shutter"}
     STREAMS = {
         "jv": StreamSpec(
             [
@@ -116,6 +116,10 @@ class JVProcedure(LabProcedure):
     # -- checks before anything is touched ----------------------------------------------------------------------
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
         super().validate(station)
+        needs_light = self.light or (self.precondition_s > 0 and self.precondition_light)
+        why = getattr(station.light(), "why_unavailable", lambda on: None)(True) if needs_light else None
+        if why is not None:
+            raise ConfigError(f"parameter {'light' if self.light else 'precondition_light'} = true: {why}")
         cfg = station.config.instruments["smu"]
         from labctl.plugins import registration
 
@@ -227,14 +231,7 @@ class JVProcedure(LabProcedure):
         return -1.0 if self.polarity == "p-i-n" else 1.0
 
     def _set_light(self, on: bool) -> None:
-        if "shutter" in self.station:
-            shutter = self.station["shutter"]
-            if on:
-                shutter.open_shutter()
-            else:
-                shutter.close_shutter()
-        else:
-            self.station.set_light_without_shutter(on)
+        self.station.light().set_light(on)
 
     def _j_mA_cm2(self, current_A: np.ndarray) -> np.ndarray:
         """Photocurrent-positive current density (mA/cm²) from the SMU current (A)."""
@@ -255,7 +252,7 @@ class JVProcedure(LabProcedure):
 
     # -- the measurement ----------------------------------------------------------------------------------------
     def startup(self) -> None:
-        smu = self.station["smu"]
+        smu = self.station.require("smu", "source_meter")
         self._delay_s = self._source_delay_s(smu) if self.mode == "staircase" else 0.0
         smu.configure_voltage_source(
             compliance_A=self.compliance_A, nplc=self.nplc, four_wire=self.four_wire, source_delay_s=self._delay_s
@@ -273,7 +270,7 @@ class JVProcedure(LabProcedure):
             self.log("no shutter in the station: light is controlled by the operator")
 
     def execute(self) -> None:
-        smu = self.station["smu"]
+        smu = self.station.require("smu", "source_meter")
         self.t0 = self.station.clock.now()
         if self.precondition_s > 0:
             self._set_light(self.precondition_light)
