@@ -1,4 +1,8 @@
-"""Instrument drivers, one class per model; ``REGISTRY`` maps station.yaml driver names to classes."""
+"""Instrument drivers, one class per model.
+
+Each driver module ends with the :class:`~drivers.registration.InstrumentRegistration` of the models it drives;
+labctl finds them through the ``labctl.instruments`` entry points (pyproject.toml), ``labctl.plugins``.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,7 @@ from drivers.sr830 import SR830
 from drivers.thorlabs_fw102c import ThorlabsFW102C
 from drivers.thorlabs_sc10 import ThorlabsSC10
 
-REGISTRY: dict[str, type] = {
-    # source-meters (drivers.smu.SourceMeter)
-    "keithley2400": Keithley2400,
-    "keithley2420": Keithley2420,
-    "keithley2450": Keithley2450,
-    # shutter controllers
-    "thorlabs_sc10": ThorlabsSC10,
-    # EQE bench
-    "cornerstone260": Cornerstone260,
-    "cornerstone130": Cornerstone130,
-    "thorlabs_fw102c": ThorlabsFW102C,
-    "sr830": SR830,
-    "sr570": SR570,
-}
-
 __all__ = [
-    "REGISTRY",
     "Cornerstone130",
     "Cornerstone260",
     "Keithley2400",

@@ -29,6 +29,8 @@ from pyvisa.errors import VisaIOError
 
 from drivers.identity import IdentitySpec
 from drivers.io_helpers import timeout_at_least
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import shutter_safe_state
 
 #: ``ERROR?`` codes (reference §4.2; 7 only on the older CS260, 10 on the CS260B)
 ERROR_MEANINGS = {
@@ -125,7 +127,7 @@ class CornerstoneMonochromator(Instrument):
                 raise
             self._diagnosing = True
             try:
-                self.check_errors()
+                self.check_set_errors()
             finally:
                 self._diagnosing = False
             raise
@@ -143,22 +145,31 @@ class CornerstoneMonochromator(Instrument):
         """Last error code (``ERROR?``; reading resets it to 0). Meanings: :data:`ERROR_MEANINGS`."""
         return int(self._number("ERROR?"))
 
-    def check_errors(self) -> list[int]:
-        """``STB?``, then ``ERROR?`` if the error bit is set; raise :class:`CornerstoneError` naming the code.
+    def check_errors(self) -> list[tuple[int, str]]:
+        """``STB?``, then ``ERROR?`` if the error bit is set: ``[(code, meaning)]`` of the recorded error, or []
+        (the labctl check_errors contract: never raises for a recorded error; reading it clears it).
 
-        Returns an empty list when there is no error (PyMeasure's ``check_errors`` signature).
+        The Cornerstone records one error at a time (Cornerstone 260 manual, ``ERROR?``). An unreadable status
+        byte or answer is a broken link, not a recorded error: :class:`CornerstoneError`.
         """
         if not status_reports_error(self.ask("STB?")):
             return []
         code = self.error_code
         if code == 0:
             return []
-        meaning = ERROR_MEANINGS.get(code, "unknown error code")
-        raise CornerstoneError(f"{self.name}: error {code}: {meaning}")
+        return [(code, ERROR_MEANINGS.get(code, "unknown error code"))]
+
+    def check_set_errors(self, context: str = "") -> list[tuple[int, str]]:
+        """Raise :class:`CornerstoneError` naming the recorded error (code and meaning); [] when there is none."""
+        errors = self.check_errors()
+        if errors:
+            code, meaning = errors[0]
+            raise CornerstoneError(f"{self.name}: error {code}: {meaning}" + (f" (after {context})" if context else ""))
+        return errors
 
     def _failed(self, what: str) -> CornerstoneError:
         """Raise the instrument's recorded error if any, else return an error describing ``what``."""
-        self.check_errors()
+        self.check_set_errors()
         return CornerstoneError(f"{self.name}: {what}")
 
     # -- identity and configuration ------------------------------------------------------------------------
@@ -330,3 +341,24 @@ def _position(value: Any, count: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
         raise ValueError(f"{what} position must be an integer 1-{count}, not {value!r}")
     return int(strict_range(int(value), (1, count)))
+
+
+def _registration(name: str, driver: type, model: str) -> InstrumentRegistration:
+    return InstrumentRegistration(
+        name=name,
+        driver=driver,
+        model=f"Oriel Cornerstone {model}",
+        capabilities=("monochromator", "shutter"),
+        # RS-232 9600 Bd 8N1; the CS260B requires CR LF after a command (older units accept LF) and every
+        # reply ends CR LF (Cornerstone 260 user manual, "Serial communication"); moves set their own
+        # longer read timeouts (move_timeout_s, grating_timeout_s)
+        connection=ConnectionDefaults(read_termination="\r\n", write_termination="\r\n", timeout_ms=5000,
+                                      baud_rate=9600, serial=True),
+        safe_state=shutter_safe_state,
+        emulator="sim_instruments.cornerstone:CornerstoneEmulator",
+        emulator_options={"model": model},
+    )
+
+
+CORNERSTONE260_REGISTRATION = _registration("cornerstone260", Cornerstone260, "260")
+CORNERSTONE130_REGISTRATION = _registration("cornerstone130", Cornerstone130, "130")

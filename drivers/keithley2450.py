@@ -35,6 +35,8 @@ from drivers.keithley2400 import (
     ranged_control,
     symmetric_control,
 )
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import source_meter_safe_state
 from drivers.smu import InstrumentError, ModelLimits, SourceMeter, SweepData
 
 BUFFER_NAME = "labctlbuf"
@@ -269,3 +271,15 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
     def is_buffer_full(self) -> bool:
         """Not supported: relies on the status setup of the 2400-only ``config_buffer``."""
         raise NotImplementedError(f"{self.name}: is_buffer_full() relies on 2400-only buffer setup")
+
+
+KEITHLEY2450_REGISTRATION = InstrumentRegistration(
+    name="keithley2450",
+    driver=Keithley2450,
+    model="Keithley 2450",
+    capabilities=("source_meter",),
+    # GPIB, USB-TMC and LAN: LF both ways (2450 reference manual, "Remote communications")
+    connection=ConnectionDefaults(read_termination="\n", write_termination="\n", timeout_ms=5000),
+    safe_state=source_meter_safe_state,
+    emulator="sim_instruments.keithley2450:Keithley2450Emulator",
+)

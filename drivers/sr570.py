@@ -43,6 +43,8 @@ from pymeasure.instruments.srs import SR570 as _StockSR570
 from pyvisa.constants import Parity, StopBits
 
 from drivers.identity import IdentitySpec
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import driver_safe_state
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -282,12 +284,16 @@ class SR570(_StockSR570):
         """Refused: there is no status byte to clear (``*CLS`` is not an SR570 command)."""
         raise SR570Error(f"{self.name}: the SR570 has no status registers to clear")
 
-    def check_errors(self, context: str = "") -> list:
+    def check_errors(self) -> list[tuple[int, str]]:
         """Always []: the SR570 reports no errors at all (it cannot send; a bad command is silently ignored).
 
         Validation before sending is the only protection; nothing is sent here.
         """
         return []
+
+    def check_set_errors(self, context: str = "") -> list[tuple[int, str]]:
+        """Always [] (see :meth:`check_errors`): there is nothing to raise."""
+        return self.check_errors()
 
     # --- methods ------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -363,3 +369,17 @@ def _set_serial_framing(adapter: Any) -> None:
             setattr(connection, attribute, SERIAL_SETTINGS[attribute])
         except Exception as exc:  # noqa: BLE001 - e.g. a socket-backed ASRL resource without the attribute
             log.warning("%s: cannot set %s on %r: %s", type(adapter).__name__, attribute, connection, exc)
+
+
+SR570_REGISTRATION = InstrumentRegistration(
+    name="sr570",
+    driver=SR570,
+    model="Stanford Research SR570",
+    capabilities=("current_preamplifier",),
+    # listen-only RS-232: 9600 Bd 8N2, commands end CR (SR570 manual, "Remote programming"); the driver sets
+    # the framing on the serial connection
+    connection=ConnectionDefaults(read_termination="\r", write_termination="\r", timeout_ms=5000,
+                                  baud_rate=9600, serial=True),
+    safe_state=driver_safe_state("bias off, offset current off"),
+    emulator="sim_instruments.sr570:SR570Emulator",
+)

@@ -17,7 +17,8 @@ Fixes to the stock PyMeasure class:
   ``channel2`` getters read the real ``j,k`` reply of ``DDEF?``;
 * ``auto_gain`` waits for ``AGAN`` to finish (``*STB?`` bit 1, IFC); ``quick_range`` (time.sleep, wrong
   100 MΩ scaling) is replaced by :meth:`auto_sensitivity`;
-* :meth:`check_errors` reads ``*ESR?`` and ``ERRS?`` and raises: the SR830 has no error queue; a bad command
+* :meth:`check_errors` reads ``*ESR?`` and ``ERRS?`` and returns one (code, message) per bit set
+  (:meth:`check_set_errors` raises them): the SR830 has no error queue; a bad command
   sets ESR bit 5, an out-of-range parameter bit 4 (setting unchanged), and neither produces a reply.
 
 Time constants above 30 s are unavailable when the detection frequency is above ~200 Hz (the instrument
@@ -38,6 +39,8 @@ from pymeasure.instruments.srs import SR830 as _StockSR830
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from drivers.identity import IdentitySpec
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import driver_safe_state
 from drivers.smu import InstrumentError
 from labctl.analysis.lockin import enbw_Hz as _enbw_Hz
 from labctl.analysis.lockin import settle_time_constants_to_tolerance
@@ -330,18 +333,30 @@ class SR830(_StockSR830):
         """``LIAS?``: the latched overload/unlock bits since the last read (reading clears them)."""
         return LockinStatus(self._ask_int("LIAS?"))
 
-    def check_errors(self, context: str = "the last commands") -> list:
-        """Read (and clear) ``*ESR?`` and ``ERRS?``; raise :class:`SR830Error` naming every error bit set.
+    def check_errors(self) -> list[tuple[int, str]]:
+        """Read (and clear) ``*ESR?`` and ``ERRS?``: one ``(code, message)`` per error bit set, [] when none
+        (the labctl check_errors contract: never raises for a reported error).
 
-        Power-on (ESR bit 7) and key-press (bit 6) are not errors. Returns [] when there is nothing to report.
+        The SR830 has no error queue and no error numbers (SR830 manual, "Status byte definitions"), so the codes
+        are labctl's: ``100 + b`` for ``*ESR`` bit b, ``200 + b`` for ``ERRS`` bit b; the message names the bit,
+        e.g. ``(105, "*ESR bit 5: command not recognised or malformed (CMD)")``. Power-on (ESR bit 7) and
+        key-press (bit 6) are not errors.
         """
+        return self._read_error_registers()[2]
+
+    def _read_error_registers(self) -> tuple[int, int, list[tuple[int, str]]]:
         esr, errs = self._ask_int("*ESR?"), self._ask_int("ERRS?")
-        problems = [f"*ESR bit {b}: {text}" for b, text in ESR_BITS.items() if esr >> b & 1]
-        problems += [f"ERRS bit {b}: {text}" for b, text in ERRS_BITS.items() if errs >> b & 1]
-        if problems:
-            raise SR830Error(f"{self.name}: error after {context}: " + "; ".join(problems)
+        errors = [(100 + b, f"*ESR bit {b}: {text}") for b, text in ESR_BITS.items() if esr >> b & 1]
+        errors += [(200 + b, f"ERRS bit {b}: {text}") for b, text in ERRS_BITS.items() if errs >> b & 1]
+        return esr, errs, errors
+
+    def check_set_errors(self, context: str = "the last commands") -> list[tuple[int, str]]:
+        """Read (and clear) the error bits; raise :class:`SR830Error` naming every one set; [] when none."""
+        esr, errs, errors = self._read_error_registers()
+        if errors:
+            raise SR830Error(f"{self.name}: error after {context}: " + "; ".join(text for _, text in errors)
                              + f" (*ESR?={esr}, ERRS?={errs})")
-        return []
+        return errors
 
     def auto_gain(self, timeout_s: float = 300.0, poll_s: float = 0.1) -> None:
         """``AGAN``, then poll ``*STB?`` until bit 1 (IFC, no command executing) is set.
@@ -402,7 +417,7 @@ class SR830(_StockSR830):
         reference: str = "external",
         reference_trigger: str = "POS EDGE",
     ) -> None:
-        """Set up an EQE measurement of chopped light, then :meth:`check_errors`.
+        """Set up an EQE measurement of chopped light, then :meth:`check_set_errors`.
 
         sensitivity: full scale in V (voltage inputs) or A (current inputs), an exact table value.
         chopper_frequency_Hz: the chopper's frequency (Hz). ``reference="external"`` locks to the chopper's
@@ -444,7 +459,7 @@ class SR830(_StockSR830):
         self.reserve = reserve
         for channel in self.CHANNELS:
             self.set_scaling(channel, 0.0, 1)
-        self.check_errors("configure")
+        self.check_set_errors("configure")
 
     def reset(self) -> None:
         """``*RST`` (input A, internal reference, 1 V, 100 ms, 12 dB/oct)."""
@@ -461,3 +476,15 @@ class SR830(_StockSR830):
 
         Sends nothing, so it cannot fail (or mask the original error) when the link is down.
         """
+
+
+SR830_REGISTRATION = InstrumentRegistration(
+    name="sr830",
+    driver=SR830,
+    model="Stanford Research SR830",
+    capabilities=("lock_in",),
+    # GPIB: LF in and out (replies end LF with EOI; over RS-232 they end CR): SR830 manual, "Programming"
+    connection=ConnectionDefaults(read_termination="\n", write_termination="\n", timeout_ms=5000),
+    safe_state=driver_safe_state("nothing to do (measures only)"),
+    emulator="sim_instruments.sr830:SR830Emulator",
+)

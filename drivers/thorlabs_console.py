@@ -86,3 +86,15 @@ class ThorlabsConsoleMixin:
     def id(self) -> str:
         """Same as :attr:`idn` (these controllers have no SCPI layer)."""
         return self.idn
+
+    def check_errors(self) -> list[tuple[int, str]]:
+        """Always []: these controllers queue no errors; an error line comes back with the command that caused
+        it and that command raises :attr:`console_error` (Thorlabs SC10 / FW102C manuals, "Computer interface").
+
+        Sends nothing (the labctl check_errors contract: a list of (code, message), never raises).
+        """
+        return []
+
+    def check_set_errors(self, context: str = "") -> list[tuple[int, str]]:
+        """Always [] (see :meth:`check_errors`)."""
+        return self.check_errors()

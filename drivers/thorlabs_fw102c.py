@@ -14,13 +14,16 @@ and an error line (``Command error CMD_NOT_DEFINED`` / ``CMD_ARG_INVALID``) befo
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
 from drivers.identity import IdentitySpec
 from drivers.io_helpers import timeout_at_least
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import driver_safe_state
 from drivers.thorlabs_console import PROMPT as PROMPT
 from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
 
@@ -121,3 +124,42 @@ class ThorlabsFW102C(ThorlabsConsoleMixin, Instrument):
         """Mark the instrument shut down (the wheel is left where it is; see :meth:`safe_state`)."""
         self.safe_state()
         super().shutdown()
+
+
+class FW102CSettings(BaseModel):
+    """``instruments.<role>.settings`` of a filter wheel; a key left out (None) leaves the controller as it is.
+
+    speed: the move profile, ``high`` or ``slow`` (``speed=1|0``, FW102C manual, "Command list").
+    sensors_always_on: True keeps the position sensors on while idle, False turns them off (no stray light
+    from their LEDs while measuring; ``sensors=1|0``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    speed: Literal["high", "slow"] | None = None
+    sensors_always_on: bool | None = None
+
+
+def configure_fw102c(wheel: ThorlabsFW102C, settings: FW102CSettings | None) -> None:
+    """Apply the station file's settings (those given) to the controller."""
+    if settings is None:
+        return
+    if settings.speed is not None:
+        wheel.speed_high = settings.speed == "high"
+    if settings.sensors_always_on is not None:
+        wheel.sensors_always_on = settings.sensors_always_on
+
+
+THORLABS_FW102C_REGISTRATION = InstrumentRegistration(
+    name="thorlabs_fw102c",
+    driver=ThorlabsFW102C,
+    model="Thorlabs FW102C",
+    capabilities=("filter_wheel",),
+    # 115200 Bd 8N1 (factory), commands and replies end with CR (FW102C manual, "Computer interface")
+    connection=ConnectionDefaults(read_termination="\r", write_termination="\r", timeout_ms=5000,
+                                  baud_rate=115200, serial=True),
+    settings=FW102CSettings,
+    configure=configure_fw102c,
+    safe_state=driver_safe_state("left in place (nothing hazardous; moving it would change the beam)"),
+    emulator="sim_instruments.fw102c:FW102CEmulator",
+)

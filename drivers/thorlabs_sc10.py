@@ -18,6 +18,8 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
 from drivers.identity import IdentitySpec
+from drivers.registration import ConnectionDefaults, InstrumentRegistration
+from drivers.safe import shutter_safe_state
 from drivers.thorlabs_console import PROMPT as PROMPT
 from drivers.thorlabs_console import ThorlabsConsoleError, ThorlabsConsoleMixin
 
@@ -104,3 +106,16 @@ class ThorlabsSC10(ThorlabsConsoleMixin, Instrument):
         """Close the shutter, then mark the instrument shut down."""
         self.safe_state()
         super().shutdown()
+
+
+THORLABS_SC10_REGISTRATION = InstrumentRegistration(
+    name="thorlabs_sc10",
+    driver=ThorlabsSC10,
+    model="Thorlabs SC10",
+    capabilities=("shutter",),
+    # RS-232 9600 Bd 8N1, commands and replies end with CR (SC10 manual, "Computer interface")
+    connection=ConnectionDefaults(read_termination="\r", write_termination="\r", timeout_ms=5000,
+                                  baud_rate=9600, serial=True),
+    safe_state=shutter_safe_state,
+    emulator="sim_instruments.sc10:SC10Emulator",
+)

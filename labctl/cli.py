@@ -547,7 +547,7 @@ def station_group() -> None:
 @station_group.command("check")
 @click.option("--station", "station_path", help="station file (default ./station.yaml)")
 def station_check(station_path: str | None) -> None:
-    """Connect to each instrument; print its driver, *IDN? and any queued errors."""
+    """Connect to each instrument; print its driver, what it offers, *IDN? and any queued errors."""
     from labctl.station import Station
 
     _, config = _load(station_path)
@@ -560,14 +560,15 @@ def station_check(station_path: str | None) -> None:
             station.connect([role])
             inst = station[role]
             idn = str(inst.id).strip()
-            try:
+            try:  # the check_errors contract: [(code, message), ...], never raises for a queued error
                 errors = inst.check_errors()
                 err_text = "; ".join(f"{code},{text}" for code, text in errors) if errors else "none"
-            except NotImplementedError:
+            except NotImplementedError:  # a plug-in driver without it (PyMeasure's default for non-SCPI)
                 err_text = "n/a (no error queue)"
         except Exception as exc:  # noqa: BLE001 - report every instrument, not only the first failure
             idn, err_text, bad = "—", f"UNREACHABLE: {exc}", True
         console.print(f"{role}: {cfg.driver} at {cfg.resource}")
+        console.print(f"    offers: {', '.join(cfg.registration.capabilities) or 'nothing declared'}", soft_wrap=True)
         console.print(f"    *IDN?:  {idn}", soft_wrap=True)
         console.print(f"    errors: {err_text}", soft_wrap=True)
     station.close()

@@ -43,32 +43,93 @@ class SafeState(_Strict):
 
 
 class InstrumentConfig(_Strict):
+    """One instrument of the station: its driver (an instrument plug-in, :mod:`labctl.plugins`), its resource,
+    connection overrides, limits, safe state and the driver's own ``settings``.
+
+    Connection keys left out (or null) are the registration's :class:`~drivers.registration.ConnectionDefaults`
+    (the instrument manual's framing), filled in here so the snapshot in a run file shows what was used.
+    ``settings`` is validated by the registration's settings model (errors name
+    ``instruments.<role>.settings.<key>``); after validation it holds that model's object (None when the driver
+    has none).
+    """
+
     driver: str
     resource: str = Field(description="VISA resource string, serial URL, or sim://<name> for the simulated bench")
-    timeout_ms: int = Field(5000, ge=100, le=600_000)
-    read_termination: str = "\n"
-    write_termination: str = "\n"
-    baud_rate: int | None = Field(None, description="serial instruments only")
+    timeout_ms: int | None = Field(None, ge=100, le=600_000, description="null: the driver's default")
+    read_termination: str | None = Field(None, description="null: the driver's default")
+    write_termination: str | None = Field(None, description="null: the driver's default")
+    baud_rate: int | None = Field(None, description="serial instruments only; null: the driver's default")
     limits: Limits | None = None
     safe_state: SafeState = Field(default_factory=SafeState)
+    settings: Any = Field(None, validate_default=True, description="the driver's own keys (its settings model)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _connection_defaults(cls, data: Any) -> Any:
+        """Fill the connection keys left out (or null) from the driver's registration."""
+        from labctl.plugins import instrument_registrations
+
+        if not isinstance(data, dict):
+            return data
+        reg = instrument_registrations().get(data.get("driver")) if isinstance(data.get("driver"), str) else None
+        if reg is None:
+            return data  # the driver itself is refused below
+        conn = reg.connection
+        defaults = {"timeout_ms": conn.timeout_ms, "read_termination": conn.read_termination,
+                    "write_termination": conn.write_termination, "baud_rate": conn.baud_rate}
+        return {**data, **{key: value for key, value in defaults.items() if data.get(key) is None}}
 
     @field_validator("driver")
     @classmethod
     def _known_driver(cls, value: str) -> str:
-        from drivers import REGISTRY
+        from labctl.plugins import instrument_problems, instrument_registrations
 
-        if value not in REGISTRY:
-            raise ValueError(f"unknown driver; allowed: {', '.join(sorted(REGISTRY))}")
+        regs = instrument_registrations()
+        if value not in regs:
+            problem = instrument_problems().get(value)
+            if problem is not None:
+                raise ValueError(f"the instrument plug-in is not available: {problem}")
+            raise ValueError(f"unknown driver; allowed: {', '.join(sorted(regs))}")
         return value
+
+    @field_validator("settings")
+    @classmethod
+    def _driver_settings(cls, value: Any, info: ValidationInfo) -> Any:
+        """Validated by the driver's settings model (its errors keep their key paths under ``settings``)."""
+        from labctl.plugins import instrument_registrations
+
+        driver = info.data.get("driver")  # absent when the driver itself was refused
+        reg = instrument_registrations().get(driver) if driver is not None else None
+        if reg is None:
+            return value
+        if reg.settings is None:
+            if value:
+                raise ValueError(f"a {driver} takes no settings (allowed: leave 'settings' out)")
+            return None
+        if isinstance(value, reg.settings):
+            return value
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"expected a mapping of the {driver}'s settings, got {type(value).__name__}")
+        return reg.settings.model_validate(value or {})
+
+    @property
+    def registration(self):  # noqa: ANN201 - drivers.registration.InstrumentRegistration
+        """The registration of this instrument's driver."""
+        from labctl.plugins import registration
+
+        return registration(self.driver)
 
     @field_validator("resource")
     @classmethod
     def _sim_name_on_the_bench(cls, value: str, info: ValidationInfo) -> str:
         """``sim://<name>``: the name must be the simulated bench's instrument of this driver's kind (asked of
         the simulator, :mod:`labctl.simulators`)."""
+        from labctl.plugins import instrument_registrations
+
         driver = info.data.get("driver")  # absent when the driver itself was refused
-        if driver is not None and value.startswith("sim://"):
-            problem = _simulator().resource_problem(driver, value.removeprefix("sim://"))
+        reg = instrument_registrations().get(driver) if driver is not None else None
+        if reg is not None and value.startswith("sim://"):
+            problem = _simulator().resource_problem(reg, value.removeprefix("sim://"))
             if problem is not None:
                 raise ValueError(problem)
         return value
@@ -83,9 +144,7 @@ class InstrumentConfig(_Strict):
 
     @model_validator(mode="after")
     def _limits_within_model(self) -> InstrumentConfig:
-        from drivers import REGISTRY
-
-        model = getattr(REGISTRY[self.driver], "limits", None)
+        model = getattr(self.registration.driver, "limits", None)
         if self.limits is not None and model is not None:
             if self.limits.voltage_V > model.voltage_max_V:
                 raise ValueError(
@@ -278,9 +337,7 @@ class StationConfig(_Strict):
         mono = self.instruments.get("monochromator")
         if mono is None:
             return self
-        from drivers import REGISTRY
-
-        positions = getattr(REGISTRY[mono.driver], "grating_positions", None)
+        positions = getattr(mono.registration.driver, "grating_positions", None)
         simulated = None
         if self.simulation is not None:  # the simulated bench knows its own monochromator
             simulated = _simulator().monochromator_gratings(self.simulation, mono.driver, positions)

@@ -9,9 +9,9 @@ to build the bench and its clock, and for one adapter per ``sim://`` resource.
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.metadata import entry_points
 from typing import Any
+
+from labctl.plugins import load_entry_points
 
 GROUP = "labctl.simulators"
 DEFAULT = "sim"
@@ -20,18 +20,21 @@ _registered: dict[str, Any] = {}
 
 
 def register_simulator(name: str, simulator: Any) -> None:
-    """Add (or replace) a simulator in this process, e.g. one defined inside a test."""
+    """Add a simulator in this process, e.g. one defined inside a test; unlike an instrument it may stand in
+    for the installed one of the same name (a station has one simulator, ``sim``), until
+    :func:`unregister_simulator`."""
     _registered[name] = simulator
 
 
-@cache
-def _from_entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+def unregister_simulator(name: str) -> None:
+    """Forget a simulator registered in-process (no error when there is none)."""
+    _registered.pop(name, None)
 
 
 def simulator_class(name: str = DEFAULT) -> Any | None:
-    """The simulator registered as ``name`` (None when none is installed)."""
+    """The simulator registered as ``name`` (None when none is installed or its entry point cannot load: the
+    reason is logged by :func:`labctl.plugins.load_entry_points`)."""
     if name in _registered:
         return _registered[name]
-    ep = _from_entry_points().get(name)
-    return None if ep is None else ep.load()
+    found, _ = load_entry_points(GROUP)
+    return found.get(name)

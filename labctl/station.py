@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers import REGISTRY
 from drivers.identity import IdentityError, verify_identity
 from drivers.io_helpers import DeadlineVISAAdapter
+from drivers.safe import describe, read_back_output_off, read_back_shutter_closed, run_steps
 from labctl.clock import Clock, RealClock
 from labctl.config import InstrumentConfig, StationConfig
 from labctl.simulators import simulator_class
@@ -66,6 +66,10 @@ class Station:
         self.operator: Callable[[str], None] | None = None
         #: the outcome of each instrument at the last :meth:`safe_state` (empty before)
         self.safe_report: list[SafeOutcome] = []
+        #: the settings the registration's ``configure`` applied to each connected instrument (None: none), re-applied
+        #: by :meth:`reconnect`
+        self.configurations: dict[str, Any] = {}
+        self._light: Any = None
 
     @property
     def simulated(self) -> bool:
@@ -96,15 +100,100 @@ class Station:
                 continue
             self.instruments[role], self.identities[role] = self._open(role, self.config.instruments[role])
 
+    def reconnect(self, role: str) -> Any:
+        """Close the resource of ``role`` only, reopen it with its options, verify its identity and re-apply its
+        last configuration; return the new driver instance (``station[role]`` is it from now on).
+
+        "Last configuration" is what the station applied when it connected the instrument: the registration's
+        ``configure`` with the station file's ``settings`` (:attr:`configurations`). What a procedure set up
+        itself (e.g. a source meter's ``configure_voltage_source``) it sets again after a reconnection, since the
+        instrument may have been power-cycled. Raises :class:`StationError` (one line naming the role and the
+        resource) when it cannot; the role is then left disconnected (not in the station) until a later
+        ``reconnect`` or ``connect`` succeeds, so the safe state does not talk to a dead link.
+        """
+        if role not in self.config.instruments:
+            raise StationError(f"no instrument '{role}' in the station (it has: {sorted(self.config.instruments)})")
+        old = self.instruments.pop(role, None)
+        self.identities.pop(role, None)
+        if old is not None:
+            _close_quietly(old)
+        cfg = self.config.instruments[role]
+        self.instruments[role], self.identities[role] = self._open(role, cfg)
+        return self.instruments[role]
+
+    # -- roles and capabilities (checked against the station file: no I/O) ---------------------------------------
+    def offers(self, role: str, capability: str | type) -> bool:
+        """Whether the station has ``role`` and its instrument's registration declares ``capability``."""
+        from labctl.capabilities import capability_name
+
+        name = capability_name(capability)
+        cfg = self.config.instruments.get(role)
+        return cfg is not None and name in cfg.registration.capabilities
+
+    def check_capability(self, role: str, capability: str | type, needed_by: str = "the run") -> None:
+        """Raise :class:`ConfigError` (one line: the role, the capability, what the station has) unless the
+        station's ``role`` offers ``capability``. Sends nothing."""
+        from labctl.capabilities import capability_name
+        from labctl.config import ConfigError
+
+        name = capability_name(capability)
+        cfg = self.config.instruments.get(role)
+        if cfg is None:
+            offering = sorted(r for r, c in self.config.instruments.items() if name in c.registration.capabilities)
+            hint = f"; {', '.join(repr(r) for r in offering)} offers it" if offering else ""
+            raise ConfigError(f"{needed_by} needs instrument '{role}' ({name}) in the station (the station has: "
+                              f"{sorted(self.config.instruments)}{hint})")
+        offered = cfg.registration.capabilities
+        if name not in offered:
+            raise ConfigError(f"{needed_by} needs instrument '{role}' to be a {name}, and the station's '{role}' is a "
+                              f"{cfg.driver}, which offers: {', '.join(offered) or 'nothing'} "
+                              f"(instruments.{role}.driver)")
+
+    def require(self, role: str, capability: str | type, needed_by: str = "the run") -> Any:
+        """The connected instrument of ``role``, checked to offer ``capability`` (:meth:`check_capability`: a
+        :class:`ConfigError` before any I/O), and to implement its methods (:class:`StationError` otherwise)."""
+        from labctl.capabilities import capability_name, missing_methods
+
+        self.check_capability(role, capability, needed_by)
+        name = capability_name(capability)
+        if role not in self.instruments:
+            raise StationError(f"instrument '{role}' is not connected (call connect() first)")
+        inst = self.instruments[role]
+        missing = missing_methods(inst, name)
+        if missing:
+            raise StationError(f"instrument '{role}' ({self.config.instruments[role].driver}) is registered as a "
+                               f"{name} but its driver lacks {', '.join(missing)}")
+        return inst
+
+    def light(self):  # noqa: ANN201 - labctl.capabilities.Light
+        """The light on the sample (capability Light): the ``shutter`` instrument when the station has one, else
+        the simulated solar simulator, else the operator (:class:`~labctl.capabilities.OperatorLight`: asked
+        through :attr:`operator`, refused when nobody is there). The same object for the station's lifetime;
+        nothing is sent until it is switched."""
+        if self._light is None:
+            from labctl.capabilities import OperatorLight, ShutterLight
+
+            if self.offers("shutter", "shutter"):
+                self._light = ShutterLight(lambda: self.require("shutter", "shutter"))
+            elif not self.light_is_operator_controlled:
+                self._light = _SimulatedLight(self)
+            else:
+                self._light = OperatorLight(lambda: self.operator, StationError)
+        return self._light
+
     def _open(self, role: str, cfg: InstrumentConfig) -> tuple[Any, str]:
         """(driver instance, verified identity) of ``role``; the driver's constructor sends nothing, so the identity
-        query is the first thing the instrument receives."""
-        cls = REGISTRY[cfg.driver]
+        query is the first thing the instrument receives. Then the registration's ``configure`` applies the
+        station file's ``settings`` (an instrument that refuses them is closed and reported).
+
+        Connection keys left out of station.yaml are the registration's defaults (filled in by the config)."""
+        reg = cfg.registration
+        cls = reg.driver
         try:
             if cfg.simulated:
                 if self.simulator is None:
                     raise StationError("no simulator for sim:// resources (simulation.enabled is false)")
-                adapter = self.simulator.adapter(role, cfg.resource, cfg.driver, read_termination=cfg.read_termination,
+                adapter = self.simulator.adapter(role, cfg.resource, reg, read_termination=cfg.read_termination,
                                                  write_termination=cfg.write_termination)
             else:
                 kwargs: dict[str, Any] = {
@@ -119,16 +208,22 @@ class Station:
         except Exception as exc:  # noqa: BLE001 - any transport failure becomes one clear message
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
         try:
-            return instrument, verify_identity(instrument)
+            identity = verify_identity(instrument)
         except IdentityError as exc:
-            try:
-                instrument.adapter.close()
-            except Exception:  # noqa: BLE001 - the refusal below is what matters
-                pass
+            _close_quietly(instrument)
             if exc.answered:
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} is not a {cfg.driver}: "
                                    f"{exc}") from exc
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
+        self.configurations[role] = cfg.settings
+        if reg.configure is not None:
+            try:
+                reg.configure(instrument, self.configurations[role])
+            except Exception as exc:  # noqa: BLE001 - one clear message naming the role and its settings
+                _close_quietly(instrument)
+                raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} refused its settings "
+                                   f"(instruments.{role}.settings): {type(exc).__name__}: {exc}") from exc
+        return instrument, identity
 
     # -- what a procedure may ask of the station (it never looks at the simulation itself) -------------------
     def line_frequency_Hz(self) -> float:
@@ -223,8 +318,13 @@ class Station:
         return [f"{o.role}: {o.detail}" for o in report if not o.ok]
 
     def _make_safe(self, role: str, inst: Any) -> str:
-        """Abort, safe-state actions, read-back of one instrument; returns what was done, raises on failure."""
-        cfg = self.config.instruments[role].safe_state
+        """Make one instrument safe; returns what was done, raises on failure.
+
+        The ``safe_state`` keys of station.yaml when it gives any (a source meter's sweep aborted first, then the
+        keys, then the read-backs), else the registration's ``safe_state`` action (the driver's own
+        ``safe_state()`` for a driver registered without one)."""
+        icfg = self.config.instruments[role]
+        cfg = icfg.safe_state
         try:
             # a Ctrl-C or an exception may have cut an exchange short: drop any unread reply first, or the
             # safe-state commands would read it as theirs
@@ -239,31 +339,19 @@ class Station:
         if cfg.shutter == "closed":
             steps.append(("shutter closed", inst.close_shutter))
         if not steps:
+            action = icfg.registration.safe_state
+            if action is not None:
+                return action(inst, icfg.settings)
             steps.append(("safe_state()", inst.safe_state))
         if hasattr(inst, "abort_sweep"):  # a source meter ignores the steps above while a sweep runs
             steps.insert(0, ("sweep aborted", inst.abort_sweep))
-        done, failed = [], []
-        for what, action in steps:
-            try:
-                action()
-                done.append(what)
-            except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
-                failed.append((what, f"{type(exc).__name__}: {exc}"))
-        if failed:
-            reasons = list(dict.fromkeys(reason for _, reason in failed))
-            if len(reasons) == 1:
-                raise RuntimeError(f"{reasons[0]} (not done: {', '.join(what for what, _ in failed)})")
-            raise RuntimeError("; ".join(f"{what}: {reason}" for what, reason in failed))
+        done = run_steps(steps)
         checks = []
         if cfg.output == "off" and hasattr(type(inst), "source_enabled"):
-            if inst.source_enabled:
-                raise RuntimeError("the output still reads on after ':OUTP OFF'")
-            checks.append("output reads off")
+            checks.append(read_back_output_off(inst))
         if cfg.shutter == "closed" and hasattr(type(inst), "shutter_open"):
-            if inst.shutter_open:
-                raise RuntimeError("the shutter still reads open after closing it")
-            checks.append("shutter reads closed")
-        return ", ".join(done) + (f" ({', '.join(checks)})" if checks else "")
+            checks.append(read_back_shutter_closed(inst))
+        return describe(done, checks)
 
     def close(self) -> None:
         for inst in self.instruments.values():
@@ -275,3 +363,30 @@ class Station:
         self.identities.clear()
         if self.simulator is not None:
             self.simulator.close()
+        self.configurations.clear()
+
+
+def _close_quietly(instrument: Any) -> None:
+    """Close an instrument's adapter; a failure to close is not what the caller reports."""
+    try:
+        instrument.adapter.close()
+    except Exception:  # noqa: BLE001 - the refusal the caller raises is what matters
+        pass
+
+
+class _SimulatedLight:
+    """The light of a bench without a shutter that the station can switch itself (the simulated solar
+    simulator): :meth:`Station.set_light_without_shutter`."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+
+    def set_light(self, on: bool) -> None:
+        if not self.station.set_light_without_shutter(on):
+            raise StationError("the station could not switch the light")
+
+    def irradiance_W_m2(self) -> float | None:
+        return None
+
+    def why_unavailable(self, on: bool = True) -> str | None:
+        return None

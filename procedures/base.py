@@ -39,22 +39,32 @@ class LabProcedure(Procedure):
     """Base class: subclasses define parameters, ``STREAMS``, ``REQUIRES``, and implement ``execute``."""
 
     NAME: ClassVar[str] = "procedure"
-    #: roles (station instrument names) the procedure cannot run without / uses when present
-    REQUIRES: ClassVar[tuple[str, ...]] = ()
-    OPTIONAL: ClassVar[tuple[str, ...]] = ()
+    #: roles (station instrument names) the procedure cannot run without / uses when present: a mapping
+    #: role → capability (labctl.capabilities, e.g. ``{"smu": "source_meter"}``), or a tuple of roles
+    REQUIRES: ClassVar[Mapping[str, str] | tuple[str, ...]] = ()
+    OPTIONAL: ClassVar[Mapping[str, str] | tuple[str, ...]] = ()
     STREAMS: ClassVar[dict[str, StreamSpec]] = {}
 
     station: Station
 
     # -- set-up checks ------------------------------------------------------------------------------------------
     def validate(self, station: Station) -> None:
-        """Raise :class:`ConfigError` naming the parameter, its value and the allowed range. No I/O."""
+        """Raise :class:`ConfigError` naming the parameter, its value and the allowed range. No I/O.
+
+        Here: every required role is in the station, and each role given with a capability (required, or
+        optional and present) is an instrument that offers it (its registration says so)."""
         missing = [role for role in self.REQUIRES if role not in station.config.instruments]
         if missing:
             raise ConfigError(
                 f"procedure {self.NAME} needs instruments {missing} in the station "
                 f"(the station has: {sorted(station.config.instruments)})"
             )
+        for roles in (self.REQUIRES, self.OPTIONAL):
+            if not isinstance(roles, Mapping):
+                continue
+            for role, capability in roles.items():
+                if role in station.config.instruments:
+                    station.check_capability(role, capability, needed_by=f"procedure {self.NAME}")
 
     def parameters_with_units(self) -> dict[str, tuple[Any, str]]:
         """name → (value, units) for every parameter, as stored in the run file."""

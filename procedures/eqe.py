@@ -82,8 +82,8 @@ def _nearest_and_allowed(value: float, allowed: tuple[float, ...], unit: str) ->
 class _WavelengthScan(LabProcedure):
     """Shared parameters and the per-point measurement of both EQE procedures."""
 
-    REQUIRES = ("lockin", "monochromator", "filter_wheel")
-    OPTIONAL = ("shutter", "preamp")
+    REQUIRES = {"lockin": "lock_in", "monochromator": "monochromator", "filter_wheel": "filter_wheel"}
+    OPTIONAL = {"shutter": "shutter", "preamp": "current_preamplifier"}
 
     start_nm = FloatParameter("First wavelength", units="nm", default=300.0, minimum=200, maximum=2500)
     stop_nm = FloatParameter("Last wavelength (0 = where the station's reference detectors end)", units="nm",
@@ -111,9 +111,9 @@ class _WavelengthScan(LabProcedure):
             )
         preamp = station.config.instruments.get("preamp")
         if preamp is not None:
-            from drivers import REGISTRY
+            from labctl.plugins import registration
 
-            table = tuple(getattr(REGISTRY[preamp.driver], "SENSITIVITIES", ()))
+            table = tuple(getattr(registration(preamp.driver).driver, "SENSITIVITIES", ()))
             value = self.preamp_sensitivity_A_V
             if not any(math.isclose(value, v, rel_tol=1e-6) for v in table):
                 raise ConfigError(f"parameter preamp_sensitivity_A_V = {value:g}: not a sensitivity of the "
@@ -135,10 +135,10 @@ class _WavelengthScan(LabProcedure):
 
     def _check_time_constant(self, station) -> None:  # noqa: ANN001
         """Refuse a time constant the lock-in model does not have at the chopper frequency, naming its neighbours."""
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
         driver = station.config.instruments["lockin"].driver
-        allowed_at = getattr(REGISTRY[driver], "allowed_time_constants_s", None)
+        allowed_at = getattr(registration(driver).driver, "allowed_time_constants_s", None)
         if allowed_at is None:
             return
         chopper_Hz = station.config.eqe.chopper_frequency_Hz
@@ -162,11 +162,11 @@ class _WavelengthScan(LabProcedure):
         bench (``simulation.optics.gratings``, what its monochromator has); a real monochromator reports it only
         when asked, so there the instrument's error 3 remains the check.
         """
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
         config = station.config
         driver = config.instruments["monochromator"].driver
-        drive_nm = getattr(REGISTRY[driver], "wavelength_range_nm", (0.0, math.inf))
+        drive_nm = getattr(registration(driver).driver, "wavelength_range_nm", (0.0, math.inf))
         gratings = station.grating_ranges_nm() or {}
         for lam in self.wavelengths_nm():
             row = config.eqe.row_for(lam)
@@ -191,9 +191,9 @@ class _WavelengthScan(LabProcedure):
     # -- instruments --------------------------------------------------------------------------------------------
     def _configure_lockin(self) -> None:
         bench = self.station.config.eqe
-        lockin = self.station["lockin"]
+        lockin = self.station.require("lockin", "lock_in")
         if "preamp" in self.station:  # a remote-controlled current preamplifier (SR570)
-            preamp = self.station["preamp"]
+            preamp = self.station.require("preamp", "current_preamplifier")
             preamp.configure(self.preamp_sensitivity_A_V)
             current_input, self._gain = False, preamp.gain_V_A
         else:  # a fixed-gain preamplifier from station.yaml, or the lock-in's own current input
@@ -227,7 +227,7 @@ class _WavelengthScan(LabProcedure):
         self._order_problems = self.order_sorting_problems()
         for problem in self._order_problems:
             self.log(f"ORDER-SORTING WARNING: {problem}")
-        mono = self.station["monochromator"]
+        mono = self.station.require("monochromator", "monochromator")
         mono.configure()
         mono.open_shutter()
         self._grating = None
@@ -502,8 +502,9 @@ class EQEProcedure(_WavelengthScan):
                               f"calibration run {self._reference_run}: {problem}")
         if self.jv_file:
             self._check_jv_file()
-        if self.bias_light and "shutter" not in station.config.instruments:
-            raise ConfigError("parameter bias_light = true: the station has no 'shutter' for the bias light")
+        why = getattr(station.light(), "why_unavailable", lambda on: None)(True) if self.bias_light else None
+        if why is not None:
+            raise ConfigError(f"parameter bias_light = true: {why}")
 
     def _check_jv_file(self) -> None:
         """The J–V run to compare Jsc with must be a readable run file of the ``jv`` procedure."""
@@ -556,7 +557,7 @@ class EQEProcedure(_WavelengthScan):
         self._start_optics()
         self.station.place_in_beam("dut")
         if self.bias_light:
-            self.station["shutter"].open_shutter()
+            self.station.light().set_light(True)
 
     def execute(self) -> None:
         self._t_start = self.station.clock.now()

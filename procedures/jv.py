@@ -50,8 +50,8 @@ class JVProcedure(LabProcedure):
     """J–V sweep (staircase or quasi-steady-state) under light or in the dark."""
 
     NAME = "jv"
-    REQUIRES = ("smu",)
-    OPTIONAL = ("shutter",)
+    REQUIRES = {"smu": "source_meter"}
+    OPTIONAL = {"shutter": "shutter"}
     STREAMS = {
         "jv": StreamSpec(
             [
@@ -116,16 +116,20 @@ class JVProcedure(LabProcedure):
     # -- checks before anything is touched ----------------------------------------------------------------------
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
         super().validate(station)
+        needs_light = self.light or (self.precondition_s > 0 and self.precondition_light)
+        why = getattr(station.light(), "why_unavailable", lambda on: None)(True) if needs_light else None
+        if why is not None:
+            raise ConfigError(f"parameter {'light' if self.light else 'precondition_light'} = true: {why}")
         cfg = station.config.instruments["smu"]
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
-        model = REGISTRY[cfg.driver].limits
+        model = registration(cfg.driver).driver.limits
         v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
         i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
         why = f"station limit of instrument 'smu' ({cfg.driver})"
         for name in ("start_V", "stop_V", "precondition_V"):
             self.check_range(name, getattr(self, name), -v_max, v_max, why)
-        compliance_min_A = getattr(REGISTRY[cfg.driver], "compliance_min_A", 0.0)
+        compliance_min_A = getattr(registration(cfg.driver).driver, "compliance_min_A", 0.0)
         self.check_range("compliance_A", self.compliance_A, compliance_min_A, i_max,
                          f"{why}; the {cfg.driver}'s smallest compliance is {compliance_min_A:g} A")
         self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
@@ -140,7 +144,7 @@ class JVProcedure(LabProcedure):
             )
         if self.mode == "staircase" and self.scan_rate_V_s > 0:
             f_line = station.line_frequency_Hz()
-            reading_s = REGISTRY[cfg.driver].reading_time_s(self.nplc, f_line)
+            reading_s = registration(cfg.driver).driver.reading_time_s(self.nplc, f_line)
             max_rate = self.step_V / reading_s
             if self.scan_rate_V_s > max_rate:
                 raise ConfigError(
@@ -157,9 +161,9 @@ class JVProcedure(LabProcedure):
 
     def _check_sweep_delay(self, driver: str, delay_s: float, reading_s: float | None = None) -> None:
         """Refuse a built-in sweep delay (s) the source-meter model does not accept (the 2450: 0 or >= 50 µs)."""
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
-        low = getattr(REGISTRY[driver], "sweep_delay_min_s", 0.0)
+        low = getattr(registration(driver).driver, "sweep_delay_min_s", 0.0)
         if not 0.0 < delay_s < low:
             return
         if reading_s is None:
@@ -227,14 +231,7 @@ class JVProcedure(LabProcedure):
         return -1.0 if self.polarity == "p-i-n" else 1.0
 
     def _set_light(self, on: bool) -> None:
-        if "shutter" in self.station:
-            shutter = self.station["shutter"]
-            if on:
-                shutter.open_shutter()
-            else:
-                shutter.close_shutter()
-        else:
-            self.station.set_light_without_shutter(on)
+        self.station.light().set_light(on)
 
     def _j_mA_cm2(self, current_A: np.ndarray) -> np.ndarray:
         """Photocurrent-positive current density (mA/cm²) from the SMU current (A)."""
@@ -255,7 +252,7 @@ class JVProcedure(LabProcedure):
 
     # -- the measurement ----------------------------------------------------------------------------------------
     def startup(self) -> None:
-        smu = self.station["smu"]
+        smu = self.station.require("smu", "source_meter")
         self._delay_s = self._source_delay_s(smu) if self.mode == "staircase" else 0.0
         smu.configure_voltage_source(
             compliance_A=self.compliance_A, nplc=self.nplc, four_wire=self.four_wire, source_delay_s=self._delay_s
@@ -273,7 +270,7 @@ class JVProcedure(LabProcedure):
             self.log("no shutter in the station: light is controlled by the operator")
 
     def execute(self) -> None:
-        smu = self.station["smu"]
+        smu = self.station.require("smu", "source_meter")
         self.t0 = self.station.clock.now()
         if self.precondition_s > 0:
             self._set_light(self.precondition_light)

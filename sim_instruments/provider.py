@@ -65,11 +65,12 @@ class Simulator:
         return SimulationConfig(enabled=False)
 
     @staticmethod
-    def resource_problem(driver: str, name: str) -> str | None:
-        """Why ``sim://<name>`` cannot be a ``driver`` instrument of the simulated bench (None: it can)."""
+    def resource_problem(registration: Any, name: str) -> str | None:
+        """Why ``sim://<name>`` cannot be the instrument of ``registration`` (a
+        :class:`drivers.registration.InstrumentRegistration`) on the simulated bench (None: it can)."""
         from sim_instruments import sim_name_problem
 
-        return sim_name_problem(driver, name)
+        return sim_name_problem(registration, name)
 
     @staticmethod
     def station_problem(section: SimulationConfig, instruments: Mapping[str, Any]) -> str | None:
@@ -128,20 +129,22 @@ class Simulator:
         section = getattr(config, "simulation", None)
         return cls(config) if isinstance(section, SimulationConfig) and section.enabled else None
 
-    def emulator(self, driver: str, resource: str) -> Any:
-        """A new emulator on this bench for the ``sim://<name>`` resource of a ``driver`` instrument."""
+    def emulator(self, registration: Any, resource: str) -> Any:
+        """A new emulator on this bench of the instrument model of ``registration`` (its ``emulator`` and
+        ``emulator_options``) for the ``sim://<name>`` resource ``resource``."""
         from sim_instruments import make_emulator
 
         if self.bench is None:
             raise ValueError(f"{resource}: the simulated bench is served over TCP, not in this process")
-        return make_emulator(driver, self.bench, name=resource.removeprefix("sim://"))
+        return make_emulator(registration, self.bench, name=resource.removeprefix("sim://"))
 
-    def adapter(self, role: str, resource: str, driver: str, read_termination: str = "\n",
+    def adapter(self, role: str, resource: str, registration: Any, read_termination: str = "\n",
                 write_termination: str = "\n") -> Any:
-        """A PyMeasure adapter connected in-process to the emulator of ``role`` at ``resource`` (``sim://``)."""
+        """A PyMeasure adapter connected in-process to a new emulator of ``registration``'s instrument model
+        for ``role`` at ``resource`` (``sim://<name>``), framed with the station's terminations."""
         from sim_instruments.adapter import EmulatorAdapter
 
-        return EmulatorAdapter(self.emulator(driver, resource), read_termination=read_termination,
+        return EmulatorAdapter(self.emulator(registration, resource), read_termination=read_termination,
                                write_termination=write_termination)
 
     # -- named questions ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import yaml
 
-from sim_instruments import SERIAL_DRIVERS, make_emulator
+from sim_instruments import make_emulator
 from sim_instruments.clock import RealClock
 from sim_instruments.compose import build_bench
 from sim_instruments.operator import OperatorEmulator
@@ -22,12 +22,15 @@ OPERATOR = "operator"  # the simulated operator's endpoint (detector swaps), not
 
 
 def start_server(config: Any, latency_s: float = 0.0) -> SimServer:
-    """Start one TCP server per instrument of ``config`` on 127.0.0.1, all sharing one real-time bench."""
+    """Start one TCP server per instrument of ``config`` on 127.0.0.1, all sharing one real-time bench.
+
+    Each instrument's emulator comes from its registration (``config.instruments[role].registration``); a serial
+    instrument (``registration.connection.serial``) is served as an ``ASRLsocket://`` port."""
     bench = build_bench(config, RealClock())
     instruments = {}
     for role, inst in config.instruments.items():
-        instruments[role] = (make_emulator(inst.driver, bench), inst.read_termination, inst.write_termination)
-    serial = {role for role, inst in config.instruments.items() if inst.driver in SERIAL_DRIVERS}
+        instruments[role] = (make_emulator(inst.registration, bench), inst.read_termination, inst.write_termination)
+    serial = {role for role, inst in config.instruments.items() if inst.registration.connection.serial}
     if bench.optics is not None:
         instruments[OPERATOR] = (OperatorEmulator(bench), "\n", "\n")
     return serve(instruments, serial=serial, latency_s=latency_s)

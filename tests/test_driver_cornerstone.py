@@ -209,10 +209,19 @@ def test_check_errors_clean(stb: str) -> None:
 
 @pytest.mark.parametrize("stb", ["20", "32", "0x20"])
 @pytest.mark.parametrize("code", [1, 2, 3, 6, 9, 42])
-def test_check_errors_raises_the_meaning(stb: str, code: int) -> None:
+def test_check_set_errors_raises_the_meaning(stb: str, code: int) -> None:
     with expected_protocol(Cornerstone260, query("STB?", stb) + query("ERROR?", str(code))) as mono:
         with pytest.raises(CornerstoneError, match=re.escape(f"error {code}: {ERROR_MEANINGS.get(code, 'unknown')}")):
-            mono.check_errors()
+            mono.check_set_errors()
+
+
+@pytest.mark.parametrize("stb", ["20", "32", "0x20"])
+@pytest.mark.parametrize(("code", "meaning"), [(1, "command not understood"), (2, "bad parameter"),
+                                               (6, "accessory not present"), (42, "unknown error code")])
+def test_check_errors_returns_the_recorded_error(stb: str, code: int, meaning: str) -> None:
+    with expected_protocol(Cornerstone260, query("STB?", stb) + query("ERROR?", str(code))) as mono:
+        errors = mono.check_errors()
+    assert len(errors) == 1 and errors[0][0] == code and errors[0][1].startswith(meaning)
 
 
 def test_check_errors_trusts_error_query() -> None:
@@ -307,8 +316,10 @@ def test_end_to_end_cornerstone130_and_decimal_status() -> None:
     with pytest.raises(ValueError):
         mono.grating = 3
     mono.write("GRAT 3")  # the instrument refuses it too
+    assert [code for code, _ in mono.check_errors()] == [2]
+    mono.write("GRAT 3")
     with pytest.raises(CornerstoneError, match="error 2: bad parameter"):
-        mono.check_errors()
+        mono.check_set_errors()
 
 
 @pytest.mark.tcp

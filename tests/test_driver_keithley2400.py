@@ -395,11 +395,13 @@ def test_check_errors_keeps_commas_in_messages_and_returns_them():
         assert smu.check_errors() == [(-222, "Parameter data out of range, too big")]
 
 
-def test_error_queue_that_never_empties_raises():
+def test_error_queue_that_never_empties_is_returned_and_check_set_errors_raises():
     pairs = [] + [(b":SYST:ERR?", b'-350,"Queue overflow"')] * 50
     with expected_protocol(Keithley2400, pairs) as smu:
+        assert smu.check_errors() == [(-350, "Queue overflow")] * 50  # never raises for queued errors
+    with expected_protocol(Keithley2400, pairs) as smu:
         with pytest.raises(InstrumentError, match="never emptied"):
-            smu.check_errors()
+            smu.check_set_errors()
 
 
 def test_unreadable_error_reply():

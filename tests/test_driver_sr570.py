@@ -144,7 +144,7 @@ def test_identity_and_errors_send_nothing() -> None:
         assert sr.id == sr.idn == IDENTITY
         assert "listen-only" in IDENTITY and "SR570" in IDENTITY
         assert sr.check_errors() == []
-        assert sr.check_errors("configure") == []
+        assert sr.check_set_errors("configure") == []
 
 
 @pytest.mark.parametrize("action", [

@@ -152,11 +152,24 @@ def test_read_and_clear_status() -> None:
     (b"32", b"0", "bit 5: command not recognised"), (b"16", b"0", "bit 4: parameter out of range"),
     (b"0", b"4", "ERRS bit 2: RAM error"), (b"176", b"0", r"\*ESR\?=176"),
 ])
-def test_check_errors_raises(esr: bytes, errs: bytes, match: str) -> None:
+def test_check_set_errors_raises(esr: bytes, errs: bytes, match: str) -> None:
     with expected_protocol(SR830, [(b"*ESR?", esr), (b"ERRS?", errs)]) as lockin:
         with pytest.raises(SR830Error, match=match):
-            lockin.check_errors()
+            lockin.check_set_errors()
     assert issubclass(SR830Error, InstrumentError)
+
+
+@pytest.mark.parametrize(("esr", "errs", "expected"), [
+    (b"32", b"0", [(105, "*ESR bit 5: command not recognised or malformed (CMD)")]),
+    (b"16", b"0", [(104, "*ESR bit 4: parameter out of range or not allowed now; the setting was NOT changed (EXE)")]),
+    (b"0", b"4", [(202, "ERRS bit 2: RAM error")]),
+    # 176 = bits 7 (power-on, not an error), 5 and 4
+    (b"176", b"0", [(104, "*ESR bit 4: parameter out of range or not allowed now; the setting was NOT changed (EXE)"),
+                    (105, "*ESR bit 5: command not recognised or malformed (CMD)")]),
+])
+def test_check_errors_returns_every_bit_and_never_raises(esr: bytes, errs: bytes, expected: list) -> None:
+    with expected_protocol(SR830, [(b"*ESR?", esr), (b"ERRS?", errs)]) as lockin:
+        assert lockin.check_errors() == expected
 
 
 @pytest.mark.parametrize("esr", [b"0", b"128", b"64", b"192"])
@@ -328,7 +341,7 @@ def test_voltage_mode_end_to_end_with_auto_sensitivity_and_errors() -> None:
     assert lockin.sensitivity == 0.1
     lockin.write("SENS 30")
     with pytest.raises(SR830Error, match="out of range"):
-        lockin.check_errors()
+        lockin.check_set_errors()
     lockin.sleep = bench.clock.sleep
     lockin.auto_gain()
     assert lockin.sensitivity == 0.1

@@ -16,12 +16,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from drivers import REGISTRY, SR570
+from drivers import SR570
 from drivers.identity import IdentityError, identity_spec, verify_identity
 from labctl.cli import main
 from labctl.config import ConfigError, parse_station
+from labctl.plugins import instrument_registrations, registration
 from labctl.station import Station, StationError
-from sim_instruments import SERIAL_DRIVERS, emulator_factory, make_emulator
+from sim_instruments import emulator_factory, make_emulator
 from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.clock import RealClock, VirtualClock
 from sim_instruments.compose import build_bench
@@ -29,6 +30,9 @@ from sim_instruments.serve import served_station
 from sim_instruments.server import serve
 from tests.helpers import default_station
 from tests.loopback import LoopbackPeer, recording_http_400
+
+#: driver class of each station.yaml driver name (the instrument plug-ins)
+REGISTRY = {name: reg.driver for name, reg in instrument_registrations().items()}
 
 #: terminations each driver's instrument uses (as in the default station.yaml; the SR570 as docs/station-yaml.md)
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
@@ -111,7 +115,7 @@ def test_a_driver_accepts_only_its_own_model_and_sends_nothing_after_the_identit
     bench = _bench()
     cls, term = REGISTRY[driver], TERMINATIONS[driver]
     for peer in REGISTRY:
-        emulator = make_emulator(peer, bench)
+        emulator = make_emulator(registration(peer), bench)
         received = Recorder(emulator)
         instrument = cls(EmulatorAdapter(emulator, read_termination=term, write_termination=term))
         if peer == driver:
@@ -157,10 +161,10 @@ def tcp_bench():
     bench = build_bench(config, RealClock())
     recorders, instruments = {}, {}
     for role, inst in config.instruments.items():
-        emulator = make_emulator(inst.driver, bench)
+        emulator = make_emulator(inst.registration, bench)
         recorders[role] = Recorder(emulator)
         instruments[role] = (emulator, inst.read_termination, inst.write_termination)
-    serial = {role for role, inst in config.instruments.items() if inst.driver in SERIAL_DRIVERS}
+    serial = {role for role, inst in config.instruments.items() if inst.registration.connection.serial}
     server = serve(instruments, serial=serial)
     try:
         yield config, server.resource_strings(), recorders
@@ -311,8 +315,8 @@ def test_a_misspelt_sim_name_is_one_line_exit_2_and_no_file(tmp_path):
 
 
 def test_every_driver_has_a_sim_name_and_make_emulator_checks_it():
-    assert all(emulator_factory(driver).SIM_NAMES for driver in REGISTRY)
+    assert all(emulator_factory(reg).SIM_NAMES for reg in instrument_registrations().values())
     bench = _bench()
     with pytest.raises(ValueError, match="'sim://smu'"):
-        make_emulator("keithley2400", bench, name="lockin")
-    make_emulator("keithley2400", bench, name="smu")
+        make_emulator(registration("keithley2400"), bench, name="lockin")
+    make_emulator(registration("keithley2400"), bench, name="smu")

@@ -26,6 +26,7 @@ from drivers.keithley2400 import MIN_CHUNKED_POINT_S, sweep_chunks
 from labctl.cli import main
 from labctl.config import parse_station
 from labctl.engine import RunEngine
+from labctl.plugins import registration
 from labctl.station import Station
 from labctl.storage import RunWriter, load_run, writer_gone, writer_identity
 from sim_instruments import make_emulator
@@ -163,7 +164,7 @@ def test_2450_emulator_buffer_fills_while_the_sweep_runs_and_wai_waits():
     data["simulation"]["clock"] = "real"
     data["instruments"]["smu"]["driver"] = "keithley2450"
     station = Station(parse_station(data))
-    emulator = make_emulator("keithley2450", station.bench)
+    emulator = make_emulator(registration("keithley2450"), station.bench)
     try:
         for command in (":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"', ":SOUR:VOLT:ILIM 0.02", ":SENS:CURR:NPLC 0.1",
                         ':TRAC:MAKE "b", 100', ":OUTP ON", ':SOUR:SWE:VOLT:LIN 0, 0.5, 6, 0.1, 1, BEST, OFF, OFF, "b"',

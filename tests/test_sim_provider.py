@@ -38,7 +38,7 @@ def test_the_entry_point_is_the_provider():
     assert simulators.simulator_class() is ep.load()
 
 
-def test_station_uses_the_registered_simulator(monkeypatch):
+def test_station_uses_the_registered_simulator():
     """A simulator registered in-process (as a test or a plug-in would) builds the station's bench and clock."""
     real = simulators.simulator_class()
     built = []
@@ -48,12 +48,16 @@ def test_station_uses_the_registered_simulator(monkeypatch):
             super().__init__(config)
             built.append(self)
 
-    monkeypatch.setitem(simulators._registered, "sim", Recording)
-    station = Station(parse_station(default_station()))
-    assert built == [station.simulator] and station.clock is built[0].clock
-    station.connect(["smu"])
-    assert station["smu"].adapter.emulator.bench is built[0].bench
-    station.close()
+    simulators.register_simulator("sim", Recording)
+    try:
+        station = Station(parse_station(default_station()))
+        assert built == [station.simulator] and station.clock is built[0].clock
+        station.connect(["smu"])
+        assert station["smu"].adapter.emulator.bench is built[0].bench
+        station.close()
+    finally:
+        simulators.unregister_simulator("sim")
+    assert simulators.simulator_class() is real
 
 
 def test_without_a_simulator_the_section_is_refused_naming_it(monkeypatch):
