@@ -82,3 +82,33 @@ def test_unknown_question_is_refused():
     station = Station(parse_station(default_station()))
     with pytest.raises(ValueError, match="does not know the question 'colour'"):
         station.simulator.answer("colour")
+
+
+def test_emulator_comes_from_the_registration():
+    """``registration.emulator`` + ``emulator_options`` make the emulator; its SIM_NAMES bound the resource."""
+    from dataclasses import replace
+
+    from labctl.plugins import registration
+    from sim_instruments import make_emulator
+    from sim_instruments.clock import VirtualClock
+    from sim_instruments.compose import build_bench
+
+    bench = build_bench(parse_station(default_station()), VirtualClock())
+    as_2420 = replace(registration("keithley2400"), emulator_options={"model": "2420"})
+    assert "MODEL 2420" in make_emulator(as_2420, bench).handle("*IDN?")
+    with pytest.raises(ValueError, match=r"no keithley2400 named 'preamp' \(allowed: 'sim://smu'\)"):
+        make_emulator(as_2420, bench, name="preamp")
+    with pytest.raises(ValueError, match="no simulated instrument for driver 'keithley2400'"):
+        make_emulator(replace(as_2420, emulator=None), bench)
+    anywhere = replace(registration("sr570"), emulator=f"{__name__}:_Unnamed")
+    assert isinstance(make_emulator(anywhere, bench, name="whatever"), _Unnamed)  # no SIM_NAMES: any name
+
+
+class _Unnamed:
+    """An emulator that declares no SIM_NAMES."""
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    def handle(self, message):
+        return None
