@@ -399,8 +399,7 @@ def _bench_and_clock(station: dict[str, Any]) -> tuple[str, str]:
     """From a run file's station snapshot: was the bench simulated, and on which clock did the run go?
 
     The simulator (``labctl.simulators`` entry point) recognises the runs it simulated and says on which clock
-    (its ``describe_snapshot``); anything else ran on real instruments, on the
-    real clock."""
+    (its ``describe_snapshot``); anything else ran on real instruments, on the real clock."""
     from labctl.simulators import simulator_class
 
     simulator = simulator_class()
