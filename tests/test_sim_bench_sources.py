@@ -143,3 +143,26 @@ def test_device_and_devices_together_are_refused(station_dict):
     station_dict["simulation"]["devices"] = [{"area_cm2": 0.1}]
     with pytest.raises(ConfigError, match=r"simulation.device or .* simulation.devices, not both"):
         parse_station(station_dict)
+
+
+def test_the_smu_of_a_station_reads_the_laser_photocurrent():
+    """Through the station: the Keithley driver on its sim:// adapter measures the laser-lit device at 0 V.
+
+    Tolerance: the emulator's reading noise, 2e-5 of the range rms at 1 NPLC, is 2e-7 A on the 10 mA range;
+    1.5e-6 A is over 7 sigma."""
+    from labctl.station import Station
+
+    data = default_station()
+    data["simulation"]["device"]["eqe"]["plateau"] = 0.8
+    data["simulation"]["laser"] = {"wavelength_nm": 532, "power_mW": 1.0, "on": True}
+    station = Station(parse_station(data))
+    station.connect(["smu"])
+    smu = station["smu"]
+    smu.configure_voltage_source(compliance_A=0.01, nplc=1.0)
+    smu.set_voltage(0.0)
+    smu.enable_output()
+    reading = smu.measure_point()
+    station.safe_state()
+    station.close()
+    assert float(reading.current_A[0]) == pytest.approx(_sc_current_A(J_LASER_A_CM2), abs=1.5e-6)
+    assert abs(float(reading.current_A[0])) > 3e-4  # the laser alone: the solar simulator's shutter is closed
