@@ -226,6 +226,10 @@ def test_connection_keys_left_out_are_the_registrations(plugin, served):
     cfg = parse_station(_station_data(served.peer.resource)).instruments["thermo"]
     assert (cfg.read_termination, cfg.write_termination, cfg.timeout_ms, cfg.baud_rate) == ("\n", "\n", 2000, None)
     assert cfg.settings == AcmeSettings(averages=4)
+    data = _station_data(served.peer.resource)
+    data["instruments"]["thermo"].update(timeout_ms=750, write_termination="\r\n")  # the station file overrides
+    cfg = parse_station(data).instruments["thermo"]
+    assert (cfg.read_termination, cfg.write_termination, cfg.timeout_ms) == ("\n", "\r\n", 750)
 
 
 def test_a_procedure_uses_the_plugin_through_its_capability(plugin, served, tmp_path):
@@ -319,3 +323,14 @@ def test_a_builtin_settings_error_names_its_key():
     with pytest.raises(ConfigError, match=r"instruments\.smu\.settings: a keithley2400 takes no settings"):
         parse_station(data)
 
+
+def test_a_builtin_configure_applies_its_settings_after_the_identity():
+    data = yaml.safe_load((REPO / "station.yaml").read_text())
+    data["instruments"]["filter_wheel"]["settings"] = {"speed": "slow", "sensors_always_on": True}
+    station = Station(parse_station(data))
+    station.connect(["filter_wheel"])
+    try:
+        wheel = station["filter_wheel"]
+        assert (wheel.speed_high, wheel.sensors_always_on) == (False, True)  # read back from the controller
+    finally:
+        station.close()
