@@ -351,3 +351,10 @@ def test_a_builtin_configure_applies_its_settings_after_the_identity():
         assert (wheel.speed_high, wheel.sensors_always_on) == (False, True)  # read back from the controller
     finally:
         station.close()
+
+
+def test_drivers_registry_is_a_view_of_the_entry_points():
+    import drivers
+
+    declared = _declared_entry_points()
+    assert drivers.REGISTRY == {name: registration(name).driver for name in declared}
