@@ -215,14 +215,14 @@ class Station:
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} is not a {cfg.driver}: "
                                    f"{exc}") from exc
             raise StationError(f"cannot open instrument '{role}' ({cfg.driver}) at {cfg.resource}: {exc}") from exc
-        self.configurations[role] = cfg.settings
         if reg.configure is not None:
             try:
-                reg.configure(instrument, self.configurations[role])
+                reg.configure(instrument, cfg.settings)
             except Exception as exc:  # noqa: BLE001 - one clear message naming the role and its settings
                 _close_quietly(instrument)
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} refused its settings "
                                    f"(instruments.{role}.settings): {type(exc).__name__}: {exc}") from exc
+        self.configurations[role] = cfg.settings
         return instrument, identity
 
     # -- what a procedure may ask of the station (it never looks at the simulation itself) -------------------

@@ -33,7 +33,7 @@ from labctl.plugins import (
     registration,
     unregister_instrument,
 )
-from labctl.station import Station
+from labctl.station import Station, StationError
 from labctl.storage import Column, load_run
 from procedures.base import LabProcedure, StreamSpec
 from tests.loopback import LoopbackPeer, lines
@@ -86,6 +86,7 @@ class AcmeTC1Emulator:
         self.heater = 1
         self.errors: list[str] = []
         self.aver_commands = 0
+        self.max_averages = 64
 
     def handle(self, command: str) -> str | None:
         head, _, arg = command.strip().partition(" ")
@@ -94,7 +95,11 @@ class AcmeTC1Emulator:
         if head == "TEMP?":
             return f"{self.temperature_K:.3f}"
         if head == "AVER":
-            self.averages, self.aver_commands = int(arg), self.aver_commands + 1
+            self.aver_commands += 1
+            if int(arg) > self.max_averages:  # an older firmware's limit
+                self.errors.append('-222,"Data out of range"')
+            else:
+                self.averages = int(arg)
             return None
         if head == "AVER?":
             return str(self.averages)
@@ -118,6 +123,9 @@ class AcmeSettings(BaseModel):
 
 def configure_acme(inst: AcmeTC1, settings: AcmeSettings) -> None:
     inst.set_averages(settings.averages)
+    errors = inst.check_errors()
+    if errors:
+        raise RuntimeError(f"AVER {settings.averages}: {errors}")
 
 
 def acme_safe_state(inst: AcmeTC1, settings: AcmeSettings) -> str:
@@ -226,6 +234,10 @@ def test_connection_keys_left_out_are_the_registrations(plugin, served):
     cfg = parse_station(_station_data(served.peer.resource)).instruments["thermo"]
     assert (cfg.read_termination, cfg.write_termination, cfg.timeout_ms, cfg.baud_rate) == ("\n", "\n", 2000, None)
     assert cfg.settings == AcmeSettings(averages=4)
+    data = _station_data(served.peer.resource)
+    data["instruments"]["thermo"].update(timeout_ms=750, write_termination="\r\n")  # the station file overrides
+    cfg = parse_station(data).instruments["thermo"]
+    assert (cfg.read_termination, cfg.write_termination, cfg.timeout_ms) == ("\n", "\r\n", 750)
 
 
 def test_a_procedure_uses_the_plugin_through_its_capability(plugin, served, tmp_path):
@@ -268,6 +280,15 @@ def test_reconnect_reopens_verifies_and_reapplies_the_settings(plugin, served):
     assert served.connections == 2 and station.identities["thermo"] == IDN
     assert served.emulator.aver_commands == 2 and served.emulator.averages == 16
     station.close()
+
+
+def test_settings_the_instrument_refuses_are_one_station_error_and_it_is_not_kept(plugin, served):
+    served.emulator.max_averages = 32
+    station = Station(parse_station(_station_data(served.peer.resource, averages=48)))
+    with pytest.raises(StationError, match=r"^instrument 'thermo' \(acme_tc1\) at TCPIP::.* refused its settings "
+                                           r"\(instruments\.thermo\.settings\): RuntimeError: AVER 48: "):
+        station.connect()
+    assert "thermo" not in station and station.configurations == {}
 
 
 def test_register_instrument_refuses_a_taken_name(plugin):
@@ -319,3 +340,21 @@ def test_a_builtin_settings_error_names_its_key():
     with pytest.raises(ConfigError, match=r"instruments\.smu\.settings: a keithley2400 takes no settings"):
         parse_station(data)
 
+
+def test_a_builtin_configure_applies_its_settings_after_the_identity():
+    data = yaml.safe_load((REPO / "station.yaml").read_text())
+    data["instruments"]["filter_wheel"]["settings"] = {"speed": "slow", "sensors_always_on": True}
+    station = Station(parse_station(data))
+    station.connect(["filter_wheel"])
+    try:
+        wheel = station["filter_wheel"]
+        assert (wheel.speed_high, wheel.sensors_always_on) == (False, True)  # read back from the controller
+    finally:
+        station.close()
+
+
+def test_drivers_registry_is_a_view_of_the_entry_points():
+    import drivers
+
+    declared = _declared_entry_points()
+    assert drivers.REGISTRY == {name: registration(name).driver for name in declared}
