@@ -147,6 +147,17 @@ def run_cmd(
         raise
 
 
+def _procedure_class(name: str) -> type:
+    """The procedure registered as ``name`` (entry point or in-process), else :class:`_InputError`: one line saying
+    the name is unknown (and the known ones) or why its entry point could not be loaded."""
+    from procedures import ProcedureNotFound, procedure_class
+
+    try:
+        return procedure_class(name)
+    except ProcedureNotFound as exc:
+        raise _InputError(str(exc)) from None
+
+
 def _run(
     procedure_name: str,
     station_path: str | None,
@@ -160,12 +171,10 @@ def _run(
     from labctl.engine import RunEngine
     from labctl.params import apply_settings
     from labctl.station import Station
-    from procedures import REGISTRY
 
-    if procedure_name not in REGISTRY:
-        raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
+    procedure_cls = _procedure_class(procedure_name)
     path, config = _load(station_path)
-    procedure = REGISTRY[procedure_name]()
+    procedure = procedure_cls()
     try:
         apply_settings(procedure, settings)
     except ConfigError as exc:
@@ -370,12 +379,9 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
 def params_cmd(procedure_name: str) -> None:
     """List PROCEDURE's parameters with defaults, units and allowed values."""
     from labctl.params import describe_allowed
-    from procedures import REGISTRY
 
-    if procedure_name not in REGISTRY:
-        raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
     table = Table(title=f"{procedure_name} parameters (set with --set NAME=VALUE)")
-    parameters = REGISTRY[procedure_name]()._parameters
+    parameters = _procedure_class(procedure_name)()._parameters
     # a name is what the user types after --set: never cut, also in a narrow terminal (the other columns wrap)
     table.add_column("name", no_wrap=True, min_width=max(len(n) for n in parameters))
     for col in ("default", "allowed", "description"):
