@@ -138,3 +138,62 @@ def test_a_procedure_registered_in_process_is_run_listed_and_shown(tiny, tmp_pat
 def test_register_procedure_refuses_what_is_not_a_procedure():
     with pytest.raises(TypeError, match="not a LabProcedure subclass"):
         procedures.register_procedure(dict)
+
+
+class TinySummarised(TinyProcedure):
+    """The same, with its own summary and plot: the CLI prints and draws what the procedure says."""
+
+    NAME = "tiny-summarised"
+
+    @classmethod
+    def summarise(cls, console, results):
+        console.print(f"tiny current {1e3 * results['current_A']:.2f} mA", highlight=False)
+
+    @classmethod
+    def plot(cls, ax, run):
+        ax.plot([0.0, 1.0], [2.0, 3.0], label="tiny line")
+        return "tiny drawn"
+
+
+def test_the_summary_and_the_plot_belong_to_the_procedure(tiny, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from labctl.plotting import figure
+
+    procedures.register_procedure(TinySummarised)
+    try:
+        res = _invoke(["run", "tiny-summarised", "--station", str(REPO / "station.yaml"), "--out", str(tmp_path)])
+        assert res.exit_code == 0, res.output
+        assert "tiny current 1.50 mA" in res.stdout and "current_A:" not in res.stdout
+        (path,) = tmp_path.rglob("*.h5")
+        assert path.with_suffix(".png").exists()
+        assert "tiny current 1.50 mA" in _invoke(["show", str(path)]).stdout
+        fig = figure(load_run(path))
+        try:
+            ax = fig.axes[0]
+            assert ax.get_title().startswith("tiny drawn — sample — completed")
+            assert [line.get_label() for line in ax.get_lines()] == ["tiny line"]
+        finally:
+            plt.close(fig)
+    finally:
+        procedures.unregister_procedure("tiny-summarised")
+
+
+def test_the_default_plot_draws_the_first_streams_signal_against_its_axis(tiny, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from labctl.plotting import figure
+
+    res = _invoke(["run", "tiny", "--station", str(REPO / "station.yaml"), "--out", str(tmp_path),
+                   "--set", "bias_V=0.25"])
+    assert res.exit_code == 0, res.output
+    (path,) = tmp_path.rglob("*.h5")
+    fig = figure(load_run(path))
+    try:
+        ax = fig.axes[0]
+        (line,) = ax.get_lines()
+        assert list(line.get_xdata()) == [0.25] and list(line.get_ydata()) == [1.5e-3]
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("voltage_V", "current_A")
+        assert ax.get_title() == "tiny — sample — completed"
+    finally:
+        plt.close(fig)
