@@ -31,6 +31,7 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from drivers.identity import IdentitySpec
 from drivers.smu import InstrumentError, ModelLimits, SourceMeter, SweepData
+from labctl.analysis.smu_timing import reading_time_s as _reading_time_s
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -39,8 +40,6 @@ NAN_READING = 9.91e37
 """The Keithley "not a number" placeholder (element not measured); parsed to NaN."""
 OVERFLOW_READING = 9.9e37
 """The Keithley over-range reading; parsed to ±inf."""
-POINT_OVERHEAD_S = 0.5e-3
-"""Fixed per-reading overhead of the timing model (s)."""
 TIMING_MARGIN = 1.25
 """Factor on the modelled measurement time when sizing read timeouts."""
 TRANSFER_ALLOWANCE_S = 0.01
@@ -277,10 +276,11 @@ class KeithleySourceMeterMixin:
 
     @staticmethod
     def reading_time_s(nplc: float, line_frequency_Hz: float, auto_zero: bool = True) -> float:
-        """Time of one reading without source delay (s): NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms.
+        """Time of one reading without source delay (s): NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms
+        (the model of :mod:`labctl.analysis.smu_timing`).
 
         Needs no I/O, so procedures can check a requested scan rate before anything is sent."""
-        return nplc / line_frequency_Hz * (3.0 if auto_zero else 1.0) + POINT_OVERHEAD_S
+        return _reading_time_s(nplc, line_frequency_Hz, auto_zero)
 
     def measurement_time_s(self, nplc: float, source_delay_s: float) -> float:
         """Instrument time per reading (s): delay + NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms."""

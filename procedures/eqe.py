@@ -33,7 +33,7 @@ import pandas as pd
 from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter, Parameter
 
 from labctl.analysis.eqe import BAND_EDGE_FRACTION
-from labctl.analysis.lockin import residual_factor
+from labctl.analysis.lockin import residual_factor, slope_to_poles
 from labctl.analysis.spectra import HC_OVER_Q_NM_V as HC_NM_V
 from labctl.config import ConfigError, EQEBenchConfig, StationConfig
 from labctl.storage import Column, load_run
@@ -216,7 +216,7 @@ class _WavelengthScan(LabProcedure):
         # every wait ends by the time an output filter restarted from zero (a range change) is within half the
         # settling tolerance: a reading taken then is good to the tolerance even where noise hides the slope
         self._max_wait_s = lockin.settle_time_s(self.settle_tolerance / 2)
-        self._poles = {6: 1, 12: 2, 18: 3, 24: 4}[int(self.filter_slope_dB)]
+        self._poles = slope_to_poles(int(self.filter_slope_dB))
 
     def order_sorting_problems(self) -> list[str]:
         """Where the station's table lets second-order light through (or cuts the first order) on this grid."""

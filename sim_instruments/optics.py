@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labctl.analysis.eqe import LongPassFilter
-
-HC_NM_V = 1239.841984  # hc/q (nm·V)
-Q_E = 1.602176634e-19  # C
+from labctl.analysis.spectra import ELEMENTARY_CHARGE_C as Q_E
+from labctl.analysis.spectra import HC_OVER_Q_NM_V as HC_NM_V
 
 
 @dataclass(frozen=True)
