@@ -56,8 +56,8 @@ CHUNK_S = 1.0
 killed run can lose of it (the run file's last flush aside)."""
 MIN_CHUNKED_POINT_S = 0.5
 """Shortest time per point (s) of a 2400 sweep that is split into pieces. Each boundary adds one exchange to
-the step across it (measured on the simulated bench: median 2-4 ms, up to ~9 ms on a loaded PC; a few ms on
-GPIB): from 0.5 s per point, that stays within about 1 % of the requested scan rate."""
+the step across it (a few ms on GPIB; over a loopback socket 2-4 ms median, up to ~9 ms on a loaded PC): from
+0.5 s per point, that stays within about 1 % of the requested scan rate."""
 MAX_STALE_REPLIES = 10
 """Replies dropped at most, after an abort, while waiting for the reply to ``*IDN?``."""
 
