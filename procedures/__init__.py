@@ -12,6 +12,7 @@ procedures are not affected. Nothing is imported until the registry is first use
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 #: the entry-point group in which procedures register
 GROUP = "labctl.procedures"
 
+_lock = threading.RLock()
 _loaded: dict[str, type[LabProcedure]] | None = None  # the entry points, loaded once per process
 _errors: dict[str, str] = {}
 _registered: dict[str, type[LabProcedure]] = {}  # in-process registrations (tests, notebooks)
@@ -40,47 +42,59 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _load(ep: EntryPoint) -> type[LabProcedure]:
-    """The class an entry point names; raises TypeError for anything but a LabProcedure subclass."""
+def _is_procedure(obj: object) -> bool:
     from procedures.base import LabProcedure
 
+    return isinstance(obj, type) and issubclass(obj, LabProcedure)
+
+
+def _load(ep: EntryPoint) -> type[LabProcedure]:
+    """The class an entry point names; raises TypeError for anything but a LabProcedure subclass."""
     obj = ep.load()
-    if not (isinstance(obj, type) and issubclass(obj, LabProcedure)):
+    if not _is_procedure(obj):
         raise TypeError(f"{obj!r} is not a LabProcedure subclass")
     return obj
 
 
 def _load_entry_points() -> dict[str, type[LabProcedure]]:
+    """The entry points, loaded once per process; one that fails is left out and its reason kept (_errors)."""
     global _loaded
-    if _loaded is None:
-        loaded: dict[str, type[LabProcedure]] = {}
-        _errors.clear()
-        for ep in sorted(_entry_points(), key=lambda e: e.name):
-            try:
-                loaded[ep.name] = _load(ep)
-            except Exception as exc:  # noqa: BLE001 - one broken plug-in must not hide the others
-                _errors[ep.name] = _one_line(f"procedure '{ep.name}' cannot be loaded (entry point {GROUP}: "
-                                             f"{ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
-        _loaded = loaded
-    return _loaded
+    with _lock:
+        if _loaded is None:
+            loaded: dict[str, type[LabProcedure]] = {}
+            _errors.clear()
+            for ep in sorted(_entry_points(), key=lambda e: e.name):
+                if ep.name in loaded or ep.name in _errors:
+                    continue  # the same distribution seen twice on the path (e.g. an editable install)
+                try:
+                    loaded[ep.name] = _load(ep)
+                except Exception as exc:  # noqa: BLE001 - one broken plug-in must not hide the others
+                    _errors[ep.name] = _one_line(f"procedure '{ep.name}' cannot be loaded (entry point {GROUP}: "
+                                                 f"{ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
+            _loaded = loaded
+        return _loaded
 
 
 def reload() -> None:
     """Forget the loaded entry points: the next use of the registry loads them again."""
     global _loaded
-    _loaded = None
-    _errors.clear()
+    with _lock:
+        _loaded = None
+        _errors.clear()
 
 
 def procedure_classes() -> dict[str, type[LabProcedure]]:
     """name → class of every procedure that loads: the entry points, then the in-process registrations."""
-    return {**_load_entry_points(), **_registered}
+    loaded = _load_entry_points()
+    with _lock:
+        return {**loaded, **_registered}
 
 
 def load_errors() -> dict[str, str]:
     """name → one line saying why that entry point could not be loaded (empty when all load)."""
     _load_entry_points()
-    return {name: msg for name, msg in _errors.items() if name not in _registered}
+    with _lock:
+        return {name: msg for name, msg in _errors.items() if name not in _registered}
 
 
 def procedure_class(name: str) -> type[LabProcedure]:
@@ -105,18 +119,25 @@ def procedure_class(name: str) -> type[LabProcedure]:
 def register_procedure(cls: type[LabProcedure], name: str | None = None) -> type[LabProcedure]:
     """Register ``cls`` in this process under ``name`` (default ``cls.NAME``); returns ``cls`` (a decorator).
 
-    The in-process equivalent of a ``labctl.procedures`` entry point, for a procedure defined in a test."""
-    from procedures.base import LabProcedure
-
-    if not (isinstance(cls, type) and issubclass(cls, LabProcedure)):
+    The in-process equivalent of a ``labctl.procedures`` entry point, for a procedure defined in a test.
+    ValueError when the name is taken by an entry point or by another in-process registration (one name, one
+    procedure: a run file's procedure name must mean one thing); TypeError for anything but a LabProcedure."""
+    if not _is_procedure(cls):
         raise TypeError(f"register_procedure: {cls!r} is not a LabProcedure subclass")
-    _registered[name or cls.NAME] = cls
+    name = name or cls.NAME
+    if name in _load_entry_points():
+        raise ValueError(f"procedure name '{name}' is already provided by the {GROUP} entry point")
+    with _lock:
+        if _registered.get(name, cls) is not cls:
+            raise ValueError(f"procedure name '{name}' is already registered in-process")
+        _registered[name] = cls
     return cls
 
 
 def unregister_procedure(name: str) -> None:
-    """Undo :func:`register_procedure` (a test cleaning up after itself)."""
-    _registered.pop(name, None)
+    """Undo :func:`register_procedure` (a test cleaning up after itself; no error when there is none)."""
+    with _lock:
+        _registered.pop(name, None)
 
 
 class _Registry(Mapping):

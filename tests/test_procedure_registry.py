@@ -87,8 +87,11 @@ def test_a_missing_procedure_module_is_one_line_and_the_others_still_work(monkey
     assert "status: completed" in res.stdout
     res = _invoke(["run", "nope", "--station", str(REPO / "station.yaml")])
     assert res.exit_code == 2
-    assert "unknown procedure 'nope'; known: eqe, eqe-calibration, jv" in res.stderr
-    assert "cannot be loaded: broken" in res.stderr
+    line = " ".join(res.stderr.split())
+    assert "unknown procedure 'nope'; known: " in line and "(cannot be loaded: " in line
+    known = line.split("known: ")[1].split(" (")[0].split(", ")
+    unloadable = line.split("(cannot be loaded: ")[1].rstrip(")").split(", ")
+    assert {"jv", "eqe", "eqe-calibration"} <= set(known) and "broken" not in known and "broken" in unloadable
 
 
 def test_an_entry_point_that_is_not_a_procedure_is_refused_in_one_line(monkeypatch, fresh_registry):
@@ -197,3 +200,19 @@ def test_the_default_plot_draws_the_first_streams_signal_against_its_axis(tiny, 
         assert ax.get_title() == "tiny — sample — completed"
     finally:
         plt.close(fig)
+
+
+def test_one_name_one_procedure(tiny):
+    """A run file's procedure name must mean one thing: no silent override of an entry point or a registration."""
+    class OtherJV(TinyProcedure):
+        NAME = "jv"
+
+    class OtherTiny(TinyProcedure):
+        pass
+
+    with pytest.raises(ValueError, match="'jv' is already provided by the labctl.procedures entry point"):
+        procedures.register_procedure(OtherJV)
+    with pytest.raises(ValueError, match="'tiny' is already registered in-process"):
+        procedures.register_procedure(OtherTiny)
+    procedures.register_procedure(TinyProcedure)  # the same class again is harmless
+    assert procedures.REGISTRY["jv"].__module__ == "procedures.jv"
