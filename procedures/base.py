@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 from pymeasure.experiment import Procedure
+from rich.console import Console
 
 from labctl.config import ConfigError
+from labctl.storage import RunData
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from rich.console import Console
-
     from labctl.station import Station
-    from labctl.storage import Column, RunData
+    from labctl.storage import Column
 
 
 class RunAborted(Exception):
@@ -115,10 +114,10 @@ class LabProcedure(Procedure):
         print_scalars(console, results)
 
     @classmethod
-    def plot(cls, ax: Axes, run: RunData) -> str:
-        """Draw the run's main data on the matplotlib ``ax`` (``labctl plot`` and the PNG beside a run file); return
-        the name to put in the title. Default: the signal of the first stream of ``STREAMS`` with data against
-        its axis (see :mod:`procedures.plots`)."""
+    def plot(cls, ax: Any, run: RunData) -> str:
+        """Draw the run's main data on ``ax`` (a ``matplotlib.axes.Axes``: ``labctl plot`` and the PNG beside a run
+        file); return the name to put in the title. Default: the signal of the first stream of ``STREAMS`` with
+        data against its axis (see :mod:`procedures.plots`)."""
         from procedures.plots import plot_signal
 
         for name, spec in cls.STREAMS.items():
