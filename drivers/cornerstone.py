@@ -12,9 +12,10 @@ for the move (``move_timeout_s``, ``grating_timeout_s``), then compares. Wavelen
 ``UNITS NM`` before its first wavelength statement (:meth:`configure` does it explicitly). Handshake mode
 (``HANDSHAKE 1``) is not supported: the driver assumes the factory standard mode.
 
-Command set, error codes and framing: the lab's instrument reference §4 (see ``sim_instruments/cornerstone.py``
-for sources and confidence). The printed form of ``STB?`` is uncertain (hex ``20`` or decimal ``32`` for the
-error bit, reference §10.5): :func:`status_reports_error` accepts both, and ``ERROR?`` has the final word.
+Command set, error codes and framing: Oriel Cornerstone 260 manual and Cornerstone 260B manual (MCS260B), the
+RS-232 command chapters (instruments ref. §4, which gives sources and confidence). The printed form of ``STB?``
+is uncertain (hex ``20`` or decimal ``32`` for the error bit, instruments ref. §10.5): :func:`status_reports_error`
+accepts both, and ``ERROR?`` has the final word.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ be, a web server, a closed port) is refused before any other command reaches it.
 answer at all (the SR570 is listen-only) declares so with :meth:`IdentitySpec.listen_only`; nothing is sent
 to verify it.
 
-Accepted replies come from the instrument reference (instruments.md §1.1, §2, §3, §4.2, §5, §8.3) and the
-emulators' identity strings; the patterns match the manufacturer and model fields, never serial numbers or
-firmware versions.
+Accepted replies come from the instruments' manuals as the instrument reference quotes them (instruments ref.
+§1.1, §2, §3, §4.2, §5, §8.3: the Keithley 2400 and 2450 manuals, the SR830 and SR570 manuals, the Cornerstone
+260 manuals, the Thorlabs FW102C manual and SC10 console); the patterns match the manufacturer and model fields,
+never serial numbers or firmware versions.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from drivers.identity import IdentitySpec
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import source_meter_safe_state
 from drivers.smu import InstrumentError, ModelLimits, SourceMeter, SweepData
+from labctl.analysis.smu_timing import reading_time_s as _reading_time_s
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -42,8 +43,6 @@ NAN_READING = 9.91e37
 """The Keithley "not a number" placeholder (element not measured); parsed to NaN."""
 OVERFLOW_READING = 9.9e37
 """The Keithley over-range reading; parsed to ±inf."""
-POINT_OVERHEAD_S = 0.5e-3
-"""Fixed per-reading overhead of the timing model (s)."""
 TIMING_MARGIN = 1.25
 """Factor on the modelled measurement time when sizing read timeouts."""
 TRANSFER_ALLOWANCE_S = 0.01
@@ -60,8 +59,8 @@ CHUNK_S = 1.0
 killed run can lose of it (the run file's last flush aside)."""
 MIN_CHUNKED_POINT_S = 0.5
 """Shortest time per point (s) of a 2400 sweep that is split into pieces. Each boundary adds one exchange to
-the step across it (measured on the simulated bench: median 2-4 ms, up to ~9 ms on a loaded PC; a few ms on
-GPIB): from 0.5 s per point, that stays within about 1 % of the requested scan rate."""
+the step across it (a few ms on GPIB; over a loopback socket 2-4 ms median, up to ~9 ms on a loaded PC): from
+0.5 s per point, that stays within about 1 % of the requested scan rate."""
 MAX_STALE_REPLIES = 10
 """Replies dropped at most, after an abort, while waiting for the reply to ``*IDN?``."""
 
@@ -290,10 +289,11 @@ class KeithleySourceMeterMixin:
 
     @staticmethod
     def reading_time_s(nplc: float, line_frequency_Hz: float, auto_zero: bool = True) -> float:
-        """Time of one reading without source delay (s): NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms.
+        """Time of one reading without source delay (s): NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms
+        (the model of :mod:`labctl.analysis.smu_timing`).
 
         Needs no I/O, so procedures can check a requested scan rate before anything is sent."""
-        return nplc / line_frequency_Hz * (3.0 if auto_zero else 1.0) + POINT_OVERHEAD_S
+        return _reading_time_s(nplc, line_frequency_Hz, auto_zero)
 
     def measurement_time_s(self, nplc: float, source_delay_s: float) -> float:
         """Instrument time per reading (s): delay + NPLC/f_line x (3 with auto-zero, else 1) + 0.5 ms."""

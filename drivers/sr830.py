@@ -43,7 +43,7 @@ from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import driver_safe_state
 from drivers.smu import InstrumentError
 from labctl.analysis.lockin import enbw_Hz as _enbw_Hz
-from labctl.analysis.lockin import settle_time_constants_to_tolerance
+from labctl.analysis.lockin import settle_time_constants_to_tolerance, slope_to_poles
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -56,7 +56,8 @@ INPUT_CONFIGS: tuple[str, ...] = tuple(_StockSR830.INPUT_CONFIGS)  # 'A', 'A - B
 RESERVE_VALUES: tuple[str, ...] = tuple(_StockSR830.RESERVE_VALUES)  # 'High Reserve', 'Normal', 'Low Noise'
 CURRENT_GAIN_A_PER_V: dict[str, float] = {"I (1 MOhm)": 1e-6, "I (100 MOhm)": 1e-8}
 """Amperes of full scale per volt of the SENS table on the current inputs (100 MΩ value: [M], see module doc)."""
-POLES: dict[int, int] = {6: 1, 12: 2, 18: 3, 24: 4}
+POLES: dict[int, int] = {slope: slope_to_poles(slope) for slope in (6, 12, 18, 24)}
+"""Filter slope (dB/oct; ``OFSL`` 0–3 = 6, 12, 18, 24) → RC poles of the output filter (1–4)."""
 ENBW_TIMES_TAU: dict[int, float] = {slope: _enbw_Hz(1.0, poles) for slope, poles in POLES.items()}
 """Equivalent noise bandwidth × τ of the N-pole RC output filter: 1/4, 1/8, 3/32, 5/64 (methods §3.4)."""
 HIGH_DETECTION_HZ = 200.0

@@ -8,7 +8,8 @@ exchange is
     write ``cmd`` -> read echo line -> [read reply line] -> read the 2-byte prompt
 
 and an error line (``Command error CMD_NOT_DEFINED`` / ``CMD_ARG_INVALID``) before the prompt is raised as
-:class:`FW102CError`. Command set and framing sources: see ``sim_instruments/fw102c.py`` (reference §5).
+:class:`FW102CError`. Command set and framing: Thorlabs FW102C manual (Rev H, the serial command table);
+the echo/prompt exchange as Thorlabs' console firmware prints it (instruments ref. §5).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ the prompt ``"> "`` (no terminator). So every exchange here is
     write ``cmd`` -> read echo line -> [read reply line] -> read the 2-byte prompt
 
 and a command whose next bytes are not the prompt produced an error line (``Command error CMD_...``), which
-is raised as :class:`SC10Error`. Command set and framing sources: see ``sim_instruments/sc10.py``.
+is raised as :class:`SC10Error`. Command set: Thorlabs SC10 manual (the keyword table); framing and identity:
+the Thorlabs console firmware as drivers of real units see it (instruments ref. §0, §5).
 The shutter is "open" when the controller output is enabled in manual mode (``mode=1``); ``ens`` toggles it.
 """
 

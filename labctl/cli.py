@@ -147,6 +147,17 @@ def run_cmd(
         raise
 
 
+def _procedure_class(name: str) -> type:
+    """The procedure registered as ``name`` (entry point or in-process), else :class:`_InputError`: one line saying
+    the name is unknown (and the known ones) or why its entry point could not be loaded."""
+    from procedures import ProcedureNotFound, procedure_class
+
+    try:
+        return procedure_class(name)
+    except ProcedureNotFound as exc:
+        raise _InputError(str(exc)) from None
+
+
 def _run(
     procedure_name: str,
     station_path: str | None,
@@ -160,12 +171,10 @@ def _run(
     from labctl.engine import RunEngine
     from labctl.params import apply_settings
     from labctl.station import Station
-    from procedures import REGISTRY
 
-    if procedure_name not in REGISTRY:
-        raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
+    procedure_cls = _procedure_class(procedure_name)
     path, config = _load(station_path)
-    procedure = REGISTRY[procedure_name]()
+    procedure = procedure_cls()
     try:
         apply_settings(procedure, settings)
     except ConfigError as exc:
@@ -227,7 +236,7 @@ def _run(
     if as_json:
         click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": result.results}))
     else:
-        _print_summary(out_console, result.results)
+        _summarise(out_console, procedure_name, result.results)
         out_console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
                           soft_wrap=True)
         out_console.print(f"file:   {result.path}", highlight=False, soft_wrap=True)
@@ -258,111 +267,13 @@ def _echo_warning(console: Console, message: str) -> None:
         console.print(f"[yellow]{message.splitlines()[0]}[/]", highlight=False, soft_wrap=True)
 
 
-_FOM_ROWS = [
-    ("voc_V", "Voc (V)", "{:.4f}"),
-    ("jsc_mA_cm2", "Jsc (mA/cm²)", "{:.3f}"),
-    ("ff", "FF (%)", "{:.2%}"),
-    ("pce_pct", "PCE (%)", "{:.3f}"),
-    ("vmp_V", "Vmp (V)", "{:.4f}"),
-    ("jmp_mA_cm2", "Jmp (mA/cm²)", "{:.3f}"),
-    ("r_oc_ohm_cm2", "R_oc at Voc (Ω·cm²)", "{:.2f}"),
-    ("r_sc_ohm_cm2", "R_sc at 0 V (Ω·cm²)", "{:.0f}"),
-    ("rs_ohm_cm2", "Rs, SDM fit (Ω·cm²)", "{:.2f}"),
-    ("rsh_ohm_cm2", "Rsh, SDM fit (Ω·cm²)", "{:.0f}"),
-]
+def _summarise(console: Console, procedure_name: str, results: dict[str, Any]) -> None:
+    """The results for a person, as the procedure prints them (its ``summarise``; the default one for a procedure
+    that is not registered here)."""
+    from procedures import procedure_classes
+    from procedures.base import LabProcedure
 
-
-def _fmt(fmt: str, value: Any) -> str:
-    if value is None:
-        return "—"
-    return fmt.format(value).rstrip("%") if fmt.endswith("%}") else fmt.format(value)
-
-
-def _print_plain_summary(console: Console, results: dict[str, Any]) -> None:
-    """Results without J–V directions (EQE, calibration): the EQE checks first, then every scalar result."""
-    if "jsc_integrated_mA_cm2" in results:
-        _print_eqe_checks(console, results)
-    for key, value in results.items():
-        if isinstance(value, float):
-            console.print(f"{key}: {value:.6g}", highlight=False)
-        elif not isinstance(value, dict):
-            console.print(f"{key}: {value}", highlight=False)
-
-
-def _print_eqe_checks(console: Console, results: dict[str, Any]) -> None:
-    """The two checks of an EQE run: band edge reached, integrated Jsc against the J–V Jsc."""
-    frac = results.get("band_edge_fraction")
-    last, peak = results.get("eqe_at_last_point"), results.get("eqe_max")
-    if results.get("band_edge_reached") is not None and frac is not None and last is not None and peak:
-        state = "reached" if results["band_edge_reached"] else "[bold yellow]NOT reached[/]"
-        console.print(f"band edge: {state} (EQE at {results['wavelength_max_nm']:g} nm is {100 * last / peak:.3g} % "
-                      f"of its maximum; needs < {100 * frac:g} %)", highlight=False)
-    ratio, tol = results.get("jsc_ratio"), results.get("jsc_tolerance")
-    if ratio is not None and tol is not None:
-        ok = abs(ratio - 1) <= tol
-        console.print(f"Jsc: integrated EQE {results['jsc_integrated_mA_cm2']:.3f} / J–V "
-                      f"{results['jsc_jv_mA_cm2']:.3f} mA/cm² = {ratio:.4f} "
-                      f"({'within' if ok else '[bold yellow]outside[/]'} ±{100 * tol:g} %)", highlight=False)
-
-
-def _with_uncertainty(fmt: str, figures: dict[str, Any], key: str) -> str:
-    """The figure, with ``± u`` when the analysis gives its uncertainty (``<name>_uncertainty_<unit>``)."""
-    text = _fmt(fmt, figures.get(key))
-    name, _, unit = key.partition("_ohm")
-    u = figures.get(f"{name}_uncertainty_ohm{unit}") if unit or key.endswith("_ohm") else None
-    return f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and figures.get(key) is not None else text
-
-
-_DARK_ROWS = [
-    ("j0_A_cm2", "j0_uncertainty_A_cm2", "J0 (A/cm²)", "{:.4g}"),
-    ("ideality", "ideality_uncertainty", "n", "{:.4f}"),
-    ("rs_ohm_cm2", "rs_uncertainty_ohm_cm2", "Rs (Ω·cm²)", "{:.3f}"),
-    ("rsh_ohm_cm2", "rsh_uncertainty_ohm_cm2", "Rsh (Ω·cm²)", "{:.0f}"),
-    ("rms_log_residual", None, "rms ln(J_fit/J)", "{:.2g}"),
-    ("points", None, "points fitted", "{}"),
-]
-
-
-def _print_dark_summary(console: Console, dark: dict[str, Any]) -> None:
-    """The dark J–V table: the single-diode dark fit per direction (methods ref. §1.8)."""
-    table = Table(title="Dark J–V, single-diode fit")
-    table.add_column("")
-    for d in dark:
-        table.add_column(d, justify="right")
-    for key, u_key, label, fmt in _DARK_ROWS:
-        cells = []
-        for fit in dark.values():
-            text = _fmt(fmt, fit.get(key))
-            u = fit.get(u_key) if u_key else None
-            cells.append(f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and fit.get(key) is not None else text)
-        table.add_row(label, *cells)
-    table.add_row("flags", *["\n".join(fit.get("flags") or []) or "—" for fit in dark.values()])
-    console.print(table)
-
-
-def _print_summary(console: Console, results: dict[str, Any]) -> None:
-    if isinstance(results.get("dark"), dict):
-        _print_dark_summary(console, results["dark"])
-        return
-    directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
-    if not directions:
-        _print_plain_summary(console, results)
-        return
-    if directions:
-        table = Table(title="Figures of merit")
-        table.add_column("")
-        for d in directions:
-            table.add_column(d, justify="right")
-        for key, label, fmt in _FOM_ROWS:
-            table.add_row(label, *[_with_uncertainty(fmt, results[d], key) for d in directions])
-        table.add_row("flags", *["\n".join(results[d].get("flags") or []) or "—" for d in directions])
-        console.print(table)
-    hyst = results.get("hysteresis")
-    if hyst:
-        values = ", ".join(f"{k} {v:.4f}" for k, v in hyst.items() if isinstance(v, (int, float)))
-        flags = ", ".join(hyst.get("flags") or [])
-        console.print("hysteresis: " + (values or "not computed") + (f" (flags: {flags})" if flags else ""),
-                      soft_wrap=True)
+    procedure_classes().get(procedure_name, LabProcedure).summarise(console, results)
 
 
 @main.command("params")
@@ -370,12 +281,9 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
 def params_cmd(procedure_name: str) -> None:
     """List PROCEDURE's parameters with defaults, units and allowed values."""
     from labctl.params import describe_allowed
-    from procedures import REGISTRY
 
-    if procedure_name not in REGISTRY:
-        raise _InputError(f"unknown procedure '{procedure_name}'; known: {', '.join(sorted(REGISTRY))}")
     table = Table(title=f"{procedure_name} parameters (set with --set NAME=VALUE)")
-    parameters = REGISTRY[procedure_name]()._parameters
+    parameters = _procedure_class(procedure_name)()._parameters
     # a name is what the user types after --set: never cut, also in a narrow terminal (the other columns wrap)
     table.add_column("name", no_wrap=True, min_width=max(len(n) for n in parameters))
     for col in ("default", "allowed", "description"):
@@ -430,7 +338,7 @@ def show_cmd(file: str) -> None:
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     for role, idn in run.idn.items():
         console.print(f"{'idn ' + role:>17}: {idn}", soft_wrap=True)
-    _print_summary(console, run.results)
+    _summarise(console, run.info.get("procedure", ""), run.results)
     for warning in run.results.get("warnings", []):
         console.print(f"[yellow]WARNING: {warning}[/]", highlight=False, soft_wrap=True)
     params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if run.units.get(k, '1') != '1' else ''}"

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 from pymeasure.experiment import Procedure
+from rich.console import Console
 
 from labctl.config import ConfigError
+from labctl.storage import RunData
 
 if TYPE_CHECKING:
     from labctl.station import Station
@@ -110,3 +112,27 @@ class LabProcedure(Procedure):
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         """Results (JSON-able dict) from the recorded data; pure, no instrument access."""
         return {}
+
+    # -- for people: the printed summary and the plot -----------------------------------------------------------
+    @classmethod
+    def summarise(cls, console: Console, results: Mapping[str, Any]) -> None:
+        """Print ``results`` for a person (``labctl run`` and ``labctl show``); default: every scalar result.
+
+        Shared tables are in :mod:`procedures.summary`."""
+        from procedures.summary import print_scalars
+
+        print_scalars(console, results)
+
+    @classmethod
+    def plot(cls, ax: Any, run: RunData) -> str:
+        """Draw the run's main data on ``ax`` (a ``matplotlib.axes.Axes``: ``labctl plot`` and the PNG beside a run
+        file); return the name to put in the title. Default: the signal of the first stream of ``STREAMS`` with
+        data against its axis (see :mod:`procedures.plots`)."""
+        from procedures.plots import plot_signal
+
+        for name, spec in cls.STREAMS.items():
+            data = run.streams.get(name)
+            if data is not None and not data.empty and {spec.signal, spec.axes} <= set(data.columns):
+                plot_signal(ax, data, spec.axes, spec.signal)
+                break
+        return run.info.get("procedure", "")

@@ -26,18 +26,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter, Parameter
 
 from labctl.analysis.eqe import BAND_EDGE_FRACTION
-from labctl.analysis.lockin import residual_factor
+from labctl.analysis.lockin import residual_factor, slope_to_poles
 from labctl.analysis.spectra import HC_OVER_Q_NM_V as HC_NM_V
 from labctl.config import ConfigError, EQEBenchConfig, StationConfig
 from labctl.storage import Column, load_run
 from procedures.base import LabProcedure, StreamSpec
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from rich.console import Console
+
+    from labctl.storage import RunData
 
 RESOLUTION = 1e-4  # fraction of full scale below which a lock-in reading's drift is not resolved
 
@@ -210,7 +216,7 @@ class _WavelengthScan(LabProcedure):
         # every wait ends by the time an output filter restarted from zero (a range change) is within half the
         # settling tolerance: a reading taken then is good to the tolerance even where noise hides the slope
         self._max_wait_s = lockin.settle_time_s(self.settle_tolerance / 2)
-        self._poles = {6: 1, 12: 2, 18: 3, 24: 4}[int(self.filter_slope_dB)]
+        self._poles = slope_to_poles(int(self.filter_slope_dB))
 
     def order_sorting_problems(self) -> list[str]:
         """Where the station's table lets second-order light through (or cuts the first order) on this grid."""
@@ -422,6 +428,15 @@ class EQECalibrationProcedure(_WavelengthScan):
             "unconverged_points": int((data.converged == 0).sum()),
         }
 
+    @classmethod
+    def plot(cls, ax: Axes, run: RunData) -> str:
+        """The beam power against wavelength, one curve per reference detector."""
+        from procedures import plots
+
+        if plots.has_rows(run, "calibration"):
+            plots.plot_beam_power(ax, run)
+        return run.info.get("procedure", "")
+
 
 def beam_power_from_calibration(calibration: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(wavelength_nm, beam power W) from a calibration run; where detectors overlap, their mean."""
@@ -628,3 +643,22 @@ class EQEProcedure(_WavelengthScan):
             self.log(f"JSC WARNING: {problem}")
         return {**out, "jsc_jv_mA_cm2": jv_jsc, "jsc_ratio": jsc_ratio(eqe_jsc_mA_cm2, jv_jsc),
                 "jsc_problems": problems}
+
+    # -- for people ---------------------------------------------------------------------------------------------
+    @classmethod
+    def summarise(cls, console: Console, results: Mapping[str, Any]) -> None:
+        """The EQE checks (band edge, integrated Jsc against the J–V Jsc), then every scalar result."""
+        from procedures import summary
+
+        if "jsc_integrated_mA_cm2" in results:
+            summary.print_eqe_checks(console, results)
+        summary.print_scalars(console, results)
+
+    @classmethod
+    def plot(cls, ax: Axes, run: RunData) -> str:
+        """EQE against wavelength, with the integrated Jsc."""
+        from procedures import plots
+
+        if plots.has_rows(run, "eqe"):
+            plots.plot_eqe(ax, run)
+        return run.info.get("procedure", "")

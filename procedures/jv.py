@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,12 @@ from labctl.analysis.sdm import ONE_SUN_W_CM2
 from labctl.config import ConfigError
 from labctl.storage import Column
 from procedures.base import LabProcedure, StreamSpec
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from rich.console import Console
+
+    from labctl.storage import RunData
 
 REVERSE, FORWARD = 0, 1
 ONE_SUN_W_M2 = ONE_SUN_W_CM2 * 1e4
@@ -587,6 +593,37 @@ class JVProcedure(LabProcedure):
         for warning in results.get("warnings", []):
             self.log(f"WARNING: {warning}")
         return results
+
+    # -- for people ---------------------------------------------------------------------------------------------
+    @classmethod
+    def summarise(cls, console: Console, results: Mapping[str, Any]) -> None:
+        """The dark-fit table (dark J–V), or the figures-of-merit table per direction and the hysteresis line."""
+        from procedures import summary
+
+        if isinstance(results.get("dark"), dict):
+            summary.print_dark_fit(console, results["dark"])
+            return
+        directions = [d for d in ("reverse", "forward", "qss") if isinstance(results.get(d), dict)]
+        if not directions:
+            summary.print_scalars(console, results)
+            return
+        summary.print_figures_of_merit(console, results, directions)
+        if results.get("hysteresis"):
+            summary.print_hysteresis(console, results["hysteresis"])
+
+    @classmethod
+    def plot(cls, ax: Axes, run: RunData) -> str:
+        """J against V per scan with the figures of merit; in the dark, semilog |J| with the single-diode fit."""
+        from procedures import plots
+
+        name = run.info.get("procedure", "")
+        if not plots.has_rows(run, "jv"):
+            return name
+        if not plots.is_true(run.parameters.get("light", True)):
+            plots.plot_dark_jv(ax, run)
+            return name + " (dark)"
+        plots.plot_light_jv(ax, run)
+        return name
 
 
 #: what the operator is told for each analysis flag that leaves a figure out (flag → consequence; remedy)

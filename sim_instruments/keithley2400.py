@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.analysis.smu_timing import integration_time_s
 from sim_instruments.scpi import (
     COMMON_COMMANDS,
     SYSTEM_ERROR_COMMANDS,
@@ -80,7 +81,6 @@ from sim_instruments.smu_physics import (
     OVERRANGE,
     RES_RANGES_OHM,
     check_envelope,
-    integration_time_s,
     pick_range,
     reading_noise,
 )

@@ -30,7 +30,7 @@ def poles_for_slope(slope_dB_oct: int) -> int:
     """Number of RC poles of a 6/12/18/24 dB/oct filter (1…4)."""
     if slope_dB_oct not in SLOPES_DB_OCT:
         raise ValueError(f"filter slope {slope_dB_oct!r} dB/oct not in {SLOPES_DB_OCT}")
-    return slope_dB_oct // 6
+    return lockin.slope_to_poles(slope_dB_oct)
 
 
 def enbw_factor(poles: int) -> float:

@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labctl.analysis.eqe import LongPassFilter, integrated_jsc_mA_cm2
+from labctl.analysis.spectra import ELEMENTARY_CHARGE_C as Q_E
+from labctl.analysis.spectra import HC_OVER_Q_NM_V as HC_NM_V
 
 if TYPE_CHECKING:
     from sim_instruments.config import DeviceConfig, EQEConfig
-
-HC_NM_V = 1239.841984  # hc/q (nm·V)
-Q_E = 1.602176634e-19  # C
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from labctl.analysis.smu_timing import READING_OVERHEAD_S, integration_time_s
 from sim_instruments.scpi import Command, Params, ScpiError, ScpiInstrument
 from sim_instruments.smu_physics import (
     HEADROOM,
-    OVERHEAD_S,
     RES_RANGES_OHM,
     SmuModel,
     Terminal,
     force_current,
     force_voltage,
-    integration_time_s,
     pick_range,
     step_range,
 )
@@ -213,7 +212,7 @@ class SmuEmulator(ScpiInstrument):
         self._wait(window_s / 2)
         t_s = clock.now()
         term = self._force(value) if measure else None
-        self._wait(window_s / 2 + OVERHEAD_S)
+        self._wait(window_s / 2 + READING_OVERHEAD_S)
         return t_s, term
 
     # -- source command handlers ---------------------------------------------------------------------------

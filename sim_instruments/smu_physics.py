@@ -2,7 +2,8 @@
 
 The terminal of a source-meter forcing a voltage or a current onto the bench's cell, with the model's range and
 power envelope, compliance (the limit clamps the other quantity), range-dependent reading noise and the
-integration time of one reading (instruments ref. §1.2, §1.7, §2.2).
+integration time of one reading (instruments ref. §1.2, §1.7, §2.2; the timing model is
+:mod:`labctl.analysis.smu_timing`, shared with the drivers).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ NOT_MEASURED = 9.91e37
 HEADROOM = 1.05  # a range sources and clamps up to 105 % of its nominal value
 OVERRANGE = 1.055  # readings above 105.5 % of the range are over-range
 NOISE_FRACTION = 2e-5  # rms reading noise / range at 1 NPLC
-OVERHEAD_S = 0.5e-3
 AUTO_DELAY_S = 1e-3
 RES_RANGES_OHM = (20.0, 200.0, 2e3, 20e3, 200e3, 2e6, 20e6, 200e6)
 
@@ -55,11 +55,6 @@ def step_range(current: float, ranges: tuple[float, ...], up: bool) -> float:
     """The next range up or down from ``current`` (saturating)."""
     i = min(range(len(ranges)), key=lambda k: abs(ranges[k] - current))
     return ranges[min(i + 1, len(ranges) - 1)] if up else ranges[max(i - 1, 0)]
-
-
-def integration_time_s(nplc: float, line_Hz: float, autozero: bool) -> float:
-    """A/D window (s): NPLC / f_line, tripled by auto-zero's reference and zero conversions (§1.7)."""
-    return nplc / line_Hz * (3.0 if autozero else 1.0)
 
 
 def reading_noise(rng: np.random.Generator, range_value: float, nplc: float, n_avg: int = 1) -> float:

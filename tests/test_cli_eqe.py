@@ -207,10 +207,10 @@ def test_eqe_run_prints_the_band_edge_and_jsc_checks_and_warns(pbs_runs):
 def test_eqe_printed_checks_for_a_cell_measured_past_its_edge(runs):
     from rich.console import Console
 
-    from labctl.cli import _print_summary
+    from procedures.eqe import EQEProcedure
 
     console = Console(record=True, width=200)
-    _print_summary(console, json.loads(runs["eqe"].stdout)["results"])
+    EQEProcedure.summarise(console, json.loads(runs["eqe"].stdout)["results"])
     text = console.export_text()
     assert "band edge: reached (EQE at 900 nm is" in text and "within ±5 %" in text
 

@@ -20,6 +20,8 @@ from scipy.constants import Planck, elementary_charge, speed_of_light
 HC_OVER_Q_NM_V = Planck * speed_of_light / elementary_charge * 1e9
 #: h·c in J·nm, for photon counting
 HC_J_NM = Planck * speed_of_light * 1e9
+#: the elementary charge q in C (e.g. for shot noise, 2·q·I)
+ELEMENTARY_CHARGE_C = elementary_charge
 
 FloatOrArray = float | NDArray[np.float64]
 

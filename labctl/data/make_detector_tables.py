@@ -37,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.constants import Boltzmann, Planck, elementary_charge, speed_of_light
+from scipy.constants import Boltzmann, elementary_charge
 
-HC_OVER_Q_NM_V = Planck * speed_of_light / elementary_charge * 1e9
+from labctl.analysis.spectra import HC_OVER_Q_NM_V
+
 HERE = Path(__file__).resolve().parent
 
 

@@ -1,0 +1,120 @@
+"""How results are printed for a person: the tables and lines that ``labctl run`` and ``labctl show`` print.
+
+Each procedure picks what it prints in its ``summarise(console, results)`` classmethod (default: every scalar
+result, see :meth:`procedures.base.LabProcedure.summarise`); the shared table code is here. Everything goes to
+the given rich ``Console`` (stdout in the CLI: never wrapped or truncated in a pipe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+#: the figures-of-merit table of a light J–V: result key, row label, format
+FOM_ROWS = [
+    ("voc_V", "Voc (V)", "{:.4f}"),
+    ("jsc_mA_cm2", "Jsc (mA/cm²)", "{:.3f}"),
+    ("ff", "FF (%)", "{:.2%}"),
+    ("pce_pct", "PCE (%)", "{:.3f}"),
+    ("vmp_V", "Vmp (V)", "{:.4f}"),
+    ("jmp_mA_cm2", "Jmp (mA/cm²)", "{:.3f}"),
+    ("r_oc_ohm_cm2", "R_oc at Voc (Ω·cm²)", "{:.2f}"),
+    ("r_sc_ohm_cm2", "R_sc at 0 V (Ω·cm²)", "{:.0f}"),
+    ("rs_ohm_cm2", "Rs, SDM fit (Ω·cm²)", "{:.2f}"),
+    ("rsh_ohm_cm2", "Rsh, SDM fit (Ω·cm²)", "{:.0f}"),
+]
+
+#: the dark J–V table: result key, its uncertainty's key, row label, format
+DARK_ROWS = [
+    ("j0_A_cm2", "j0_uncertainty_A_cm2", "J0 (A/cm²)", "{:.4g}"),
+    ("ideality", "ideality_uncertainty", "n", "{:.4f}"),
+    ("rs_ohm_cm2", "rs_uncertainty_ohm_cm2", "Rs (Ω·cm²)", "{:.3f}"),
+    ("rsh_ohm_cm2", "rsh_uncertainty_ohm_cm2", "Rsh (Ω·cm²)", "{:.0f}"),
+    ("rms_log_residual", None, "rms ln(J_fit/J)", "{:.2g}"),
+    ("points", None, "points fitted", "{}"),
+]
+
+
+def fmt(spec: str, value: Any) -> str:
+    """``value`` in format ``spec``; "—" for a figure that was not computed (None); a percentage without its %."""
+    if value is None:
+        return "—"
+    return spec.format(value).rstrip("%") if spec.endswith("%}") else spec.format(value)
+
+
+def _plus_minus(text: str, value: Any, u: Any) -> str:
+    return f"{text} ± {float(f'{u:.2g}'):g}" if u is not None and value is not None else text
+
+
+def with_uncertainty(spec: str, figures: Mapping[str, Any], key: str) -> str:
+    """The figure, with ``± u`` when the analysis gives its uncertainty (``<name>_uncertainty_<unit>``)."""
+    text = fmt(spec, figures.get(key))
+    name, _, unit = key.partition("_ohm")
+    u = figures.get(f"{name}_uncertainty_ohm{unit}") if unit or key.endswith("_ohm") else None
+    return _plus_minus(text, figures.get(key), u)
+
+
+def _flags(figures: Mapping[str, Any]) -> str:
+    return "\n".join(figures.get("flags") or []) or "—"
+
+
+def print_scalars(console: Console, results: Mapping[str, Any]) -> None:
+    """Every result that is not a nested mapping, one ``key: value`` line each (floats to 6 significant digits)."""
+    for key, value in results.items():
+        if isinstance(value, float):
+            console.print(f"{key}: {value:.6g}", highlight=False)
+        elif not isinstance(value, dict):
+            console.print(f"{key}: {value}", highlight=False)
+
+
+def print_figures_of_merit(console: Console, results: Mapping[str, Any], directions: list[str]) -> None:
+    """The figures-of-merit table, one column per J–V direction (``results[direction]``), then its flags."""
+    table = Table(title="Figures of merit")
+    table.add_column("")
+    for d in directions:
+        table.add_column(d, justify="right")
+    for key, label, spec in FOM_ROWS:
+        table.add_row(label, *[with_uncertainty(spec, results[d], key) for d in directions])
+    table.add_row("flags", *[_flags(results[d]) for d in directions])
+    console.print(table)
+
+
+def print_hysteresis(console: Console, hysteresis: Mapping[str, Any]) -> None:
+    """One line: the hysteresis indices (methods ref. §2) and their flags."""
+    values = ", ".join(f"{k} {v:.4f}" for k, v in hysteresis.items() if isinstance(v, (int, float)))
+    flags = ", ".join(hysteresis.get("flags") or [])
+    console.print("hysteresis: " + (values or "not computed") + (f" (flags: {flags})" if flags else ""),
+                  soft_wrap=True)
+
+
+def print_dark_fit(console: Console, dark: Mapping[str, Mapping[str, Any]]) -> None:
+    """The dark J–V table: the single-diode dark fit per direction (methods ref. §1.8)."""
+    table = Table(title="Dark J–V, single-diode fit")
+    table.add_column("")
+    for d in dark:
+        table.add_column(d, justify="right")
+    for key, u_key, label, spec in DARK_ROWS:
+        cells = [_plus_minus(fmt(spec, fit.get(key)), fit.get(key), fit.get(u_key) if u_key else None)
+                 for fit in dark.values()]
+        table.add_row(label, *cells)
+    table.add_row("flags", *[_flags(fit) for fit in dark.values()])
+    console.print(table)
+
+
+def print_eqe_checks(console: Console, results: Mapping[str, Any]) -> None:
+    """The two checks of an EQE run: band edge reached, integrated Jsc against the J–V Jsc."""
+    frac = results.get("band_edge_fraction")
+    last, peak = results.get("eqe_at_last_point"), results.get("eqe_max")
+    if results.get("band_edge_reached") is not None and frac is not None and last is not None and peak:
+        state = "reached" if results["band_edge_reached"] else "[bold yellow]NOT reached[/]"
+        console.print(f"band edge: {state} (EQE at {results['wavelength_max_nm']:g} nm is {100 * last / peak:.3g} % "
+                      f"of its maximum; needs < {100 * frac:g} %)", highlight=False)
+    ratio, tol = results.get("jsc_ratio"), results.get("jsc_tolerance")
+    if ratio is not None and tol is not None:
+        ok = abs(ratio - 1) <= tol
+        console.print(f"Jsc: integrated EQE {results['jsc_integrated_mA_cm2']:.3f} / J–V "
+                      f"{results['jsc_jv_mA_cm2']:.3f} mA/cm² = {ratio:.4f} "
+                      f"({'within' if ok else '[bold yellow]outside[/]'} ±{100 * tol:g} %)", highlight=False)
