@@ -1,0 +1,283 @@
+"""The run catalog (issue 8 §5) on SQLite and on a real PostgreSQL server: a run indexed at its start and updated
+at its stop, queries, reindex from run files, two writers at once, run ids unique across benches.
+
+Expected rows are written out by hand from the documents and files each test makes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from labctl.catalog import CATALOG_FILE, Catalog, CatalogSubscriber, key_results, parse_since
+from labctl.config import ConfigError, parse_station
+from labctl.documents import DocumentBus, RunStart, RunStop
+from labctl.storage import RunWriter
+from tests.catalog_writers import open_catalog, write_runs
+from tests.helpers import REPO, default_station
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
+
+JV_RESULTS = {
+    "reverse": {"voc_V": 1.071, "jsc_mA_cm2": 22.5, "ff": 0.781, "pce_pct": 18.82, "vmp_V": 0.9, "flags": []},
+    "forward": {"voc_V": 1.065, "jsc_mA_cm2": 22.4, "ff": 0.770, "pce_pct": 18.37, "flags": []},
+    "hysteresis": {"hi_pce": 0.024, "flags": []},
+    "warnings": [],
+}
+EQE_RESULTS = {"jsc_integrated_mA_cm2": 22.31, "eqe_max": 0.679, "band_edge_reached": True, "jsc_ratio": None,
+               "order_sorting_problems": [], "wavelength_max_nm": 900.0}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    """A fresh, empty catalog on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cat' / CATALOG_FILE}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def catalog(url):
+    with Catalog(url) as cat:
+        yield cat
+
+
+def _start(run_id: str, station: str = "bench-1", procedure: str = "jv", sample: str = "A1",
+           time: str = "2026-12-01T20:00:00.000+00:00", path: str = "/data/r.h5") -> RunStart:
+    return RunStart(run_id=run_id, procedure=procedure, sample=sample, operator="ada", station_name=station,
+                    time=time, path=path)
+
+
+def _utc(text_: str) -> datetime:
+    return datetime.fromisoformat(text_).astimezone(timezone.utc)
+
+
+# -- the subscriber -------------------------------------------------------------------------------------------------
+def test_a_run_is_indexed_at_its_start_and_updated_at_its_stop(catalog):
+    bus = DocumentBus()
+    bus.subscribe(CatalogSubscriber(catalog))
+    bus.emit("start", _start("r1", time="2026-12-01T21:00:00.250+01:00", path="/data/2026-12-01/r1.h5"))
+    [run] = catalog.runs()
+    assert (run.station, run.run_id, run.procedure, run.sample, run.operator) == ("bench-1", "r1", "jv", "A1", "ada")
+    assert run.status == "running" and run.end_time is None and run.results == {}
+    assert run.start_time == datetime(2026, 12, 1, 20, 0, 0, 250000, tzinfo=timezone.utc)  # stored as UTC
+    assert run.path == "/data/2026-12-01/r1.h5"
+
+    bus.emit("stop", RunStop(run_id="r1", time="2026-12-01T20:03:10+00:00", status="aborted",
+                             reason="KeyboardInterrupt", results=JV_RESULTS, num_events={"jv": 40}))
+    [run] = catalog.runs()
+    assert run.status == "aborted" and run.reason == "KeyboardInterrupt"
+    assert run.end_time == datetime(2026, 12, 1, 20, 3, 10, tzinfo=timezone.utc)
+    # the first direction's figures, and its name; nothing nested, nothing that is not a scalar
+    assert run.results == {"direction": "reverse", "voc_V": 1.071, "jsc_mA_cm2": 22.5, "ff": 0.781, "pce_pct": 18.82}
+    assert run.start_time == datetime(2026, 12, 1, 20, 0, 0, 250000, tzinfo=timezone.utc)  # kept from the start
+
+
+def test_key_results_of_an_eqe_and_a_dark_jv():
+    assert key_results(EQE_RESULTS) == {"jsc_integrated_mA_cm2": 22.31, "eqe_max": 0.679, "band_edge_reached": True,
+                                        "wavelength_max_nm": 900.0}
+    dark = {"dark": {"reverse": {"j0_A_cm2": 1e-12, "ideality": 1.31, "rs_ohm_cm2": 2.0, "flags": []}}}
+    assert key_results(dark) == {"direction": "reverse", "j0_A_cm2": 1e-12, "ideality": 1.31}
+    assert key_results({"x": float("nan"), "n": 3}) == {"n": 3}
+
+
+def test_a_stop_without_its_start_is_not_recorded(catalog):
+    CatalogSubscriber(catalog)("stop", RunStop(run_id="lost", time="2026-12-01T20:00:00+00:00", status="completed"))
+    assert catalog.runs() == []
+
+
+# -- queries --------------------------------------------------------------------------------------------------------
+def _some_runs(catalog: Catalog) -> None:
+    sub = CatalogSubscriber(catalog)
+    for run_id, procedure, sample, day, status in (
+        ("a", "jv", "A1", "2026-11-30T10:00:00+00:00", "completed"),
+        ("b", "eqe", "A1", "2026-12-01T09:00:00+00:00", "completed"),
+        ("c", "jv", "B7", "2026-12-01T11:30:00+00:00", "failed"),
+        ("d", "jv", "A1", "2026-12-02T08:00:00+00:00", "completed"),
+    ):
+        sub("start", _start(run_id, procedure=procedure, sample=sample, time=day))
+        sub("stop", RunStop(run_id=run_id, time=day, status=status,
+                            results=EQE_RESULTS if procedure == "eqe" else JV_RESULTS))
+
+
+def test_queries_filter_by_sample_procedure_date_and_status(catalog):
+    _some_runs(catalog)
+    ids = lambda runs: [r.run_id for r in runs]  # noqa: E731
+    assert ids(catalog.runs()) == ["a", "b", "c", "d"]  # oldest first
+    assert ids(catalog.runs(sample="A1")) == ["a", "b", "d"]
+    assert ids(catalog.runs(procedure="jv")) == ["a", "c", "d"]
+    assert ids(catalog.runs(since="2026-12-01")) == ["b", "c", "d"]
+    assert ids(catalog.runs(since="2026-12-01T11:00")) == ["c", "d"]
+    assert ids(catalog.runs(since="2026-12-01T12:00+01:00")) == ["c", "d"]  # 11:00 UTC
+    assert ids(catalog.runs(status="failed")) == ["c"]
+    assert ids(catalog.runs(sample="A1", procedure="jv", since="2026-12-01")) == ["d"]
+    assert ids(catalog.runs(newest_first=True, limit=2)) == ["d", "c"]
+    assert catalog.newest("jv") is None  # by default only a run whose file exists: /data/r.h5 does not
+    assert catalog.newest("jv", existing_file=False).run_id == "d"
+    assert catalog.newest("jv", status="failed", existing_file=False).run_id == "c"
+
+
+def test_since_refuses_what_is_not_a_date():
+    with pytest.raises(ValueError, match=r"--since = 'yesterday': not a date; allowed: YYYY-MM-DD"):
+        parse_since("yesterday")
+
+
+# -- benches sharing one catalog ------------------------------------------------------------------------------------
+def test_run_ids_are_unique_per_station_across_benches_sharing_a_catalog(url):
+    with Catalog(url) as one, Catalog(url) as two:  # two benches, one catalog
+        CatalogSubscriber(one)("start", _start("20261201T200000Z_jv_A1_beef", station="bench-1"))
+        CatalogSubscriber(two)("start", _start("20261201T200000Z_jv_A1_beef", station="bench-2"))
+        CatalogSubscriber(two)("start", _start("20261201T200000Z_jv_A1_beef", station="bench-2", sample="again"))
+        runs = one.runs()
+    assert [(r.station, r.run_id, r.sample) for r in runs] == [
+        ("bench-1", "20261201T200000Z_jv_A1_beef", "A1"), ("bench-2", "20261201T200000Z_jv_A1_beef", "again")]
+
+
+def _together(target, arguments: list[tuple]) -> list[int | None]:
+    """One process per argument tuple, each calling ``target(*args, barrier)``: they pass the barrier together
+    (so they write at the same time). Returns their exit codes."""
+    ctx = multiprocessing.get_context("forkserver")  # a fresh interpreter (no inherited threads or sockets)
+    ctx.set_forkserver_preload(["tests.catalog_writers"])  # started once, so each process starts in ~0.1 s
+    barrier = ctx.Barrier(len(arguments))
+    procs = [ctx.Process(target=target, args=(*args, barrier)) for args in arguments]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    return [proc.exitcode for proc in procs]
+
+
+def test_two_writers_at_once_lose_and_duplicate_nothing(url):
+    n = 30
+    Catalog(url).close()  # the table exists (creating it concurrently is tested below)
+    assert _together(write_runs, [(url, "bench-1", n), (url, "bench-2", n)]) == [0, 0]
+    with Catalog(url) as catalog:
+        runs = catalog.runs()
+    keys = [(r.station, r.run_id) for r in runs]
+    assert len(keys) == len(set(keys)) == 3 * n
+    assert {k for k in keys if k[0] == "bench-1"} == {("bench-1", f"bench-1-{i}") for i in range(n)}
+    assert {k for k in keys if k[0] == "bench-2"} == {("bench-2", f"bench-2-{i}") for i in range(n)}
+    assert {k for k in keys if k[0] == "shared-bench"} == {("shared-bench", f"shared-{i}") for i in range(n)}
+    assert all(r.status == "completed" and r.results == {"n": int(r.run_id.rsplit("-", 1)[1])} for r in runs)
+
+
+def test_two_benches_creating_the_catalog_at_once(url):
+    assert _together(open_catalog, [(url,), (url,)]) == [0, 0]
+
+
+# -- the files stay the source of truth -----------------------------------------------------------------------------
+def write_run_file(path: Path, run_id: str, procedure: str = "jv", sample: str = "A1", station: str = "bench-1",
+                   status: str = "completed", results: dict | None = None,
+                   start: str = "2026-12-01T20:00:00.000+00:00") -> Path:
+    """A small run file as the engine writes it (metadata, results, terminal status)."""
+    writer = RunWriter(path)
+    writer.write_metadata(run_id=run_id, procedure=procedure, sample=sample, operator="ada", area_cm2=0.049,
+                          parameters={}, station={"station": {"name": station}}, idn={}, software_version="test",
+                          start_time=start)
+    writer.write_results(results if results is not None else JV_RESULTS)
+    writer.close(status, end_time="2026-12-01T20:05:00.000+00:00")
+    return path
+
+
+def test_reindex_rebuilds_the_catalog_from_the_run_files(url, tmp_path):
+    data = tmp_path / "runs"
+    write_run_file(data / "2026-12-01" / "r1.h5", "r1")
+    write_run_file(data / "2026-12-01" / "r2.h5", "r2", procedure="eqe", sample="B7", status="aborted",
+                   results=EQE_RESULTS, start="2026-12-01T20:10:00.000+00:00")
+    (data / "2026-12-01" / "notes.h5").write_text("not a run file")
+    with Catalog(url) as catalog:
+        catalog.record(station="bench-1", run_id="r1", procedure="jv", status="running")  # stale: the file wins
+        report = catalog.reindex(data)
+        assert report.indexed == 2 and report.removed == 0
+        assert list(report.unreadable) == [str((data / "2026-12-01" / "notes.h5").resolve())]
+        runs = {r.run_id: r for r in catalog.runs()}
+        assert set(runs) == {"r1", "r2"}
+        r1, r2 = runs["r1"], runs["r2"]
+        assert (r1.station, r1.procedure, r1.sample, r1.operator, r1.status) == ("bench-1", "jv", "A1", "ada",
+                                                                                  "completed")
+        assert r1.start_time == _utc("2026-12-01T20:00:00+00:00")
+        assert r1.end_time == _utc("2026-12-01T20:05:00+00:00")
+        assert r1.path == str((data / "2026-12-01" / "r1.h5").resolve())
+        assert r1.results["voc_V"] == 1.071 and r1.results["direction"] == "reverse"
+        assert (r2.procedure, r2.sample, r2.status) == ("eqe", "B7", "aborted")
+        assert r2.results["jsc_integrated_mA_cm2"] == 22.31
+
+        (data / "2026-12-01" / "r2.h5").unlink()
+        catalog.record(station="bench-9", run_id="elsewhere", procedure="jv", status="completed",
+                       path="/somewhere/else.h5")
+        report = catalog.reindex(data)
+        assert report.indexed == 1 and report.removed == 1  # r2's file is gone; rows outside DIR are kept
+        assert sorted(r.run_id for r in catalog.runs()) == ["elsewhere", "r1"]
+
+
+def _killed_writer(path: Path, url: str) -> None:
+    """A run whose writer (and its catalog subscriber) is SIGKILLed mid-run."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from labctl.catalog import Catalog, CatalogSubscriber
+        from labctl.documents import RunStart
+        from labctl.storage import RunWriter, utc_now_iso
+        w = RunWriter({str(path)!r})
+        start = utc_now_iso()
+        w.write_metadata(run_id="k1", procedure="jv", sample="A1", operator="ada", area_cm2=None, parameters={{}},
+                         station={{"station": {{"name": "bench-1"}}}}, idn={{}}, software_version="t",
+                         start_time=start)
+        CatalogSubscriber(Catalog({url!r}))("start", RunStart(run_id="k1", procedure="jv", sample="A1",
+            operator="ada", station_name="bench-1", time=start, path={str(path)!r}))
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_a_run_whose_writer_died_shows_as_interrupted(url, tmp_path):
+    path = tmp_path / "k1.h5"
+    _killed_writer(path, url)
+    with Catalog(url) as catalog:
+        assert [r.status for r in catalog.runs(check_running=False)] == ["running"]  # what the catalog was told
+        assert [(r.run_id, r.status) for r in catalog.runs()] == [("k1", "interrupted")]  # what the file says
+        assert [r.run_id for r in catalog.runs(status="interrupted", check_running=False)] == ["k1"]  # kept
+
+
+# -- where the catalog is -------------------------------------------------------------------------------------------
+def test_the_default_catalog_is_sqlite_in_wal_mode_in_the_data_folder(tmp_path):
+    with Catalog.for_data_dir(None, tmp_path / "runs") as catalog:
+        catalog.record(station="s", run_id="r", procedure="jv", status="running")
+    db = tmp_path / "runs" / "catalog.sqlite"
+    assert db.is_file()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT station, run_id, status FROM runs").fetchall() == [("s", "r", "running")]
+
+
+def test_station_catalog_is_any_sqlalchemy_url_without_a_password():
+    data = default_station()
+    assert parse_station(data).station.catalog is None
+    data["station"]["catalog"] = "postgresql+psycopg://labctl@db.lab/labctl"
+    assert parse_station(data).station.catalog == "postgresql+psycopg://labctl@db.lab/labctl"
+    data["station"]["catalog"] = "postgresql+psycopg://labctl:s3cret@db.lab/labctl"
+    with pytest.raises(ConfigError, match=r"^station.yaml: station.catalog = .*: holds a password, which would be "
+                                          r"stored in every run file"):
+        parse_station(data)
+    data["station"]["catalog"] = "catalog.sqlite"
+    with pytest.raises(ConfigError, match=r"station.catalog = 'catalog.sqlite': not a database URL; allowed: a "
+                                          r"SQLAlchemy URL"):
+        parse_station(data)
