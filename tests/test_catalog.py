@@ -7,31 +7,18 @@ Expected rows are written out by hand from the documents and files each test mak
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from labctl.catalog import CATALOG_FILE, Catalog, CatalogSubscriber, key_results, parse_since
 from labctl.config import ConfigError, parse_station
 from labctl.documents import DocumentBus, RunStart, RunStop
-from labctl.storage import RunWriter
-from tests.catalog_writers import open_catalog, write_runs
-from tests.helpers import REPO, default_station
+from tests.catalog_helpers import JV_RESULTS, killed_writer, open_catalog, write_run_file, write_runs
+from tests.helpers import default_station
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
-JV_RESULTS = {
-    "reverse": {"voc_V": 1.071, "jsc_mA_cm2": 22.5, "ff": 0.781, "pce_pct": 18.82, "vmp_V": 0.9, "flags": []},
-    "forward": {"voc_V": 1.065, "jsc_mA_cm2": 22.4, "ff": 0.770, "pce_pct": 18.37, "flags": []},
-    "hysteresis": {"hi_pce": 0.024, "flags": []},
-    "warnings": [],
-}
 EQE_RESULTS = {"jsc_integrated_mA_cm2": 22.31, "eqe_max": 0.679, "band_edge_reached": True, "jsc_ratio": None,
                "order_sorting_problems": [], "wavelength_max_nm": 900.0}
 
@@ -145,7 +132,7 @@ def _together(target, arguments: list[tuple]) -> list[int | None]:
     """One process per argument tuple, each calling ``target(*args, barrier)``: they pass the barrier together
     (so they write at the same time). Returns their exit codes."""
     ctx = multiprocessing.get_context("forkserver")  # a fresh interpreter (no inherited threads or sockets)
-    ctx.set_forkserver_preload(["tests.catalog_writers"])  # started once, so each process starts in ~0.1 s
+    ctx.set_forkserver_preload(["tests.catalog_helpers"])  # started once, so each process starts in ~0.1 s
     barrier = ctx.Barrier(len(arguments))
     procs = [ctx.Process(target=target, args=(*args, barrier)) for args in arguments]
     for proc in procs:
@@ -174,19 +161,6 @@ def test_two_benches_creating_the_catalog_at_once(url):
 
 
 # -- the files stay the source of truth -----------------------------------------------------------------------------
-def write_run_file(path: Path, run_id: str, procedure: str = "jv", sample: str = "A1", station: str = "bench-1",
-                   status: str = "completed", results: dict | None = None,
-                   start: str = "2026-12-01T20:00:00.000+00:00") -> Path:
-    """A small run file as the engine writes it (metadata, results, terminal status)."""
-    writer = RunWriter(path)
-    writer.write_metadata(run_id=run_id, procedure=procedure, sample=sample, operator="ada", area_cm2=0.049,
-                          parameters={}, station={"station": {"name": station}}, idn={}, software_version="test",
-                          start_time=start)
-    writer.write_results(results if results is not None else JV_RESULTS)
-    writer.close(status, end_time="2026-12-01T20:05:00.000+00:00")
-    return path
-
-
 def test_reindex_rebuilds_the_catalog_from_the_run_files(url, tmp_path):
     data = tmp_path / "runs"
     write_run_file(data / "2026-12-01" / "r1.h5", "r1")
@@ -218,39 +192,9 @@ def test_reindex_rebuilds_the_catalog_from_the_run_files(url, tmp_path):
         assert sorted(r.run_id for r in catalog.runs()) == ["elsewhere", "r1"]
 
 
-def _killed_writer(path: Path, url: str) -> None:
-    """A run whose writer (and its catalog subscriber) is SIGKILLed mid-run."""
-    script = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(REPO)!r})
-        from labctl.catalog import Catalog, CatalogSubscriber
-        from labctl.documents import RunStart
-        from labctl.storage import RunWriter, utc_now_iso
-        w = RunWriter({str(path)!r})
-        start = utc_now_iso()
-        w.write_metadata(run_id="k1", procedure="jv", sample="A1", operator="ada", area_cm2=None, parameters={{}},
-                         station={{"station": {{"name": "bench-1"}}}}, idn={{}}, software_version="t",
-                         start_time=start)
-        CatalogSubscriber(Catalog({url!r}))("start", RunStart(run_id="k1", procedure="jv", sample="A1",
-            operator="ada", station_name="bench-1", time=start, path={str(path)!r}))
-        print("ready", flush=True)
-        time.sleep(60)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
-
-
 def test_a_run_whose_writer_died_shows_as_interrupted(url, tmp_path):
     path = tmp_path / "k1.h5"
-    _killed_writer(path, url)
+    killed_writer(path, url)
     with Catalog(url) as catalog:
         assert [r.status for r in catalog.runs(check_running=False)] == ["running"]  # what the catalog was told
         assert [(r.run_id, r.status) for r in catalog.runs()] == [("k1", "interrupted")]  # what the file says
