@@ -48,6 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool, StaticPool
 
 from labctl.documents import START, STOP, RunStart, RunStop
 
@@ -421,11 +422,15 @@ class CatalogSubscriber:
 # -- helpers ------------------------------------------------------------------------------------------------------
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
+    # no pool: a run writes twice (its start and its stop), so a connection per transaction costs nothing and a
+    # catalog left open by a long-lived process (a GUI, a test session) holds no connection or file open
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, poolclass=NullPool)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    else:  # one in-memory database lives only as long as its one connection
+        return _memory_engine(url)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, poolclass=NullPool)
 
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -443,6 +448,11 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _memory_engine(url: str) -> Engine:
+    """SQLite in memory (tests, a throw-away catalog): one shared connection, Python's default transactions."""
+    return create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
 
 
 def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:

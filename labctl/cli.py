@@ -196,7 +196,8 @@ def _run(
             out,
             sample=sample,
             operator=operator,
-            subscribers=[_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console)],
+            subscribers=[_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console),
+                         *_catalog_subscribers(config, out, err_console if as_json else progress.console)],
         )
         try:
             result = engine.run(procedure)
@@ -579,6 +580,19 @@ def _catalog_url(station_path: str | None, data_dir: str | None) -> str:
         return catalog_url(None, data_dir)
     path, config = _load(station_path)
     return catalog_url(config.station.catalog, data_dir or path.parent / config.station.data_dir)
+
+
+def _catalog_subscribers(config: StationConfig, out: Path, console: Console) -> list[Any]:
+    """For ``labctl run``: the run catalog's subscriber (station.catalog, else ``<out>/catalog.sqlite``), or none,
+    with a warning, when the catalog cannot be opened (the run goes on: its file is the record)."""
+    from labctl.catalog import Catalog, CatalogError, CatalogSubscriber, catalog_url
+
+    try:
+        return [CatalogSubscriber(Catalog(catalog_url(config.station.catalog, out)))]
+    except CatalogError as exc:
+        console.print(f"[yellow]WARNING: {exc}; this run is not indexed (`labctl runs reindex {out}` catches up)[/]",
+                      highlight=False, soft_wrap=True)
+        return []
 
 
 def _open_catalog(url: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from labctl.catalog import Catalog
 from labctl.cli import main
 from tests.catalog_helpers import killed_writer, write_run_file
-from tests.helpers import default_station
+from tests.helpers import REPO, default_station
 
 EQE = {"jsc_integrated_mA_cm2": 22.31, "eqe_max": 0.679}
 
@@ -102,3 +103,36 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "station file station.yaml not found" in res.stderr
     res = CliRunner().invoke(main, ["runs", "--out", str(tmp_path), "--status", "lost"])
     assert res.exit_code == 2 and "'lost' is not one of" in res.output
+
+
+def test_labctl_run_indexes_every_run(tmp_path, monkeypatch):
+    """`labctl run` records the run at its start and its end; reindexing the folder afterwards changes nothing."""
+    monkeypatch.chdir(tmp_path)
+    station = str(REPO / "station.yaml")
+    out = tmp_path / "runs"
+    ran = json.loads(_invoke(["run", "jv", "--station", station, "--out", str(out), "--json", "--no-plot",
+                              "--sample", "cat-1"]).stdout)
+    [run] = json.loads(_invoke(["runs", "--out", str(out), "--json"]).stdout)["runs"]
+    assert (run["station"], run["procedure"], run["sample"], run["status"]) == ("sim-bench", "jv", "cat-1",
+                                                                                "completed")
+    assert run["path"] == str(Path(ran["file"]).resolve()) and run["end_time"] is not None
+    assert run["run_id"] == Path(ran["file"]).stem
+    first = next(iter(d for d in ("reverse", "forward") if d in ran["results"]))
+    assert run["results"]["direction"] == first
+    for key in ("voc_V", "jsc_mA_cm2", "ff", "pce_pct"):
+        assert run["results"][key] == ran["results"][first][key]
+    assert _invoke(["runs", "reindex", str(out)]).exit_code == 0
+    assert json.loads(_invoke(["runs", "--out", str(out), "--json"]).stdout)["runs"] == [run]
+
+
+def test_a_run_goes_on_when_its_catalog_cannot_be_opened(tmp_path):
+    data = default_station()
+    data["station"]["catalog"] = "postgresql+psycopg://labctl@127.0.0.1:1/none?connect_timeout=2"
+    station = tmp_path / "station.yaml"
+    station.write_text(yaml.safe_dump(data))
+    res = _invoke(["run", "jv", "--station", str(station), "--out", str(tmp_path / "runs"), "--no-plot",
+                   "--set", "step_V=0.1"])
+    assert res.exit_code == 0, res.output
+    assert "WARNING: run catalog postgresql+psycopg://labctl@127.0.0.1:1/none?connect_timeout=2: cannot open it" in (
+        " ".join(res.stderr.split()))
+    assert "this run is not indexed (`labctl runs reindex" in " ".join(res.stderr.split())
