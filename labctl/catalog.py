@@ -247,8 +247,9 @@ class Catalog:
         self.close()
 
     # -- writing ------------------------------------------------------------------------------------------------
-    def record(self, **row: Any) -> None:
-        """Insert the run ``(row["station"], row["run_id"])`` or update the columns given (an upsert).
+    def record(self, insert_only: tuple[str, ...] = (), **row: Any) -> None:
+        """Insert the run ``(row["station"], row["run_id"])`` or update the columns given (an upsert); the
+        columns named in ``insert_only`` are written only when the row is new.
 
         Keys: the columns of :data:`runs_table` (not ``id``); times may be ISO 8601 text or datetimes."""
         values = dict(row)
@@ -257,7 +258,7 @@ class Catalog:
                 values[key] = _utc(values[key])
         if "results" in values:
             values["results"] = json.loads(json.dumps(values["results"], default=str))
-        changed = {k: v for k, v in values.items() if k not in ("station", "run_id")}
+        changed = {k: v for k, v in values.items() if k not in ("station", "run_id", *insert_only)}
         if self.backend == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         elif self.backend == "sqlite":
@@ -277,10 +278,12 @@ class Catalog:
                 conn.execute(runs_table.insert().values(**_with_defaults(values)))
 
     def record_start(self, start: RunStart, path: str | Path | None = None) -> None:
-        """A run has started: its row, status ``running`` (also a resumed run's new segment)."""
+        """A run has started: its row, status ``running``. A resumed run's new segment (``start.segment`` > 0)
+        keeps the run's first start time."""
         self.record(station=start.station_name, run_id=start.run_id, procedure=start.procedure, sample=start.sample,
                     operator=start.operator, start_time=start.time, end_time=None, status=RUNNING, reason=None,
-                    path=_absolute(path or start.path), segment=start.segment)
+                    path=_absolute(path or start.path), segment=start.segment,
+                    insert_only=("start_time",) if start.segment else ())
 
     def record_stop(self, station: str, stop: RunStop) -> None:
         """A run has ended: its status, end time, reason and key results."""
@@ -297,8 +300,11 @@ class Catalog:
         row = dict(station=station, run_id=info.get("run_id") or Path(path).stem,
                    procedure=info.get("procedure", ""), sample=info.get("sample", ""),
                    operator=info.get("operator", ""), start_time=info.get("start_time"),
-                   end_time=info.get("end_time"), status=run.status, reason=None, path=_absolute(path),
+                   end_time=info.get("end_time"), status=run.status, path=_absolute(path),
                    results=key_results(run.results))
+        reason = _reason_from_events(run.events)
+        if reason is not None:
+            row["reason"] = reason
         self.record(**row)
         return self.get(row["station"], row["run_id"])  # type: ignore[return-value]
 
@@ -453,6 +459,17 @@ def _make_engine(url: str) -> Engine:
 def _memory_engine(url: str) -> Engine:
     """SQLite in memory (tests, a throw-away catalog): one shared connection, Python's default transactions."""
     return create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+
+
+def _reason_from_events(events: list[str]) -> str | None:
+    """The reason of the engine's last line ``<time> ended: <status>: <reason>``, or None (no such line, or no
+    reason given: keep what the catalog knows)."""
+    for line in reversed(events):
+        _, _, message = line.partition(" ")
+        if message.startswith("ended: "):
+            _, _, reason = message.removeprefix("ended: ").partition(": ")
+            return reason or None
+    return None
 
 
 def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def open_catalog(url: str, barrier: Any) -> None:
 
 def write_run_file(path: Path, run_id: str, procedure: str = "jv", sample: str = "A1", station: str = "bench-1",
                    status: str = "completed", results: dict | None = None,
-                   start: str = "2026-12-01T20:00:00.000+00:00") -> Path:
+                   start: str = "2026-12-01T20:00:00.000+00:00", events: tuple[str, ...] = ()) -> Path:
     """A small run file as the engine writes it (metadata, results, terminal status)."""
     from labctl.storage import RunWriter
 
@@ -53,6 +53,8 @@ def write_run_file(path: Path, run_id: str, procedure: str = "jv", sample: str =
     writer.write_metadata(run_id=run_id, procedure=procedure, sample=sample, operator="ada", area_cm2=0.049,
                           parameters={}, station={"station": {"name": station}}, idn={}, software_version="test",
                           start_time=start)
+    for message in events:
+        writer.log_event(message)
     writer.write_results(results if results is not None else JV_RESULTS)
     writer.close(status, end_time="2026-12-01T20:05:00.000+00:00")
     return path

@@ -68,6 +68,22 @@ def test_a_run_is_indexed_at_its_start_and_updated_at_its_stop(catalog):
     assert run.start_time == datetime(2026, 12, 1, 20, 0, 0, 250000, tzinfo=timezone.utc)  # kept from the start
 
 
+def test_a_resumed_run_keeps_its_first_start_and_becomes_running_again(catalog):
+    sub = CatalogSubscriber(catalog)
+    sub("start", _start("h1", procedure="hold", time="2026-12-01T08:00:00+00:00"))
+    catalog.record(station="bench-1", run_id="h1", status="interrupted")
+    sub("start", RunStart(run_id="h1", procedure="hold", sample="A1", operator="ada", station_name="bench-1",
+                          time="2026-12-01T12:00:00+00:00", path="/data/r.h5", segment=1,
+                          resume_reason="resumed after interrupted"))
+    [run] = catalog.runs(check_running=False)
+    assert (run.status, run.segment, run.end_time) == ("running", 1, None)
+    assert run.start_time == datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    sub("stop", RunStop(run_id="h1", time="2026-12-01T13:00:00+00:00", status="completed", results={"rows": 10}))
+    [run] = catalog.runs(check_running=False)
+    assert (run.status, run.results, run.end_time) == ("completed", {"rows": 10},
+                                                       datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc))
+
+
 def test_key_results_of_an_eqe_and_a_dark_jv():
     assert key_results(EQE_RESULTS) == {"jsc_integrated_mA_cm2": 22.31, "eqe_max": 0.679, "band_edge_reached": True,
                                         "wavelength_max_nm": 900.0}
@@ -165,7 +181,8 @@ def test_reindex_rebuilds_the_catalog_from_the_run_files(url, tmp_path):
     data = tmp_path / "runs"
     write_run_file(data / "2026-12-01" / "r1.h5", "r1")
     write_run_file(data / "2026-12-01" / "r2.h5", "r2", procedure="eqe", sample="B7", status="aborted",
-                   results=EQE_RESULTS, start="2026-12-01T20:10:00.000+00:00")
+                   results=EQE_RESULTS, start="2026-12-01T20:10:00.000+00:00",
+                   events=("run r2 started", "ended: aborted: KeyboardInterrupt"))
     (data / "2026-12-01" / "notes.h5").write_text("not a run file")
     with Catalog(url) as catalog:
         catalog.record(station="bench-1", run_id="r1", procedure="jv", status="running")  # stale: the file wins
@@ -181,7 +198,8 @@ def test_reindex_rebuilds_the_catalog_from_the_run_files(url, tmp_path):
         assert r1.end_time == _utc("2026-12-01T20:05:00+00:00")
         assert r1.path == str((data / "2026-12-01" / "r1.h5").resolve())
         assert r1.results["voc_V"] == 1.071 and r1.results["direction"] == "reverse"
-        assert (r2.procedure, r2.sample, r2.status) == ("eqe", "B7", "aborted")
+        assert (r2.procedure, r2.sample, r2.status, r2.reason) == ("eqe", "B7", "aborted", "KeyboardInterrupt")
+        assert r1.reason is None
         assert r2.results["jsc_integrated_mA_cm2"] == 22.31
 
         (data / "2026-12-01" / "r2.h5").unlink()
