@@ -176,8 +176,9 @@ class RunEngine:
         self._suspenders.append(condition)
 
     # -- background runs ----------------------------------------------------------------------------------------
-    def start(self, procedure: LabProcedure) -> None:
-        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result."""
+    def start(self, procedure: LabProcedure, **run_options: Any) -> None:
+        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result.
+        ``run_options``: those of :meth:`run` (``resume_file``, ``resume_reason``)."""
         if self.running:
             raise RuntimeError("a run is already going on this engine")
         self._stop.clear()
@@ -185,7 +186,7 @@ class RunEngine:
 
         def target() -> None:
             try:
-                self._outcome = (self._run(procedure), None)
+                self._outcome = (self._run(procedure, **run_options), None)
             except BaseException as exc:  # noqa: BLE001 - handed to join()
                 self._outcome = (None, exc)
 
@@ -293,25 +294,37 @@ class RunEngine:
         return None
 
     # -- the run ------------------------------------------------------------------------------------------------
-    def run(self, procedure: LabProcedure) -> RunResult:
+    def run(self, procedure: LabProcedure, *, resume_file: str | Path | None = None,
+            resume_reason: str = "") -> RunResult:
         """Validate, connect, run and store. Raises only for problems found *before* the run file exists
-        (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult."""
-        self._stop.clear()
-        return self._run(procedure)
+        (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult.
 
-    def _run(self, procedure: LabProcedure) -> RunResult:
+        ``resume_file``: continue that run (same run id and file) in a new segment instead of starting a new one
+        (the start document has ``segment`` > 0 and ``resume_reason``; events go on numbering after the rows on
+        disk); the procedure finds where it was from the file itself."""
+        self._stop.clear()
+        return self._run(procedure, resume_file, resume_reason)
+
+    def _run(self, procedure: LabProcedure, resume_file: str | Path | None = None,
+             resume_reason: str = "") -> RunResult:
         procedure.station = self.station
         procedure.data_dir = self.out_dir
         procedure.validate(self.station)
+        if resume_file is not None:  # read before any I/O: a wrong file is an error for people, not a run
+            path = Path(resume_file)
+            prior = load_run(path)
+            run_id, segment = prior.info.get("run_id", ""), max(len(getattr(prior, "segments", ())), 1)
+            done = {name: len(frame) for name, frame in prior.streams.items()}
+        else:
+            run_id, segment, done = make_run_id(procedure.NAME, self.sample), 0, {}
+            day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+            path = self.out_dir / day / f"{run_id}.h5"
         roles = list(procedure.REQUIRES) + [r for r in procedure.OPTIONAL if r in self.station.config.instruments]
         self.station.connect(roles)
         idn = self.station.idn()
 
-        run_id = make_run_id(procedure.NAME, self.sample)
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        path = self.out_dir / day / f"{run_id}.h5"
         self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
-        self._seq = dict.fromkeys(procedure.STREAMS, 0)
+        self._seq = {name: done.get(name, 0) for name in procedure.STREAMS}
         writer = self._open_bus()
         try:
             self._publish(START, RunStart(
@@ -327,6 +340,8 @@ class RunEngine:
                 software_version=__version__,
                 area_cm2=getattr(procedure, "area_cm2", None),
                 path=str(path),
+                segment=segment,
+                resume_reason=resume_reason,
             ))
             for name, spec in procedure.STREAMS.items():
                 self._publish(DESCRIPTOR, Descriptor(run_id, name, tuple(spec.columns), spec.signal, spec.axes))

@@ -387,7 +387,8 @@ class RunWriter:
 class RunFileWriter:
     """The run file as a subscriber of the run's documents (labctl.documents): wraps one :class:`RunWriter`.
 
-    ``start`` opens the file at ``RunStart.path`` and writes the metadata; each ``descriptor`` creates its
+    ``start`` opens the file at ``RunStart.path`` (a new one; with ``RunStart.segment`` > 0 the existing run,
+    for a new segment) and writes the metadata; each ``descriptor`` creates its
     stream; ``event`` rows and ``log`` lines are queued and flushed within ``flush_interval_s``; ``stop``
     writes the results, the terminal status and the end time and closes the file. ``progress`` is not stored.
     The engine subscribes it as *critical*: if it cannot store, the run stops.
@@ -416,7 +417,9 @@ class RunFileWriter:
         if not doc.path:
             raise ValueError(f"run {doc.run_id}: the start document names no run file (RunStart.path)")
         self.path = Path(doc.path)
-        self.writer = RunWriter(self.path, flush_interval_s=self.flush_interval_s)
+        # a resumed run (segment > 0) reopens its file for a new segment (RunWriter's resume mode)
+        resume = {"resume": True, "reason": doc.resume_reason} if doc.segment else {}
+        self.writer = RunWriter(self.path, flush_interval_s=self.flush_interval_s, **resume)
         self.writer.write_metadata(
             run_id=doc.run_id,
             procedure=doc.procedure,
