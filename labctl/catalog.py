@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -47,7 +48,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from labctl.documents import START, STOP, RunStart, RunStop
@@ -237,6 +239,15 @@ class Catalog:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_CREATE_LOCK})
             metadata.create_all(conn, checkfirst=True)
 
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction; a database error becomes :class:`CatalogError` naming the catalog."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"run catalog {self._shown_url}: {_first_line(exc)}") from exc
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -268,12 +279,12 @@ class Catalog:
             return
         statement = insert(runs_table).values(**_with_defaults(values))
         statement = statement.on_conflict_do_update(index_elements=["station", "run_id"], set_=changed)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(statement)
 
     def _record_generic(self, values: dict[str, Any], changed: dict[str, Any]) -> None:
         key = (runs_table.c.station == values["station"]) & (runs_table.c.run_id == values["run_id"])
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if conn.execute(update(runs_table).where(key).values(**changed)).rowcount == 0:
                 conn.execute(runs_table.insert().values(**_with_defaults(values)))
 
@@ -324,7 +335,7 @@ class Catalog:
             found.add(str(path))
             report.indexed += 1
         prefix = str(root).rstrip("/") + "/"
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             rows = conn.execute(select(runs_table.c.id, runs_table.c.path)
                                 .where(runs_table.c.path.startswith(prefix, autoescape=True))).all()
             gone = [r.id for r in rows if r.path not in found and not Path(r.path).exists()]
@@ -335,7 +346,7 @@ class Catalog:
 
     # -- reading ------------------------------------------------------------------------------------------------
     def get(self, station: str, run_id: str) -> CatalogRun | None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = conn.execute(select(runs_table).where(runs_table.c.station == station,
                                                         runs_table.c.run_id == run_id)).first()
         return _to_run(row) if row is not None else None
@@ -367,7 +378,7 @@ class Catalog:
         query = select(runs_table).where(*filters).order_by(*order)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return [_to_run(row) for row in conn.execute(query)]
 
     def newest(self, procedure: str, *, station: str | None = None, status: str = "completed",
@@ -383,7 +394,7 @@ class Catalog:
     def _refresh_running(self, filters: list[Any]) -> None:
         from labctl.storage import load_run
 
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             running = conn.execute(select(runs_table.c.id, runs_table.c.path)
                                    .where(*filters, runs_table.c.status == RUNNING)).all()
         for row in running:
@@ -392,7 +403,7 @@ class Catalog:
             except (OSError, KeyError, ValueError):
                 continue  # no readable file (yet): keep what the catalog knows
             if said != RUNNING:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
                     conn.execute(update(runs_table).where(runs_table.c.id == row.id, runs_table.c.status == RUNNING)
                                  .values(status=said))
 

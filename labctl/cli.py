@@ -11,10 +11,12 @@ stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -596,10 +598,19 @@ def _catalog_subscribers(config: StationConfig, out: Path, console: Console) -> 
 
 
 def _open_catalog(url: str) -> Any:
-    from labctl.catalog import Catalog, CatalogError
+    with _catalog_errors():
+        from labctl.catalog import Catalog
+
+        return Catalog(url)
+
+
+@contextlib.contextmanager
+def _catalog_errors() -> Iterator[None]:
+    """A catalog that cannot be opened or read: one line, exit 2."""
+    from labctl.catalog import CatalogError
 
     try:
-        return Catalog(url)
+        yield
     except CatalogError as exc:
         raise _InputError(str(exc)) from None
 
@@ -631,7 +642,7 @@ def runs_group(ctx: click.Context, station_path: str | None, data_dir: str | Non
     if not default_catalog_exists(url):  # nothing recorded yet: say so, and create nothing
         runs: list[Any] = []
     else:
-        with _open_catalog(url) as catalog:
+        with _open_catalog(url) as catalog, _catalog_errors():
             runs = catalog.runs(sample=sample, procedure=procedure, since=since_utc, status=status)
     if as_json:
         click.echo(json.dumps({"catalog": _shown_url(url), "runs": [run.to_json() for run in runs]}))
@@ -670,7 +681,7 @@ def runs_reindex(folder: str, station_path: str | None) -> None:
     if station_path is not None or _station_path(None).exists():
         station_catalog = _load(station_path)[1].station.catalog
     url = catalog_url(station_catalog, folder)
-    with _open_catalog(url) as catalog:
+    with _open_catalog(url) as catalog, _catalog_errors():
         report = catalog.reindex(folder)
     for path, why in report.unreadable.items():
         err_console.print(f"[yellow]skipped {path}: not a readable run file ({why})[/]", highlight=False,

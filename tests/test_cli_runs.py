@@ -136,3 +136,14 @@ def test_a_run_goes_on_when_its_catalog_cannot_be_opened(tmp_path):
     assert "WARNING: run catalog postgresql+psycopg://labctl@127.0.0.1:1/none?connect_timeout=2: cannot open it" in (
         " ".join(res.stderr.split()))
     assert "this run is not indexed (`labctl runs reindex" in " ".join(res.stderr.split())
+
+
+def test_a_catalog_that_is_not_a_database_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "catalog.sqlite").write_bytes(b"this is not a SQLite database, it only has its name" * 100)
+    for args in (["runs", "--out", str(tmp_path)], ["runs", "reindex", str(tmp_path)]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        line = res.stderr.strip()
+        assert "\n" not in line and line.startswith(f"error: run catalog sqlite:///{tmp_path / 'catalog.sqlite'}: ")
+        assert "file is not a database" in line
