@@ -258,7 +258,7 @@ class Catalog:
         self.close()
 
     # -- writing ------------------------------------------------------------------------------------------------
-    def record(self, insert_only: tuple[str, ...] = (), **row: Any) -> None:
+    def record(self, *, insert_only: tuple[str, ...] = (), **row: Any) -> None:
         """Insert the run ``(row["station"], row["run_id"])`` or update the columns given (an upsert); the
         columns named in ``insert_only`` are written only when the row is new.
 
@@ -278,14 +278,19 @@ class Catalog:
             self._record_generic(values, changed)
             return
         statement = insert(runs_table).values(**_with_defaults(values))
-        statement = statement.on_conflict_do_update(index_elements=["station", "run_id"], set_=changed)
+        key = ["station", "run_id"]
+        statement = (statement.on_conflict_do_update(index_elements=key, set_=changed) if changed
+                     else statement.on_conflict_do_nothing(index_elements=key))
         with self._begin() as conn:
             conn.execute(statement)
 
     def _record_generic(self, values: dict[str, Any], changed: dict[str, Any]) -> None:
         key = (runs_table.c.station == values["station"]) & (runs_table.c.run_id == values["run_id"])
         with self._begin() as conn:
-            if conn.execute(update(runs_table).where(key).values(**changed)).rowcount == 0:
+            if not changed:
+                if conn.execute(select(runs_table.c.id).where(key)).first() is None:
+                    conn.execute(runs_table.insert().values(**_with_defaults(values)))
+            elif conn.execute(update(runs_table).where(key).values(**changed)).rowcount == 0:
                 conn.execute(runs_table.insert().values(**_with_defaults(values)))
 
     def record_start(self, start: RunStart, path: str | Path | None = None) -> None:
@@ -363,7 +368,8 @@ class Catalog:
         newest_first: bool = False,
         check_running: bool = True,
     ) -> list[CatalogRun]:
-        """The runs matching every filter given, oldest first (``newest_first`` reverses).
+        """The runs matching every filter given, oldest first (``newest_first``: newest first); runs without a
+        start time last.
 
         ``since``: runs started at or after it (UTC). With ``check_running`` (default), a run the catalog still
         calls ``running`` is first checked against its file: if the file says its writer has gone (see
@@ -373,8 +379,9 @@ class Catalog:
             self._refresh_running(filters)
         if status is not None:
             filters.append(runs_table.c.status == status)
-        order = (runs_table.c.start_time.desc(), runs_table.c.id.desc()) if newest_first else (
-            runs_table.c.start_time.asc(), runs_table.c.id.asc())
+        # a run without a start time (a file that lost it) comes last either way, on every backend
+        order = (runs_table.c.start_time.desc().nulls_last(), runs_table.c.id.desc()) if newest_first else (
+            runs_table.c.start_time.asc().nulls_last(), runs_table.c.id.asc())
         query = select(runs_table).where(*filters).order_by(*order)
         if limit is not None:
             query = query.limit(limit)

@@ -243,3 +243,16 @@ def test_station_catalog_is_any_sqlalchemy_url_without_a_password():
     with pytest.raises(ConfigError, match=r"station.catalog = 'catalog.sqlite': not a database URL; allowed: a "
                                           r"SQLAlchemy URL"):
         parse_station(data)
+
+
+def test_the_upsert_of_a_database_without_on_conflict(url):
+    """Databases other than SQLite and PostgreSQL get an update-else-insert (exercised here on both backends)."""
+    with Catalog(url) as catalog:
+        catalog.backend = "another"
+        CatalogSubscriber(catalog)("start", _start("g1"))
+        catalog.record(station="bench-1", run_id="g1")  # nothing to change: still one row
+        catalog.record(station="bench-1", run_id="g2")  # a new row with nothing but its key
+        catalog.record_stop("bench-1", RunStop(run_id="g1", time="2026-12-01T20:01:00+00:00", status="completed"))
+        runs = catalog.runs(check_running=False)
+    # g2 has no start time: last, on both backends (their NULL orders differ)
+    assert [(r.run_id, r.procedure, r.status) for r in runs] == [("g1", "jv", "completed"), ("g2", "", "running")]
