@@ -139,8 +139,9 @@ def catalog_url(station_catalog: str | None, data_dir: str | Path) -> str:
     return station_catalog or default_url(data_dir)
 
 
-def default_catalog_exists(url: str) -> bool:
-    """Whether ``url`` names a database that may hold runs: False only for a SQLite file not created yet."""
+def catalog_exists(url: str) -> bool:
+    """Whether the catalog at ``url`` may hold runs: False only for a SQLite file not created yet (other
+    databases are not asked: they exist or fail to open)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return True

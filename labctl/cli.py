@@ -632,14 +632,14 @@ def runs_group(ctx: click.Context, station_path: str | None, data_dir: str | Non
     still calls running is checked against its file: a file whose writer died shows as interrupted."""
     if ctx.invoked_subcommand is not None:
         return
-    from labctl.catalog import default_catalog_exists, parse_since
+    from labctl.catalog import catalog_exists, parse_since
 
     try:
         since_utc = parse_since(since) if since is not None else None
     except ValueError as exc:
         raise _InputError(str(exc)) from None
     url = _catalog_url(station_path, data_dir)
-    if not default_catalog_exists(url):  # nothing recorded yet: say so, and create nothing
+    if not catalog_exists(url):  # nothing recorded yet: say so, and create nothing
         runs: list[Any] = []
     else:
         with _open_catalog(url) as catalog, _catalog_errors():
