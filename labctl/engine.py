@@ -60,7 +60,7 @@ from labctl.documents import (
     Subscriber,
 )
 from labctl.station import Station
-from labctl.storage import RunFileWriter, load_run, utc_now_iso
+from labctl.storage import RunFileWriter, utc_now_iso
 from procedures.base import LabProcedure, RunAborted
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,18 @@ class RunResult:
     results: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     num_events: dict[str, int] = field(default_factory=dict)  # rows recorded per stream
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """Where a run is written: a new file, or (``segment`` > 0) a new segment of an existing run (labctl resume:
+    :class:`labctl.resume.ResumeEngine`). ``rows``: rows already stored per stream, where ``Event.seq_num`` goes on."""
+
+    run_id: str
+    path: Path
+    segment: int = 0
+    reason: str = ""
+    rows: Mapping[str, int] = field(default_factory=dict)
 
 
 def make_run_id(procedure: str, sample: str) -> str:
@@ -179,9 +191,8 @@ class RunEngine:
         self._suspenders.append(condition)
 
     # -- background runs ----------------------------------------------------------------------------------------
-    def start(self, procedure: LabProcedure, **run_options: Any) -> None:
-        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result.
-        ``run_options``: those of :meth:`run` (``resume_file``, ``resume_reason``)."""
+    def start(self, procedure: LabProcedure) -> None:
+        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result."""
         if self.running:
             raise RuntimeError("a run is already going on this engine")
         self._stop.clear()
@@ -189,7 +200,7 @@ class RunEngine:
 
         def target() -> None:
             try:
-                self._outcome = (self._run(procedure, **run_options), None)
+                self._outcome = (self._run(procedure), None)
             except BaseException as exc:  # noqa: BLE001 - handed to join()
                 self._outcome = (None, exc)
 
@@ -302,37 +313,24 @@ class RunEngine:
         return None
 
     # -- the run ------------------------------------------------------------------------------------------------
-    def run(self, procedure: LabProcedure, *, resume_file: str | Path | None = None,
-            resume_reason: str = "") -> RunResult:
+    def run(self, procedure: LabProcedure) -> RunResult:
         """Validate, connect, run and store. Raises only for problems found *before* the run file exists
-        (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult.
-
-        ``resume_file``: continue that run (same run id and file) in a new segment instead of starting a new one
-        (the start document has ``segment`` > 0 and ``resume_reason``; events go on numbering after the rows on
-        disk); the procedure finds where it was from the file itself."""
+        (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult."""
         self._stop.clear()
-        return self._run(procedure, resume_file, resume_reason)
+        return self._run(procedure)
 
-    def _run(self, procedure: LabProcedure, resume_file: str | Path | None = None,
-             resume_reason: str = "") -> RunResult:
+    def _run(self, procedure: LabProcedure) -> RunResult:
         procedure.station = self.station
         procedure.data_dir = self.out_dir
         procedure.validate(self.station)
-        if resume_file is not None:  # read before any I/O: a wrong file is an error for people, not a run
-            path = Path(resume_file)
-            prior = load_run(path)
-            run_id, segment = prior.info.get("run_id", ""), max(len(getattr(prior, "segments", ())), 1)
-            done = {name: len(frame) for name, frame in prior.streams.items()}
-        else:
-            run_id, segment, done = make_run_id(procedure.NAME, self.sample), 0, {}
-            day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-            path = self.out_dir / day / f"{run_id}.h5"
         roles = list(procedure.REQUIRES) + [r for r in procedure.OPTIONAL if r in self.station.config.instruments]
         self.station.connect(roles)
         idn = self.station.idn()
 
+        run_file = self._run_file(procedure)
+        run_id, path = run_file.run_id, run_file.path
         self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
-        self._seq = {name: done.get(name, 0) for name in procedure.STREAMS}
+        self._seq = {name: int(run_file.rows.get(name, 0)) for name in procedure.STREAMS}
         self._progress = -1.0
         writer = self._open_bus()
         try:
@@ -349,8 +347,8 @@ class RunEngine:
                 software_version=__version__,
                 area_cm2=getattr(procedure, "area_cm2", None),
                 path=str(path),
-                segment=segment,
-                resume_reason=resume_reason,
+                segment=run_file.segment,
+                resume_reason=run_file.reason,
             ))
             for name, spec in procedure.STREAMS.items():
                 self._publish(DESCRIPTOR, Descriptor(run_id, name, tuple(spec.columns), spec.signal, spec.axes))
@@ -403,6 +401,12 @@ class RunEngine:
                 self.bus = self._file = None
         return RunResult(run_id=run_id, path=path, status=status, results=results, error=error,
                          num_events=num_events)
+
+    def _run_file(self, procedure: LabProcedure) -> RunFile:
+        """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one."""
+        run_id = make_run_id(procedure.NAME, self.sample)
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        return RunFile(run_id, self.out_dir / day / f"{run_id}.h5")
 
     @staticmethod
     def _streams_from_file(writer: RunFileWriter) -> Mapping[str, pd.DataFrame]:
