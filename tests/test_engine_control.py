@@ -3,6 +3,7 @@ procedure's checkpoint() — with the safe state on every exit path."""
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import pytest
@@ -135,6 +136,25 @@ def test_abort_ends_a_suspension(tmp_path):
     assert result.status == "aborted", result.error
     assert not smu_output_on(station) and station.bench.light.shutter_open is False
     assert "suspended: interlock open" in watch.lines and "resumed" not in watch.lines
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_join_waits_aborts_the_background_run_safely(tmp_path, signum):
+    """The main thread waits in join(); Ctrl-C or SIGTERM ends the run aborted, through its safe state."""
+    station = _station()
+    watch = LogWatch("paused")
+    engine = RunEngine(station, tmp_path, subscribers=[watch])
+    engine.pause()
+    engine.start(make_procedure(direction="forward", precondition_s=5.0))
+    watch.wait_for("paused")
+    assert smu_output_on(station)
+    before = signal.getsignal(signum)
+    threading.Timer(0.2, signal.raise_signal, (signum,)).start()
+    result = engine.join(TIMEOUT_S)  # the signal arrives while join waits
+    assert result.status == "aborted", result.error
+    assert not smu_output_on(station) and station.bench.light.shutter_open is False
+    assert load_run(result.path).status == "aborted"
+    assert signal.getsignal(signum) is before  # join's handlers are gone again
 
 
 def test_a_background_run_that_cannot_start_raises_from_join(tmp_path):
