@@ -12,7 +12,7 @@ from labctl.config import ConfigError, parse_station
 from labctl.engine import RunEngine
 from labctl.station import Station
 from labctl.storage import load_run
-from procedures.base import LabProcedure
+from procedures.base import LabProcedure, RunAborted
 from tests.engine_procedures import Ticks, make
 from tests.helpers import default_station, make_procedure, smu_output_on
 
@@ -166,6 +166,12 @@ def test_a_background_run_that_cannot_start_raises_from_join(tmp_path):
 
 def test_checkpoint_outside_a_run_does_nothing_and_check_abort_is_the_same_check():
     proc = LabProcedure()
-    proc.checkpoint()
+    proc.checkpoint()  # no engine: no abort, no pause
+    held = []
+    proc.pause_point = lambda: held.append("held")
     proc.check_abort()
-    assert LabProcedure.check_abort is LabProcedure.checkpoint
+    assert held == ["held"]  # the older name passes the engine's pause point too
+    proc.should_stop = lambda: True
+    with pytest.raises(RunAborted, match="abort requested"):
+        proc.check_abort()
+    assert held == ["held"]  # an abort is raised before holding
