@@ -60,7 +60,7 @@ from labctl.documents import (
     Subscriber,
 )
 from labctl.station import Station
-from labctl.storage import RunFileWriter, load_run, utc_now_iso
+from labctl.storage import RunFileWriter, utc_now_iso
 from procedures.base import LabProcedure, RunAborted
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ SUSPEND_POLL_S = 1.0
 """While suspended, the suspenders are asked again every this many seconds of station clock (s)."""
 PAUSE_POLL_S = 0.1
 """While paused, an abort or a signal is noticed within this wall time (s)."""
+PROGRESS_STEP = 1e-3
+"""A progress document when the fraction done moved by at least this much (and at 1): a bar needs no more."""
 
 Suspender = Callable[[], "str | None"]
 
@@ -86,6 +88,18 @@ class RunResult:
     results: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     num_events: dict[str, int] = field(default_factory=dict)  # rows recorded per stream
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """Where a run is written: a new file, or (``segment`` > 0) a new segment of an existing run (labctl resume:
+    :class:`labctl.resume.ResumeEngine`). ``rows``: rows already stored per stream, where ``Event.seq_num`` goes on."""
+
+    run_id: str
+    path: Path
+    segment: int = 0
+    reason: str = ""
+    rows: Mapping[str, int] = field(default_factory=dict)
 
 
 def make_run_id(procedure: str, sample: str) -> str:
@@ -143,6 +157,7 @@ class RunEngine:
         self._run_id = ""
         self._streams: frozenset[str] = frozenset()
         self._seq: dict[str, int] = {}
+        self._progress = -1.0  # the fraction of the last progress document
 
     def subscribe(self, subscriber: Subscriber, critical: bool = False) -> None:
         """Add a document subscriber for the runs that start from now on (``critical``: its failure fails the
@@ -176,9 +191,8 @@ class RunEngine:
         self._suspenders.append(condition)
 
     # -- background runs ----------------------------------------------------------------------------------------
-    def start(self, procedure: LabProcedure, **run_options: Any) -> None:
-        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result.
-        ``run_options``: those of :meth:`run` (``resume_file``, ``resume_reason``)."""
+    def start(self, procedure: LabProcedure) -> None:
+        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result."""
         if self.running:
             raise RuntimeError("a run is already going on this engine")
         self._stop.clear()
@@ -186,7 +200,7 @@ class RunEngine:
 
         def target() -> None:
             try:
-                self._outcome = (self._run(procedure, **run_options), None)
+                self._outcome = (self._run(procedure), None)
             except BaseException as exc:  # noqa: BLE001 - handed to join()
                 self._outcome = (None, exc)
 
@@ -200,12 +214,20 @@ class RunEngine:
 
     def join(self, timeout_s: float | None = None) -> RunResult:
         """Wait for the run started with :meth:`start`; its RunResult, or the error that kept it from starting
-        (ConfigError, StationError) re-raised. TimeoutError if it is still going after ``timeout_s``."""
+        (ConfigError, StationError) re-raised. TimeoutError if it is still going after ``timeout_s``.
+
+        Called in the main thread, Ctrl-C (SIGINT) and SIGTERM while waiting abort the run (it then ends
+        ``aborted`` through its safe state, and join goes on waiting for that), as they do a run in the main
+        thread; elsewhere signals are not seen and only :meth:`abort` stops the run."""
         if self._thread is None:
             raise RuntimeError("no run was started on this engine")
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the run is still going after {timeout_s} s")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with _signals_abort(self):
+            while self._thread.is_alive():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"the run is still going after {timeout_s} s")
+                self._thread.join(PAUSE_POLL_S if left is None else min(PAUSE_POLL_S, left))
         assert self._outcome is not None
         result, error = self._outcome
         if error is not None:
@@ -217,15 +239,17 @@ class RunEngine:
     def _emit(self, topic: str, record: Any) -> None:
         """The procedure's hook (``procedure.emit``): rows, progress and log lines become documents."""
         if topic == "results":
-            row = dict(record)
-            stream = row.pop("_stream")
+            stream = record.pop("_stream")  # record is the fresh dict LabProcedure.record made for this row
             if stream not in self._streams:
                 raise ValueError(f"a row for stream {stream!r}, which the procedure does not declare "
                                  f"(its STREAMS: {', '.join(sorted(self._streams))})")
             self._seq[stream] += 1
-            self._publish(EVENT, Event(self._run_id, stream, self._seq[stream], time.time(), row))
+            self._publish(EVENT, Event(self._run_id, stream, self._seq[stream], time.time(), record))
         elif topic == "progress":
-            self._publish(PROGRESS, Progress(self._run_id, float(record)))
+            fraction = float(record)
+            if abs(fraction - self._progress) >= PROGRESS_STEP or (fraction == 1.0 != self._progress):
+                self._progress = fraction
+                self._publish(PROGRESS, Progress(self._run_id, fraction))
         elif topic == "log":
             self._event(str(record))
 
@@ -245,8 +269,8 @@ class RunEngine:
             self.bus.emit(name, doc)
 
     def _callbacks(self, name: str, doc: Any) -> None:
-        """The ``on_progress``/``on_event`` callbacks as a subscriber (read at each document: they may be set
-        after the engine is made)."""
+        """The ``on_progress``/``on_event`` callbacks as a subscriber (subscribed when either is set as a run
+        starts; they may be set after the engine is made)."""
         if name == PROGRESS and self.on_progress:
             self.on_progress(100.0 * doc.fraction)
         elif name == LOG and self.on_event:
@@ -257,7 +281,8 @@ class RunEngine:
         writer = RunFileWriter(flush_interval_s=self.flush_interval_s)
         bus = DocumentBus()
         bus.subscribe(writer, critical=True)
-        bus.subscribe(self._callbacks)
+        if self.on_progress or self.on_event:
+            bus.subscribe(self._callbacks)
         for subscriber, critical in self._subscribers:
             bus.subscribe(subscriber, critical=critical)
         self.bus, self._file = bus, writer
@@ -266,6 +291,8 @@ class RunEngine:
     # -- pause, suspend -----------------------------------------------------------------------------------------
     def _pause_point(self) -> None:
         """Called at each ``procedure.checkpoint()``: hold while paused or suspended; return on an abort."""
+        if self._unpaused.is_set() and not self._suspenders:
+            return
         if self.paused and not self._stop.is_set():
             self._event("paused")
             while not self._unpaused.wait(PAUSE_POLL_S):
@@ -294,37 +321,25 @@ class RunEngine:
         return None
 
     # -- the run ------------------------------------------------------------------------------------------------
-    def run(self, procedure: LabProcedure, *, resume_file: str | Path | None = None,
-            resume_reason: str = "") -> RunResult:
+    def run(self, procedure: LabProcedure) -> RunResult:
         """Validate, connect, run and store. Raises only for problems found *before* the run file exists
-        (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult.
-
-        ``resume_file``: continue that run (same run id and file) in a new segment instead of starting a new one
-        (the start document has ``segment`` > 0 and ``resume_reason``; events go on numbering after the rows on
-        disk); the procedure finds where it was from the file itself."""
+        (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult."""
         self._stop.clear()
-        return self._run(procedure, resume_file, resume_reason)
+        return self._run(procedure)
 
-    def _run(self, procedure: LabProcedure, resume_file: str | Path | None = None,
-             resume_reason: str = "") -> RunResult:
+    def _run(self, procedure: LabProcedure) -> RunResult:
         procedure.station = self.station
         procedure.data_dir = self.out_dir
         procedure.validate(self.station)
-        if resume_file is not None:  # read before any I/O: a wrong file is an error for people, not a run
-            path = Path(resume_file)
-            prior = load_run(path)
-            run_id, segment = prior.info.get("run_id", ""), max(len(getattr(prior, "segments", ())), 1)
-            done = {name: len(frame) for name, frame in prior.streams.items()}
-        else:
-            run_id, segment, done = make_run_id(procedure.NAME, self.sample), 0, {}
-            day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-            path = self.out_dir / day / f"{run_id}.h5"
         roles = list(procedure.REQUIRES) + [r for r in procedure.OPTIONAL if r in self.station.config.instruments]
         self.station.connect(roles)
         idn = self.station.idn()
 
+        run_file = self._run_file(procedure)
+        run_id, path = run_file.run_id, run_file.path
         self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
-        self._seq = {name: done.get(name, 0) for name in procedure.STREAMS}
+        self._seq = {name: int(run_file.rows.get(name, 0)) for name in procedure.STREAMS}
+        self._progress = -1.0
         writer = self._open_bus()
         try:
             self._publish(START, RunStart(
@@ -340,8 +355,8 @@ class RunEngine:
                 software_version=__version__,
                 area_cm2=getattr(procedure, "area_cm2", None),
                 path=str(path),
-                segment=segment,
-                resume_reason=resume_reason,
+                segment=run_file.segment,
+                resume_reason=run_file.reason,
             ))
             for name, spec in procedure.STREAMS.items():
                 self._publish(DESCRIPTOR, Descriptor(run_id, name, tuple(spec.columns), spec.signal, spec.axes))
@@ -395,12 +410,16 @@ class RunEngine:
         return RunResult(run_id=run_id, path=path, status=status, results=results, error=error,
                          num_events=num_events)
 
+    def _run_file(self, procedure: LabProcedure) -> RunFile:
+        """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one."""
+        run_id = make_run_id(procedure.NAME, self.sample)
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        return RunFile(run_id, self.out_dir / day / f"{run_id}.h5")
+
     @staticmethod
     def _streams_from_file(writer: RunFileWriter) -> Mapping[str, pd.DataFrame]:
         """The run's streams as stored (everything queued is written first): what ``analyse()`` gets."""
-        writer.flush()
-        assert writer.path is not None
-        return load_run(writer.path).streams
+        return writer.streams()
 
     def _execute(self, procedure: LabProcedure) -> None:
         procedure.execute()
@@ -429,6 +448,28 @@ class RunEngine:
             if failures and status == COMPLETED:
                 status, error = FAILED, "safe state failed: " + "; ".join(failures)
         return status, error
+
+
+class _signals_abort:
+    """While the main thread waits for a background run: SIGINT/SIGTERM call ``engine.abort()`` (logged)."""
+
+    def __init__(self, engine: RunEngine) -> None:
+        self.engine = engine
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._abort)
+
+    def _abort(self, signum: int, frame: Any) -> None:
+        log.warning("%s received: aborting the run", signal.Signals(signum).name)
+        self.engine.abort()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 class _signals_raise_interrupt:
