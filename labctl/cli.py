@@ -11,10 +11,12 @@ stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,8 +207,8 @@ def _run(
             out,
             sample=sample,
             operator=operator,
-            on_progress=lambda pct: progress.update(task, completed=pct),
-            on_event=lambda message: _echo_warning(err_console if as_json else progress.console, message),
+            subscribers=[_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console),
+                         *_catalog_subscribers(config, out, err_console if as_json else progress.console)],
         )
         try:
             result = engine.run(procedure)
@@ -243,6 +245,28 @@ def _run(
         if png:
             out_console.print(f"plot:   {png}", highlight=False, soft_wrap=True)
     sys.exit(0 if result.status == "completed" else 1)
+
+
+class _ProgressBar:
+    """Document subscriber: moves the progress bar with the run's ``progress`` documents."""
+
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self.progress, self.task = progress, task
+
+    def __call__(self, name: str, doc: Any) -> None:
+        if name == "progress":
+            self.progress.update(self.task, completed=100.0 * doc.fraction)
+
+
+class _LiveWarnings:
+    """Document subscriber: echoes the run's warnings and failures (``log`` documents) as they happen."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, name: str, doc: Any) -> None:
+        if name == "log":
+            _echo_warning(self.console, doc.message)
 
 
 def _print_safe_state(station: Any) -> None:
@@ -443,6 +467,132 @@ def analyze_mismatch(eqe_file: str, reference_sr: str, simulator_spectrum: str, 
                    f"EQE {details['wavelength_min_nm']:g}-{details['wavelength_max_nm']:g} nm, zero beyond its "
                    "band edge)")
         click.echo(f"use: labctl run jv --set mismatch={m:.6f}")
+
+
+# -- the run catalog ------------------------------------------------------------------------------------------
+_STATUSES = ("running", "completed", "aborted", "failed", "interrupted")
+#: the key results shown in the table of `labctl runs` (all of them are in --json)
+_RUN_FIGURES = (("pce_pct", "PCE {:.3g} %"), ("voc_V", "Voc {:.4g} V"), ("jsc_mA_cm2", "Jsc {:.4g} mA/cm²"),
+                ("ff", "FF {:.3g}"), ("jsc_integrated_mA_cm2", "Jsc(EQE) {:.4g} mA/cm²"))
+
+
+def _catalog_url(station_path: str | None, data_dir: str | None) -> str:
+    """The catalog of ``labctl runs``: station.catalog, else ``<data folder>/catalog.sqlite`` (the data folder:
+    ``data_dir`` if given, else the station's ``station.data_dir``). Without a station file, ``data_dir`` must be
+    given (else the one-line error of a missing station file)."""
+    from labctl.catalog import catalog_url
+
+    path = _station_path(station_path)
+    if data_dir is not None and station_path is None and not path.exists():
+        return catalog_url(None, data_dir)
+    path, config = _load(station_path)
+    return catalog_url(config.station.catalog, data_dir or path.parent / config.station.data_dir)
+
+
+def _catalog_subscribers(config: StationConfig, out: Path, console: Console) -> list[Any]:
+    """For ``labctl run``: the run catalog's subscriber (station.catalog, else ``<out>/catalog.sqlite``), or none,
+    with a warning, when the catalog cannot be opened (the run goes on: its file is the record)."""
+    from labctl.catalog import Catalog, CatalogError, CatalogSubscriber, catalog_url
+
+    try:
+        return [CatalogSubscriber(Catalog(catalog_url(config.station.catalog, out)))]
+    except CatalogError as exc:
+        console.print(f"[yellow]WARNING: {exc}; this run is not indexed (`labctl runs reindex {out}` catches up)[/]",
+                      highlight=False, soft_wrap=True)
+        return []
+
+
+def _open_catalog(url: str) -> Any:
+    with _catalog_errors():
+        from labctl.catalog import Catalog
+
+        return Catalog(url)
+
+
+@contextlib.contextmanager
+def _catalog_errors() -> Iterator[None]:
+    """A catalog that cannot be opened or read: one line, exit 2."""
+    from labctl.catalog import CatalogError
+
+    try:
+        yield
+    except CatalogError as exc:
+        raise _InputError(str(exc)) from None
+
+
+@main.group("runs", invoke_without_command=True)
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--out", "data_dir", default=None, help="data folder whose catalog to read (default: station.data_dir)")
+@click.option("--sample", default=None, help="only this sample / device id")
+@click.option("--procedure", default=None, help="only this procedure (jv, eqe, ...)")
+@click.option("--since", default=None, metavar="DATE", help="only runs started since: YYYY-MM-DD[THH:MM], UTC")
+@click.option("--status", type=click.Choice(_STATUSES), default=None, help="only runs with this status")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object: {\"catalog\", \"runs\": [...]}")
+@click.pass_context
+def runs_group(ctx: click.Context, station_path: str | None, data_dir: str | None, sample: str | None,
+               procedure: str | None, since: str | None, status: str | None, as_json: bool) -> None:
+    """List the runs in the catalog (oldest first), or rebuild it: `labctl runs reindex DIR`.
+
+    The catalog is station.catalog from the station file, else <data folder>/catalog.sqlite. A run the catalog
+    still calls running is checked against its file: a file whose writer died shows as interrupted."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from labctl.catalog import catalog_exists, parse_since
+
+    try:
+        since_utc = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        raise _InputError(str(exc)) from None
+    url = _catalog_url(station_path, data_dir)
+    if not catalog_exists(url):  # nothing recorded yet: say so, and create nothing
+        runs: list[Any] = []
+    else:
+        with _open_catalog(url) as catalog, _catalog_errors():
+            runs = catalog.runs(sample=sample, procedure=procedure, since=since_utc, status=status)
+    if as_json:
+        click.echo(json.dumps({"catalog": _shown_url(url), "runs": [run.to_json() for run in runs]}))
+        return
+    if not runs:
+        click.echo(f"no runs in the catalog {_shown_url(url)} (`labctl runs reindex DIR` builds it from run files)")
+        return
+    table = Table(title=f"runs in {_shown_url(url)}")
+    for column in ("start (UTC)", "station", "run id", "procedure", "sample", "status", "results", "file"):
+        table.add_column(column, no_wrap=column in ("run id", "file"))
+    for run in runs:
+        start = run.start_time.strftime("%Y-%m-%d %H:%M:%S") if run.start_time else "—"
+        figures = ", ".join(fmt.format(run.results[key]) for key, fmt in _RUN_FIGURES
+                            if isinstance(run.results.get(key), (int, float)))
+        table.add_row(start, run.station, run.run_id, run.procedure, run.sample, run.status, figures or "—",
+                      run.path)
+    _out_console().print(table)
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@runs_group.command("reindex")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--station", "station_path", help="station file whose station.catalog to fill (default: "
+              "./station.yaml if there is one; without station.catalog: DIR/catalog.sqlite)")
+def runs_reindex(folder: str, station_path: str | None) -> None:
+    """Rebuild the catalog from the run files under DIR (the files are the source of truth): every run file is
+    recorded as it reads now, and rows of files that are gone from DIR are removed."""
+    from labctl.catalog import catalog_url
+
+    station_catalog = None
+    if station_path is not None or _station_path(None).exists():
+        station_catalog = _load(station_path)[1].station.catalog
+    url = catalog_url(station_catalog, folder)
+    with _open_catalog(url) as catalog, _catalog_errors():
+        report = catalog.reindex(folder)
+    for path, why in report.unreadable.items():
+        err_console.print(f"[yellow]skipped {path}: not a readable run file ({why})[/]", highlight=False,
+                          soft_wrap=True)
+    click.echo(f"indexed {report.indexed} run file(s) from {folder} into {_shown_url(url)}; removed "
+               f"{report.removed} row(s) whose file is gone; skipped {len(report.unreadable)} unreadable file(s)")
 
 
 # -- station --------------------------------------------------------------------------------------------------

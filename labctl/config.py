@@ -25,6 +25,27 @@ class StationInfo(_Strict):
     name: str = "station"
     operator: str = "operator"
     data_dir: str = Field("runs", description="where run files go, relative to the station file's folder")
+    catalog: str | None = Field(None, description="SQLAlchemy URL of the run catalog (default: SQLite "
+                                "<data folder>/catalog.sqlite); e.g. postgresql+psycopg://... shared by benches")
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_url(cls, value: str | None) -> str | None:
+        """A SQLAlchemy URL without a password: the station (with this URL) is stored in every run file."""
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL; allowed: a SQLAlchemy URL such as sqlite:////data/catalog.sqlite "
+                             "or postgresql+psycopg://user@host/labctl") from None
+        if url.password:
+            raise ValueError("holds a password, which would be stored in every run file; give it through "
+                             "~/.pgpass or $PGPASSWORD instead") from None
+        return value
 
 
 class Limits(_Strict):

@@ -550,21 +550,35 @@ class EQEProcedure(_WavelengthScan):
         return min(super()._auto_stop_nm(station), float(self._cal_lam.max()))
 
     def _find_calibration(self) -> Path:
+        """``calibration_file``, else the station's newest completed eqe-calibration run in the run catalog
+        (station.catalog, else the data folder's catalog.sqlite) whose file exists. When the catalog knows none
+        but the data folder exists, the folder is reindexed first (runs made without the catalog: by a
+        RunEngine without its subscriber, or files copied in), then asked again."""
+        from labctl.catalog import Catalog, CatalogError, catalog_url
+
         if self.calibration_file:
             path = Path(self.calibration_file)
             if not path.exists():
                 raise ConfigError(f"parameter calibration_file = {self.calibration_file!r}: no such file")
             return path
-        candidates = sorted(Path(getattr(self, "data_dir", "runs")).rglob("*_eqe-calibration_*.h5"),
-                            key=lambda p: p.stat().st_mtime)
-        for path in reversed(candidates):
+        data_dir = Path(getattr(self, "data_dir", "runs"))
+        info = self.station.config.station if getattr(self, "station", None) is not None else None
+        url = catalog_url(info.catalog if info else None, data_dir)
+        found = None
+        if data_dir.is_dir() or (info and info.catalog):
             try:
-                if load_run(path).status == "completed":
-                    return path
-            except (OSError, KeyError):
-                continue
-        raise ConfigError("no completed eqe-calibration run in the data folder: run `labctl run eqe-calibration` "
-                          "first, or give --set calibration_file=PATH")
+                with Catalog(url) as catalog:
+                    found = catalog.newest("eqe-calibration", station=info.name if info else None)
+                    if found is None and data_dir.is_dir():
+                        catalog.reindex(data_dir)
+                        found = catalog.newest("eqe-calibration", station=info.name if info else None)
+            except CatalogError as exc:
+                raise ConfigError(f"station.catalog: {exc}") from None
+        if found is not None:
+            return Path(found.path)
+        of = f" of station {info.name!r}" if info else ""
+        raise ConfigError(f"no completed eqe-calibration run{of} in the run catalog {url} nor in the data folder "
+                          f"{data_dir}: run `labctl run eqe-calibration` first, or give --set calibration_file=PATH")
 
     def startup(self) -> None:
         self.log(f"calibration: {self._calibration_path} (run {self._reference_run})")
