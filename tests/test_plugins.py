@@ -78,10 +78,14 @@ class AcmeTC1(Instrument):
 
 
 class AcmeTC1Emulator:
-    """What the TC-1 answers (one line per command), and what it was told."""
+    """What the TC-1 answers (one line per command), and what it was told; on the simulated bench it reads the
+    simulated cell's temperature, served alone it reads 301.25 K."""
+
+    #: the sim://<name> resources it can be on the simulated bench
+    SIM_NAMES = ("thermo",)
 
     def __init__(self, bench: Any = None) -> None:
-        self.temperature_K = 301.25
+        self.temperature_K = 301.25 if bench is None else bench.cell.params.temperature_K
         self.averages = 1
         self.heater = 1
         self.errors: list[str] = []
@@ -298,6 +302,32 @@ def test_register_instrument_refuses_a_taken_name(plugin):
     unregister_instrument("acme_tc1")
     with pytest.raises(ConfigError, match="unknown driver"):
         parse_station(_station_data("TCPIP::127.0.0.1::1::SOCKET"))
+
+
+# -- the same plug-in on the simulated bench (sim://): the simulator makes its emulator from the registration --
+def _simulated_station(name: str = "thermo") -> dict:
+    return {"station": {"name": "plugin-sim"}, "instruments": {"thermo": {"driver": "acme_tc1", "resource": f"sim://{name}"}},
+            "simulation": {"enabled": True, "device": {"temperature_K": 310.5}}}
+
+
+def test_station_check_finds_the_simulated_plugin(plugin, tmp_path):
+    res = CliRunner().invoke(main, ["station", "check", "--station", str(_write(tmp_path, _simulated_station()))])
+    assert res.exit_code == 0, res.output
+    assert "thermo: acme_tc1 at sim://thermo" in res.output and "offers: temperature_sensor" in res.output
+    assert IDN in res.output and "errors: none" in res.output
+
+
+def test_a_procedure_reads_the_simulated_cell_through_the_plugin(plugin, tmp_path):
+    station = Station(parse_station(_simulated_station()))
+    result = RunEngine(station, tmp_path / "runs", sample="plug").run(TemperatureLog())
+    assert result.status == "completed", result.error
+    # the station file's simulation.device.temperature_K, read by the plug-in's emulator on the bench
+    assert load_run(result.path).streams["temperature"]["temperature_K"].tolist() == [310.5] * 3
+
+
+def test_a_sim_name_the_plugins_emulator_cannot_be_is_refused(plugin):
+    with pytest.raises(ConfigError, match=r"instruments\.thermo\.resource = 'sim://oven'.*'sim://thermo'"):
+        parse_station(_simulated_station("oven"))
 
 
 # -- the built-in instruments register the same way -----------------------------------------------------------
