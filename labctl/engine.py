@@ -192,7 +192,11 @@ class RunEngine:
 
     # -- background runs ----------------------------------------------------------------------------------------
     def start(self, procedure: LabProcedure) -> None:
-        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result."""
+        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result.
+
+        Signals go to the main thread, not to the run: while :meth:`join` waits it turns Ctrl-C/SIGTERM into
+        :meth:`abort`; otherwise (a GUI's event loop) the caller calls :meth:`abort`. The thread is not a daemon,
+        so the interpreter does not exit in the middle of a run or its safe state."""
         if self.running:
             raise RuntimeError("a run is already going on this engine")
         self._stop.clear()
@@ -204,7 +208,6 @@ class RunEngine:
             except BaseException as exc:  # noqa: BLE001 - handed to join()
                 self._outcome = (None, exc)
 
-        # not a daemon: the interpreter waits for the run (and its safe state) before it exits
         self._thread = threading.Thread(target=target, name=f"labctl-run-{procedure.NAME}")
         self._thread.start()
 

@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -445,18 +445,48 @@ class RunFileWriter:
         if self.writer is not None:
             self.writer.flush()
 
-    def streams(self) -> dict[str, pd.DataFrame]:
-        """The run's streams as stored so far, read from the open file (everything queued is written first):
-        what ``analyse()`` gets. The same frames as ``load_run(path).streams``."""
+    def streams(self) -> StoredStreams:
+        """The run's streams as stored, read from the open file when asked for: what ``analyse()`` gets (the
+        same frames as ``load_run(path).streams``, but a stream the analysis does not use is never read)."""
         assert self.writer is not None
-        with self.writer._lock:
-            self.writer._flush_locked()
-            return {name: _read_stream(group) for name, group in _stream_groups(self.writer.entry)}
+        return StoredStreams(self.writer)
 
     def close(self, status: str) -> None:
         """Close the file with ``status`` if no stop document did (idempotent)."""
         if self.writer is not None:
             self.writer.close(status)
+
+
+class StoredStreams(Mapping[str, pd.DataFrame]):
+    """stream name → DataFrame, read from a run file still being written the first time it is asked for (what is
+    queued is written first), then kept. Only streams with rows on disk (or the default stream) are listed."""
+
+    def __init__(self, writer: RunWriter) -> None:
+        self._writer = writer
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def _groups(self) -> dict[str, h5py.Group]:
+        with self._writer._lock:
+            self._writer._flush_locked()
+            return dict(_stream_groups(self._writer.entry))
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            with self._writer._lock:
+                groups = self._groups()
+                if name not in groups:
+                    raise KeyError(name)
+                self._frames[name] = _read_stream(groups[name])
+        return self._frames[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._frames or name in self._groups()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._groups()))
+
+    def __len__(self) -> int:
+        return len(self._groups())
 
 
 def _h5_value(value: Any) -> Any:

@@ -133,7 +133,10 @@ class LabProcedure(Procedure):
 
     # -- after the run ------------------------------------------------------------------------------------------
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-        """Results (JSON-able dict) from the recorded data; pure, no instrument access."""
+        """Results (JSON-able dict) from the recorded data; pure, no instrument access.
+
+        ``streams``: stream → DataFrame, read back from the run file when first asked for (a stream the analysis
+        does not use is never read; a stream without rows is absent, except the default stream, empty)."""
         return {}
 
     # -- for people: the printed summary and the plot -----------------------------------------------------------

@@ -135,6 +135,24 @@ def test_run_file_writer_alone_writes_a_readable_run(tmp_path):
         RunFileWriter()("event", Event("r1", "ticks", 1, 0.0, {}))
 
 
+def test_analyse_reads_only_the_streams_it_asks_for(tmp_path):
+    path = tmp_path / "r.h5"
+    writer = RunFileWriter()
+    writer("start", RunStart("r1", "p", "s", "op", "bench", "2026-12-01T00:00:00+00:00", path=str(path)))
+    for name in ("a", "b", "empty"):
+        writer("descriptor", Descriptor("r1", name, (Column("x", "V"),), "x", "x"))
+    for k in range(3):
+        writer("event", Event("r1", "a", k + 1, 0.0, {"x": float(k)}))
+        writer("event", Event("r1", "b", k + 1, 0.0, {"x": -float(k)}))
+    streams = writer.streams()
+    assert sorted(streams) == ["a", "b"] and len(streams) == 2  # "empty" got no row: no group, not listed
+    writer("event", Event("r1", "a", 4, 0.0, {"x": 3.0}))  # still queued when the analysis asks: written first
+    assert streams["a"]["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert streams.get("empty") is None and "b" in streams
+    assert list(streams._frames) == ["a"]  # b was never read
+    writer.close("completed")
+
+
 # -- bounded memory ----------------------------------------------------------------------------------------------
 def test_memory_does_not_grow_with_the_rows(tmp_path):
     """30,000 rows on the virtual clock: the Python heap at row 30,000 is within 64 B/row of that at row 6,000
