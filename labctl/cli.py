@@ -431,6 +431,14 @@ def show_cmd(file: str) -> None:
     console.print(f"{'clock':>17}: {clock}", highlight=False, soft_wrap=True)
     for name, frame in run.streams.items():
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
+    if len(run.segments) > 1:  # a resumed run: where it stopped, for how long, and why it went on
+        for seg in run.segments:
+            console.print(f"{'segment ' + str(seg['index']):>17}: {seg['start']} to {seg['end'] or '(running)'}, "
+                          f"{seg['status']} ({seg['reason']})", highlight=False, soft_wrap=True)
+        for k, gap in enumerate(run.gaps, start=1):
+            length = f"{gap['duration_s']:.1f} s" if gap["duration_s"] is not None else "unknown length"
+            console.print(f"{'gap ' + str(k):>17}: {length}, {gap['start']} to {gap['end']} ({gap['reason']})",
+                          highlight=False, soft_wrap=True)
     for role, idn in run.idn.items():
         console.print(f"{'idn ' + role:>17}: {idn}", soft_wrap=True)
     _print_summary(console, run.results)
