@@ -338,7 +338,7 @@ class KeithleySourceMeterMixin:
             raise RuntimeError(f"{self.name}: call configure_voltage_source() first")
         return self._nplc
 
-    def _remember_configuration(self, compliance_A: float, nplc: float, source_delay_s: float) -> None:
+    def _remember_configuration(self, compliance_A: float | None, nplc: float, source_delay_s: float) -> None:
         self._compliance_A, self._nplc, self._source_delay_s = compliance_A, nplc, source_delay_s
         self._auto_zero_on = True
 
@@ -351,6 +351,14 @@ class KeithleySourceMeterMixin:
     def set_voltage(self, voltage_V: float) -> None:
         """Program the source level (V); raises ValueError outside the model's range."""
         self.source_voltage = voltage_V
+
+    def set_current(self, current_A: float) -> None:
+        """Program the source level (A) of a current source; raises ValueError outside the model's range."""
+        self.source_current = current_A
+
+    def _check_current_source(self, compliance_V: float, nplc: float) -> None:
+        self._check_range("compliance_V", compliance_V, 0.0, self.limits.voltage_max_V, "V")
+        self._check_range("nplc", nplc, *self.limits.nplc_range, "PLC")
 
     def enable_output(self) -> None:
         self.source_enabled = True
@@ -521,6 +529,33 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
         self._line_frequency_Hz = self._read_line_frequency()
         self.check_set_errors("configure_voltage_source")
         self._remember_configuration(compliance_A, nplc, source_delay_s)
+
+    def configure_current_source(self, compliance_V: float, nplc: float = 1.0, four_wire: bool = False) -> None:
+        """Source I (fixed mode, auto range, level 0 A), sense V (auto range), voltage compliance (V), NPLC,
+        2/4-wire, auto-zero on, one reading per ``:READ?``; then check errors (2400 manual, "Source-measure
+        concepts": with I sourced, compliance is the voltage limit and status bit 3 flags it)."""
+        self._check_current_source(compliance_V, nplc)
+        self._nplc = None  # unconfigured until the error check passes
+        self.source_mode = "current"
+        self.write(":SOUR:CURR:MODE FIX")
+        self.write(":SOUR:CURR:RANG:AUTO ON")
+        self.source_current = 0.0
+        self.write(":SENS:FUNC:CONC OFF")
+        self.write(':SENS:FUNC "VOLT"')
+        self.compliance_voltage = compliance_V
+        self.write(":SENS:VOLT:RANG:AUTO ON")
+        self.write(f":SENS:VOLT:NPLC {nplc:g}")
+        self.four_wire_enabled = bool(four_wire)
+        self.source_delay_auto_enabled = False
+        self.source_delay = 0.0
+        self.auto_zero_enabled = True
+        self.auto_output_off_enabled = False
+        self.write(":ARM:COUN 1")
+        self.write(":TRIG:COUN 1")
+        self.reset_data_format()
+        self._line_frequency_Hz = self._read_line_frequency()
+        self.check_set_errors("configure_current_source")
+        self._remember_configuration(None, nplc, 0.0)  # no current compliance: a V limit
 
     def measure_point(self) -> SweepData:
         """One ``:READ?`` (V, I, instrument time stamp in s, compliance from status bit 3); output must be on.

@@ -224,8 +224,9 @@ def _run(
             png = plot_run(load_run(result.path))
         except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
             err_console.print(f"warning: plot failed: {exc}", highlight=False, soft_wrap=True)
+    results = _with_segments(procedure, result)
     if as_json:
-        click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": result.results}))
+        click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": results}))
     else:
         _print_summary(out_console, result.results)
         out_console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
@@ -234,6 +235,21 @@ def _run(
         if png:
             out_console.print(f"plot:   {png}", highlight=False, soft_wrap=True)
     sys.exit(0 if result.status == "completed" else 1)
+
+
+def _with_segments(procedure: Any, result: Any) -> dict[str, Any]:
+    """The results of a run, plus ``segments`` and ``gaps`` (each with start, end and reason) from its file for a
+    procedure that can be resumed (``labctl resume``)."""
+    if not hasattr(procedure, "resume_from"):
+        return result.results
+    from labctl.storage import read_segments
+
+    try:
+        _, segments, gaps = read_segments(result.path)
+    except (OSError, KeyError) as exc:
+        err_console.print(f"warning: cannot read the segments of {result.path}: {exc}", highlight=False)
+        return result.results
+    return {**result.results, "segments": segments, "gaps": gaps}
 
 
 def _print_safe_state(station: Any) -> None:

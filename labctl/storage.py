@@ -631,9 +631,7 @@ def load_run(path: str | Path) -> RunData:
             run.results = json.loads(_text(e["results/results_json"][()]))
         run.events = [_text(x) for x in e["events"][()]] if "events" in e else []
         run.segments = _read_segments(e, run.info)
-        run.gaps = [{"start": before["end"], "end": after["start"], "duration_s": after["gap_s"],
-                     "reason": after["reason"]}
-                    for before, after in zip(run.segments[:-1], run.segments[1:], strict=True)]
+        run.gaps = gaps_between(run.segments)
         for name, group in e.items():
             if isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata":
                 order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
@@ -644,6 +642,25 @@ def load_run(path: str | Path) -> RunData:
                         columns[col] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
                 run.streams[name] = pd.DataFrame(columns)
         return run
+
+
+def gaps_between(segments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``RunData.gaps`` from ``RunData.segments``: start (the earlier segment's end), end, duration_s, reason."""
+    return [{"start": before["end"], "end": after["start"], "duration_s": after["gap_s"], "reason": after["reason"]}
+            for before, after in zip(segments[:-1], segments[1:], strict=True)]
+
+
+def read_segments(path: str | Path) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(status, segments, gaps) of a run file, as :func:`load_run` gives them, without reading its streams."""
+    with h5py.File(Path(path), "r", locking=False) as f:
+        e = f["entry"]
+        info = {key: _text(e[key][()]) for key in ("start_time", "end_time", "status") if key in e}
+        if "heartbeat" in e.attrs:
+            info["heartbeat"] = _text(e.attrs["heartbeat"])
+        if info.get("status") == RUNNING and _writer_has_gone(e):
+            info["status"] = INTERRUPTED
+        segments = _read_segments(e, info)
+    return info.get("status", "unknown"), segments, gaps_between(segments)
 
 
 def _read_segments(entry: h5py.Group, info: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from procedures.eqe import EQECalibrationProcedure, EQEProcedure
+from procedures.hold import HoldProcedure
 from procedures.jv import JVProcedure
 
-REGISTRY = {"jv": JVProcedure, "eqe": EQEProcedure, "eqe-calibration": EQECalibrationProcedure}
+REGISTRY = {"jv": JVProcedure, "eqe": EQEProcedure, "eqe-calibration": EQECalibrationProcedure,
+            "hold": HoldProcedure}

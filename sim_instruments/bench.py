@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,6 +191,7 @@ class Bench:
         self.lock = threading.RLock()
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
+        self._held_suns: float | None = None  # the lamp's irradiance during one reading (see steady_light)
 
     def _bias_light_changed(self) -> None:
         """The solar simulator doubles as the EQE bench's white bias light: a DC short-circuit current."""
@@ -232,13 +235,28 @@ class Bench:
             self._advance()
             self.cell.precondition(voltage_V)
 
+    @contextmanager
+    def steady_light(self) -> Iterator[None]:
+        """One flicker draw of the lamp for everything inside: the SMU's source loop settles a reading on the
+        light of that moment, so a search for the voltage of a current (I = 0: Voc) sees one I(V) curve."""
+        with self.lock:
+            held = self._held_suns
+            if held is None:
+                self._held_suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            try:
+                yield
+            finally:
+                self._held_suns = held
+
     def cell_current_A(self) -> float:
         """Current a Keithley reports while forcing the present bias (A): −J·area, no instrument noise."""
         with self.lock:
             self._advance()
             if self._bias_V is None:
                 return 0.0
-            suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            suns = self._held_suns
+            if suns is None:
+                suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
             return -self._sign * j * self.cell.params.area_cm2
 

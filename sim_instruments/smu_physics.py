@@ -97,8 +97,14 @@ def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: f
     """Terminal voltage in [v_min, v_max] where the cell current equals ``target_A`` (I(V) rises with V).
 
     Expands a bracket from ``v0`` (so extreme biases are only probed when needed), then refines it with
-    Brent's method to 0.1 uV. Returns (V, reached); the bench is left biased at V.
+    Brent's method to 0.1 uV, all on one draw of the lamp's flicker (``bench.steady_light``: with a new draw
+    per probe the bracket could stop straddling the target). Returns (V, reached); the bench is left biased at V.
     """
+    with bench.steady_light():
+        return _solve_voltage(bench, target_A, v0, v_min, v_max)
+
+
+def _solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float) -> tuple[float, bool]:
     f0 = _probe(bench, v0) - target_A
     if f0 == 0.0:
         return v0, True
