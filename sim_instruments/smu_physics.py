@@ -8,6 +8,7 @@ integration time of one reading (instruments ref. §1.2, §1.7, §2.2).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,8 @@ def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: f
     Brent's method to 0.1 uV, all on one draw of the lamp's flicker (``bench.steady_light``: with a new draw
     per probe the bracket could stop straddling the target). Returns (V, reached); the bench is left biased at V.
     """
-    with bench.steady_light():
+    steady = getattr(bench, "steady_light", None)  # a bench without a flickering lamp need not have it
+    with steady() if steady is not None else nullcontext():
         return _solve_voltage(bench, target_A, v0, v_min, v_max)
 
 
