@@ -196,8 +196,7 @@ def _run(
             out,
             sample=sample,
             operator=operator,
-            on_progress=lambda pct: progress.update(task, completed=pct),
-            on_event=lambda message: _echo_warning(err_console if as_json else progress.console, message),
+            subscribers=[_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console)],
         )
         try:
             result = engine.run(procedure)
@@ -250,6 +249,28 @@ def _with_segments(procedure: Any, result: Any) -> dict[str, Any]:
         err_console.print(f"warning: cannot read the segments of {result.path}: {exc}", highlight=False)
         return result.results
     return {**result.results, "segments": segments, "gaps": gaps}
+
+
+class _ProgressBar:
+    """Document subscriber: moves the progress bar with the run's ``progress`` documents."""
+
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self.progress, self.task = progress, task
+
+    def __call__(self, name: str, doc: Any) -> None:
+        if name == "progress":
+            self.progress.update(self.task, completed=100.0 * doc.fraction)
+
+
+class _LiveWarnings:
+    """Document subscriber: echoes the run's warnings and failures (``log`` documents) as they happen."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, name: str, doc: Any) -> None:
+        if name == "log":
+            _echo_warning(self.console, doc.message)
 
 
 def _print_safe_state(station: Any) -> None:

@@ -1,19 +1,29 @@
-"""The run engine: executes any procedure and always ends in a terminal status.
+"""The run engine: executes any procedure, emits its documents, and always ends in a terminal status.
 
 Lifecycle of :meth:`RunEngine.run`::
 
-    validate parameters (no I/O) → connect instruments → *IDN? → open run file (metadata, station)
-    → startup → execute → shutdown → safe state of every instrument → analysis → status → close file
+    validate parameters (no I/O) → connect instruments → *IDN? → start document (the run file opens)
+    → descriptors → startup → execute (events, log lines, progress) → shutdown → safe state of every
+    instrument → analysis (of the streams read back from the run file) → stop document (status; file closed)
+
+The run is a stream of documents (labctl.documents: start, descriptor, event, log, progress, stop) on one
+:class:`~labctl.documents.DocumentBus`. Its subscribers, in order: the run file writer
+(:class:`labctl.storage.RunFileWriter`, *critical*: a run whose data cannot be stored stops), the
+``on_progress``/``on_event`` callbacks, then every ``subscribers=[...]`` given to the engine (the CLI's progress
+bar and live warnings, the run catalog, a GUI's live buffer :mod:`labctl.live`). A failing non-critical
+subscriber is dropped and cannot end the run. The engine keeps no rows: memory does not grow with the run.
 
 Every exit path — completion, abort, exception, Ctrl-C (SIGINT), SIGTERM, a failing ``shutdown()`` — runs
 ``shutdown`` (guarded), then the safe state of *every* connected instrument from station.yaml (each guarded,
 all within the station's time budgets), then writes a terminal status: ``completed``, ``aborted`` or
 ``failed``. Signals during the safe state are held until it is over (it is bounded), then honoured: the run
 ends without its analysis. This fixes PyMeasure's worker, whose
-run stays "Running" forever when ``shutdown()`` raises (frameworks ref. §1.3).
+run stays "Running" forever when ``shutdown()`` raises (frameworks ref. §1.3). Signals are handled only when the
+run goes in the main thread; a run started with :meth:`RunEngine.start` (a GUI) is stopped with :meth:`abort`.
 
-Extension points for long runs (checkpoints, resume, reconnection) are the ``on_event`` hook and the
-``_execute`` step, which a subclass can wrap without touching the guarantees above.
+Control while running, from any thread: :meth:`~RunEngine.abort`, :meth:`~RunEngine.pause` /
+:meth:`~RunEngine.resume`, and :meth:`~RunEngine.add_suspender` (a condition that holds the run while it gives a
+reason). They take effect where the procedure calls ``checkpoint()`` (between points) or ``wait()``.
 """
 
 from __future__ import annotations
@@ -22,8 +32,9 @@ import logging
 import secrets
 import signal
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,13 +43,35 @@ from typing import Any
 import pandas as pd
 
 from labctl import __version__
+from labctl.documents import (
+    DESCRIPTOR,
+    EVENT,
+    LOG,
+    PROGRESS,
+    START,
+    STOP,
+    Descriptor,
+    DocumentBus,
+    Event,
+    LogLine,
+    Progress,
+    RunStart,
+    RunStop,
+    Subscriber,
+)
 from labctl.station import Station
-from labctl.storage import RunWriter, utc_now_iso
+from labctl.storage import RunFileWriter, load_run, utc_now_iso
 from procedures.base import LabProcedure, RunAborted
 
 log = logging.getLogger(__name__)
 
 COMPLETED, ABORTED, FAILED = "completed", "aborted", "failed"
+SUSPEND_POLL_S = 1.0
+"""While suspended, the suspenders are asked again every this many seconds of station clock (s)."""
+PAUSE_POLL_S = 0.1
+"""While paused, an abort or a signal is noticed within this wall time (s)."""
+
+Suspender = Callable[[], "str | None"]
 
 
 class RunInterrupted(BaseException):
@@ -52,6 +85,7 @@ class RunResult:
     status: str
     results: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    num_events: dict[str, int] = field(default_factory=dict)  # rows recorded per stream
 
 
 def make_run_id(procedure: str, sample: str) -> str:
@@ -61,7 +95,21 @@ def make_run_id(procedure: str, sample: str) -> str:
 
 
 class RunEngine:
-    """Runs procedures on a connected-on-demand :class:`Station`, one HDF5 file per run."""
+    """Runs procedures on a connected-on-demand :class:`Station`, one HDF5 file per run.
+
+    Parameters
+    ----------
+    station, out_dir
+        The station, and the data folder (runs go to ``<out_dir>/<UTC date>/<run id>.h5``).
+    sample, operator
+        Recorded in the start document (operator: from the station file when not given).
+    on_progress, on_event
+        Callbacks: the fraction done in percent (0-100), and each log line of the run.
+    flush_interval_s
+        The run file is flushed at least this often (s).
+    subscribers
+        Further document subscribers ``fn(name, doc)``, called after the run file writer (non-critical).
+    """
 
     def __init__(
         self,
@@ -73,6 +121,7 @@ class RunEngine:
         on_progress: Callable[[float], None] | None = None,
         on_event: Callable[[str], None] | None = None,
         flush_interval_s: float = 1.0,
+        subscribers: Iterable[Subscriber] = (),
     ) -> None:
         self.station = station
         self.out_dir = Path(out_dir)
@@ -81,39 +130,176 @@ class RunEngine:
         self.on_progress = on_progress
         self.on_event = on_event
         self.flush_interval_s = flush_interval_s
+        self._subscribers: list[tuple[Subscriber, bool]] = [(s, False) for s in subscribers]
+        self._suspenders: list[Suspender] = []
         self._stop = threading.Event()
-        self._writer: RunWriter | None = None
-        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._thread: threading.Thread | None = None
+        self._outcome: tuple[RunResult | None, BaseException | None] | None = None
+        # the current run (None between runs)
+        self.bus: DocumentBus | None = None
+        self._file: RunFileWriter | None = None
+        self._run_id = ""
+        self._streams: frozenset[str] = frozenset()
+        self._seq: dict[str, int] = {}
 
-    # -- control ------------------------------------------------------------------------------------------------
+    def subscribe(self, subscriber: Subscriber, critical: bool = False) -> None:
+        """Add a document subscriber for the runs that start from now on (``critical``: its failure fails the
+        run instead of dropping the subscriber)."""
+        self._subscribers.append((subscriber, critical))
+
+    # -- control (thread-safe) ----------------------------------------------------------------------------------
     def abort(self) -> None:
-        """Ask the running procedure to stop at its next check (thread-safe)."""
+        """Ask the running procedure to stop at its next checkpoint (also ends a pause or a suspension)."""
         self._stop.set()
+        self._unpaused.set()
 
+    def pause(self) -> None:
+        """Hold the run at the procedure's next checkpoint until :meth:`resume` (log lines "paused", "resumed").
+        Instruments stay as they are (a bias stays applied); an abort still ends the run."""
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        """Let a paused run go on."""
+        self._unpaused.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._unpaused.is_set()
+
+    def add_suspender(self, condition: Suspender) -> None:
+        """Suspend the run while ``condition()`` returns a reason (a string; None: go on), e.g. a lamp dip.
+
+        Asked at every checkpoint; while a reason is returned the run waits (log line "suspended: <reason>"),
+        asking again every ``SUSPEND_POLL_S`` s of station clock, then goes on (log line "resumed")."""
+        self._suspenders.append(condition)
+
+    # -- background runs ----------------------------------------------------------------------------------------
+    def start(self, procedure: LabProcedure) -> None:
+        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result."""
+        if self.running:
+            raise RuntimeError("a run is already going on this engine")
+        self._stop.clear()
+        self._outcome = None
+
+        def target() -> None:
+            try:
+                self._outcome = (self._run(procedure), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to join()
+                self._outcome = (None, exc)
+
+        # not a daemon: the interpreter waits for the run (and its safe state) before it exits
+        self._thread = threading.Thread(target=target, name=f"labctl-run-{procedure.NAME}")
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout_s: float | None = None) -> RunResult:
+        """Wait for the run started with :meth:`start`; its RunResult, or the error that kept it from starting
+        (ConfigError, StationError) re-raised. TimeoutError if it is still going after ``timeout_s``."""
+        if self._thread is None:
+            raise RuntimeError("no run was started on this engine")
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the run is still going after {timeout_s} s")
+        assert self._outcome is not None
+        result, error = self._outcome
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
+
+    # -- the documents --------------------------------------------------------------------------------------------
     def _emit(self, topic: str, record: Any) -> None:
+        """The procedure's hook (``procedure.emit``): rows, progress and log lines become documents."""
         if topic == "results":
             row = dict(record)
             stream = row.pop("_stream")
-            self._rows.setdefault(stream, []).append(row)
-            assert self._writer is not None
-            self._writer.append(stream, row)
+            if stream not in self._streams:
+                raise ValueError(f"a row for stream {stream!r}, which the procedure does not declare "
+                                 f"(its STREAMS: {', '.join(sorted(self._streams))})")
+            self._seq[stream] += 1
+            self._publish(EVENT, Event(self._run_id, stream, self._seq[stream], time.time(), row))
         elif topic == "progress":
-            if self.on_progress:
-                self.on_progress(float(record))
+            self._publish(PROGRESS, Progress(self._run_id, float(record)))
         elif topic == "log":
             self._event(str(record))
 
     def _event(self, message: str) -> None:
         log.info(message)
-        if self._writer is not None:
-            self._writer.log_event(message)
-        if self.on_event:
-            self.on_event(message)
+        self._publish(LOG, LogLine(self._run_id, utc_now_iso(), message))
+
+    def _note(self, message: str) -> None:
+        """:meth:`_event` that never raises (a failing critical subscriber must not cut the safe state short)."""
+        try:
+            self._event(message)
+        except Exception:  # noqa: BLE001 - reported in the log; the safe state goes on
+            log.exception("could not record %r", message)
+
+    def _publish(self, name: str, doc: Any) -> None:
+        if self.bus is not None:
+            self.bus.emit(name, doc)
+
+    def _callbacks(self, name: str, doc: Any) -> None:
+        """The ``on_progress``/``on_event`` callbacks as a subscriber (read at each document: they may be set
+        after the engine is made)."""
+        if name == PROGRESS and self.on_progress:
+            self.on_progress(100.0 * doc.fraction)
+        elif name == LOG and self.on_event:
+            self.on_event(doc.message)
+
+    def _open_bus(self) -> RunFileWriter:
+        """The current run's bus: the run file writer (critical), the callbacks, then the subscribers."""
+        writer = RunFileWriter(flush_interval_s=self.flush_interval_s)
+        bus = DocumentBus()
+        bus.subscribe(writer, critical=True)
+        bus.subscribe(self._callbacks)
+        for subscriber, critical in self._subscribers:
+            bus.subscribe(subscriber, critical=critical)
+        self.bus, self._file = bus, writer
+        return writer
+
+    # -- pause, suspend -----------------------------------------------------------------------------------------
+    def _pause_point(self) -> None:
+        """Called at each ``procedure.checkpoint()``: hold while paused or suspended; return on an abort."""
+        if self.paused and not self._stop.is_set():
+            self._event("paused")
+            while not self._unpaused.wait(PAUSE_POLL_S):
+                pass
+            if self._stop.is_set():
+                return  # the checkpoint raises RunAborted
+            self._event("resumed")
+        reason = self._suspend_reason()
+        if reason is None:
+            return
+        self._event(f"suspended: {reason}")
+        while reason is not None and not self._stop.is_set():
+            self.station.clock.sleep(SUSPEND_POLL_S)
+            now = self._suspend_reason()
+            if now is not None and now != reason:
+                self._event(f"suspended: {now}")
+            reason = now
+        if not self._stop.is_set():
+            self._event("resumed")
+
+    def _suspend_reason(self) -> str | None:
+        for condition in list(self._suspenders):
+            reason = condition()
+            if reason:
+                return str(reason)
+        return None
 
     # -- the run ------------------------------------------------------------------------------------------------
     def run(self, procedure: LabProcedure) -> RunResult:
         """Validate, connect, run and store. Raises only for problems found *before* the run file exists
         (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult."""
+        self._stop.clear()
+        return self._run(procedure)
+
+    def _run(self, procedure: LabProcedure) -> RunResult:
         procedure.station = self.station
         procedure.data_dir = self.out_dir
         procedure.validate(self.station)
@@ -124,27 +310,34 @@ class RunEngine:
         run_id = make_run_id(procedure.NAME, self.sample)
         day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         path = self.out_dir / day / f"{run_id}.h5"
-        writer = RunWriter(path, flush_interval_s=self.flush_interval_s)
-        self._writer = writer
-        self._rows = {}
-        writer.write_metadata(
-            run_id=run_id,
-            procedure=procedure.NAME,
-            sample=self.sample,
-            operator=self.operator,
-            area_cm2=getattr(procedure, "area_cm2", None),
-            parameters=procedure.parameters_with_units(),
-            station=self.station.config.snapshot(),
-            idn=idn,
-            software_version=__version__,
-            start_time=utc_now_iso(),
-        )
-        for name, spec in procedure.STREAMS.items():
-            writer.create_stream(name, spec.columns, spec.signal, spec.axes)
+        self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
+        self._seq = dict.fromkeys(procedure.STREAMS, 0)
+        writer = self._open_bus()
+        try:
+            self._publish(START, RunStart(
+                run_id=run_id,
+                procedure=procedure.NAME,
+                sample=self.sample,
+                operator=self.operator,
+                station_name=self.station.config.station.name,
+                time=utc_now_iso(),
+                parameters=procedure.parameters_with_units(),
+                station=self.station.config.snapshot(),
+                idn=idn,
+                software_version=__version__,
+                area_cm2=getattr(procedure, "area_cm2", None),
+                path=str(path),
+            ))
+            for name, spec in procedure.STREAMS.items():
+                self._publish(DESCRIPTOR, Descriptor(run_id, name, tuple(spec.columns), spec.signal, spec.axes))
+        except BaseException:
+            writer.close(FAILED)
+            self.bus = self._file = None
+            raise
 
         procedure.emit = self._emit
         procedure.should_stop = self._stop.is_set
-        self._stop.clear()
+        procedure.pause_point = self._pause_point
 
         status, error = COMPLETED, None
         deferred = _signals_deferred()
@@ -172,17 +365,27 @@ class RunEngine:
                     status, error = ABORTED, f"{deferred.received[0]} during the safe state"
             else:
                 try:
-                    frames = {name: pd.DataFrame(rows) for name, rows in self._rows.items()}
-                    results = procedure.analyse(frames)
-                    writer.write_results(results)
+                    results = procedure.analyse(self._streams_from_file(writer))
                 except Exception as exc:  # noqa: BLE001 - analysis must not lose the data
                     self._event(f"analysis failed: {type(exc).__name__}: {exc}")
                     if status == COMPLETED:
                         status, error = FAILED, f"analysis failed: {exc}"
             self._event(f"ended: {status}: {error}" if error else f"ended: {status}")
-            writer.close(status)
-            self._writer = None
-        return RunResult(run_id=run_id, path=path, status=status, results=results, error=error)
+            num_events = dict(self._seq)
+            try:
+                self._publish(STOP, RunStop(run_id, utc_now_iso(), status, error, results, num_events))
+            finally:
+                writer.close(status)  # no-op once the stop document closed it
+                self.bus = self._file = None
+        return RunResult(run_id=run_id, path=path, status=status, results=results, error=error,
+                         num_events=num_events)
+
+    @staticmethod
+    def _streams_from_file(writer: RunFileWriter) -> Mapping[str, pd.DataFrame]:
+        """The run's streams as stored (everything queued is written first): what ``analyse()`` gets."""
+        writer.flush()
+        assert writer.path is not None
+        return load_run(writer.path).streams
 
     def _execute(self, procedure: LabProcedure) -> None:
         procedure.execute()
@@ -199,15 +402,15 @@ class RunEngine:
             try:
                 procedure.shutdown()
             except BaseException as exc:  # noqa: BLE001 - a failing shutdown must not skip the safe state
-                self._event(f"shutdown failed: {type(exc).__name__}: {exc}")
+                self._note(f"shutdown failed: {type(exc).__name__}: {exc}")
                 if status == COMPLETED:
                     status, error = FAILED, f"shutdown failed: {exc}"
             failures = self.station.safe_state()
             for outcome in self.station.safe_report:
                 if outcome.ok:
-                    self._event(f"safe state: {outcome.role}: {outcome.detail} ({outcome.elapsed_s:.2f} s)")
+                    self._note(f"safe state: {outcome.role}: {outcome.detail} ({outcome.elapsed_s:.2f} s)")
             for failure in failures:
-                self._event(f"SAFE STATE FAILED: {failure}")
+                self._note(f"SAFE STATE FAILED: {failure}")
             if failures and status == COMPLETED:
                 status, error = FAILED, "safe state failed: " + "; ".join(failures)
         return status, error

@@ -7,7 +7,8 @@ Layout (docs/data-format.md)::
       sample      NXsample  name, area_cm2
       parameters  NXcollection   one scalar dataset per parameter, @units
       instrument  NXinstrument   station_json, idn/<instrument>
-      <stream>    NXdata    @signal, @axes; one extendable 1-D dataset per column, @units
+      <stream>    NXdata    @signal, @axes; one extendable dataset per column (rows, *shape), @units;
+                            an N-D column also has @axes/@axis_units, and a fixed axis one dataset in the group
       results     NXcollection   results_json + scalars per group, @units
       events                vlen str, time-stamped log lines
       segments    NXcollection   one entry per segment: start/end time, status, reason, gap, first rows
@@ -40,6 +41,8 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+
+from labctl.documents import EVENT, LOG, START, STOP, Column, Descriptor, RunStart, RunStop
 
 CHUNK_ROWS = 4096
 _STR = h5py.string_dtype("utf-8")
@@ -104,13 +107,26 @@ def writer_gone(
     return age_s > max(STALE_FLUSHES * flush_interval_s, STALE_MIN_S)
 
 
-@dataclass(frozen=True)
-class Column:
-    """One column of a data stream: name, unit ('' for dimensionless) and numpy dtype (or "str")."""
-
-    name: str
-    units: str = ""
-    dtype: str = "f8"
+def check_columns(stream: str, columns: Sequence[Column]) -> None:
+    """Raise ValueError (one line naming the stream, the column and what is allowed) for a column the writer
+    cannot store: a text column with a shape, axis names or fixed axis values that do not fit the shape, or a
+    fixed axis named like a column of the stream."""
+    names = {c.name for c in columns}
+    for col in columns:
+        where = f"stream {stream}: column {col.name}"
+        shape = tuple(col.shape)
+        if any(int(n) < 1 for n in shape):
+            raise ValueError(f"{where}: shape {shape}: every dimension must be at least 1")
+        if col.dtype == "str" and shape:
+            raise ValueError(f"{where}: a text column must be scalar (shape ()), not {shape}")
+        if len(col.axes) > len(shape) or len(col.axis_units) > len(col.axes) or len(col.axis_values) > len(col.axes):
+            raise ValueError(f"{where}: axes {col.axes} / axis_units {col.axis_units} / axis_values: at most "
+                             f"one per dimension of its shape {shape}")
+        for k, values in enumerate(col.axis_values):
+            if values and len(values) != shape[k]:
+                raise ValueError(f"{where}: axis {col.axes[k]} has {len(values)} values, the shape needs {shape[k]}")
+            if values and col.axes[k] in names:
+                raise ValueError(f"{where}: fixed axis {col.axes[k]} has the name of a column of the stream")
 
 
 class _Stream:
@@ -131,11 +147,7 @@ class _Stream:
     def reopen(cls, group: h5py.Group) -> _Stream:
         """The stream of an existing NXdata group (a resumed run): new rows go after the ones on disk."""
         names = [_text(c) for c in group.attrs.get("columns", sorted(group))]
-        columns = []
-        for name in names:
-            ds = group[name]
-            dtype = "str" if h5py.check_string_dtype(ds.dtype) else ds.dtype.str.lstrip("<>|=")
-            columns.append(Column(name, _text(ds.attrs.get("units", "")), dtype))
+        columns = [_column_info(group, name) for name in names]
         axes = group.attrs.get("axes", [""])
         stream = cls(group.parent, group.name.rsplit("/", 1)[-1], columns, _text(group.attrs.get("signal", "")),
                      _text(axes[0] if len(axes) else ""))
@@ -154,11 +166,32 @@ class _Stream:
         group.attrs["columns"] = [c.name for c in self.columns]  # column order, for readers
         for col in self.columns:
             dtype = _STR if col.dtype == "str" else col.dtype
-            ds = group.create_dataset(col.name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK_ROWS,))
+            shape = tuple(int(n) for n in col.shape)
+            chunk_rows = max(1, CHUNK_ROWS // int(np.prod(shape, dtype=np.int64))) if shape else CHUNK_ROWS
+            ds = group.create_dataset(col.name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                                      chunks=(chunk_rows, *shape))
             units = col.units or ("1" if np.dtype(dtype).kind in "iu" else "")  # indices, flags, counts
             if units:
                 ds.attrs["units"] = units
+            if col.axes:
+                ds.attrs["axes"] = list(col.axes)  # the name of the axis along each dimension of one value
+                if col.axis_units:
+                    ds.attrs["axis_units"] = list(col.axis_units)
+            for axis, units_, values in zip(col.axes, col.axis_units, col.axis_values, strict=False):
+                if values and axis not in group:  # a fixed axis, stored once for the whole stream
+                    fixed = group.create_dataset(axis, data=np.asarray(values, dtype="f8"))
+                    if units_:
+                        fixed.attrs["units"] = units_
             self.datasets[col.name] = ds
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Queue one row; the values of N-D columns are checked against the column's shape at once (ValueError),
+        so a wrong spectrum fails the procedure that recorded it, not the flush thread."""
+        for col in self.columns:
+            if col.shape and col.name in row and np.shape(row[col.name]) != tuple(col.shape):
+                raise ValueError(f"stream {self._name}: column {col.name} takes values of shape {tuple(col.shape)}, "
+                                 f"got {np.shape(row[col.name])}")
+        self.pending.append(row)
 
     def write_pending(self) -> None:
         if not self.pending:
@@ -173,8 +206,10 @@ class _Stream:
                 values = np.asarray([str(row.get(col.name, "")) for row in self.pending], dtype=object)
             else:
                 missing = np.nan if ds.dtype.kind == "f" else -1  # documented fill values
+                if col.shape:
+                    missing = np.full(col.shape, missing, dtype=ds.dtype)
                 values = np.asarray([row.get(col.name, missing) for row in self.pending], dtype=ds.dtype)
-            ds.resize((start + n_new,))
+            ds.resize((start + n_new, *ds.shape[1:]))
             ds[start:] = values
         self.rows += n_new
         self.pending.clear()
@@ -346,6 +381,7 @@ class RunWriter:
 
         Columns with units "" get none, except integer columns (indices, 0/1 flags, counts): "1" (dimensionless).
         The groups of the other streams are created with their first row."""
+        check_columns(name, columns)
         with self._lock:
             if name in self._streams:  # a resumed run: the stream is on disk already
                 on_disk = [c.name for c in self._streams[name].columns]
@@ -368,9 +404,12 @@ class RunWriter:
     def append(self, stream: str, row: Mapping[str, Any]) -> None:
         """Queue one row (column → value; missing columns are NaN). Written at the next flush (≤ 1 s)."""
         with self._lock:
-            self._streams[stream].pending.append(row)
+            s = self._streams[stream]
+            s.add(row)
             if time.monotonic() - self._last_flush >= self._flush_interval_s:
                 self._flush_locked()
+            elif len(s.pending) >= CHUNK_ROWS:  # a fast run (virtual clock): rows in memory stay bounded
+                s.write_pending()
 
     def log_event(self, message: str) -> None:
         """Queue one time-stamped event line (stamped now); written at the next flush (≤ 1 s), like rows."""
@@ -516,6 +555,71 @@ def _seconds_between(earlier: str, later: str) -> float | None:
         return None
 
 
+class RunFileWriter:
+    """The run file as a subscriber of the run's documents (labctl.documents): wraps one :class:`RunWriter`.
+
+    ``start`` opens the file at ``RunStart.path`` and writes the metadata; each ``descriptor`` creates its
+    stream; ``event`` rows and ``log`` lines are queued and flushed within ``flush_interval_s``; ``stop``
+    writes the results, the terminal status and the end time and closes the file. ``progress`` is not stored.
+    The engine subscribes it as *critical*: if it cannot store, the run stops.
+    """
+
+    def __init__(self, flush_interval_s: float = 1.0) -> None:
+        self.flush_interval_s = flush_interval_s
+        self.writer: RunWriter | None = None
+        self.path: Path | None = None
+
+    def __call__(self, name: str, doc: Any) -> None:
+        if name == START:
+            self._start(doc)
+        elif self.writer is None:
+            raise RuntimeError(f"run file: a {name} document before the start document")
+        elif name == EVENT:
+            self.writer.append(doc.stream, doc.data)
+        elif name == LOG:
+            self.writer.log_event(doc.message)
+        elif name == STOP:
+            self._stop(doc)
+        elif isinstance(doc, Descriptor):
+            self.writer.create_stream(doc.stream, doc.columns, doc.signal, doc.axes)
+
+    def _start(self, doc: RunStart) -> None:
+        if not doc.path:
+            raise ValueError(f"run {doc.run_id}: the start document names no run file (RunStart.path)")
+        self.path = Path(doc.path)
+        # RunStart.segment > 0: the n-th resumption of the run in that file, a new segment of it
+        self.writer = RunWriter(self.path, flush_interval_s=self.flush_interval_s, resume=doc.segment > 0,
+                                reason=doc.resume_reason)
+        self.writer.write_metadata(
+            run_id=doc.run_id,
+            procedure=doc.procedure,
+            sample=doc.sample,
+            operator=doc.operator,
+            area_cm2=doc.area_cm2,
+            parameters=doc.parameters,
+            station=doc.station,
+            idn=doc.idn,
+            software_version=doc.software_version,
+            start_time=doc.time,
+        )
+
+    def _stop(self, doc: RunStop) -> None:
+        assert self.writer is not None
+        if doc.results is not None:
+            self.writer.write_results(doc.results)
+        self.writer.close(doc.status, end_time=doc.time)
+
+    def flush(self) -> None:
+        """Write everything queued now (the engine calls it once the run has started)."""
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self, status: str) -> None:
+        """Close the file with ``status`` if no stop document did (idempotent)."""
+        if self.writer is not None:
+            self.writer.close(status)
+
+
 def _h5_value(value: Any) -> Any:
     if isinstance(value, str):
         return np.array(value, dtype=_STR)
@@ -579,6 +683,16 @@ class RunData:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     """One dict per gap between two segments: start (the earlier segment's end), end (the next one's start),
     duration_s and reason (why the run was resumed; the earlier segment's status says why it stopped)."""
+    #: stream → column → its description as stored (units, dtype, shape, axes, fixed axis values)
+    columns: dict[str, dict[str, Column]] = field(default_factory=dict)
+
+    def array(self, stream: str, column: str) -> np.ndarray:
+        """Column ``column`` of ``stream`` as one array of shape (rows, *shape): e.g. every spectrum of a run."""
+        data = self.streams[stream][column]
+        shape = self.columns.get(stream, {}).get(column, Column(column)).shape
+        if not shape:
+            return data.to_numpy()
+        return np.stack(list(data)) if len(data) else np.empty((0, *shape))
 
     @property
     def status(self) -> str:
@@ -602,6 +716,33 @@ def _writer_has_gone(entry: h5py.Group) -> bool:
         int(pid) if pid is not None else None,
         _text(host) if host is not None else None,
     )
+
+
+def _read_column(ds: h5py.Dataset) -> Any:
+    """A stored column: a 1-D array, or for an N-D column a Series holding one array per row."""
+    if h5py.check_string_dtype(ds.dtype):
+        return ds.asstr()[()]
+    values = ds[()]
+    if values.ndim == 1:
+        return values
+    rows = np.empty(values.shape[0], dtype=object)
+    for k in range(values.shape[0]):
+        rows[k] = values[k]
+    return pd.Series(rows, dtype=object)
+
+
+def _column_info(group: h5py.Group, name: str) -> Column:
+    """The :class:`Column` of dataset ``group[name]``, with its fixed axis values where the group has them."""
+    ds = group[name]
+    attrs = ds.attrs
+    axes = tuple(_text(a) for a in attrs.get("axes", ()))
+    columns = {_text(c) for c in group.attrs.get("columns", ())}
+    fixed = [tuple(float(x) for x in group[a][()]) if a in group and a not in columns else () for a in axes]
+    while fixed and not fixed[-1]:
+        fixed.pop()
+    dtype = "str" if h5py.check_string_dtype(ds.dtype) else ds.dtype.str.lstrip("<>=|")
+    return Column(name, _text(attrs.get("units", "")), dtype, tuple(int(n) for n in ds.shape[1:]), axes,
+                  tuple(_text(u) for u in attrs.get("axis_units", ())), tuple(fixed))
 
 
 def load_run(path: str | Path) -> RunData:
@@ -638,9 +779,9 @@ def load_run(path: str | Path) -> RunData:
                 columns = {}
                 for col in order:
                     if col in group:
-                        ds = group[col]
-                        columns[col] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+                        columns[col] = _read_column(group[col])
                 run.streams[name] = pd.DataFrame(columns)
+                run.columns[name] = {col: _column_info(group, col) for col in columns}
         return run
 
 

@@ -1,10 +1,11 @@
 """The base of every labctl procedure: a PyMeasure ``Procedure`` that runs on a station.
 
-The run engine injects ``station`` (instruments by role, the clock) and the ``emit``/``should_stop`` hooks.
-A procedure says what to measure and nothing else: it never sleeps with ``time.sleep`` (it calls
-:meth:`wait`, which runs on the station's clock and honours an abort), never writes files (it calls
-:meth:`record`), and checks its parameters against the station limits in :meth:`validate` before any
-instrument is touched.
+The run engine injects ``station`` (instruments by role, the clock) and the ``emit``/``should_stop``/
+``pause_point`` hooks. A procedure says what to measure and nothing else: it never sleeps with ``time.sleep``
+(it calls :meth:`wait`, which runs on the station's clock and honours an abort, a pause and the engine's
+suspenders), calls :meth:`checkpoint` between points, never writes files (it calls :meth:`record`: each row
+becomes an event document), and checks its parameters against the station limits in :meth:`validate` before
+any instrument is touched. After the run, :meth:`analyse` gets the streams read back from the run file.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pymeasure.experiment import Procedure
 from labctl.config import ConfigError
 
 if TYPE_CHECKING:
+    from labctl.documents import Column
     from labctl.station import Station
-    from labctl.storage import Column
 
 
 class RunAborted(Exception):
@@ -27,7 +28,9 @@ class RunAborted(Exception):
 
 
 class StreamSpec:
-    """A data stream of a procedure: its columns, and the NeXus signal/axis for the default plot."""
+    """A data stream of a procedure: its columns (:class:`labctl.documents.Column`; a column may be N-D, e.g.
+    ``Column("counts", "1", shape=(1024,), axes=("wavelength_nm",), axis_units=("nm",), axis_values=(...,))``
+    for a spectrum per row), and the NeXus signal/axis for the default plot."""
 
     def __init__(self, columns: list[Column], signal: str, axes: str) -> None:
         self.columns = columns
@@ -72,25 +75,42 @@ class LabProcedure(Procedure):
 
     # -- helpers used while running -----------------------------------------------------------------------------
     def record(self, stream: str, row: Mapping[str, Any]) -> None:
-        """Hand one row of data to the run engine (it is stored within a second)."""
+        """Hand one row of data to the run engine: an event document of ``stream`` (stored within a second).
+        ``row`` maps column → value (a scalar, or an array of the column's shape); missing columns are NaN."""
         self.emit("results", {"_stream": stream, **row})
 
     def progress(self, fraction: float) -> None:
-        self.emit("progress", 100.0 * min(max(fraction, 0.0), 1.0))
+        """The fraction of the run done (0-1)."""
+        self.emit("progress", min(max(float(fraction), 0.0), 1.0))
 
     def log(self, message: str) -> None:
         self.emit("log", message)
 
-    def check_abort(self) -> None:
+    def pause_point(self) -> None:
+        """Hold while the engine is paused or suspended (injected by the run engine; no-op outside a run)."""
+
+    def checkpoint(self) -> None:
+        """Call between points: raises :class:`RunAborted` on an abort; holds while the run is paused
+        (``engine.pause()``) or a suspender gives a reason (``engine.add_suspender``), then goes on."""
+        if self.should_stop():
+            raise RunAborted("abort requested")
+        self.pause_point()
         if self.should_stop():
             raise RunAborted("abort requested")
 
+    check_abort = checkpoint  # the older name: an abort check that now also honours a pause and the suspenders
+
+    def should_stop(self) -> bool:
+        """Whether an abort was requested (injected by the run engine)."""
+        return False
+
     def wait(self, duration_s: float, step_s: float = 1.0) -> None:
-        """Wait on the station clock, checking for an abort at least every ``step_s`` seconds."""
+        """Wait ``duration_s`` (s) on the station clock, passing a :meth:`checkpoint` at least every ``step_s``
+        seconds. The wait ends at its planned time: time spent paused or suspended counts towards it."""
         clock = self.station.clock
         end = clock.now() + duration_s
         while True:
-            self.check_abort()
+            self.checkpoint()
             remaining = end - clock.now()
             if remaining <= 0:
                 return

@@ -108,8 +108,15 @@ def test_progress_moves_with_the_rows_during_a_sweep(tmp_path, driver, rate_V_s,
     data["instruments"]["smu"]["driver"] = driver
     station = Station(parse_station(data))
     seen: list[tuple[float, int]] = []
-    engine = RunEngine(station, tmp_path, sample="progress")
-    engine.on_progress = lambda pct: seen.append((pct, len(engine._rows.get("jv", []))))
+    rows = []  # the jv events so far (the engine keeps no rows: a subscriber counts them)
+
+    def watch(name, doc):
+        if name == "event" and doc.stream == "jv":
+            rows.append(doc.seq_num)
+        elif name == "progress":
+            seen.append((100.0 * doc.fraction, len(rows)))
+
+    engine = RunEngine(station, tmp_path, sample="progress", subscribers=[watch])
     procedure = make_procedure(start_V=0.0, stop_V=stop_V, scan_rate_V_s=rate_V_s, direction="forward")
     result = engine.run(procedure)
     station.close()
