@@ -176,13 +176,21 @@ def _run(
     else:
         out = path.parent / config.station.data_dir
         _writable_folder(out, f"{path}: station.data_dir")
-    station = Station(config)
+    _run_on_station(procedure, Station(config), f"[bold]{procedure_name}[/] {sample}", as_json, no_plot,
+                    lambda station, subscribers: RunEngine(station, out, sample=sample, operator=operator,
+                                                           subscribers=subscribers))
+
+
+def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_plot: bool,
+                    make_engine: Any) -> None:
+    """Run ``procedure`` on ``station`` with the engine ``make_engine(station, subscribers)`` (a new run, or
+    ``labctl resume``'s), with the progress bar and live warnings; print or echo the outcome; exit."""
     if sys.stdin.isatty():
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
     console = Console(stderr=True, quiet=as_json)  # progress and live warnings
     out_console = _out_console(quiet=as_json)  # what a user may pipe: the table, the status, the paths
     with Progress(
-        TextColumn(f"[bold]{procedure_name}[/] {sample}"),
+        TextColumn(title),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f} %"),
         TimeElapsedColumn(),
@@ -191,13 +199,8 @@ def _run(
         disable=not console.is_terminal,  # a bar redrawn into a pipe or a CI log is noise
     ) as progress:
         task = progress.add_task("run", total=100)
-        engine = RunEngine(
-            station,
-            out,
-            sample=sample,
-            operator=operator,
-            subscribers=[_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console)],
-        )
+        engine = make_engine(
+            station, [_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console)])
         try:
             result = engine.run(procedure)
             _print_safe_state(station)
@@ -400,6 +403,44 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
         flags = ", ".join(hyst.get("flags") or [])
         console.print("hysteresis: " + (values or "not computed") + (f" (flags: {flags})" if flags else ""),
                       soft_wrap=True)
+
+
+@main.command("resume")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--reason", default="", help="why the run goes on (default: 'resumed after <its status>')")
+@click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object on stdout")
+@click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
+def resume_cmd(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
+    """Continue the interrupted (or aborted) run FILE into a new segment of the same file (a hold goes on after
+    its last reading). Its parameters are the ones stored in the file; the instruments are the station's.
+
+    With --json, stdout holds one JSON object {"file", "status", "results"}; the results hold "rows",
+    "segments" and "gaps" (each with start, end and reason). A run that cannot be resumed: exit 2, one line."""
+    try:
+        _resume(file, station_path, reason, as_json, no_plot)
+    except _InputError as exc:
+        if as_json:
+            click.echo(json.dumps({"file": file, "status": "error", "error": exc.message, "results": {}}))
+        raise
+
+
+def _resume(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
+    from labctl.resume import ResumeEngine, prepare_resume
+    from labctl.station import Station
+
+    _, config = _load(station_path)
+    try:
+        plan = prepare_resume(file, reason)
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise _InputError(f"cannot read run file {file}: {exc}") from None
+    if not os.access(file, os.W_OK):
+        raise _InputError(f"run file {file}: cannot be written (permission denied): it cannot be resumed")
+    _run_on_station(plan.procedure, Station(config), plan.title, as_json, no_plot,
+                    lambda station, subscribers: ResumeEngine(station, plan.run_file, sample=plan.sample,
+                                                              operator=plan.operator, subscribers=subscribers))
 
 
 @main.command("params")

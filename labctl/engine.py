@@ -88,6 +88,18 @@ class RunResult:
     num_events: dict[str, int] = field(default_factory=dict)  # rows recorded per stream
 
 
+@dataclass(frozen=True)
+class RunFile:
+    """Where a run is written: a new file, or (``segment`` > 0) a new segment of an existing run (labctl resume:
+    :class:`labctl.resume.ResumeEngine`). ``rows``: rows already stored per stream, where ``Event.seq_num`` goes on."""
+
+    run_id: str
+    path: Path
+    segment: int = 0
+    reason: str = ""
+    rows: Mapping[str, int] = field(default_factory=dict)
+
+
 def make_run_id(procedure: str, sample: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     safe_sample = "".join(c if c.isalnum() or c in "-_." else "_" for c in sample) or "sample"
@@ -307,11 +319,10 @@ class RunEngine:
         self.station.connect(roles)
         idn = self.station.idn()
 
-        run_id = make_run_id(procedure.NAME, self.sample)
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        path = self.out_dir / day / f"{run_id}.h5"
+        run_file = self._run_file(procedure)
+        run_id, path = run_file.run_id, run_file.path
         self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
-        self._seq = dict.fromkeys(procedure.STREAMS, 0)
+        self._seq = {name: int(run_file.rows.get(name, 0)) for name in procedure.STREAMS}
         writer = self._open_bus()
         try:
             self._publish(START, RunStart(
@@ -327,6 +338,8 @@ class RunEngine:
                 software_version=__version__,
                 area_cm2=getattr(procedure, "area_cm2", None),
                 path=str(path),
+                segment=run_file.segment,
+                resume_reason=run_file.reason,
             ))
             for name, spec in procedure.STREAMS.items():
                 self._publish(DESCRIPTOR, Descriptor(run_id, name, tuple(spec.columns), spec.signal, spec.axes))
@@ -379,6 +392,12 @@ class RunEngine:
                 self.bus = self._file = None
         return RunResult(run_id=run_id, path=path, status=status, results=results, error=error,
                          num_events=num_events)
+
+    def _run_file(self, procedure: LabProcedure) -> RunFile:
+        """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one."""
+        run_id = make_run_id(procedure.NAME, self.sample)
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        return RunFile(run_id, self.out_dir / day / f"{run_id}.h5")
 
     @staticmethod
     def _streams_from_file(writer: RunFileWriter) -> Mapping[str, pd.DataFrame]:

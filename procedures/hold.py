@@ -177,12 +177,13 @@ class HoldProcedure(LabProcedure):
                 self.wait(remaining)
             else:
                 self.check_abort()
+            t_s = clock.now() - t0  # when the reading starts (it takes NPLC/f_line x 3 with auto-zero)
             data = smu.measure_point()
             v = self._sign * float(data.voltage_V[0])
             i_a = float(data.current_A[0])
             j = -self._sign * i_a / self.area_cm2 * 1e3
             compliance = bool(data.compliance[0])
-            self.record(HOLD_STREAM, {"time_s": clock.now() - t0, "voltage_V": v, "current_A": i_a,
+            self.record(HOLD_STREAM, {"time_s": t_s, "voltage_V": v, "current_A": i_a,
                                       "j_mA_cm2": j, "power_mW_cm2": v * j, "compliance": int(compliance),
                                       "segment": self.segment})
             if compliance and not warned:
