@@ -260,6 +260,26 @@ class Bench:
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
             return -self._sign * j * self.cell.params.area_cm2
 
+    def voltage_at_current_V(self, current_A: float) -> float | None:
+        """Terminal voltage (HI − LO, V) at which the cell carries ``current_A`` as a Keithley reports it (the
+        inverse of :meth:`cell_current_A`), from the single-diode model in closed form (``sdm.voltage_V``),
+        with the lamp as it is now; None when there is no closed form (ion-lag hysteresis: J0 follows V).
+        Does not bias the cell."""
+        with self.lock:
+            cell = self.cell
+            if cell.params.hysteresis.enabled:
+                return None
+            self._advance()
+            suns = self._held_suns
+            if suns is None:
+                suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            p = cell.params
+            jph, j0, rs = cell.parameters_now()
+            j = -self._sign * current_A / p.area_cm2  # photocurrent-positive J of the cell (A/cm²)
+            v = sdm.voltage_V(float(j), float(jph * suns), float(j0), float(p.ideality), float(rs),
+                              float(p.rsh_ohm_cm2), float(p.temperature_K))
+            return self._sign * float(v)
+
     def open_circuit_voltage_V(self) -> float:
         """Terminal voltage (HI − LO) with nothing forcing the cell (V)."""
         with self.lock:

@@ -30,6 +30,11 @@ def test_scalar_and_vector_paths_agree(v, jph, log_j0, ideality, rs, rsh, temper
     vector = sdm.current_density_A_cm2(np.array([v]), jph, j0, ideality, rs, rsh, temperature)[0]
     assert isinstance(scalar, float)
     np.testing.assert_allclose(scalar, vector, rtol=1e-12, atol=0.0)
+    j = vector if math.isfinite(vector) else 0.0
+    v_scalar = sdm.voltage_V(float(j), jph, j0, ideality, rs, rsh, temperature)
+    v_vector = sdm.voltage_V(np.array([j]), jph, j0, ideality, rs, rsh, temperature)[0]
+    assert isinstance(v_scalar, float)
+    np.testing.assert_allclose(v_scalar, v_vector, rtol=1e-12, atol=1e-15, equal_nan=True)
     t_scalar = sdm.j0_at_temperature_A_cm2(j0, temperature, 1.5, ideality, 298.15)
     t_vector = sdm.j0_at_temperature_A_cm2(np.array([j0]), temperature, 1.5, ideality, 298.15)[0]
     np.testing.assert_allclose(t_scalar, t_vector, rtol=1e-13, atol=0.0)

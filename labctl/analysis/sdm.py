@@ -198,6 +198,9 @@ def voltage_V(
     cancellation of the two large terms. ``rsh_ohm_cm2 = inf`` gives V = a·ln(1 + (Jph − J)/J0) − J·Rs
     (NaN where J > Jph + J0, which an unshunted diode cannot deliver).
     """
+    args = (current_density_A_cm2, jph_A_cm2, j0_A_cm2, ideality, rs_ohm_cm2, rsh_ohm_cm2, temperature_K)
+    if all(type(x) is float for x in args):  # the simulator's hot path (a sourced current): no array overhead
+        return _voltage_scalar(*args)
     a = np.asarray(ideality, dtype=float) * thermal_voltage_V(temperature_K)
     j, jph, j0, rs, rsh, a = np.broadcast_arrays(
         np.asarray(current_density_A_cm2, dtype=float),
@@ -220,6 +223,23 @@ def voltage_V(
         v_shunted = np.where(w > 1.0, v_log, v_direct)
         v_unshunted = a * np.log1p((jph - j) / j0) - j * rs
     return _as_result(np.where(no_shunt, v_unshunted, v_shunted))
+
+
+def _voltage_scalar(j: float, jph: float, j0: float, ideality: float, rs: float, rsh: float,
+                    temperature_K: float) -> float:
+    """:func:`voltage_V` for one point, in scalar arithmetic: the same solution, term by term."""
+    a = ideality * thermal_voltage_V(temperature_K)
+    if rs < 0 or rsh <= 0 or j0 <= 0 or a <= 0:
+        raise ValueError("need rs_ohm_cm2 >= 0, rsh_ohm_cm2 > 0, j0_A_cm2 > 0, ideality > 0")
+    if math.isinf(rsh):
+        ratio = (jph - j) / j0
+        log_term = math.log1p(ratio) if ratio > -1.0 else (-math.inf if ratio == -1.0 else math.nan)  # as numpy
+        return a * log_term - j * rs
+    log_pref = math.log(j0 * rsh / a)
+    w = float(wrightomega(log_pref + rsh * (jph + j0 - j) / a))
+    if w > 1.0:
+        return a * (math.log(w) - log_pref) - j * rs
+    return (jph + j0 - j) * rsh - j * rs - a * w
 
 
 def open_circuit_voltage_V(
