@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 START, DESCRIPTOR, EVENT, LOG, PROGRESS, STOP = "start", "descriptor", "event", "log", "progress", "stop"
 DOCUMENT_NAMES = (START, DESCRIPTOR, EVENT, LOG, PROGRESS, STOP)
+_NAMES = frozenset(DOCUMENT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,11 @@ Subscriber = Callable[[str, Any], None]
 
 
 class DocumentBus:
-    """Hands every document to every subscriber, in order. Thread-safe."""
+    """Hands every document to every subscriber, in order. Thread-safe: the list of subscribers is replaced, not
+    changed, on (un)subscribe, so :meth:`emit` (once per row) reads it without taking a lock."""
 
     def __init__(self) -> None:
-        self._subscribers: list[tuple[int, Subscriber, bool]] = []
+        self._subscribers: tuple[tuple[int, Subscriber, bool], ...] = ()
         self._next = 0
         self._lock = threading.RLock()
 
@@ -130,20 +132,18 @@ class DocumentBus:
         """Add ``subscriber``; ``critical``: its exceptions propagate to the emitter. Returns a token."""
         with self._lock:
             self._next += 1
-            self._subscribers.append((self._next, subscriber, critical))
+            self._subscribers = (*self._subscribers, (self._next, subscriber, critical))
             return self._next
 
     def unsubscribe(self, token: int) -> None:
         with self._lock:
-            self._subscribers = [s for s in self._subscribers if s[0] != token]
+            self._subscribers = tuple(s for s in self._subscribers if s[0] != token)
 
     def emit(self, name: str, doc: Any) -> None:
         """Give ``(name, doc)`` to each subscriber; a failing non-critical one is dropped with a log line."""
-        if name not in DOCUMENT_NAMES:
+        if name not in _NAMES:
             raise ValueError(f"unknown document name {name!r} (allowed: {', '.join(DOCUMENT_NAMES)})")
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for token, subscriber, critical in subscribers:
+        for token, subscriber, critical in self._subscribers:
             try:
                 subscriber(name, doc)
             except Exception as exc:

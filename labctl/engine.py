@@ -60,7 +60,7 @@ from labctl.documents import (
     Subscriber,
 )
 from labctl.station import Station
-from labctl.storage import RunFileWriter, load_run, utc_now_iso
+from labctl.storage import RunFileWriter, utc_now_iso
 from procedures.base import LabProcedure, RunAborted
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ SUSPEND_POLL_S = 1.0
 """While suspended, the suspenders are asked again every this many seconds of station clock (s)."""
 PAUSE_POLL_S = 0.1
 """While paused, an abort or a signal is noticed within this wall time (s)."""
+PROGRESS_STEP = 1e-3
+"""A progress document when the fraction done moved by at least this much (and at 1): a bar needs no more."""
 
 Suspender = Callable[[], "str | None"]
 
@@ -155,6 +157,7 @@ class RunEngine:
         self._run_id = ""
         self._streams: frozenset[str] = frozenset()
         self._seq: dict[str, int] = {}
+        self._progress = -1.0  # the fraction of the last progress document
 
     def subscribe(self, subscriber: Subscriber, critical: bool = False) -> None:
         """Add a document subscriber for the runs that start from now on (``critical``: its failure fails the
@@ -228,15 +231,17 @@ class RunEngine:
     def _emit(self, topic: str, record: Any) -> None:
         """The procedure's hook (``procedure.emit``): rows, progress and log lines become documents."""
         if topic == "results":
-            row = dict(record)
-            stream = row.pop("_stream")
+            stream = record.pop("_stream")  # record is the fresh dict LabProcedure.record made for this row
             if stream not in self._streams:
                 raise ValueError(f"a row for stream {stream!r}, which the procedure does not declare "
                                  f"(its STREAMS: {', '.join(sorted(self._streams))})")
             self._seq[stream] += 1
-            self._publish(EVENT, Event(self._run_id, stream, self._seq[stream], time.time(), row))
+            self._publish(EVENT, Event(self._run_id, stream, self._seq[stream], time.time(), record))
         elif topic == "progress":
-            self._publish(PROGRESS, Progress(self._run_id, float(record)))
+            fraction = float(record)
+            if abs(fraction - self._progress) >= PROGRESS_STEP or (fraction == 1.0 != self._progress):
+                self._progress = fraction
+                self._publish(PROGRESS, Progress(self._run_id, fraction))
         elif topic == "log":
             self._event(str(record))
 
@@ -256,8 +261,8 @@ class RunEngine:
             self.bus.emit(name, doc)
 
     def _callbacks(self, name: str, doc: Any) -> None:
-        """The ``on_progress``/``on_event`` callbacks as a subscriber (read at each document: they may be set
-        after the engine is made)."""
+        """The ``on_progress``/``on_event`` callbacks as a subscriber (subscribed when either is set as a run
+        starts; they may be set after the engine is made)."""
         if name == PROGRESS and self.on_progress:
             self.on_progress(100.0 * doc.fraction)
         elif name == LOG and self.on_event:
@@ -268,7 +273,8 @@ class RunEngine:
         writer = RunFileWriter(flush_interval_s=self.flush_interval_s)
         bus = DocumentBus()
         bus.subscribe(writer, critical=True)
-        bus.subscribe(self._callbacks)
+        if self.on_progress or self.on_event:
+            bus.subscribe(self._callbacks)
         for subscriber, critical in self._subscribers:
             bus.subscribe(subscriber, critical=critical)
         self.bus, self._file = bus, writer
@@ -277,6 +283,8 @@ class RunEngine:
     # -- pause, suspend -----------------------------------------------------------------------------------------
     def _pause_point(self) -> None:
         """Called at each ``procedure.checkpoint()``: hold while paused or suspended; return on an abort."""
+        if self._unpaused.is_set() and not self._suspenders:
+            return
         if self.paused and not self._stop.is_set():
             self._event("paused")
             while not self._unpaused.wait(PAUSE_POLL_S):
@@ -323,6 +331,7 @@ class RunEngine:
         run_id, path = run_file.run_id, run_file.path
         self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
         self._seq = {name: int(run_file.rows.get(name, 0)) for name in procedure.STREAMS}
+        self._progress = -1.0
         writer = self._open_bus()
         try:
             self._publish(START, RunStart(
@@ -402,9 +411,7 @@ class RunEngine:
     @staticmethod
     def _streams_from_file(writer: RunFileWriter) -> Mapping[str, pd.DataFrame]:
         """The run's streams as stored (everything queued is written first): what ``analyse()`` gets."""
-        writer.flush()
-        assert writer.path is not None
-        return load_run(writer.path).streams
+        return writer.streams()
 
     def _execute(self, procedure: LabProcedure) -> None:
         procedure.execute()

@@ -136,6 +136,7 @@ class _Stream:
     def __init__(self, parent: h5py.Group, name: str, columns: Sequence[Column], signal: str, axes: str,
                  eager: bool = False) -> None:
         self.columns = list(columns)
+        self._nd_columns = [c for c in self.columns if c.shape]
         self._parent, self._name, self._signal, self._axes = parent, name, signal, axes
         self.datasets: dict[str, h5py.Dataset] = {}
         self.pending: list[Mapping[str, Any]] = []
@@ -187,8 +188,8 @@ class _Stream:
     def add(self, row: Mapping[str, Any]) -> None:
         """Queue one row; the values of N-D columns are checked against the column's shape at once (ValueError),
         so a wrong spectrum fails the procedure that recorded it, not the flush thread."""
-        for col in self.columns:
-            if col.shape and col.name in row and np.shape(row[col.name]) != tuple(col.shape):
+        for col in self._nd_columns:
+            if col.name in row and np.shape(row[col.name]) != tuple(col.shape):
                 raise ValueError(f"stream {self._name}: column {col.name} takes values of shape {tuple(col.shape)}, "
                                  f"got {np.shape(row[col.name])}")
         self.pending.append(row)
@@ -558,7 +559,8 @@ def _seconds_between(earlier: str, later: str) -> float | None:
 class RunFileWriter:
     """The run file as a subscriber of the run's documents (labctl.documents): wraps one :class:`RunWriter`.
 
-    ``start`` opens the file at ``RunStart.path`` and writes the metadata; each ``descriptor`` creates its
+    ``start`` opens the file at ``RunStart.path`` (a new one; with ``RunStart.segment`` > 0 the existing run,
+    for a new segment) and writes the metadata; each ``descriptor`` creates its
     stream; ``event`` rows and ``log`` lines are queued and flushed within ``flush_interval_s``; ``stop``
     writes the results, the terminal status and the end time and closes the file. ``progress`` is not stored.
     The engine subscribes it as *critical*: if it cannot store, the run stops.
@@ -570,12 +572,12 @@ class RunFileWriter:
         self.path: Path | None = None
 
     def __call__(self, name: str, doc: Any) -> None:
-        if name == START:
+        if name == EVENT and self.writer is not None:  # the common case first: one per row
+            self.writer.append(doc.stream, doc.data)
+        elif name == START:
             self._start(doc)
         elif self.writer is None:
             raise RuntimeError(f"run file: a {name} document before the start document")
-        elif name == EVENT:
-            self.writer.append(doc.stream, doc.data)
         elif name == LOG:
             self.writer.log_event(doc.message)
         elif name == STOP:
@@ -613,6 +615,14 @@ class RunFileWriter:
         """Write everything queued now (the engine calls it once the run has started)."""
         if self.writer is not None:
             self.writer.flush()
+
+    def streams(self) -> dict[str, pd.DataFrame]:
+        """The run's streams as stored so far, read from the open file (everything queued is written first):
+        what ``analyse()`` gets. The same frames as ``load_run(path).streams``."""
+        assert self.writer is not None
+        with self.writer._lock:
+            self.writer._flush_locked()
+            return {name: _read_stream(group) for name, group in _stream_groups(self.writer.entry)}
 
     def close(self, status: str) -> None:
         """Close the file with ``status`` if no stop document did (idempotent)."""
@@ -773,16 +783,22 @@ def load_run(path: str | Path) -> RunData:
         run.events = [_text(x) for x in e["events"][()]] if "events" in e else []
         run.segments = _read_segments(e, run.info)
         run.gaps = gaps_between(run.segments)
-        for name, group in e.items():
-            if isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata":
-                order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
-                columns = {}
-                for col in order:
-                    if col in group:
-                        columns[col] = _read_column(group[col])
-                run.streams[name] = pd.DataFrame(columns)
-                run.columns[name] = {col: _column_info(group, col) for col in columns}
+        for name, group in _stream_groups(e):
+            run.streams[name] = _read_stream(group)
+            run.columns[name] = {col: _column_info(group, col) for col in run.streams[name].columns}
         return run
+
+
+def _stream_groups(entry: h5py.Group) -> list[tuple[str, h5py.Group]]:
+    return [(name, group) for name, group in entry.items()
+            if isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata"]
+
+
+def _read_stream(group: h5py.Group) -> pd.DataFrame:
+    """One stream as stored: a DataFrame with its columns in order (an N-D column: one array per row)."""
+    order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
+    return pd.DataFrame({col: _read_column(group[col]) for col in order if col in group})
+
 
 
 def gaps_between(segments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

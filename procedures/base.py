@@ -76,7 +76,8 @@ class LabProcedure(Procedure):
     # -- helpers used while running -----------------------------------------------------------------------------
     def record(self, stream: str, row: Mapping[str, Any]) -> None:
         """Hand one row of data to the run engine: an event document of ``stream`` (stored within a second).
-        ``row`` maps column → value (a scalar, or an array of the column's shape); missing columns are NaN."""
+        ``row`` maps column → value (a scalar, or an array of the column's shape); missing columns are NaN.
+        The engine takes the new dict made here (``_stream`` removed) as the event's data: ``row`` is not kept."""
         self.emit("results", {"_stream": stream, **row})
 
     def progress(self, fraction: float) -> None:
