@@ -454,6 +454,24 @@ def join_sweeps(chunks: list[SweepData]) -> SweepData:
                        ("voltage_V", "current_A", "time_s", "compliance")))
 
 
+def _one_reading(reply: str, compliance_bit: int) -> SweepData | None:
+    """A ``V,I,TIME,STAT`` reply of one reading read the quick way (a long hold reads hundreds of thousands),
+    or None when it is anything else — a placeholder, an overflow, a bad status word, not four numbers — which
+    :func:`parse_groups`/:func:`status_bit` then read (and report) as for a sweep. Same values either way."""
+    fields = reply.split(",")
+    if len(fields) != 4:
+        return None
+    try:
+        v, i, t, status = (float(x) for x in fields)
+    except ValueError:
+        return None
+    limit = 0.99 * OVERFLOW_READING
+    if not (abs(v) < limit and abs(i) < limit and abs(t) < limit and 0 <= status < 2**24 and status == int(status)):
+        return None
+    return SweepData(voltage_V=np.array([v]), current_A=np.array([i]), time_s=np.array([t]),
+                     compliance=np.array([(int(status) >> compliance_bit) & 1 == 1]))
+
+
 def _sweep_data(
     voltage_V: np.ndarray, current_A: np.ndarray, time_s: np.ndarray, compliance: np.ndarray, relative: bool
 ) -> SweepData:
@@ -575,7 +593,7 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
         """
         with self._read_timeout(self._point_timeout_s()):
             reply = self.ask(":READ?")
-        return self._readings(reply, points=1, relative=False)
+        return _one_reading(reply, self.COMPLIANCE_BIT) or self._readings(reply, points=1, relative=False)
 
     def sweep_voltage(
         self, start_V: float, stop_V: float, points: int, source_delay_s: float,

@@ -30,8 +30,6 @@ from procedures.base import LabProcedure, StreamSpec
 
 OPEN_CIRCUIT, SHORT_CIRCUIT = "oc", "sc"
 HOLD_STREAM = "hold"
-PROGRESS_STEPS = 1000
-"""The progress of a hold is reported this many times over its whole duration (every 0.1 %)."""
 
 
 def parse_bias(text: str) -> str | float:
@@ -173,7 +171,6 @@ class HoldProcedure(LabProcedure):
         smu.enable_output()
         t0 = clock.now() - self.start_index * self.interval_s  # time held, continued across segments
         warned = False
-        progress_every = max(1, n // PROGRESS_STEPS)  # a 216,000-reading hold need not move the bar every row
         for k in range(self.start_index, n):
             remaining = t0 + k * self.interval_s - clock.now()
             if remaining > 0:
@@ -193,8 +190,7 @@ class HoldProcedure(LabProcedure):
                 warned = True
                 self.log(f"WARNING: hold reading {k + 1} in compliance (V = {v:.4g} V, I = {i_a:.4g} A); raise "
                          f"{'compliance_V' if parse_bias(self.bias) == OPEN_CIRCUIT else 'compliance_A'}")
-            if (k + 1) % progress_every == 0 or k + 1 == n:
-                self.progress((k + 1) / n)
+            self.progress((k + 1) / n)  # the engine sends a progress document every 0.1 %
         smu.disable_output()
         self._set_light(False)
 
