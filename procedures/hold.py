@@ -169,23 +169,24 @@ class HoldProcedure(LabProcedure):
         n = self.points()
         self._set_light(self.light)
         smu.enable_output()
-        t0 = clock.now() - self.start_index * self.interval_s  # time held, continued across segments
+        interval_s, sign, segment = self.interval_s, self._sign, self.segment  # read once: the loop runs 10^5 times
+        j_per_a = -sign / self.area_cm2 * 1e3  # mA/cm² per A of SMU current, photocurrent positive
+        t0 = clock.now() - self.start_index * interval_s  # time held, continued across segments
         warned = False
         for k in range(self.start_index, n):
-            remaining = t0 + k * self.interval_s - clock.now()
+            remaining = t0 + k * interval_s - clock.now()
             if remaining > 0:
                 self.wait(remaining)
             else:
-                self.check_abort()
+                self.checkpoint()
             t_s = clock.now() - t0  # when the reading starts (it takes NPLC/f_line x 3 with auto-zero)
             data = smu.measure_point()
-            v = self._sign * float(data.voltage_V[0])
+            v = sign * float(data.voltage_V[0])
             i_a = float(data.current_A[0])
-            j = -self._sign * i_a / self.area_cm2 * 1e3
+            j = j_per_a * i_a
             compliance = bool(data.compliance[0])
-            self.record(HOLD_STREAM, {"time_s": t_s, "voltage_V": v, "current_A": i_a,
-                                      "j_mA_cm2": j, "power_mW_cm2": v * j, "compliance": int(compliance),
-                                      "segment": self.segment})
+            self.record(HOLD_STREAM, {"time_s": t_s, "voltage_V": v, "current_A": i_a, "j_mA_cm2": j,
+                                      "power_mW_cm2": v * j, "compliance": int(compliance), "segment": segment})
             if compliance and not warned:
                 warned = True
                 self.log(f"WARNING: hold reading {k + 1} in compliance (V = {v:.4g} V, I = {i_a:.4g} A); raise "

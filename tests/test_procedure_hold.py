@@ -124,3 +124,12 @@ def test_bad_settings_are_refused_in_one_line_before_any_instrument_is_touched(t
     assert len(res.stderr.strip().splitlines()) == 1 and fragment in res.stderr, res.stderr
     assert out["status"] == "error" and fragment in out["error"]
     assert connections == [] and not list(tmp_path.rglob("*.h5"))
+
+
+def test_open_circuit_hold_of_a_hysteretic_cell_settles_at_the_static_voc(tmp_path):
+    """With ion-lag hysteresis the simulated SMU finds V(I = 0) by search (no closed form): once the ions have
+    followed the held bias (tau 10 s, methods ref. §1.7) the cell is the static single-diode cell again."""
+    station = station_file(tmp_path, lambda d: d["simulation"]["device"]["hysteresis"].update(enabled=True))
+    res, out = _run(tmp_path, "duration_h=0.05", "interval_s=10", station=station)
+    assert res.exit_code == 0, res.output
+    assert out["results"]["voc_final_V"] == pytest.approx(VOC_V, abs=5e-4)
