@@ -185,6 +185,8 @@ def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_
                     make_engine: Any) -> None:
     """Run ``procedure`` on ``station`` with the engine ``make_engine(station, subscribers)`` (a new run, or
     ``labctl resume``'s), with the progress bar and live warnings; print or echo the outcome; exit."""
+    from labctl.storage import RunFileError
+
     if sys.stdin.isatty():
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
     console = Console(stderr=True, quiet=as_json)  # progress and live warnings
@@ -204,7 +206,7 @@ def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_
         try:
             result = engine.run(procedure)
             _print_safe_state(station)
-        except (ConfigError, StationError) as exc:
+        except (ConfigError, StationError, RunFileError) as exc:  # RunFileError: a resumed file that went busy
             station.close()
             raise _InputError(str(exc)) from None
         except KeyboardInterrupt:  # before the run file existed (e.g. while connecting): nothing was measured

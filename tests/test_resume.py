@@ -159,3 +159,18 @@ def test_a_run_that_cannot_be_resumed_is_refused_in_one_line(tmp_path, case):
     assert code == 2 and result["status"] == "error" and fragment in result["error"]
     assert len(stderr.strip().splitlines()) == 1 and fragment in stderr
     assert path.stat().st_mtime_ns == mtime  # the file was not touched
+
+
+def test_a_run_still_being_written_is_refused(tmp_path):
+    from labctl.storage import RunWriter
+
+    path = tmp_path / "live.h5"
+    writer = RunWriter(path)  # alive in this process: its heartbeat is fresh and its PID exists
+    try:
+        writer.write_metadata(run_id="r1", procedure="hold", sample="s", operator="o", area_cm2=None,
+                              parameters={}, station={}, idn={}, software_version="", start_time="")
+        writer.flush()
+        code, result, stderr = _resume(path)
+    finally:
+        writer.close("aborted")
+    assert code == 2 and "status running: cannot be resumed (it is still being written)" in result["error"]
