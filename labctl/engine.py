@@ -192,7 +192,11 @@ class RunEngine:
 
     # -- background runs ----------------------------------------------------------------------------------------
     def start(self, procedure: LabProcedure) -> None:
-        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result."""
+        """Run ``procedure`` in a background thread and return at once; :meth:`join` gives its result.
+
+        Signals go to the main thread, not to the run: while :meth:`join` waits it turns Ctrl-C/SIGTERM into
+        :meth:`abort`; otherwise (a GUI's event loop) the caller calls :meth:`abort`. The thread is not a daemon,
+        so the interpreter does not exit in the middle of a run or its safe state."""
         if self.running:
             raise RuntimeError("a run is already going on this engine")
         self._stop.clear()
@@ -204,7 +208,6 @@ class RunEngine:
             except BaseException as exc:  # noqa: BLE001 - handed to join()
                 self._outcome = (None, exc)
 
-        # not a daemon: the interpreter waits for the run (and its safe state) before it exits
         self._thread = threading.Thread(target=target, name=f"labctl-run-{procedure.NAME}")
         self._thread.start()
 
@@ -214,12 +217,20 @@ class RunEngine:
 
     def join(self, timeout_s: float | None = None) -> RunResult:
         """Wait for the run started with :meth:`start`; its RunResult, or the error that kept it from starting
-        (ConfigError, StationError) re-raised. TimeoutError if it is still going after ``timeout_s``."""
+        (ConfigError, StationError) re-raised. TimeoutError if it is still going after ``timeout_s``.
+
+        Called in the main thread, Ctrl-C (SIGINT) and SIGTERM while waiting abort the run (it then ends
+        ``aborted`` through its safe state, and join goes on waiting for that), as they do a run in the main
+        thread; elsewhere signals are not seen and only :meth:`abort` stops the run."""
         if self._thread is None:
             raise RuntimeError("no run was started on this engine")
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the run is still going after {timeout_s} s")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with _signals_abort(self):
+            while self._thread.is_alive():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"the run is still going after {timeout_s} s")
+                self._thread.join(PAUSE_POLL_S if left is None else min(PAUSE_POLL_S, left))
         assert self._outcome is not None
         result, error = self._outcome
         if error is not None:
@@ -440,6 +451,28 @@ class RunEngine:
             if failures and status == COMPLETED:
                 status, error = FAILED, "safe state failed: " + "; ".join(failures)
         return status, error
+
+
+class _signals_abort:
+    """While the main thread waits for a background run: SIGINT/SIGTERM call ``engine.abort()`` (logged)."""
+
+    def __init__(self, engine: RunEngine) -> None:
+        self.engine = engine
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._abort)
+
+    def _abort(self, signum: int, frame: Any) -> None:
+        log.warning("%s received: aborting the run", signal.Signals(signum).name)
+        self.engine.abort()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 class _signals_raise_interrupt:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
-from labctl.storage import RunData, result_units
+import numpy as np
+import pandas as pd
+
+from labctl.storage import Column, RunData, result_units
 
 #: floats are written with 15 significant digits, a double's decimal precision: the shortest text that reads back
 #: as the stored value to within 1 part in 10^15, without the binary noise of arithmetic (0.1 + 0.2 is written 0.3,
@@ -33,11 +37,40 @@ def export_csv(run: RunData, out_dir: str | Path | None = None) -> list[Path]:
     paths = []
     for name, frame in run.streams.items():
         path = folder / f"{run.path.stem}_{name}.csv"
+        columns = run.columns.get(name, {})
         with path.open("w", encoding="utf-8", newline="") as fh:
-            fh.write("\n".join(header) + "\n")
-            frame.to_csv(fh, index=False, float_format=FLOAT_FORMAT)
+            fh.write("\n".join(header + _axis_lines(columns)) + "\n")
+            _flat(frame, columns).to_csv(fh, index=False, float_format=FLOAT_FORMAT)
         paths.append(path)
     return paths
+
+
+def _flat(frame: pd.DataFrame, columns: Mapping[str, Column]) -> pd.DataFrame:
+    """N-D columns as one CSV column per element: ``counts[0]``, ``counts[1]``, ... (``image_V[0,1]`` for 2-D)."""
+    if not any(c.shape for c in columns.values()):
+        return frame
+    out: dict[str, object] = {}
+    for name in frame.columns:
+        shape = columns[name].shape if name in columns else ()
+        if not shape:
+            out[name] = frame[name].to_numpy()
+            continue
+        values = np.stack(list(frame[name])) if len(frame) else np.empty((0, *shape))
+        for index in np.ndindex(*shape):
+            out[f"{name}[{','.join(str(k) for k in index)}]"] = values[(slice(None), *index)]
+    return pd.DataFrame(out)
+
+
+def _axis_lines(columns: Mapping[str, Column]) -> list[str]:
+    """``# axis counts dimension 0 wavelength_nm (nm): 400, 450, ...`` for each fixed axis of an N-D column."""
+    lines = []
+    for col in columns.values():
+        for k, values in enumerate(col.axis_values):
+            if values:
+                units = col.axis_units[k] if k < len(col.axis_units) else ""
+                lines.append(f"# axis {col.name} dimension {k} {col.axes[k]}{f' ({units})' if units else ''}: "
+                             + ", ".join(FLOAT_FORMAT % v for v in values))
+    return lines
 
 
 def _unit_text(units: str) -> str:

@@ -99,7 +99,9 @@ class LabProcedure(Procedure):
         if self.should_stop():
             raise RunAborted("abort requested")
 
-    check_abort = checkpoint  # the older name: an abort check that now also honours a pause and the suspenders
+    def check_abort(self) -> None:
+        """The older name of :meth:`checkpoint`: an abort check that now also honours a pause and the suspenders."""
+        self.checkpoint()
 
     def should_stop(self) -> bool:
         """Whether an abort was requested (injected by the run engine)."""

@@ -3,6 +3,7 @@ procedure's checkpoint() — with the safe state on every exit path."""
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import pytest
@@ -11,7 +12,7 @@ from labctl.config import ConfigError, parse_station
 from labctl.engine import RunEngine
 from labctl.station import Station
 from labctl.storage import load_run
-from procedures.base import LabProcedure
+from procedures.base import LabProcedure, RunAborted
 from tests.engine_procedures import Ticks, make
 from tests.helpers import default_station, make_procedure, smu_output_on
 
@@ -137,6 +138,25 @@ def test_abort_ends_a_suspension(tmp_path):
     assert "suspended: interlock open" in watch.lines and "resumed" not in watch.lines
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_join_waits_aborts_the_background_run_safely(tmp_path, signum):
+    """The main thread waits in join(); Ctrl-C or SIGTERM ends the run aborted, through its safe state."""
+    station = _station()
+    watch = LogWatch("paused")
+    engine = RunEngine(station, tmp_path, subscribers=[watch])
+    engine.pause()
+    engine.start(make_procedure(direction="forward", precondition_s=5.0))
+    watch.wait_for("paused")
+    assert smu_output_on(station)
+    before = signal.getsignal(signum)
+    threading.Timer(0.2, signal.raise_signal, (signum,)).start()
+    result = engine.join(TIMEOUT_S)  # the signal arrives while join waits
+    assert result.status == "aborted", result.error
+    assert not smu_output_on(station) and station.bench.light.shutter_open is False
+    assert load_run(result.path).status == "aborted"
+    assert signal.getsignal(signum) is before  # join's handlers are gone again
+
+
 def test_a_background_run_that_cannot_start_raises_from_join(tmp_path):
     engine = RunEngine(_station(), tmp_path)
     engine.start(make_procedure(stop_V=50.0))
@@ -146,6 +166,12 @@ def test_a_background_run_that_cannot_start_raises_from_join(tmp_path):
 
 def test_checkpoint_outside_a_run_does_nothing_and_check_abort_is_the_same_check():
     proc = LabProcedure()
-    proc.checkpoint()
+    proc.checkpoint()  # no engine: no abort, no pause
+    held = []
+    proc.pause_point = lambda: held.append("held")
     proc.check_abort()
-    assert LabProcedure.check_abort is LabProcedure.checkpoint
+    assert held == ["held"]  # the older name passes the engine's pause point too
+    proc.should_stop = lambda: True
+    with pytest.raises(RunAborted, match="abort requested"):
+        proc.check_abort()
+    assert held == ["held"]  # an abort is raised before holding

@@ -210,3 +210,44 @@ def test_columns_the_writer_cannot_store_are_refused_in_one_line(tmp_path, colum
     with pytest.raises(ValueError, match=message):
         writer("descriptor", Descriptor("r1", "s", (Column("t", "s"), column), "t", "t"))
     writer.close("failed")
+
+
+def test_the_cli_progress_bar_and_live_warnings_are_subscribers(tmp_path):
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    from labctl.cli import _LiveWarnings, _ProgressBar
+
+    class Warns(Ticks):
+        def execute(self):
+            super().execute()
+            self.log("WARNING: lamp drifted")
+            self.log("all fine")
+
+    console = Console(record=True, width=200)
+    seen = []
+    with Bar(console=console, disable=True) as bar:
+        task = bar.add_task("run", total=100)
+        subscribers = [_ProgressBar(bar, task), _LiveWarnings(console),
+                       lambda name, doc: seen.append(bar.tasks[0].completed) if name == "progress" else None]
+        result = RunEngine(_station(), tmp_path, subscribers=subscribers).run(make(Warns, points=4))
+    assert result.status == "completed", result.error
+    assert seen == pytest.approx([25.0, 50.0, 75.0, 100.0])
+    shown = console.export_text()
+    assert "WARNING: lamp drifted" in shown and "all fine" not in shown
+
+
+def test_csv_export_gives_an_nd_column_one_column_per_element(tmp_path):
+    import pandas as pd
+
+    from labctl.export import export_csv
+
+    result = RunEngine(_station(), tmp_path).run(make(Spectra, points=3))
+    (path,) = export_csv(load_run(result.path), tmp_path / "csv")
+    text = path.read_text()
+    assert "# axis counts dimension 0 wavelength_nm (nm): 400, 450, 500, 550, 600, 650, 700" in text
+    frame = pd.read_csv(path, comment="#")
+    assert list(frame.columns) == ["time_s", *[f"counts[{k}]" for k in range(7)],
+                                   *[f"image_V[{i},{j}]" for i in range(2) for j in range(3)]]
+    assert frame["counts[3]"].tolist() == [3.0, 6.0, 9.0]  # 3 × (row + 1)
+    assert frame["image_V[1,2]"].tolist() == [0.0, 1.0, 2.0]
