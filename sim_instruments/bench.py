@@ -242,11 +242,19 @@ class Bench:
         with self.lock:
             held = self._held_suns
             if held is None:
-                self._held_suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+                self._held_suns = self._draw_suns()
             try:
                 yield
             finally:
                 self._held_suns = held
+
+    def _draw_suns(self) -> float:
+        """The light on the cell now (suns), with a new draw of the lamp's flicker."""
+        return self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+
+    def _suns_now(self) -> float:
+        """The light on the cell for this reading (suns): the one held by :meth:`steady_light`, else a new draw."""
+        return self._held_suns if self._held_suns is not None else self._draw_suns()
 
     def cell_current_A(self) -> float:
         """Current a Keithley reports while forcing the present bias (A): −J·area, no instrument noise."""
@@ -254,9 +262,7 @@ class Bench:
             self._advance()
             if self._bias_V is None:
                 return 0.0
-            suns = self._held_suns
-            if suns is None:
-                suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            suns = self._suns_now()
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
             return -self._sign * j * self.cell.params.area_cm2
 
@@ -270,9 +276,7 @@ class Bench:
             if cell.params.hysteresis.enabled:
                 return None
             self._advance()
-            suns = self._held_suns
-            if suns is None:
-                suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0
+            suns = self._suns_now()
             p = cell.params
             jph, j0, rs = cell.parameters_now()
             j = -self._sign * current_A / p.area_cm2  # photocurrent-positive J of the cell (A/cm²)
