@@ -100,25 +100,6 @@ def _plot_dark_jv(ax, run: RunData) -> None:  # noqa: ANN001 - a matplotlib Axes
     ax.legend(loc="upper left", fontsize=8)
 
 
-def _plot_hold(ax, run: RunData) -> None:  # noqa: ANN001 - a matplotlib Axes
-    """A hold: the held quantity against time (Voc at open circuit, else J), one continuous run across its
-    segments, with a dashed line where each resumed segment starts."""
-    data = run.streams["hold"]
-    oc = str(run.parameters.get("bias", "")).strip().lower() == "oc"
-    column, label = ("voltage_V", "Voltage (V), open circuit") if oc else (
-        "j_mA_cm2", "Current density (mA/cm²), photocurrent positive")
-    hours = data["time_s"].to_numpy() / 3600.0
-    ax.plot(hours, data[column].to_numpy(), lw=1)
-    for seg in run.segments[1:]:
-        first = seg.get("first_rows", {}).get("hold")
-        if first is not None and first < len(hours):
-            ax.axvline(hours[first], color="0.4", lw=0.8, ls="--")
-            ax.text(hours[first], 0.98, f" segment {seg['index']}", transform=ax.get_xaxis_transform(),
-                    fontsize=7, va="top")
-    ax.set_xlabel("Time held (h)")
-    ax.set_ylabel(label)
-
-
 def supported_formats() -> list[str]:
     """File suffixes (without the dot) that :func:`plot_run` can write: png, pdf, svg, ..."""
     from matplotlib.backend_bases import FigureCanvasBase
@@ -163,7 +144,9 @@ def figure(run: RunData) -> Figure:
             ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=8, va="bottom",
                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
     elif "hold" in run.streams and not run.streams["hold"].empty:
-        _plot_hold(ax, run)
+        from procedures.hold import HoldProcedure  # the procedure draws its own plot
+
+        HoldProcedure.plot(ax, run)
     elif "calibration" in run.streams and not run.streams["calibration"].empty:
         data = run.streams["calibration"]
         for detector, group in data.groupby("detector"):

@@ -226,3 +226,25 @@ class HoldProcedure(LabProcedure):
             if values[0] != 0:
                 results[f"{name}_final_over_initial"] = float(values[-1] / values[0])
         return results
+
+    @classmethod
+    def plot(cls, ax: Any, run: Any) -> str:
+        """Draw a hold on ``ax`` (a matplotlib Axes): the held quantity against the time held in hours (Voc at open
+        circuit, else J), one continuous run across its segments, a dashed line where each resumed segment
+        starts. ``run``: a :class:`labctl.storage.RunData`. Returns the name for the title."""
+        data = run.streams[HOLD_STREAM]
+        oc = str(run.parameters.get("bias", "")).strip().lower() == OPEN_CIRCUIT
+        column, label = ("voltage_V", "Voltage (V), open circuit") if oc else (
+            "j_mA_cm2", "Current density (mA/cm²), photocurrent positive")
+        hours = data["time_s"].to_numpy() / 3600.0
+        ax.plot(hours, data[column].to_numpy(), lw=1)
+        for seg in run.segments[1:]:
+            first = seg.get("first_rows", {}).get(HOLD_STREAM)
+            if first is not None and first < len(hours):
+                ax.axvline(hours[first], color="0.4", lw=0.8, ls="--")
+                ax.text(hours[first], 0.98, f" segment {seg['index']}", transform=ax.get_xaxis_transform(),
+                        fontsize=7, va="top")
+        ax.set_xlabel("Time held (h)")
+        ax.set_ylabel(label)
+        return cls.NAME
+

@@ -137,6 +137,17 @@ def test_show_and_plot_a_resumed_hold(tmp_path):
     plotted = CliRunner().invoke(main, ["plot", str(path), "--out", str(tmp_path / "hold.png")])
     assert plotted.exit_code == 0, plotted.output
     assert (tmp_path / "hold.png").stat().st_size > 10_000
+    import matplotlib.pyplot as plt
+
+    from labctl.plotting import figure
+
+    fig = figure(load_run(path))
+    try:
+        data, boundary = fig.axes[0].lines
+        np.testing.assert_allclose(data.get_xdata(), 2.0 * np.arange(18) / 3600)  # one run, time held in hours
+        assert list(boundary.get_xdata()) == [20.0 / 3600] * 2  # the resumed segment starts at reading 10
+    finally:
+        plt.close(fig)
 
 
 @pytest.mark.parametrize("case", ["completed", "jv"])
