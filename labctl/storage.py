@@ -728,11 +728,12 @@ def _writer_has_gone(entry: h5py.Group) -> bool:
     )
 
 
-def _read_column(ds: h5py.Dataset) -> Any:
-    """A stored column: a 1-D array, or for an N-D column a Series holding one array per row."""
+def _read_column(ds: h5py.Dataset, rows: int | None = None) -> Any:
+    """A stored column (its first ``rows`` rows; default all): a 1-D array, or for an N-D column a Series holding
+    one array per row."""
     if h5py.check_string_dtype(ds.dtype):
-        return ds.asstr()[()]
-    values = ds[()]
+        return ds.asstr()[:rows]
+    values = ds[:rows]
     if values.ndim == 1:
         return values
     rows = np.empty(values.shape[0], dtype=object)
@@ -796,8 +797,10 @@ def _stream_groups(entry: h5py.Group) -> list[tuple[str, h5py.Group]]:
 
 def _read_stream(group: h5py.Group) -> pd.DataFrame:
     """One stream as stored: a DataFrame with its columns in order (an N-D column: one array per row)."""
-    order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
-    return pd.DataFrame({col: _read_column(group[col]) for col in order if col in group})
+    order = [_text(c) for c in group.attrs.get("columns", sorted(group)) if _text(c) in group]
+    # a writer killed between two columns' writes can leave one column longer: the rows are those all columns have
+    rows = min((group[col].shape[0] for col in order), default=0)
+    return pd.DataFrame({col: _read_column(group[col], rows) for col in order})
 
 
 

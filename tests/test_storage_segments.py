@@ -203,3 +203,21 @@ def test_show_and_export_see_one_run_across_segments(tmp_path):
     exported = CliRunner().invoke(main, ["export", str(path), "--csv", "--out", str(tmp_path / "x")])
     assert exported.exit_code == 0, exported.output
     assert (tmp_path / "x" / "run_jv.csv").read_text() == csv.read_text()
+
+
+def test_a_column_written_past_the_others_by_a_killed_writer_is_cut_on_reading_and_on_resuming(tmp_path):
+    path = tmp_path / "partial.h5"
+    w = _writer(path)
+    _rows(w, range(5))
+    w.close("aborted")
+    with h5py.File(path, "a") as f:  # as if the writer died after resizing one column of its next write
+        f["entry/jv/time_s"].resize((6,))
+        f["entry/jv/time_s"][5] = 99.0
+    run = load_run(path)
+    assert len(run.streams["jv"]) == 5 and list(run.streams["jv"]["time_s"]) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    w = _resume(path)
+    _rows(w, range(5, 7))
+    w.close("completed")
+    run = load_run(path)
+    np.testing.assert_array_equal(run.streams["jv"]["time_s"], np.arange(7.0))  # the stray value is gone
+    assert run.segments[1]["first_rows"] == {"jv": 5}
