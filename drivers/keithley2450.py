@@ -115,6 +115,7 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
     def _forget_configuration(self) -> None:
         super()._forget_configuration()
         self._buffer_capacity = None  # *RST deletes user buffers
+        self._sourcing_current = False  # and sources voltage again
 
     # --- SourceMeter interface
 
@@ -125,6 +126,7 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
         delay off), auto-zero on, source read-back on, one reading per request; then check errors."""
         self._check_configuration(compliance_A, nplc, source_delay_s)
         self._nplc = None  # unconfigured until the error check passes
+        self._sourcing_current = False
         self.source_mode = "voltage"
         self.source_voltage_range_auto_enabled = True
         self.write(':SENS:FUNC "CURR"')
@@ -141,24 +143,52 @@ class Keithley2450(KeithleySourceMeterMixin, _StockKeithley2450, SourceMeter):
         self.check_set_errors("configure_voltage_source")
         self._remember_configuration(compliance_A, nplc, source_delay_s)
 
+    def configure_current_source(self, compliance_V: float, nplc: float = 1.0, four_wire: bool = False) -> None:
+        """Source I (auto range, level 0 A, read-back on), sense V (auto range), voltage limit (V), NPLC,
+        2/4-wire, auto-zero on, one reading per request; then check errors (2450 reference manual,
+        ``:SOURce:CURRent:VLIMit``: the voltage limit while sourcing current)."""
+        self._check_current_source(compliance_V, nplc)
+        self._nplc = None  # unconfigured until the error check passes
+        self._sourcing_current = False
+        self.source_mode = "current"
+        self.write(":SOUR:CURR:RANG:AUTO ON")
+        self.source_current = 0.0
+        self.write(':SENS:FUNC "VOLT"')
+        self.compliance_voltage = compliance_V
+        self.write(":SENS:VOLT:RANG:AUTO ON")
+        self.voltage_nplc = nplc
+        self.write(f":SENS:VOLT:RSEN {'ON' if four_wire else 'OFF'}")
+        self.write(":SENS:VOLT:AZER ON")
+        self.write(":SOUR:CURR:READ:BACK ON")
+        self.write(":SENS:COUN 1")
+        self._line_frequency_Hz = self._read_line_frequency()
+        self.check_set_errors("configure_current_source")
+        self._remember_configuration(None, nplc, 0.0)  # no current compliance: a V limit
+        self._sourcing_current = True
+
+    _sourcing_current = False  # True after configure_current_source (until configure_voltage_source)
+
     @property
     def compliance_tripped(self) -> bool:
-        """``:SOUR:VOLT:ILIM:TRIP?``: True while the current limit is active."""
-        reply = self.ask(":SOUR:VOLT:ILIM:TRIP?")
-        value = parse_numbers(reply, instrument=self.name, command=":SOUR:VOLT:ILIM:TRIP?")
+        """``:SOUR:VOLT:ILIM:TRIP?`` (or ``:SOUR:CURR:VLIM:TRIP?`` when sourcing I): True while the limit is
+        active."""
+        command = ":SOUR:CURR:VLIM:TRIP?" if self._sourcing_current else ":SOUR:VOLT:ILIM:TRIP?"
+        reply = self.ask(command)
+        value = parse_numbers(reply, instrument=self.name, command=command)
         if value.size != 1 or value[0] not in (0.0, 1.0):
-            raise ReplyError(f"{self.name}: reply {reply.strip()!r} to ':SOUR:VOLT:ILIM:TRIP?' is not 0 or 1")
+            raise ReplyError(f"{self.name}: reply {reply.strip()!r} to {command!r} is not 0 or 1")
         return bool(value[0])
 
     def measure_point(self) -> SweepData:
-        """One reading into defbuffer1: source read-back (V), current (A), the instrument's relative time
-        stamp (s, not re-referenced), and the limit-trip state."""
+        """One reading into defbuffer1: source read-back, measurement (V and A: which is which follows the
+        source function), the instrument's relative time stamp (s, not re-referenced), and the limit-trip state."""
         command = ':READ? "defbuffer1", SOUR, READ, REL'
         with self._read_timeout(self._point_timeout_s()):
             reply = self.ask(command)
         row = parse_groups(reply, 3, instrument=self.name, command=command, points=1)
         tripped = self.compliance_tripped
-        return _sweep_data(row[:, 0], row[:, 1], row[:, 2], np.array([tripped]), relative=False)
+        v, i = (row[:, 1], row[:, 0]) if self._sourcing_current else (row[:, 0], row[:, 1])
+        return _sweep_data(v, i, row[:, 2], np.array([tripped]), relative=False)
 
     def sweep_voltage(
         self, start_V: float, stop_V: float, points: int, source_delay_s: float,

@@ -74,6 +74,16 @@ class SourceMeter:
         """Program the source level (V); the output state is unchanged."""
         raise NotImplementedError
 
+    def configure_current_source(self, compliance_V: float, nplc: float = 1.0, four_wire: bool = False) -> None:
+        """Source current, measure voltage (auto ranges); voltage compliance (V), NPLC, 2/4-wire; check errors.
+
+        With the level at 0 A the SMU holds a cell at open circuit and reads its Voc."""
+        raise NotImplementedError
+
+    def set_current(self, current_A: float) -> None:
+        """Program the source level (A) after :meth:`configure_current_source`; the output state is unchanged."""
+        raise NotImplementedError
+
     def enable_output(self) -> None:
         raise NotImplementedError
 

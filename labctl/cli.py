@@ -187,13 +187,24 @@ def _run(
     else:
         out = path.parent / config.station.data_dir
         _writable_folder(out, f"{path}: station.data_dir")
-    station = Station(config)
+    _run_on_station(procedure, Station(config), f"[bold]{procedure_name}[/] {sample}", as_json, no_plot,
+                    lambda station, subscribers: RunEngine(
+                        station, out, sample=sample, operator=operator,
+                        subscribers=[*subscribers, *_catalog_subscribers(config, out, err_console)]))
+
+
+def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_plot: bool,
+                    make_engine: Any) -> None:
+    """Run ``procedure`` on ``station`` with the engine ``make_engine(station, subscribers)`` (a new run, or
+    ``labctl resume``'s), with the progress bar and live warnings; print or echo the outcome; exit."""
+    from labctl.storage import RunFileError
+
     if sys.stdin.isatty():
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
     console = Console(stderr=True, quiet=as_json)  # progress and live warnings
     out_console = _out_console(quiet=as_json)  # what a user may pipe: the table, the status, the paths
     with Progress(
-        TextColumn(f"[bold]{procedure_name}[/] {sample}"),
+        TextColumn(title),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f} %"),
         TimeElapsedColumn(),
@@ -202,18 +213,12 @@ def _run(
         disable=not console.is_terminal,  # a bar redrawn into a pipe or a CI log is noise
     ) as progress:
         task = progress.add_task("run", total=100)
-        engine = RunEngine(
-            station,
-            out,
-            sample=sample,
-            operator=operator,
-            subscribers=[_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console),
-                         *_catalog_subscribers(config, out, err_console if as_json else progress.console)],
-        )
+        engine = make_engine(
+            station, [_ProgressBar(progress, task), _LiveWarnings(err_console if as_json else progress.console)])
         try:
             result = engine.run(procedure)
             _print_safe_state(station)
-        except (ConfigError, StationError) as exc:
+        except (ConfigError, StationError, RunFileError) as exc:  # RunFileError: a resumed file that went busy
             station.close()
             raise _InputError(str(exc)) from None
         except KeyboardInterrupt:  # before the run file existed (e.g. while connecting): nothing was measured
@@ -235,16 +240,32 @@ def _run(
             png = plot_run(load_run(result.path))
         except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
             err_console.print(f"warning: plot failed: {exc}", highlight=False, soft_wrap=True)
+    results = _with_segments(procedure, result)
     if as_json:
-        click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": result.results}))
+        click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": results}))
     else:
-        _summarise(out_console, procedure_name, result.results)
+        type(procedure).summarise(out_console, result.results)
         out_console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
                           soft_wrap=True)
         out_console.print(f"file:   {result.path}", highlight=False, soft_wrap=True)
         if png:
             out_console.print(f"plot:   {png}", highlight=False, soft_wrap=True)
     sys.exit(0 if result.status == "completed" else 1)
+
+
+def _with_segments(procedure: Any, result: Any) -> dict[str, Any]:
+    """The results of a run, plus ``segments`` and ``gaps`` (each with start, end and reason) from its file for a
+    procedure that can be resumed (``labctl resume``)."""
+    if not hasattr(procedure, "resume_from"):
+        return result.results
+    from labctl.storage import read_segments
+
+    try:
+        _, segments, gaps = read_segments(result.path)
+    except (OSError, KeyError) as exc:
+        err_console.print(f"warning: cannot read the segments of {result.path}: {exc}", highlight=False)
+        return result.results
+    return {**result.results, "segments": segments, "gaps": gaps}
 
 
 class _ProgressBar:
@@ -298,6 +319,46 @@ def _summarise(console: Console, procedure_name: str, results: dict[str, Any]) -
     from procedures.base import LabProcedure
 
     procedure_classes().get(procedure_name, LabProcedure).summarise(console, results)
+
+
+@main.command("resume")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--reason", default="", help="why the run goes on (default: 'resumed after <its status>')")
+@click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object on stdout")
+@click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
+def resume_cmd(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
+    """Continue the interrupted (or aborted) run FILE into a new segment of the same file (a hold goes on after
+    its last reading). Its parameters are the ones stored in the file; the instruments are the station's.
+
+    With --json, stdout holds one JSON object {"file", "status", "results"}; the results hold "rows",
+    "segments" and "gaps" (each with start, end and reason). A run that cannot be resumed: exit 2, one line."""
+    try:
+        _resume(file, station_path, reason, as_json, no_plot)
+    except _InputError as exc:
+        if as_json:
+            click.echo(json.dumps({"file": file, "status": "error", "error": exc.message, "results": {}}))
+        raise
+
+
+def _resume(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
+    from labctl.resume import ResumeEngine, prepare_resume
+    from labctl.station import Station
+
+    _, config = _load(station_path)
+    try:
+        plan = prepare_resume(file, reason)
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise _InputError(f"cannot read run file {file}: {exc}") from None
+    if not os.access(file, os.W_OK):
+        raise _InputError(f"run file {file}: cannot be written (permission denied): it cannot be resumed")
+    data_dir = Path(file).resolve().parent.parent  # run files are <data folder>/<day>/<run id>.h5
+    _run_on_station(plan.procedure, Station(config), plan.title, as_json, no_plot,
+                    lambda station, subscribers: ResumeEngine(
+                        station, plan.run_file, sample=plan.sample, operator=plan.operator,
+                        subscribers=[*subscribers, *_catalog_subscribers(config, data_dir, err_console)]))
 
 
 @main.command("params")
@@ -360,6 +421,14 @@ def show_cmd(file: str) -> None:
     console.print(f"{'clock':>17}: {clock}", highlight=False, soft_wrap=True)
     for name, frame in run.streams.items():
         console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
+    if len(run.segments) > 1:  # a resumed run: where it stopped, for how long, and why it went on
+        for seg in run.segments:
+            console.print(f"{'segment ' + str(seg['index']):>17}: {seg['start']} to {seg['end'] or '(running)'}, "
+                          f"{seg['status']} ({seg['reason']})", highlight=False, soft_wrap=True)
+        for k, gap in enumerate(run.gaps, start=1):
+            length = f"{gap['duration_s']:.1f} s" if gap["duration_s"] is not None else "unknown length"
+            console.print(f"{'gap ' + str(k):>17}: {length}, {gap['start']} to {gap['end']} ({gap['reason']})",
+                          highlight=False, soft_wrap=True)
     for role, idn in run.idn.items():
         console.print(f"{'idn ' + role:>17}: {idn}", soft_wrap=True)
     _summarise(console, run.info.get("procedure", ""), run.results)

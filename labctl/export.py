@@ -21,7 +21,8 @@ def export_csv(run: RunData, out_dir: str | Path | None = None) -> list[Path]:
     """One CSV per data stream, ``<run>_<stream>.csv``, with ``#`` lines holding the metadata and results.
 
     Header lines: ``# <key>: <value>`` for the run's metadata, ``# parameter <name>: <value> <units>``, and
-    ``# result <name>: <JSON>`` for each result (numbers, nested groups, flags, null for a figure not computed).
+    ``# result <name>: <JSON>`` for each result (numbers, nested groups, flags, null for a figure not computed),
+    and for a resumed run ``# segment <k>: <JSON>`` per segment (start, end, status, reason, gap_s, first_rows).
     """
     folder = Path(out_dir) if out_dir else run.path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,8 @@ def export_csv(run: RunData, out_dir: str | Path | None = None) -> list[Path]:
         f"# parameter {name}: {value}{_unit_text(run.units.get(name, ''))}" for name, value in run.parameters.items()
     ]
     header += [f"# result {name}: {json.dumps(value)}" for name, value in run.results.items()]
+    # the rows of every segment follow each other; these lines say where each one starts and why
+    header += [f"# segment {seg['index']}: {json.dumps(seg)}" for seg in run.segments] if len(run.segments) > 1 else []
     header += [f"# result units: {json.dumps(_units_of(run.results))}"] if run.results else []
     paths = []
     for name, frame in run.streams.items():

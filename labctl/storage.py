@@ -11,6 +11,11 @@ Layout (docs/data-format.md)::
                             an N-D column also has @axes/@axis_units, and a fixed axis one dataset in the group
       results     NXcollection   results_json + scalars per group, @units
       events                vlen str, time-stamped log lines
+      segments    NXcollection   one entry per segment: start/end time, status, reason, gap, first rows
+
+A run is written in segments: :class:`RunWriter` with ``resume=True`` reopens an existing run (h5py mode "a")
+and appends a new segment; every dataset keeps growing, so readers see one continuous run, and
+``RunData.segments`` / ``RunData.gaps`` say where it was interrupted, for how long and why.
 
 Rows and events are buffered in memory and written + flushed (``H5Fflush``) at least once per second by a
 background thread, so a run killed with SIGKILL leaves a file that opens with everything up to the last flush
@@ -139,6 +144,21 @@ class _Stream:
         if eager:
             self._create()
 
+    @classmethod
+    def reopen(cls, group: h5py.Group) -> _Stream:
+        """The stream of an existing NXdata group (a resumed run): new rows go after the ones on disk."""
+        names = [_text(c) for c in group.attrs.get("columns", sorted(group))]
+        columns = [_column_info(group, name) for name in names]
+        axes = group.attrs.get("axes", [""])
+        stream = cls(group.parent, group.name.rsplit("/", 1)[-1], columns, _text(group.attrs.get("signal", "")),
+                     _text(axes[0] if len(axes) else ""))
+        stream.datasets = {name: group[name] for name in names}
+        stream.rows = min((ds.shape[0] for ds in stream.datasets.values()), default=0)
+        for ds in stream.datasets.values():  # a kill between two columns' writes: cut to the shortest
+            if ds.shape[0] != stream.rows:
+                ds.resize((stream.rows,) + ds.shape[1:])
+        return stream
+
     def _create(self) -> None:
         group = self._parent.create_group(self._name)
         group.attrs["NX_class"] = "NXdata"
@@ -196,27 +216,46 @@ class _Stream:
         self.pending.clear()
 
 
-class RunWriter:
-    """Writes one run file. Thread-safe; a daemon thread flushes pending rows every ``flush_interval_s``."""
+class RunFileError(Exception):
+    """A run file cannot be reopened to resume it (still being written, not a labctl run, ...)."""
 
-    def __init__(self, path: str | Path, flush_interval_s: float = 1.0) -> None:
+
+class RunWriter:
+    """Writes one run file. Thread-safe; a daemon thread flushes pending rows every ``flush_interval_s``.
+
+    ``resume=True`` reopens the existing run file ``path`` (h5py mode "a") and starts a new segment: the streams
+    and events go on growing after what is on disk, ``/entry/status`` reads ``running`` again and the previous
+    segment's end is fixed (its end time, or for a killed writer its last heartbeat, and its status).
+    ``reason`` says why the segment starts (default: "start" for a new run, "resumed after <status>").
+    Raises :class:`RunFileError` when ``path`` is not a run file or its writer is still alive.
+    """
+
+    def __init__(self, path: str | Path, flush_interval_s: float = 1.0, *, resume: bool = False,
+                 reason: str = "") -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # locking off: an operator may open the file (labctl show, h5web) while the run is going
-        self._file = h5py.File(self.path, "w", locking=False)
-        self._file.attrs["NX_class"] = "NXroot"
-        self._file.attrs["default"] = "entry"
-        self._file.attrs["creator"] = "labctl"
-        self.entry = self._file.create_group("entry")
-        self.entry.attrs["NX_class"] = "NXentry"
-        self.entry.create_dataset("status", data=RUNNING, dtype=_STR)
-        self._events = self.entry.create_dataset("events", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(64,))
+        self._streams: dict[str, _Stream] = {}
         self._pending_events: list[str] = []
+        self.resumed = resume
+        if resume:
+            self._reopen(reason)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # locking off: an operator may open the file (labctl show, h5web) while the run is going
+            self._file = h5py.File(self.path, "w", locking=False)
+            self._file.attrs["NX_class"] = "NXroot"
+            self._file.attrs["default"] = "entry"
+            self._file.attrs["creator"] = "labctl"
+            self.entry = self._file.create_group("entry")
+            self.entry.attrs["NX_class"] = "NXentry"
+            self.entry.create_dataset("status", data=RUNNING, dtype=_STR)
+            self._events = self.entry.create_dataset("events", shape=(0,), maxshape=(None,), dtype=_STR,
+                                                     chunks=(64,))
+            self._segments = _Segments.create(self.entry)
+            self._segments.start(utc_now_iso(), reason or "start", 0.0, {})
         self.entry.attrs["writer_pid"] = os.getpid()
         self.entry.attrs["writer_host"] = writer_identity()
         self.entry.attrs["flush_interval_s"] = float(flush_interval_s)
         self._beat()
-        self._streams: dict[str, _Stream] = {}
         self._lock = threading.RLock()
         self._last_flush = time.monotonic()
         self._flush_interval_s = flush_interval_s
@@ -225,6 +264,51 @@ class RunWriter:
         self._thread = threading.Thread(target=self._flusher, name="labctl-h5-flush", daemon=True)
         self._thread.start()
         self._file.flush()
+
+    def _reopen(self, reason: str) -> None:
+        """Open an existing run for a new segment (see the class docstring)."""
+        try:
+            self._file = h5py.File(self.path, "a", locking=False)
+        except OSError as exc:
+            raise RunFileError(f"cannot reopen run file {self.path}: {exc}") from None
+        try:
+            if "entry" not in self._file or "status" not in self._file["entry"]:
+                raise RunFileError(f"{self.path} is not a labctl run file (no /entry/status)")
+            self.entry = self._file["entry"]
+            status = _text(self.entry["status"][()])
+            gone = status == RUNNING and _writer_has_gone(self.entry)
+            if status == RUNNING and not gone:
+                raise RunFileError(f"{self.path} is still being written (writer pid "
+                                   f"{self.entry.attrs.get('writer_pid')}, last heartbeat "
+                                   f"{_text(self.entry.attrs.get('heartbeat', b'?'))}): it cannot be resumed")
+        except BaseException:
+            self._file.close()
+            raise
+        previous = INTERRUPTED if gone else status
+        heartbeat = _text(self.entry.attrs["heartbeat"]) if "heartbeat" in self.entry.attrs else ""
+        end = _text(self.entry["end_time"][()]) if "end_time" in self.entry else heartbeat
+        self._segments = _Segments.open(self.entry, _text(self.entry["start_time"][()])
+                                        if "start_time" in self.entry else "")
+        self._segments.finish(end, previous)
+        for name, group in self.entry.items():
+            if isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata":
+                self._streams[name] = _Stream.reopen(group)
+        self._events = self.entry["events"]
+        if "end_time" in self.entry:
+            del self.entry["end_time"]
+        self.entry["status"][()] = RUNNING
+        now = utc_now_iso()
+        gap_s = _seconds_between(end, now)
+        first_rows = {name: stream.rows for name, stream in self._streams.items()}
+        why = reason or f"resumed after {previous}"
+        index = self._segments.start(now, why, gap_s, first_rows)
+        gap = f"{gap_s:.1f} s" if gap_s is not None else "unknown"
+        self._pending_events.append(f"{now} segment {index} started: {why} (gap {gap} since {end or '?'})")
+
+    @property
+    def segment(self) -> int:
+        """Index of the segment being written (0 for a new run)."""
+        return self._segments.count - 1
 
     # -- metadata ---------------------------------------------------------------------------------------------
     def write_metadata(
@@ -241,9 +325,15 @@ class RunWriter:
         software_version: str,
         start_time: str,
     ) -> None:
-        """Everything known at the start of a run. ``parameters``: name → (value, units)."""
+        """Everything known at the start of a run. ``parameters``: name → (value, units).
+
+        In a resumed run the file keeps the first segment's metadata: the run id and procedure must match
+        (:class:`RunFileError`), and an instrument whose identity changed is noted as an event."""
         with self._lock:
             e = self.entry
+            if self.resumed:
+                self._check_resumed_metadata(run_id, procedure, idn)
+                return
             for key, value in (
                 ("run_id", run_id),
                 ("procedure", procedure),
@@ -275,6 +365,18 @@ class RunWriter:
                 idn_group.create_dataset(name, data=text, dtype=_STR)
             self._file.flush()
 
+    def _check_resumed_metadata(self, run_id: str, procedure: str, idn: Mapping[str, str]) -> None:
+        for key, value in (("run_id", run_id), ("procedure", procedure)):
+            on_disk = _text(self.entry[key][()]) if key in self.entry else ""
+            if on_disk != value:
+                raise RunFileError(f"{self.path}: {key} on disk is {on_disk!r}, not {value!r}: not the run to resume")
+        known = self.entry["instrument/idn"] if "instrument/idn" in self.entry else {}
+        for role, text in idn.items():
+            before = _text(known[role][()]) if role in known else None
+            if before != text:
+                self._pending_events.append(f"{utc_now_iso()} segment {self.segment}: instrument {role} is "
+                                            f"{text!r} (was {before!r})")
+
     def create_stream(self, name: str, columns: Sequence[Column], signal: str, axes: str) -> None:
         """A NeXus NXdata group of appendable columns; the first stream is the file's default plot.
 
@@ -282,6 +384,15 @@ class RunWriter:
         The groups of the other streams are created with their first row."""
         check_columns(name, columns)
         with self._lock:
+            if name in self._streams:  # a resumed run: the stream is on disk already
+                on_disk = [c.name for c in self._streams[name].columns]
+                if on_disk != [c.name for c in columns]:
+                    raise RunFileError(f"{self.path}: stream {name} has columns {on_disk} on disk, not "
+                                       f"{[c.name for c in columns]}: it cannot be resumed by this procedure")
+                return
+            if self.resumed and name not in self.entry:  # created with its first row, like a new run's
+                self._streams[name] = _Stream(self.entry, name, columns, signal, axes)
+                return
             first = "default" not in self.entry.attrs
             # the default plot's group exists from the start (a run that measured nothing shows it empty); the
             # others are created with their first row
@@ -372,8 +483,10 @@ class RunWriter:
             if self._closed:
                 return
             self._flush_locked()
+            end_time = end_time or utc_now_iso()
             self.entry["status"][()] = status
-            self.entry.create_dataset("end_time", data=end_time or utc_now_iso(), dtype=_STR)
+            self.entry.create_dataset("end_time", data=end_time, dtype=_STR)
+            self._segments.finish(end_time, status)
             self._closed = True
             self._stop.set()
             self._file.close()
@@ -383,6 +496,64 @@ class RunWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close("failed" if exc[0] else "completed")
+
+
+class _Segments:
+    """``/entry/segments``: one row per segment of the run in extendable 1-D datasets (see docs/data-format.md)."""
+
+    FIELDS = (("start_time", _STR), ("end_time", _STR), ("status", _STR), ("reason", _STR), ("gap_s", "f8"),
+              ("first_rows", _STR))
+
+    def __init__(self, group: h5py.Group) -> None:
+        self.group = group
+
+    @classmethod
+    def create(cls, entry: h5py.Group) -> _Segments:
+        group = entry.create_group("segments")
+        group.attrs["NX_class"] = "NXcollection"
+        for name, dtype in cls.FIELDS:
+            ds = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(16,))
+            if name == "gap_s":
+                ds.attrs["units"] = "s"
+        return cls(group)
+
+    @classmethod
+    def open(cls, entry: h5py.Group, start_time: str) -> _Segments:
+        """The segments of an existing run; a file written before segments existed gets its one segment."""
+        if "segments" in entry:
+            return cls(entry["segments"])
+        segments = cls.create(entry)
+        segments.start(start_time, "start", 0.0, {})
+        return segments
+
+    @property
+    def count(self) -> int:
+        return int(self.group["start_time"].shape[0])
+
+    def start(self, start_time: str, reason: str, gap_s: float | None, first_rows: Mapping[str, int]) -> int:
+        """Append a segment that is running; returns its index."""
+        n = self.count
+        values = {"start_time": start_time, "end_time": "", "status": RUNNING, "reason": reason,
+                  "gap_s": np.nan if gap_s is None else float(gap_s), "first_rows": json.dumps(dict(first_rows))}
+        for name, _ in self.FIELDS:
+            ds = self.group[name]
+            ds.resize((n + 1,))
+            ds[n] = values[name]
+        return n
+
+    def finish(self, end_time: str, status: str) -> None:
+        """Close the last segment: its end time (for a killed writer: the last heartbeat) and status."""
+        if self.count:
+            self.group["end_time"][self.count - 1] = end_time
+            self.group["status"][self.count - 1] = status
+
+
+def _seconds_between(earlier: str, later: str) -> float | None:
+    """``later - earlier`` in s for two ISO 8601 times; None when one is missing or unreadable."""
+    try:
+        return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+    except (TypeError, ValueError):
+        return None
 
 
 class RunFileWriter:
@@ -418,9 +589,9 @@ class RunFileWriter:
         if not doc.path:
             raise ValueError(f"run {doc.run_id}: the start document names no run file (RunStart.path)")
         self.path = Path(doc.path)
-        # a resumed run (segment > 0) reopens its file for a new segment (RunWriter's resume mode)
-        resume = {"resume": True, "reason": doc.resume_reason} if doc.segment else {}
-        self.writer = RunWriter(self.path, flush_interval_s=self.flush_interval_s, **resume)
+        # RunStart.segment > 0: the n-th resumption of the run in that file, a new segment of it
+        self.writer = RunWriter(self.path, flush_interval_s=self.flush_interval_s, resume=doc.segment > 0,
+                                reason=doc.resume_reason)
         self.writer.write_metadata(
             run_id=doc.run_id,
             procedure=doc.procedure,
@@ -545,6 +716,13 @@ class RunData:
     results: dict[str, Any] = field(default_factory=dict)
     streams: dict[str, pd.DataFrame] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    """One dict per segment, in order: index, start, end (UTC, ISO 8601; None while it runs; for a killed
+    writer its last heartbeat), status, reason, gap_s (s since the previous segment ended) and first_rows
+    (stream → index of its first row in this segment). The streams hold the rows of every segment."""
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    """One dict per gap between two segments: start (the earlier segment's end), end (the next one's start),
+    duration_s and reason (why the run was resumed; the earlier segment's status says why it stopped)."""
     #: stream → column → its description as stored (units, dtype, shape, axes, fixed axis values)
     columns: dict[str, dict[str, Column]] = field(default_factory=dict)
 
@@ -580,11 +758,12 @@ def _writer_has_gone(entry: h5py.Group) -> bool:
     )
 
 
-def _read_column(ds: h5py.Dataset) -> Any:
-    """A stored column: a 1-D array, or for an N-D column a Series holding one array per row."""
+def _read_column(ds: h5py.Dataset, rows: int | None = None) -> Any:
+    """A stored column (its first ``rows`` rows; default all): a 1-D array, or for an N-D column a Series holding
+    one array per row."""
     if h5py.check_string_dtype(ds.dtype):
-        return ds.asstr()[()]
-    values = ds[()]
+        return ds.asstr()[:rows]
+    values = ds[:rows]
     if values.ndim == 1:
         return values
     rows = np.empty(values.shape[0], dtype=object)
@@ -633,6 +812,8 @@ def load_run(path: str | Path) -> RunData:
         if "results" in e:
             run.results = json.loads(_text(e["results/results_json"][()]))
         run.events = [_text(x) for x in e["events"][()]] if "events" in e else []
+        run.segments = _read_segments(e, run.info)
+        run.gaps = gaps_between(run.segments)
         for name, group in _stream_groups(e):
             run.streams[name] = _read_stream(group)
             run.columns[name] = {col: _column_info(group, col) for col in run.streams[name].columns}
@@ -646,5 +827,56 @@ def _stream_groups(entry: h5py.Group) -> list[tuple[str, h5py.Group]]:
 
 def _read_stream(group: h5py.Group) -> pd.DataFrame:
     """One stream as stored: a DataFrame with its columns in order (an N-D column: one array per row)."""
-    order = [_text(c) for c in group.attrs.get("columns", sorted(group))]
-    return pd.DataFrame({col: _read_column(group[col]) for col in order if col in group})
+    order = [_text(c) for c in group.attrs.get("columns", sorted(group)) if _text(c) in group]
+    # a writer killed between two columns' writes can leave one column longer: the rows are those all columns have
+    rows = min((group[col].shape[0] for col in order), default=0)
+    return pd.DataFrame({col: _read_column(group[col], rows) for col in order})
+
+
+
+def gaps_between(segments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``RunData.gaps`` from ``RunData.segments``: start (the earlier segment's end), end, duration_s, reason."""
+    return [{"start": before["end"], "end": after["start"], "duration_s": after["gap_s"], "reason": after["reason"]}
+            for before, after in zip(segments[:-1], segments[1:], strict=True)]
+
+
+def read_segments(path: str | Path) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(status, segments, gaps) of a run file, as :func:`load_run` gives them, without reading its streams."""
+    with h5py.File(Path(path), "r", locking=False) as f:
+        e = f["entry"]
+        info = {key: _text(e[key][()]) for key in ("start_time", "end_time", "status") if key in e}
+        if "heartbeat" in e.attrs:
+            info["heartbeat"] = _text(e.attrs["heartbeat"])
+        if info.get("status") == RUNNING and _writer_has_gone(e):
+            info["status"] = INTERRUPTED
+        segments = _read_segments(e, info)
+    return info.get("status", "unknown"), segments, gaps_between(segments)
+
+
+def _read_segments(entry: h5py.Group, info: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``RunData.segments`` from ``/entry/segments`` (one segment for a file written before segments existed);
+    the last segment takes the run's status as read (``interrupted`` for a dead writer, ended at its heartbeat)."""
+    status = info.get("status", "unknown")
+    if "segments" not in entry:
+        return [{"index": 0, "start": info.get("start_time"), "end": info.get("end_time"), "status": status,
+                 "reason": "start", "gap_s": 0.0, "first_rows": {}}]
+    group = entry["segments"]
+    n = min(group[name].shape[0] for name, _ in _Segments.FIELDS)
+    columns = {name: group[name][:n] for name, _ in _Segments.FIELDS}
+    segments = []
+    for k in range(n):
+        gap = float(columns["gap_s"][k])
+        segments.append({
+            "index": k,
+            "start": _text(columns["start_time"][k]),
+            "end": _text(columns["end_time"][k]) or None,
+            "status": _text(columns["status"][k]),
+            "reason": _text(columns["reason"][k]),
+            "gap_s": None if np.isnan(gap) else gap,
+            "first_rows": json.loads(_text(columns["first_rows"][k]) or "{}"),
+        })
+    if segments and segments[-1]["status"] == RUNNING:
+        segments[-1]["status"] = status
+        if status == INTERRUPTED:
+            segments[-1]["end"] = info.get("heartbeat")
+    return segments

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -250,6 +251,7 @@ class Bench:
         self.lock = threading.RLock()
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
+        self._held_suns: float | None = None  # the lamp's irradiance during one reading (see steady_light)
         self._dut_changed()
 
     @property
@@ -337,15 +339,54 @@ class Bench:
             self._advance()
             self.cell.precondition(voltage_V)
 
+    @contextmanager
+    def steady_light(self) -> Iterator[None]:
+        """One flicker draw of the lamp for everything inside: the SMU's source loop settles a reading on the
+        light of that moment, so a search for the voltage of a current (I = 0: Voc) sees one I(V) curve."""
+        with self.lock:
+            held = self._held_suns
+            if held is None:
+                self._held_suns = self._draw_suns()
+            try:
+                yield
+            finally:
+                self._held_suns = held
+
+    def _draw_suns(self) -> float:
+        """The light on the cell now (suns), with a new draw of the lamp's flicker."""
+        return self.light.effective_irradiance_W_m2(self.rng) / 1000.0 + self.cell.laser_suns(self.laser)
+
+    def _suns_now(self) -> float:
+        """The light on the cell for this reading (suns): the one held by :meth:`steady_light`, else a new draw."""
+        return self._held_suns if self._held_suns is not None else self._draw_suns()
+
     def cell_current_A(self) -> float:
         """Current a Keithley reports while forcing the present bias (A): −J·area, no instrument noise."""
         with self.lock:
             self._advance()
             if self._bias_V is None:
                 return 0.0
-            suns = self.light.effective_irradiance_W_m2(self.rng) / 1000.0 + self.cell.laser_suns(self.laser)
+            suns = self._suns_now()
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
             return -self._sign * j * self.cell.params.area_cm2
+
+    def voltage_at_current_V(self, current_A: float) -> float | None:
+        """Terminal voltage (HI − LO, V) at which the cell carries ``current_A`` as a Keithley reports it (the
+        inverse of :meth:`cell_current_A`), from the single-diode model in closed form (``sdm.voltage_V``),
+        with the lamp as it is now; None when there is no closed form (ion-lag hysteresis: J0 follows V).
+        Does not bias the cell."""
+        with self.lock:
+            cell = self.cell
+            if cell.params.hysteresis.enabled:
+                return None
+            self._advance()
+            suns = self._suns_now()
+            p = cell.params
+            jph, j0, rs = cell.parameters_now()
+            j = -self._sign * current_A / p.area_cm2  # photocurrent-positive J of the cell (A/cm²)
+            v = sdm.voltage_V(float(j), float(jph * suns), float(j0), float(p.ideality), float(rs),
+                              float(p.rsh_ohm_cm2), float(p.temperature_K))
+            return self._sign * float(v)
 
     def open_circuit_voltage_V(self) -> float:
         """Terminal voltage (HI − LO) with nothing forcing the cell (V)."""

@@ -9,6 +9,7 @@ integration time of one reading (instruments ref. §1.2, §1.7, §2.2; the timin
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,23 +84,37 @@ def check_envelope(model: SmuModel, source_fn: str, src_range: float, limit: flo
         raise ScpiError(-221, "power envelope")
 
 
+CURRENT_SOURCE_STEP_V = 1e-3
+"""First step (V) of the bracket search of a sourced current, from the last terminal voltage."""
+
+
 def _probe(bench: Any, v_V: float) -> float:
     bench.set_cell_bias(v_V)
     return float(bench.cell_current_A())
 
 
-def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float) -> tuple[float, bool]:
+def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float,
+                  step_V: float = 0.01) -> tuple[float, bool]:
     """Terminal voltage in [v_min, v_max] where the cell current equals ``target_A`` (I(V) rises with V).
 
-    Expands a bracket from ``v0`` (so extreme biases are only probed when needed), then refines it with
-    Brent's method to 0.1 uV. Returns (V, reached); the bench is left biased at V.
+    Expands a bracket from ``v0`` by ``step_V``, doubling (so extreme biases are only probed when needed; a
+    small step when ``v0`` is a good guess, such as the last reading's voltage), then refines it with
+    Brent's method to 0.1 uV, all on one draw of the lamp's flicker (``bench.steady_light``: with a new draw
+    per probe the bracket could stop straddling the target). Returns (V, reached); the bench is left biased at V.
     """
+    steady = getattr(bench, "steady_light", None)  # a bench without a flickering lamp need not have it
+    with steady() if steady is not None else nullcontext():
+        return _solve_voltage(bench, target_A, v0, v_min, v_max, step_V)
+
+
+def _solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float,
+                   step_V: float) -> tuple[float, bool]:
     f0 = _probe(bench, v0) - target_A
     if f0 == 0.0:
         return v0, True
     up = f0 < 0.0
     lo = hi = v0
-    step = 0.01
+    step = step_V
     while True:
         edge = min(v0 + step, v_max) if up else max(v0 - step, v_min)
         f = _probe(bench, edge) - target_A
@@ -135,8 +150,18 @@ def force_voltage(bench: Any, v_V: float, limit_A: float, v_abs_max_V: float) ->
 
 
 def force_current(bench: Any, i_A: float, limit_V: float, v_start_V: float = 0.0) -> Terminal:
-    """Source ``i_A`` with voltage limit ``limit_V``; in compliance the voltage is held at +-limit."""
-    v, reached = solve_voltage(bench, i_A, min(max(v_start_V, -limit_V), limit_V), -limit_V, limit_V)
+    """Source ``i_A`` with voltage limit ``limit_V``; in compliance the voltage is held at +-limit.
+
+    A bench that can invert its cell in closed form (``bench.voltage_at_current_V``) gives the voltage at once;
+    otherwise the search starts at ``v_start_V`` (the emulator gives the last terminal voltage: a held current
+    moves it by microvolts between readings) with a 1 mV step."""
+    inverse = getattr(bench, "voltage_at_current_V", None)
+    v_direct = inverse(i_A) if inverse is not None else None
+    if v_direct is not None and math.isfinite(v_direct) and abs(v_direct) <= limit_V:
+        bench.set_cell_bias(v_direct)
+        return Terminal(v_direct, i_A, False)
+    v, reached = solve_voltage(bench, i_A, min(max(v_start_V, -limit_V), limit_V), -limit_V, limit_V,
+                               step_V=CURRENT_SOURCE_STEP_V)
     if reached:
         return Terminal(v, i_A, False)
     return Terminal(v, float(bench.cell_current_A()), True)

@@ -18,6 +18,7 @@ J0,eff = J0·exp(β·(s_eq(V) − s)). In steady state (s = s_eq) the model is e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,10 @@ def thermal_voltage_V(temperature_K: ArrayLike) -> FloatOrArray:
 
     25.6926 mV at 298.15 K, 25.8520 mV at 300 K.
     """
+    if type(temperature_K) is float:  # the simulator's hot path: one number, no array overhead
+        if not temperature_K > 0:
+            raise ValueError(f"temperature_K must be > 0, got {temperature_K!r}")
+        return Boltzmann * temperature_K / elementary_charge
     t = np.asarray(temperature_K, dtype=float)
     if np.any(t <= 0):
         raise ValueError(f"temperature_K must be > 0, got {temperature_K!r}")
@@ -70,6 +75,13 @@ def j0_at_temperature_A_cm2(
     (no Varshni shift) and the photocurrent does not change with T: the simulated EQE has one fixed band edge.
     At ``temperature_K == reference_temperature_K`` the factor is exactly 1.
     """
+    args = (j0_ref_A_cm2, temperature_K, bandgap_eV, ideality, reference_temperature_K)
+    if all(type(x) is float for x in args):  # the simulator's hot path: the same law in scalar arithmetic
+        if not (temperature_K > 0 and reference_temperature_K > 0):
+            raise ValueError(f"temperatures must be > 0 K, got {temperature_K!r} and {reference_temperature_K!r}")
+        activation = bandgap_eV * elementary_charge / (ideality * Boltzmann)
+        return j0_ref_A_cm2 * (temperature_K / reference_temperature_K) ** 3 * math.exp(
+            -activation * (1.0 / temperature_K - 1.0 / reference_temperature_K))
     t = np.asarray(temperature_K, dtype=float)
     t_ref = np.asarray(reference_temperature_K, dtype=float)
     if np.any(t <= 0) or np.any(t_ref <= 0):
@@ -143,8 +155,31 @@ def current_density_A_cm2(
         J = (Jph + J0 − V·Gsh)/(1 + Rs·Gsh) − (a/Rs)·ω(x),
         x = ln(Rs·J0/(a·(1 + Rs·Gsh))) + (Rs·(Jph + J0) + V)/(a·(1 + Rs·Gsh))
     """
-    j, *_ = _solve_current(voltage_V, jph_A_cm2, j0_A_cm2, ideality, rs_ohm_cm2, rsh_ohm_cm2, temperature_K)
+    args = (voltage_V, jph_A_cm2, j0_A_cm2, ideality, rs_ohm_cm2, rsh_ohm_cm2, temperature_K)
+    if all(type(x) is float for x in args):  # the simulator's hot path (one reading): no array overhead
+        return _current_density_scalar(*args)
+    j, *_ = _solve_current(*args)
     return _as_result(j)
+
+
+def _current_density_scalar(v: float, jph: float, j0: float, ideality: float, rs: float, rsh: float,
+                            temperature_K: float) -> float:
+    """:func:`current_density_A_cm2` for one point, in scalar arithmetic: the same solution, term by term, as
+    :func:`_solve_current` (tests/test_analysis_sdm.py checks that they agree)."""
+    a = ideality * thermal_voltage_V(temperature_K)
+    gsh = 1.0 / rsh if rsh != 0.0 else math.inf
+    if rs < 0 or gsh < 0 or j0 <= 0 or a <= 0:
+        raise ValueError("need rs_ohm_cm2 >= 0, rsh_ohm_cm2 > 0, j0_A_cm2 > 0, ideality > 0")
+    if rs == 0.0:
+        return jph - j0 * math.expm1(v / a) - v * gsh
+    denom = 1.0 + rs * gsh
+    lin = (rs * (jph + j0) + v) / (a * denom)
+    omega = float(wrightomega(math.log(rs) + math.log(j0) - math.log(a * denom) + lin))
+    try:
+        j_diode = omega * a * denom / rs if omega > 1.0 else math.exp(math.log(j0) + lin - omega)
+    except OverflowError:
+        j_diode = math.inf
+    return (jph + j0 - v * gsh) / denom - j_diode / denom
 
 
 def voltage_V(
@@ -163,6 +198,9 @@ def voltage_V(
     cancellation of the two large terms. ``rsh_ohm_cm2 = inf`` gives V = a·ln(1 + (Jph − J)/J0) − J·Rs
     (NaN where J > Jph + J0, which an unshunted diode cannot deliver).
     """
+    args = (current_density_A_cm2, jph_A_cm2, j0_A_cm2, ideality, rs_ohm_cm2, rsh_ohm_cm2, temperature_K)
+    if all(type(x) is float for x in args):  # the simulator's hot path (a sourced current): no array overhead
+        return _voltage_scalar(*args)
     a = np.asarray(ideality, dtype=float) * thermal_voltage_V(temperature_K)
     j, jph, j0, rs, rsh, a = np.broadcast_arrays(
         np.asarray(current_density_A_cm2, dtype=float),
@@ -185,6 +223,23 @@ def voltage_V(
         v_shunted = np.where(w > 1.0, v_log, v_direct)
         v_unshunted = a * np.log1p((jph - j) / j0) - j * rs
     return _as_result(np.where(no_shunt, v_unshunted, v_shunted))
+
+
+def _voltage_scalar(j: float, jph: float, j0: float, ideality: float, rs: float, rsh: float,
+                    temperature_K: float) -> float:
+    """:func:`voltage_V` for one point, in scalar arithmetic: the same solution, term by term."""
+    a = ideality * thermal_voltage_V(temperature_K)
+    if rs < 0 or rsh <= 0 or j0 <= 0 or a <= 0:
+        raise ValueError("need rs_ohm_cm2 >= 0, rsh_ohm_cm2 > 0, j0_A_cm2 > 0, ideality > 0")
+    if math.isinf(rsh):
+        ratio = (jph - j) / j0
+        log_term = math.log1p(ratio) if ratio > -1.0 else (-math.inf if ratio == -1.0 else math.nan)  # as numpy
+        return a * log_term - j * rs
+    log_pref = math.log(j0 * rsh / a)
+    w = float(wrightomega(log_pref + rsh * (jph + j0 - j) / a))
+    if w > 1.0:
+        return a * (math.log(w) - log_pref) - j * rs
+    return (jph + j0 - j) * rsh - j * rs - a * w
 
 
 def open_circuit_voltage_V(
