@@ -9,6 +9,8 @@ unless its driver accepts it (``IDENTITY`` of each driver class, :mod:`drivers.i
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 import time
@@ -69,6 +71,9 @@ class Station:
         #: the settings the registration's ``configure`` applied to each connected instrument (None: none), re-applied
         #: by :meth:`reconnect`
         self.configurations: dict[str, Any] = {}
+        #: per role, the driver's ``configure*`` calls a procedure made, the last one of each method in the order
+        #: they were last made: (method name, args, kwargs); replayed by :meth:`reconnect`
+        self.configuration_calls: dict[str, dict[str, tuple[tuple[Any, ...], dict[str, Any]]]] = {}
         self._light: Any = None
 
     @property
@@ -104,11 +109,14 @@ class Station:
         """Close the resource of ``role`` only, reopen it with its options, verify its identity and re-apply its
         last configuration; return the new driver instance (``station[role]`` is it from now on).
 
-        "Last configuration" is what the station applied when it connected the instrument: the registration's
-        ``configure`` with the station file's ``settings`` (:attr:`configurations`). What a procedure set up
-        itself (e.g. a source meter's ``configure_voltage_source``) it sets again after a reconnection, since the
-        instrument may have been power-cycled. Raises :class:`StationError` (one line naming the role and the
-        resource) when it cannot; the role is then left disconnected (not in the station) until a later
+        "Last configuration" is, in this order: what the station applied when it connected the instrument (the
+        registration's ``configure`` with the station file's ``settings``, :attr:`configurations`), then the
+        driver's ``configure*`` calls made since (e.g. a source meter's ``configure_voltage_source`` by the
+        procedure), the last call of each method, in the order they were last made
+        (:attr:`configuration_calls`), so a power-cycled instrument is set up as it was. Levels, output state and
+        a running sweep are not replayed: the caller decides whether to switch an output back on. Raises
+        :class:`StationError` (one line naming the role and the resource) when it cannot; the role is then left
+        disconnected (not in the station) until a later
         ``reconnect`` or ``connect`` succeeds, so the safe state does not talk to a dead link.
         """
         if role not in self.config.instruments:
@@ -118,8 +126,17 @@ class Station:
         if old is not None:
             _close_quietly(old)
         cfg = self.config.instruments[role]
-        self.instruments[role], self.identities[role] = self._open(role, cfg)
-        return self.instruments[role]
+        calls = list(self.configuration_calls.get(role, {}).items())
+        instrument, identity = self._open(role, cfg)
+        for name, (args, kwargs) in calls:
+            try:
+                getattr(instrument, name)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - one clear message; the role stays disconnected
+                _close_quietly(instrument)
+                raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} was reconnected but "
+                                   f"refused its last configuration ({name}): {type(exc).__name__}: {exc}") from exc
+        self.instruments[role], self.identities[role] = instrument, identity
+        return instrument
 
     # -- roles and capabilities (checked against the station file: no I/O) ---------------------------------------
     def offers(self, role: str, capability: str | type) -> bool:
@@ -223,7 +240,26 @@ class Station:
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} refused its settings "
                                    f"(instruments.{role}.settings): {type(exc).__name__}: {exc}") from exc
         self.configurations[role] = cfg.settings
+        self._record_configuration_calls(role, instrument)
         return instrument, identity
+
+    def _record_configuration_calls(self, role: str, instrument: Any) -> None:
+        """Wrap the driver's ``configure*`` methods on this instance so each call is kept for :meth:`reconnect`
+        (after it succeeded; a call that raised is not part of the configuration)."""
+        calls = self.configuration_calls.setdefault(role, {})
+        for name, _ in inspect.getmembers(type(instrument), inspect.isfunction):
+            if not name.startswith("configure"):
+                continue
+            bound = getattr(instrument, name)
+
+            @functools.wraps(bound)
+            def recorded(*args: Any, _name: str = name, _bound: Any = bound, **kwargs: Any) -> Any:
+                result = _bound(*args, **kwargs)
+                calls.pop(_name, None)  # re-inserted last: the replay keeps the order of the last calls
+                calls[_name] = (args, kwargs)
+                return result
+
+            setattr(instrument, name, recorded)
 
     # -- what a procedure may ask of the station (it never looks at the simulation itself) -------------------
     def line_frequency_Hz(self) -> float:
@@ -364,6 +400,7 @@ class Station:
         if self.simulator is not None:
             self.simulator.close()
         self.configurations.clear()
+        self.configuration_calls.clear()
 
 
 def _close_quietly(instrument: Any) -> None:

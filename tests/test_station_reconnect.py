@@ -92,3 +92,35 @@ def test_reconnecting_to_a_peer_that_is_gone_is_one_station_error():
     assert "smu" not in station
     with pytest.raises(StationError, match="no instrument 'preamp'"):
         station.reconnect("preamp")
+
+
+def test_reconnect_replays_the_configuration_the_procedure_made_on_the_new_link():
+    """A power-cycled source meter comes back with its defaults; reconnect sets it up as the procedure had it:
+    the last call of each configure method, in the order they were last made (here: voltage source last)."""
+    from tests.helpers import default_station
+
+    station = Station(parse_station(default_station()))
+    station.connect(["smu"])
+    old = station["smu"]
+    old.configure_current_source(compliance_V=1.5, nplc=0.1)
+    old.configure_voltage_source(compliance_A=0.02, nplc=0.5)
+    new = station.reconnect("smu")
+    fresh = new.adapter.emulator
+    assert fresh is not old.adapter.emulator  # a new instrument behind the new link, not the old state
+    assert float(fresh.handle(":SENS:CURR:PROT?")) == pytest.approx(0.02)
+    assert float(fresh.handle(":SENS:CURR:NPLC?")) == pytest.approx(0.5)
+    assert fresh.handle(":SOUR:FUNC?").strip().strip('"') == "VOLT"
+    assert list(station.configuration_calls["smu"]) == ["configure_current_source", "configure_voltage_source"]
+    station.close()
+
+
+def test_a_configure_call_that_failed_is_not_replayed():
+    from tests.helpers import default_station
+
+    station = Station(parse_station(default_station()))
+    station.connect(["smu"])
+    with pytest.raises(Exception):  # noqa: B017 - the driver refuses a compliance beyond the 2400's range
+        station["smu"].configure_voltage_source(compliance_A=5.0)
+    assert station.configuration_calls["smu"] == {}
+    station.reconnect("smu")
+    station.close()
