@@ -188,9 +188,8 @@ def _run(
         out = path.parent / config.station.data_dir
         _writable_folder(out, f"{path}: station.data_dir")
     _run_on_station(procedure, Station(config), f"[bold]{procedure_name}[/] {sample}", as_json, no_plot,
-                    lambda station, subscribers: RunEngine(
-                        station, out, sample=sample, operator=operator,
-                        subscribers=[*subscribers, *_catalog_subscribers(config, out, err_console)]))
+                    lambda station, subscribers: RunEngine(station, out, sample=sample, operator=operator,
+                                                           subscribers=subscribers))
 
 
 def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_plot: bool,
@@ -354,11 +353,9 @@ def _resume(file: str, station_path: str | None, reason: str, as_json: bool, no_
         raise _InputError(f"cannot read run file {file}: {exc}") from None
     if not os.access(file, os.W_OK):
         raise _InputError(f"run file {file}: cannot be written (permission denied): it cannot be resumed")
-    data_dir = Path(file).resolve().parent.parent  # run files are <data folder>/<day>/<run id>.h5
     _run_on_station(plan.procedure, Station(config), plan.title, as_json, no_plot,
-                    lambda station, subscribers: ResumeEngine(
-                        station, plan.run_file, sample=plan.sample, operator=plan.operator,
-                        subscribers=[*subscribers, *_catalog_subscribers(config, data_dir, err_console)]))
+                    lambda station, subscribers: ResumeEngine(station, plan.run_file, sample=plan.sample,
+                                                              operator=plan.operator, subscribers=subscribers))
 
 
 @main.command("params")
@@ -556,19 +553,6 @@ def _catalog_url(station_path: str | None, data_dir: str | None) -> str:
         return catalog_url(None, data_dir)
     path, config = _load(station_path)
     return catalog_url(config.station.catalog, data_dir or path.parent / config.station.data_dir)
-
-
-def _catalog_subscribers(config: StationConfig, out: Path, console: Console) -> list[Any]:
-    """For ``labctl run``: the run catalog's subscriber (station.catalog, else ``<out>/catalog.sqlite``), or none,
-    with a warning, when the catalog cannot be opened (the run goes on: its file is the record)."""
-    from labctl.catalog import Catalog, CatalogError, CatalogSubscriber, catalog_url
-
-    try:
-        return [CatalogSubscriber(Catalog(catalog_url(config.station.catalog, out)))]
-    except CatalogError as exc:
-        console.print(f"[yellow]WARNING: {exc}; this run is not indexed (`labctl runs reindex {out}` catches up)[/]",
-                      highlight=False, soft_wrap=True)
-        return []
 
 
 def _open_catalog(url: str) -> Any:

@@ -123,6 +123,10 @@ class RunEngine:
         The run file is flushed at least this often (s).
     subscribers
         Further document subscribers ``fn(name, doc)``, called after the run file writer (non-critical).
+    catalog
+        Index every run in the station's run catalog (``station.catalog``, else ``<out_dir>/catalog.sqlite``):
+        recorded as running at its start, updated at its stop. A catalog that cannot be opened does not stop the
+        run (its file is the record): a WARNING line in the run's events says it was not indexed.
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class RunEngine:
         on_event: Callable[[str], None] | None = None,
         flush_interval_s: float = 1.0,
         subscribers: Iterable[Subscriber] = (),
+        catalog: bool = True,
     ) -> None:
         self.station = station
         self.out_dir = Path(out_dir)
@@ -145,6 +150,9 @@ class RunEngine:
         self.on_event = on_event
         self.flush_interval_s = flush_interval_s
         self._subscribers: list[tuple[Subscriber, bool]] = [(s, False) for s in subscribers]
+        self.catalog = catalog
+        self._catalog_subscriber: Subscriber | None = None
+        self._catalog_problem: str | None = None
         self._suspenders: list[Suspender] = []
         self._stop = threading.Event()
         self._unpaused = threading.Event()
@@ -286,10 +294,35 @@ class RunEngine:
         bus.subscribe(writer, critical=True)
         if self.on_progress or self.on_event:
             bus.subscribe(self._callbacks)
+        catalog = self._catalog()
+        if catalog is not None:
+            bus.subscribe(catalog)
         for subscriber, critical in self._subscribers:
             bus.subscribe(subscriber, critical=critical)
         self.bus, self._file = bus, writer
         return writer
+
+    def _catalog_data_dir(self) -> Path:
+        """The data folder whose ``catalog.sqlite`` indexes this engine's runs (without ``station.catalog``)."""
+        return self.out_dir
+
+    def _catalog(self) -> Subscriber | None:
+        """The run catalog's subscriber (opened once per engine), or None: not wanted, or it cannot be opened
+        (then :attr:`_catalog_problem` says why, and the run logs it as a WARNING)."""
+        if not self.catalog:
+            return None
+        if self._catalog_subscriber is None:
+            from labctl.catalog import Catalog, CatalogError, CatalogSubscriber, catalog_url
+
+            data_dir = self._catalog_data_dir()
+            try:
+                self._catalog_subscriber = CatalogSubscriber(
+                    Catalog(catalog_url(self.station.config.station.catalog, data_dir)))
+                self._catalog_problem = None
+            except CatalogError as exc:
+                self._catalog_problem = (f"WARNING: {exc}; this run is not indexed (`labctl runs reindex {data_dir}` "
+                                         "catches up)")
+        return self._catalog_subscriber
 
     # -- pause, suspend -----------------------------------------------------------------------------------------
     def _pause_point(self) -> None:
@@ -377,6 +410,8 @@ class RunEngine:
         with _signals_raise_interrupt():
             try:
                 self._event(f"run {run_id} started")
+                if self.catalog and self._catalog_problem:
+                    self._event(self._catalog_problem)
                 writer.flush()  # on disk at once: even a run killed in its first second says it started
                 procedure.startup()
                 self._execute(procedure)

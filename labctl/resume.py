@@ -79,6 +79,9 @@ class ResumeEngine(RunEngine):
     def _run_file(self, procedure: LabProcedure) -> RunFile:
         return self.run_file
 
+    def _catalog_data_dir(self) -> Path:
+        return self.run_file.path.parent.parent  # run files are <data folder>/<day>/<run id>.h5
+
 
 def prepare_resume(path: str | Path, reason: str = "") -> Resumption:
     """Read the run file ``path`` and prepare its next segment (:func:`procedure_to_resume`; ``reason``

@@ -553,7 +553,7 @@ class EQEProcedure(_WavelengthScan):
         """``calibration_file``, else the station's newest completed eqe-calibration run in the run catalog
         (station.catalog, else the data folder's catalog.sqlite) whose file exists. When the catalog knows none
         but the data folder exists, the folder is reindexed first (runs made without the catalog: by a
-        RunEngine without its subscriber, or files copied in), then asked again."""
+        RunEngine(catalog=False), or files copied in), then asked again."""
         from labctl.catalog import Catalog, CatalogError, catalog_url
 
         if self.calibration_file:

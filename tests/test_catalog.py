@@ -256,3 +256,25 @@ def test_the_upsert_of_a_database_without_on_conflict(url):
         runs = catalog.runs(check_running=False)
     # g2 has no start time: last, on both backends (their NULL orders differ)
     assert [(r.run_id, r.procedure, r.status) for r in runs] == [("g1", "jv", "completed"), ("g2", "", "running")]
+
+
+def test_every_engine_run_is_indexed_also_from_python(tmp_path):
+    """Not only `labctl run`: a RunEngine used from a script indexes its runs in the data folder's catalog (so
+    the EQE finds a calibration made that way), unless told not to."""
+    from tests.helpers import run_jv
+
+    result, station = run_jv(tmp_path / "runs", step_V=0.1)
+    station.close()
+    with Catalog(f"sqlite:///{tmp_path / 'runs' / CATALOG_FILE}") as catalog:
+        (run,) = catalog.runs()
+    assert (run.run_id, run.status, run.procedure) == (result.run_id, "completed", "jv")
+    assert run.results["voc_V"] == pytest.approx(result.results["reverse"]["voc_V"])
+
+    from labctl.engine import RunEngine
+    from labctl.station import Station
+    from tests.helpers import make_procedure
+
+    station = Station(parse_station(default_station()))
+    RunEngine(station, tmp_path / "other", catalog=False).run(make_procedure(step_V=0.1))
+    station.close()
+    assert not (tmp_path / "other" / CATALOG_FILE).exists()
