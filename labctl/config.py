@@ -6,6 +6,7 @@ Reference: docs/station-yaml.md.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -396,9 +397,21 @@ def _format_error(err: dict[str, Any], source: str, meant: str | None = None) ->
     msg = msg.removeprefix("Value error, ")
     if not err["loc"]:  # a check of the whole station: the message names its keys
         return f"{source}: {msg}"
+    if HERE in msg:  # a check of a block that names its keys from the block: the block's path goes there
+        return f"{source}: {msg.replace(HERE, path)}"
     if isinstance(value, dict):
+        if _NAMES_ITS_OWN_KEY.match(msg):  # a check of a block naming one of its keys: "key = value ..."
+            return f"{source}: {path}.{msg}"
         return f"{source}: {path}: {msg}"
     return f"{source}: {path} = {value!r}: {msg}"
+
+
+#: the convention of error lines: in the message of a check of one block, this stands for that block's key path
+#: (a plug-in's schema, e.g. the simulator's device check, used for ``simulation.device`` and for each of
+#: ``simulation.devices``, names the keys of the block it checked without knowing where it is)
+HERE = "<here>"
+#: a message that starts by naming a key of the block it checks, e.g. "limits.current_A = 2.0 exceeds ..."
+_NAMES_ITS_OWN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]* = ")
 
 
 def parse_station(data: Any, source: str = "station.yaml") -> StationConfig:

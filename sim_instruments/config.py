@@ -14,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim_instruments.optics import dut_eqe_plateau, eqe_limits
 
+#: in the message of a check of one block, the station's error lines put that block's key path where this stands
+#: (the convention of labctl.config's error lines), so the device check, used for ``simulation.device`` and for
+#: each of ``simulation.devices``, names the keys of the device it checked
+HERE = "<here>"
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -75,23 +80,25 @@ class DeviceConfig(_Strict):
         """No EQE above 1 and no photocurrent above what the gap allows under AM1.5G (methods ref. §3.5).
 
         An explicit ``eqe.plateau`` that does not integrate to ``jph_mA_cm2`` is accepted: it is how a J–V/EQE
-        mismatch is simulated (the EQE run's Jsc check reports it)."""
+        mismatch is simulated (the EQE run's Jsc check reports it). The messages name the device's keys after
+        :data:`HERE`, which the station's error line replaces with the device's own path (``simulation.device``
+        or ``simulation.devices.<n>``)."""
         e = self.eqe
         jsc_unit, peak_unit = eqe_limits(e)
         jph_max = jsc_unit / peak_unit
         if self.jph_mA_cm2 > jph_max * (1 + 1e-9):
-            gap = f"simulation.device.eqe.bandgap_eV = {e.bandgap_eV:g}, urbach_meV = {e.urbach_meV:g}"
+            gap = f"{HERE}.eqe.bandgap_eV = {e.bandgap_eV:g}, urbach_meV = {e.urbach_meV:g}"
             gap += " and its shape" if e.shape else ""
             need = (f"would need a peak EQE of {dut_eqe_plateau(self) * peak_unit:.4f} (above 1, impossible)"
                     if e.plateau is None else "is more than an EQE of 1 gives")
             raise ValueError(
-                f"simulation.device.jph_mA_cm2 = {self.jph_mA_cm2:g} {need} under AM1.5G with {gap} "
+                f"{HERE}.jph_mA_cm2 = {self.jph_mA_cm2:g} {need} under AM1.5G with {gap} "
                 f"(allowed: jph_mA_cm2 <= {jph_max:.2f} mA/cm² for this gap, or a smaller bandgap_eV)"
             )
         peak = dut_eqe_plateau(self) * peak_unit
         if peak > 1 + 1e-9:
             raise ValueError(
-                f"simulation.device.eqe.plateau = {e.plateau:g} times the peak of simulation.device.eqe.shape "
+                f"{HERE}.eqe.plateau = {e.plateau:g} times the peak of {HERE}.eqe.shape "
                 f"({peak_unit:g}) is an EQE of {peak:.4f} (allowed: plateau x shape <= 1)"
             )
         return self

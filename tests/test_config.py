@@ -168,3 +168,29 @@ def test_impossible_device_makes_the_cli_exit_2(station_dict, write_station):
                              catch_exceptions=False)
     assert res.exit_code == 2, res.output
     assert "simulation.device.jph_mA_cm2 = 30" in res.output and "Traceback" not in res.output
+
+
+def test_an_impossible_pixel_of_a_substrate_is_named_by_its_own_path():
+    """The device check names the keys of the device it checks: `simulation.devices.<n>.` for a substrate's pixel
+    (it said `simulation.device.jph_mA_cm2` there, a key the file does not have)."""
+    from tests.helpers import default_station
+
+    data = default_station()
+    del data["simulation"]["device"]
+    data["simulation"]["devices"] = [{"jph_mA_cm2": 18.0}, {"jph_mA_cm2": 40.0}]
+    with pytest.raises(ConfigError) as info:
+        parse_station(data)
+    msg = str(info.value)
+    assert msg.startswith("station.yaml: simulation.devices.1.jph_mA_cm2 = 40 would need a peak EQE of")
+    assert "simulation.device." not in msg
+
+
+def test_a_limit_beyond_the_instrument_is_one_line_with_its_full_key():
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["instruments"]["smu"]["limits"] = {"voltage_V": 2.0, "current_A": 2.0}
+    with pytest.raises(ConfigError) as info:
+        parse_station(data)
+    assert str(info.value) == ("station.yaml: instruments.smu.limits.current_A = 2.0 exceeds the keithley2400's "
+                               "compliance range (allowed: 0 < current_A <= 1.05)")
