@@ -3,14 +3,11 @@
 Each driver module ends with the :class:`~drivers.registration.InstrumentRegistration` of the models it drives;
 labctl finds them through the ``labctl.instruments`` entry points (pyproject.toml), ``labctl.plugins``.
 
-``REGISTRY`` (station.yaml driver name → driver class) is a read-only view of those entry points, kept for code
-written before the plug-ins; it does not see instruments registered in-process. New code asks
-``labctl.plugins.registration(name).driver``.
+There is no second table of them here: code asks ``labctl.plugins.registration(name)`` (which also sees
+instruments registered in-process).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from drivers.cornerstone import Cornerstone130, Cornerstone260
 from drivers.keithley2400 import Keithley2400, Keithley2420
@@ -32,10 +29,3 @@ __all__ = [
     "ThorlabsSC10",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "REGISTRY":
-        from importlib.metadata import entry_points
-
-        return {ep.name: ep.load().driver for ep in entry_points(group="labctl.instruments")}
-    raise AttributeError(f"module 'drivers' has no attribute {name!r}")

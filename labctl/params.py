@@ -14,7 +14,10 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def describe_allowed(param: object) -> str:
-    """What a parameter accepts, for error messages and ``--help``."""
+    """What a parameter accepts, for error messages and ``--help`` (a free-form parameter may say it in its
+    ``allowed`` attribute, e.g. the hold's bias: oc, sc or volts)."""
+    if getattr(param, "allowed", None):
+        return str(param.allowed)
     if isinstance(param, ListParameter):
         return "one of " + ", ".join(str(c) for c in param.choices)
     if isinstance(param, BooleanParameter):

@@ -66,6 +66,7 @@ class HoldProcedure(LabProcedure):
     }
 
     bias = Parameter("Bias (oc = open circuit, I = 0; sc = short circuit, V = 0; or a voltage in V)", default="oc")
+    bias.allowed = "oc, sc, or a voltage in V within the station's limits"  # what `labctl params hold` shows
     duration_h = FloatParameter("Duration", units="h", default=1.0, minimum=1e-4, maximum=10_000)
     interval_s = FloatParameter("Sampling interval", units="s", default=10.0, minimum=0.01, maximum=86_400)
     light = BooleanParameter("Light on during the hold", default=True)
@@ -84,9 +85,9 @@ class HoldProcedure(LabProcedure):
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
         super().validate(station)
         cfg = station.config.instruments["smu"]
-        from drivers import REGISTRY
+        from labctl.plugins import registration
 
-        driver = REGISTRY[cfg.driver]
+        driver = registration(cfg.driver).driver
         model = driver.limits
         v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
         i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A

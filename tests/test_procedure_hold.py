@@ -133,3 +133,10 @@ def test_open_circuit_hold_of_a_hysteretic_cell_settles_at_the_static_voc(tmp_pa
     res, out = _run(tmp_path, "duration_h=0.05", "interval_s=10", station=station)
     assert res.exit_code == 0, res.output
     assert out["results"]["voc_final_V"] == pytest.approx(VOC_V, abs=5e-4)
+
+
+def test_params_says_what_the_bias_accepts():
+    res = CliRunner().invoke(main, ["params", "hold"])
+    assert res.exit_code == 0, res.output
+    (line,) = [row for row in res.output.splitlines() if "│ bias " in row]
+    assert "oc, sc, or a voltage in V" in line and "a value" not in line
