@@ -560,16 +560,7 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
         self.compliance_current = compliance_A
         self.current_range_auto_enabled = True
         self.current_nplc = nplc
-        self.four_wire_enabled = bool(four_wire)
-        self.source_delay_auto_enabled = False
-        self.source_delay = source_delay_s
-        self.auto_zero_enabled = True
-        self.auto_output_off_enabled = False
-        self.write(":ARM:COUN 1")
-        self.write(":TRIG:COUN 1")
-        self.reset_data_format()
-        self._line_frequency_Hz = self._read_line_frequency()
-        self.check_set_errors("configure_voltage_source")
+        self._finish_configuration("configure_voltage_source", four_wire, source_delay_s)
         self._remember_configuration(compliance_A, nplc, source_delay_s)
 
     def configure_current_source(self, compliance_V: float, nplc: float = 1.0, four_wire: bool = False) -> None:
@@ -587,17 +578,23 @@ class Keithley2400(KeithleySourceMeterMixin, _StockKeithley2400, SourceMeter):
         self.compliance_voltage = compliance_V
         self.write(":SENS:VOLT:RANG:AUTO ON")
         self.write(f":SENS:VOLT:NPLC {nplc:g}")
+        self._finish_configuration("configure_current_source", four_wire, 0.0)
+        self._remember_configuration(None, nplc, 0.0)  # no current compliance: a V limit
+
+    def _finish_configuration(self, what: str, four_wire: bool, source_delay_s: float) -> None:
+        """What both source modes set the same way: 2/4-wire, a fixed source delay (s, auto delay off), auto-zero
+        on, output left on after a reading, one reading per trigger, our data format; then the line frequency is
+        read and the error queue checked (``what`` names the configuration in an error)."""
         self.four_wire_enabled = bool(four_wire)
         self.source_delay_auto_enabled = False
-        self.source_delay = 0.0
+        self.source_delay = source_delay_s
         self.auto_zero_enabled = True
         self.auto_output_off_enabled = False
         self.write(":ARM:COUN 1")
         self.write(":TRIG:COUN 1")
         self.reset_data_format()
         self._line_frequency_Hz = self._read_line_frequency()
-        self.check_set_errors("configure_current_source")
-        self._remember_configuration(None, nplc, 0.0)  # no current compliance: a V limit
+        self.check_set_errors(what)
 
     def measure_point(self) -> SweepData:
         """One ``:READ?`` (V, I, instrument time stamp in s, compliance from status bit 3); output must be on.
