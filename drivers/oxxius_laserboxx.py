@@ -4,7 +4,7 @@ Command set: Oxxius LaserBoxx LBX user's guide (commands and queries table), as 
 adapter (``Oxxius.cpp``) and public Python drivers of real units use it (instruments ref. §8.1). Commands are
 case-insensitive; this driver sends them in upper case. Every command, setter or query, produces exactly one
 reply line (CR LF); a setter's reply carries nothing documented, so it is read and discarded by
-:meth:`OxxiusLaserBoxx.write`, which keeps the link in step. Powers are in mW on the wire and in W in this driver's method names.
+:meth:`OxxiusLaserBoxx.write`, which keeps the link in step. Powers are mW on the wire, W in the method names.
 
 In a combiner (L6CC) the laser's commands carry a prefix (``L1 ?P``); that case is not handled here.
 """
