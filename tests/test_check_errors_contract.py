@@ -21,6 +21,7 @@ ROLES = {
     "cornerstone260": ("monochromator", "sim://monochromator"),
     "cornerstone130": ("monochromator", "sim://monochromator"),
     "thorlabs_fw102c": ("filter_wheel", "sim://filter_wheel"), "sr570": ("preamp", "sim://preamp"),
+    "oxxius_laserboxx": ("laser", "sim://laser"),
 }
 #: drivers whose instrument keeps an error for a later query (the others answer an error at once, or never)
 REPORTING = {"keithley2400", "keithley2420", "keithley2450", "sr830", "cornerstone260", "cornerstone130"}

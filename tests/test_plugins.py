@@ -338,7 +338,7 @@ def _declared_entry_points() -> dict[str, str]:
 
 def test_every_declared_instrument_entry_point_loads_and_names_itself():
     declared = _declared_entry_points()
-    assert len(declared) == 9
+    assert len(declared) == 10
     for name, target in declared.items():
         module, _, attr = target.partition(":")
         reg = getattr(importlib.import_module(module), attr)
@@ -358,6 +358,9 @@ def test_the_builtin_connection_defaults_are_the_manuals():
     for name, (term, baud) in manuals.items():
         conn = registration(name).connection
         assert (conn.read_termination, conn.write_termination, conn.baud_rate) == (term, term, baud), name
+    # the LaserBoxx reads CR LF and takes CR (instruments ref. §8.1)
+    conn = registration("oxxius_laserboxx").connection
+    assert (conn.read_termination, conn.write_termination, conn.baud_rate) == ("\r\n", "\r", 9600)
 
 
 def test_a_builtin_settings_error_names_its_key():
