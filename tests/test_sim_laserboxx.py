@@ -6,8 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from drivers.oxxius_laserboxx import OXXIUS_LASERBOXX_REGISTRATION
+from labctl.cli import main
 from labctl.config import ConfigError, parse_station
 from labctl.station import Station
 from sim_instruments.adapter import EmulatorAdapter
@@ -187,3 +190,31 @@ def test_over_loopback_tcp_the_laser_drives_the_bench_laser_slot() -> None:
             assert bench.laser.on is False and bench.laser.power_W == 0.0
         finally:
             station.close()
+
+
+def test_station_settings_cdrh_is_applied_after_the_identity_and_validated_first() -> None:
+    data = _laser_station()
+    data["instruments"]["laser"]["settings"] = {"cdrh": True}
+    station = Station(parse_station(data))
+    station.connect(["laser"])
+    try:
+        laser = station["laser"]
+        assert laser.cdrh is True and laser.constant_power is True  # read back from the emulated laser
+    finally:
+        station.close()
+    data["instruments"]["laser"]["settings"] = {"cdrh": "sometimes"}
+    with pytest.raises(ConfigError, match=r"instruments\.laser\.settings\.cdrh = 'sometimes'"):
+        parse_station(data)
+    data["instruments"]["laser"]["settings"] = {"power_mW": 5}
+    with pytest.raises(ConfigError, match=r"instruments\.laser\.settings\.power_mW"):
+        parse_station(data)
+
+
+def test_station_check_shows_the_laser(tmp_path) -> None:
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(_laser_station()))
+    res = CliRunner().invoke(main, ["station", "check", "--station", str(path)])
+    assert res.exit_code == 0, res.output
+    block = res.output.split("laser: oxxius_laserboxx at sim://laser\n", 1)[1].splitlines()[:3]
+    assert block[0].split() == ["offers:", "laser"] and block[1].endswith("LBX-532-100-CSB"), block
+    assert block[2].split() == ["errors:", "none"], block
