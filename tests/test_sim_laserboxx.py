@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.oxxius_laserboxx import OXXIUS_LASERBOXX_REGISTRATION
 from labctl.cli import main
@@ -218,3 +220,24 @@ def test_station_check_shows_the_laser(tmp_path) -> None:
     block = res.output.split("laser: oxxius_laserboxx at sim://laser\n", 1)[1].splitlines()[:3]
     assert block[0].split() == ["offers:", "laser"] and block[1].endswith("LBX-532-100-CSB"), block
     assert block[2].split() == ["errors:", "none"], block
+
+
+_WORDS = st.sampled_from(["L", "P", "CM", "C", "APC", "ACC", "AM", "TTL", "CDRH", "T", "RST", "?L", "?P", "?SP",
+                          "?STA", "?F", "INF?", "X", ""])
+_ARGS = st.one_of(st.just(""), st.sampled_from(["0", "1", "2", "-1", "50", "99.5", "100", "150", "abc"]),
+                  st.text(max_size=6))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_WORDS, _ARGS, st.booleans()), max_size=25))
+def test_any_command_sequence_keeps_the_bench_slot_equal_to_what_the_laser_reports(commands) -> None:
+    bench = SimpleNamespace(laser=SimpleNamespace(on=False, power_W=0.0, wavelength_nm=520.0))
+    laser = LaserBoxxEmulator(bench)
+    for word, arg, lower in commands:
+        message = f"{word} {arg}" if arg else word
+        reply = laser.handle(message.lower() if lower else message)
+        assert isinstance(reply, str) and reply and "\r" not in reply and "\n" not in reply
+        emitting = laser.handle("?L") == "1" and laser.handle("?STA") == "3"
+        assert bench.laser.on is emitting
+        assert bench.laser.power_W == pytest.approx(float(laser.handle("?P")) * 1e-3, abs=5e-6)
+        assert 0.0 <= bench.laser.power_W <= 0.1  # never above the nominal 100 mW
