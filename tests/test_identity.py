@@ -34,10 +34,11 @@ from tests.loopback import LoopbackPeer, recording_http_400
 #: driver class of each station.yaml driver name (the instrument plug-ins)
 REGISTRY = {name: reg.driver for name, reg in instrument_registrations().items()}
 
-#: terminations each driver's instrument uses (as in the default station.yaml; the SR570 as docs/station-yaml.md)
+#: terminations each driver's instrument uses (as in the default station.yaml; the SR570 as docs/station-yaml.md);
+#: a pair is (read, write)
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
                 "thorlabs_sc10": "\r", "thorlabs_fw102c": "\r", "sr570": "\r",
-                "cornerstone260": "\r\n", "cornerstone130": "\r\n"}
+                "cornerstone260": "\r\n", "cornerstone130": "\r\n", "oxxius_laserboxx": ("\r\n", "\r")}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
 
@@ -77,6 +78,7 @@ def _lines(text: str) -> list[str]:
         ("sr830", "Stanford_Research_Systems,SR830,s/n46117,ver1.07"),
         ("thorlabs_fw102c", "THORLABS FW102C/FW212C Filter Wheel version 1.07"),
         ("thorlabs_sc10", "THORLABS SC10 VERSION 1.07"),
+        ("oxxius_laserboxx", "LBX-488-100-CSB-PPA"),  # INF?: type-wavelength nm-power mW-..., as drivers parse it
     ],
 )
 def test_each_driver_accepts_its_model_and_no_other_drivers_does(driver, reply):
@@ -114,10 +116,11 @@ def test_a_driver_accepts_only_its_own_model_and_sends_nothing_after_the_identit
     the instrument either way (nothing is sent before it, or after a refusal)."""
     bench = _bench()
     cls, term = REGISTRY[driver], TERMINATIONS[driver]
+    read_term, write_term = term if isinstance(term, tuple) else (term, term)
     for peer in REGISTRY:
         emulator = make_emulator(registration(peer), bench)
         received = Recorder(emulator)
-        instrument = cls(EmulatorAdapter(emulator, read_termination=term, write_termination=term))
+        instrument = cls(EmulatorAdapter(emulator, read_termination=read_term, write_termination=write_term))
         if peer == driver:
             assert identity_spec(cls).matches(verify_identity(instrument))
         else:
