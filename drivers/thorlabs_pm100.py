@@ -95,7 +95,10 @@ def parse_sensor_idn(reply: str, instrument: str = "PM100") -> SensorInfo:
 
 
 class ThorlabsPM100(_StockPM100USB):
-    """Thorlabs PM100D or PM100USB console with a power sensor (e.g. S120C photodiode), instruments ref. §7."""
+    """Thorlabs PM100D or PM100USB console with a power sensor (e.g. S120C photodiode), instruments ref. §7.
+
+    Accepts either console; the registrations use :class:`ThorlabsPM100D` / :class:`ThorlabsPM100USBConsole`,
+    which accept only their own model."""
 
     IDENTITY = IdentitySpec(
         query="*IDN?",
@@ -241,6 +244,20 @@ class ThorlabsPM100(_StockPM100USB):
         """Nothing to do: a power meter only measures. Sends nothing, so it cannot fail on a dead link."""
 
 
+class ThorlabsPM100D(ThorlabsPM100):
+    """Thorlabs PM100D handheld console (``*IDN?`` model field ``PM100D``)."""
+
+    IDENTITY = IdentitySpec(query="*IDN?", accepts=(r"Thorlabs,PM100D,",),
+                            expected="Thorlabs,PM100D,<serial>,<firmware>")
+
+
+class ThorlabsPM100USBConsole(ThorlabsPM100):
+    """Thorlabs PM100USB interface (``*IDN?`` model field ``PM100USB``)."""
+
+    IDENTITY = IdentitySpec(query="*IDN?", accepts=(r"Thorlabs,PM100USB,",),
+                            expected="Thorlabs,PM100USB,<serial>,<firmware>")
+
+
 class PM100Settings(BaseModel):
     """``instruments.<role>.settings`` of a PM100D / PM100USB.
 
@@ -280,10 +297,10 @@ def configure_pm100(meter: ThorlabsPM100, settings: PM100Settings | None) -> Non
     meter.check_set_errors("configure")
 
 
-def _registration(name: str, model: str) -> InstrumentRegistration:
+def _registration(name: str, driver: type[ThorlabsPM100], model: str) -> InstrumentRegistration:
     return InstrumentRegistration(
         name=name,
-        driver=ThorlabsPM100,
+        driver=driver,
         model=model,
         capabilities=("power_meter",),
         # USB-TMC: input ends LF (CR LF accepted), replies end LF (PM100USB manual, "SCPI commands"; ref. §7.1)
@@ -296,5 +313,5 @@ def _registration(name: str, model: str) -> InstrumentRegistration:
     )
 
 
-THORLABS_PM100D_REGISTRATION = _registration("thorlabs_pm100d", "Thorlabs PM100D")
-THORLABS_PM100USB_REGISTRATION = _registration("thorlabs_pm100usb", "Thorlabs PM100USB")
+THORLABS_PM100D_REGISTRATION = _registration("thorlabs_pm100d", ThorlabsPM100D, "Thorlabs PM100D")
+THORLABS_PM100USB_REGISTRATION = _registration("thorlabs_pm100usb", ThorlabsPM100USBConsole, "Thorlabs PM100USB")

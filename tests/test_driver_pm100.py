@@ -16,6 +16,8 @@ from drivers.thorlabs_pm100 import (
     PM100Error,
     PM100Settings,
     ThorlabsPM100,
+    ThorlabsPM100D,
+    ThorlabsPM100USBConsole,
     configure_pm100,
     parse_sensor_idn,
 )
@@ -36,6 +38,10 @@ def test_idn_and_identity_spec() -> None:
     spec = ThorlabsPM100.IDENTITY
     assert spec.matches("Thorlabs,PM100D,P0012345,2.6.0") and spec.matches("Thorlabs,PM100USB,P2001234,1.7.0")
     assert not spec.matches("THORLABS FW102C/FW212C Filter Wheel version 1.07")
+    assert ThorlabsPM100D.IDENTITY.matches("Thorlabs,PM100D,P1,2.6.0")
+    assert not ThorlabsPM100D.IDENTITY.matches("Thorlabs,PM100USB,P1,1.7.0")
+    assert ThorlabsPM100USBConsole.IDENTITY.matches("Thorlabs,PM100USB,P1,1.7.0")
+    assert not ThorlabsPM100USBConsole.IDENTITY.matches("Thorlabs,PM100D,P1,2.6.0")
 
 
 def test_sensor_fields_are_text_and_flags_by_bit() -> None:
@@ -171,9 +177,10 @@ def test_safe_state_sends_nothing() -> None:
 
 
 def test_registrations() -> None:
-    for reg, model in ((THORLABS_PM100D_REGISTRATION, "PM100D"), (THORLABS_PM100USB_REGISTRATION, "PM100USB")):
+    for reg, model, cls in ((THORLABS_PM100D_REGISTRATION, "PM100D", ThorlabsPM100D),
+                            (THORLABS_PM100USB_REGISTRATION, "PM100USB", ThorlabsPM100USBConsole)):
         assert reg.capabilities == ("power_meter",)
-        assert reg.driver is ThorlabsPM100
+        assert reg.driver is cls and issubclass(cls, ThorlabsPM100)
         assert reg.emulator == "sim_instruments.pm100:PM100Emulator"
         assert reg.emulator_options == {"model": model}
         assert (reg.connection.read_termination, reg.connection.write_termination) == ("\n", "\n")

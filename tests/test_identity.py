@@ -37,7 +37,8 @@ REGISTRY = {name: reg.driver for name, reg in instrument_registrations().items()
 #: terminations each driver's instrument uses (as in the default station.yaml; the SR570 as docs/station-yaml.md)
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
                 "thorlabs_sc10": "\r", "thorlabs_fw102c": "\r", "sr570": "\r",
-                "cornerstone260": "\r\n", "cornerstone130": "\r\n"}
+                "cornerstone260": "\r\n", "cornerstone130": "\r\n",
+                "thorlabs_pm100d": "\n", "thorlabs_pm100usb": "\n"}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
 
@@ -77,6 +78,8 @@ def _lines(text: str) -> list[str]:
         ("sr830", "Stanford_Research_Systems,SR830,s/n46117,ver1.07"),
         ("thorlabs_fw102c", "THORLABS FW102C/FW212C Filter Wheel version 1.07"),
         ("thorlabs_sc10", "THORLABS SC10 VERSION 1.07"),
+        ("thorlabs_pm100d", "Thorlabs,PM100D,P0012345,2.6.0"),
+        ("thorlabs_pm100usb", "Thorlabs,PM100USB,P2001234,1.7.0"),
     ],
 )
 def test_each_driver_accepts_its_model_and_no_other_drivers_does(driver, reply):
