@@ -15,6 +15,7 @@ from labctl.station import Station
 from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.bench import Bench
 from sim_instruments.pm100 import PM100Emulator
+from sim_instruments.serve import start_server
 from sim_instruments.server import serve
 from tests.helpers import default_station
 
@@ -165,3 +166,23 @@ def test_station_with_a_simulated_power_meter(driver: str) -> None:
         assert meter.check_errors() == []
     finally:
         station.close()
+
+
+@pytest.mark.tcp
+def test_unmodified_pymeasure_driver_on_the_served_bench_of_labctl_sim_serve() -> None:
+    """``labctl sim serve``'s server (start_server): the station's power meter role, lit by its laser slot."""
+    data = default_station()
+    data["instruments"] = {"meter": {"driver": "thorlabs_pm100usb", "resource": "sim://power_meter"}}
+    data["simulation"]["laser"] = {"on": True, "power_mW": 2.0, "wavelength_nm": 850.0}
+    with start_server(parse_station(data)) as server:
+        with pytest.warns(FutureWarning, match="SCPI"):
+            meter = ThorlabsPM100USB(server.resource_strings()["meter"], visa_library="@py",
+                                     read_termination="\n", write_termination="\n", timeout=5000)
+        try:
+            assert meter.id.startswith("Thorlabs,PM100USB,")
+            meter.wavelength = 850
+            assert meter.power == pytest.approx(2e-3, rel=1e-6)
+            meter.wavelength = 425  # corrected for another wavelength: P·850/425
+            assert meter.power == pytest.approx(4e-3, rel=1e-6)
+        finally:
+            meter.adapter.close()
