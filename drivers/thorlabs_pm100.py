@@ -177,6 +177,13 @@ class ThorlabsPM100(_StockPM100USB):
         """Measure the power in W (``MEAS:POW?``)."""
         return self.read_power_W()
 
+    @property
+    def energy(self) -> float:
+        """Measure the pulse energy in J (``MEAS:ENER?``), energy sensors only."""
+        if not self.sensor.has(FLAG_ENERGY):
+            raise PM100Error(f"{self.name}: sensor {self.sensor.name} is not an energy sensor")
+        return self._ask_float("MEAS:ENER?")
+
     def read_current_A(self) -> float:
         """The photodiode current (A), ``MEAS:CURR?``."""
         return self._ask_float("MEAS:CURR?")

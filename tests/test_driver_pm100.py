@@ -103,6 +103,15 @@ def test_power_from_an_energy_sensor_is_an_instrument_error_not_attribute_error(
             pm.read_power_W()
 
 
+def test_energy_only_from_an_energy_sensor() -> None:
+    energy_sensor = ("SYST:SENS:IDN?", "ES111C,00123,cal,3,1,2")
+    with expected_protocol(ThorlabsPM100, [energy_sensor, ("MEAS:ENER?", "1.5E-06")]) as pm:
+        assert pm.energy == pytest.approx(1.5e-6, rel=1e-12)
+    with expected_protocol(ThorlabsPM100, [SENSOR_Q]) as pm:
+        with pytest.raises(PM100Error, match="not an energy sensor"):
+            pm.energy  # noqa: B018 - the property is the measurement
+
+
 def test_unreadable_power_reply() -> None:
     with expected_protocol(ThorlabsPM100, [SENSOR_Q, ("MEAS:POW?", "garbage")]) as pm:
         with pytest.raises(ReplyError, match="MEAS:POW"):

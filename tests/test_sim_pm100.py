@@ -8,8 +8,11 @@ P·λ_laser/λ_set; 1 mW is 0 dBm.
 from __future__ import annotations
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from pymeasure.instruments.thorlabs import ThorlabsPM100USB
 
+from labctl.cli import main
 from labctl.config import parse_station
 from labctl.station import Station
 from sim_instruments.adapter import EmulatorAdapter
@@ -186,3 +189,14 @@ def test_unmodified_pymeasure_driver_on_the_served_bench_of_labctl_sim_serve() -
             assert meter.power == pytest.approx(4e-3, rel=1e-6)
         finally:
             meter.adapter.close()
+
+
+def test_station_check_lists_the_simulated_power_meter(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    data = default_station()
+    data["instruments"] = {"meter": {"driver": "thorlabs_pm100d", "resource": "sim://power_meter"}}
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(main, ["station", "check", "--station", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "meter: thorlabs_pm100d at sim://power_meter" in res.output and "offers: power_meter" in res.output
+    assert "Thorlabs,PM100D," in res.output and "errors: none" in res.output
