@@ -38,7 +38,8 @@ REGISTRY = {name: reg.driver for name, reg in instrument_registrations().items()
 #: a pair is (read, write)
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
                 "thorlabs_sc10": "\r", "thorlabs_fw102c": "\r", "sr570": "\r",
-                "cornerstone260": "\r\n", "cornerstone130": "\r\n", "oxxius_laserboxx": ("\r\n", "\r")}
+                "cornerstone260": "\r\n", "cornerstone130": "\r\n", "oxxius_laserboxx": ("\r\n", "\r"),
+                "thorlabs_pm100d": "\n", "thorlabs_pm100usb": "\n"}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
 
@@ -79,6 +80,8 @@ def _lines(text: str) -> list[str]:
         ("thorlabs_fw102c", "THORLABS FW102C/FW212C Filter Wheel version 1.07"),
         ("thorlabs_sc10", "THORLABS SC10 VERSION 1.07"),
         ("oxxius_laserboxx", "LBX-488-100-CSB-PPA"),  # INF?: type-wavelength nm-power mW-..., as drivers parse it
+        ("thorlabs_pm100d", "Thorlabs,PM100D,P0012345,2.6.0"),
+        ("thorlabs_pm100usb", "Thorlabs,PM100USB,P2001234,1.7.0"),
     ],
 )
 def test_each_driver_accepts_its_model_and_no_other_drivers_does(driver, reply):

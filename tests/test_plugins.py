@@ -338,7 +338,7 @@ def _declared_entry_points() -> dict[str, str]:
 
 def test_every_declared_instrument_entry_point_loads_and_names_itself():
     declared = _declared_entry_points()
-    assert len(declared) == 10
+    assert len(declared) == 12
     for name, target in declared.items():
         module, _, attr = target.partition(":")
         reg = getattr(importlib.import_module(module), attr)
@@ -354,7 +354,8 @@ def test_the_builtin_connection_defaults_are_the_manuals():
     """Terminations and baud rates from the instruments' manuals (and docs/station-yaml.md)."""
     manuals = {"keithley2400": ("\n", None), "keithley2420": ("\n", None), "keithley2450": ("\n", None),
                "sr830": ("\n", None), "thorlabs_sc10": ("\r", 9600), "thorlabs_fw102c": ("\r", 115200),
-               "sr570": ("\r", 9600), "cornerstone260": ("\r\n", 9600), "cornerstone130": ("\r\n", 9600)}
+               "sr570": ("\r", 9600), "cornerstone260": ("\r\n", 9600), "cornerstone130": ("\r\n", 9600),
+               "thorlabs_pm100d": ("\n", None), "thorlabs_pm100usb": ("\n", None)}
     for name, (term, baud) in manuals.items():
         conn = registration(name).connection
         assert (conn.read_termination, conn.write_termination, conn.baud_rate) == (term, term, baud), name
