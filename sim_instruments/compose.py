@@ -26,6 +26,7 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
         jph_mA_cm2=dev.jph_mA_cm2,
         j0_A_cm2=dev.j0_A_cm2,
         ideality=dev.ideality,
+        extra_diodes=tuple((d.ideality, d.j0_A_cm2) for d in dev.extra_diodes),
         rs_ohm_cm2=dev.rs_ohm_cm2,
         rsh_ohm_cm2=dev.rsh_ohm_cm2,
         area_cm2=dev.area_cm2,
