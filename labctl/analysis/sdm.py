@@ -599,7 +599,11 @@ def multi_diode_current_density_A_cm2(voltage_V: float, jph_A_cm2: float, diodes
     j_at_v = without_rs(v)
     if rs_ohm_cm2 == 0.0 or j_at_v == 0.0:
         return j_at_v
-    lo, hi = sorted((v, v + rs_ohm_cm2 * j_at_v))
-    v_j = float(brentq(lambda x: without_rs(x) - (x - v) / rs_ohm_cm2, lo, hi, xtol=1e-15,
-                       rtol=4 * np.finfo(float).eps))
+    def balance(v_j: float) -> float:
+        return without_rs(v_j) - (v_j - v) / rs_ohm_cm2
+
+    end = v + rs_ohm_cm2 * j_at_v
+    if (balance(end) >= 0) == (j_at_v > 0):  # the Rs drop is below the rounding of the balance: J(Rs = 0)
+        return j_at_v
+    v_j = float(brentq(balance, *sorted((v, end)), xtol=1e-15, rtol=4 * np.finfo(float).eps))
     return (v_j - v) / rs_ohm_cm2
