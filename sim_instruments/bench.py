@@ -3,9 +3,9 @@
 One :class:`Bench` holds the clock, the light sources (:attr:`Bench.sources`: a solar simulator with an irradiance
 and a shutter, the monochromator beam of the EQE optics, a laser slot with a wavelength and a power) and the
 devices of the substrate (:attr:`Bench.devices`, pixels; single-diode model, optionally with more diodes in
-parallel (methods ref. §4.3), with ion-lag hysteresis and degradation), one of which is connected to the SMU at a time (:meth:`Bench.select_device`; one device by
-default). Emulators only read and force the selected device's terminal quantities through it, so the Keithley,
-the shutter and the lock-in all see the same device.
+parallel (methods ref. §4.3), with ion-lag hysteresis and degradation), one of which is connected to the SMU at
+a time (:meth:`Bench.select_device`; one device by default). Emulators only read and force the selected
+device's terminal quantities through it, so the Keithley, the shutter and the lock-in all see the same device.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
 """
@@ -292,6 +292,9 @@ class Bench:
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
         self._held_suns: float | None = None  # the lamp's irradiance during one reading (see steady_light)
+        #: the station's settings of a simulated instrument model, by model name (e.g. the 2450's source offset,
+        #: ``simulation.keithley2450``): the emulator's defaults for the instrument's own imperfections
+        self.instrument_options: dict[str, dict[str, float]] = {}
         self._dut_changed()
 
     @property
@@ -411,8 +414,8 @@ class Bench:
     def voltage_at_current_V(self, current_A: float) -> float | None:
         """Terminal voltage (HI − LO, V) at which the cell carries ``current_A`` as a Keithley reports it (the
         inverse of :meth:`cell_current_A`), from the single-diode model in closed form (``sdm.voltage_V``;
-        with extra diodes by Brent's method, ``sdm.multi_diode_voltage_V``), with the lamp as it is now; None when there is no closed form (ion-lag hysteresis: J0 follows V).
-        Does not bias the cell."""
+        with extra diodes by Brent's method, ``sdm.multi_diode_voltage_V``), with the lamp as it is now; None
+        under ion-lag hysteresis (J0 follows V: the caller searches). Does not bias the cell."""
         with self.lock:
             cell = self.cell
             if cell.params.hysteresis.enabled:

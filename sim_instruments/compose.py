@@ -8,6 +8,7 @@ labctl schema, labctl hands it over through :class:`sim_instruments.provider.Sim
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,11 @@ def build_bench(config: Any, clock: Clock) -> Bench:
                   clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
                   optics=build_optics(config, clock))
     bench.select_device(sim.selected_device)
+    k2450 = sim.keithley2450
+    bench.instrument_options["keithley2450"] = {
+        "current_offset_A": k2450.current_offset_A,
+        "input_resistance_ohm": k2450.input_resistance_ohm if k2450.input_resistance_ohm is not None else math.inf,
+    }
     return bench
 
 

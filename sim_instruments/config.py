@@ -153,6 +153,16 @@ class LaserConfig(_Strict):
     on: bool = False
 
 
+class Keithley2450SimConfig(_Strict):
+    """The simulated 2450's limits at a sourced current (instruments ref. §2: 10 nA range source accuracy
+    ±(0.1 % + 100 pA), voltmeter input resistance > 10 GΩ); the defaults are an ideal instrument."""
+
+    current_offset_A: float = Field(
+        0.0, ge=-1e-6, le=1e-6, description="source error (A, into HI): it outputs the programmed current plus this"
+    )
+    input_resistance_ohm: float | None = Field(None, gt=0, description="voltmeter across the terminals (Ω); null: none")
+
+
 class SimulationConfig(_Strict):
     enabled: bool = True
     clock: Literal["virtual", "real"] = "virtual"
@@ -160,6 +170,7 @@ class SimulationConfig(_Strict):
     seed: int | None = 0
     light: LightConfig = Field(default_factory=LightConfig)
     laser: LaserConfig = Field(default_factory=LaserConfig)
+    keithley2450: Keithley2450SimConfig = Field(default_factory=Keithley2450SimConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig,
                                  description="the device on the bench; with `devices`: the selected one (set)")
     devices: list[DeviceConfig] | None = Field(

@@ -177,9 +177,14 @@ class Keithley2450Emulator(SmuEmulator):
 
     STATUS_REGISTERS = (("ques_reg", 8), ("oper_reg", 128))
 
-    def __init__(self, bench: Any, serial: str = "04096218", current_offset_A: float = 0.0,
-                 input_resistance_ohm: float = math.inf) -> None:
+    def __init__(self, bench: Any, serial: str = "04096218", current_offset_A: float | None = None,
+                 input_resistance_ohm: float | None = None) -> None:
         super().__init__(bench, MODEL, serial)
+        station = getattr(bench, "instrument_options", {}).get("keithley2450", {})  # simulation.keithley2450
+        if current_offset_A is None:
+            current_offset_A = station.get("current_offset_A", 0.0)
+        if input_resistance_ohm is None:
+            input_resistance_ohm = station.get("input_resistance_ohm", math.inf)
         #: error of the current source (A, into HI): it outputs the programmed current plus this
         self.current_offset_A = float(current_offset_A)
         #: input resistance of the voltmeter across the terminals while sourcing current (Ω; inf: none)

@@ -134,3 +134,26 @@ def test_laser_photocurrent_is_linear_in_photon_flux_and_gives_the_same_voc(suns
     photons_per_s = power_W * 520e-9 / (h * speed_of_light)
     assert isc_A == pytest.approx(elementary_charge * photons_per_s * eqe_520, rel=2e-3)
     assert voc_at_zero_current_V(smu) == pytest.approx(expected_voc_V(suns), abs=0.5e-3)
+
+
+def test_station_file_gives_the_three_diode_cell_and_the_2450_offset(tmp_path) -> None:
+    """The same case from station.yaml: ``simulation.device.extra_diodes`` and ``simulation.keithley2450``
+    reach the bench and the 2450 behind ``sim://smu`` (methods ref. §9 V2: 0.1924 V within 1 mV)."""
+    from labctl.config import parse_station
+    from labctl.station import Station
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["instruments"]["smu"]["driver"] = "keithley2450"
+    sim = data["simulation"]
+    sim["device"].update({"jph_mA_cm2": JSC_A_CM2 * 1e3, "j0_A_cm2": J01, "ideality": 1.0, "rsh_ohm_cm2": math.inf,
+                          "extra_diodes": [{"ideality": 2.0, "j0_A_cm2": J02}, {"ideality": 4.0, "j0_A_cm2": J04}]})
+    sim["light"].update({"irradiance_W_m2": 1000.0 * 1e-7, "flicker": 0.0})
+    sim["keithley2450"] = {"current_offset_A": -10e-12}
+    station = Station(parse_station(data))
+    try:
+        station.connect(["smu"])
+        station.bench.light.shutter_open = True
+        assert voc_at_zero_current_V(station["smu"]) == pytest.approx(0.1924, abs=1e-3)
+    finally:
+        station.close()
