@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy.constants import Boltzmann, elementary_charge, h, speed_of_light
 from scipy.optimize import brentq
@@ -87,6 +88,28 @@ def test_v1_voc_ladder_of_the_three_diode_cell(suns: float) -> None:
     voc = voc_at_zero_current_V(smu_on(three_diode_bench(suns)))
     assert voc == pytest.approx(REFERENCE_VOC_V[suns], abs=0.5e-3)
     assert voc == pytest.approx(expected_voc_V(suns), abs=0.5e-3)
+
+
+@pytest.mark.parametrize(("log10_window", "n_reference"), [((0.0, -0.5), 1.086), ((-2.5, -3.5), 2.021),
+                                                          ((-6.5, -7.0), 3.612)])
+def test_v1_ideality_fits_of_the_ladder(log10_window: tuple[float, float], n_reference: float) -> None:
+    """methods ref. §9 V1: linear fits of Voc against ln X give n = 1.086, 2.021, 3.612 (within 0.01) over
+    [1, 10^-0.5], [10^-2.5, 10^-3.5] and [10^-6.5, 10^-7] sun; 11 intensities per window, one 2450 held at 0 A
+    while the solar simulator's irradiance steps."""
+    bench = three_diode_bench(10 ** log10_window[0])
+    smu = smu_on(bench)
+    smu.configure_current_source(compliance_V=2.0, nplc=1.0)
+    smu.set_current(0.0)
+    smu.enable_output()
+    ln_x = np.linspace(*log10_window, 11) * math.log(10)
+    voc = []
+    for value in ln_x:
+        bench.light.irradiance_W_m2 = 1000.0 * math.exp(value)
+        voc.append(float(smu.measure_point().voltage_V[0]))
+    n_fit = np.polyfit(ln_x, voc, 1)[0] / VT
+    assert n_fit == pytest.approx(n_reference, abs=0.01)
+    assert n_fit == pytest.approx(np.polyfit(ln_x, [expected_voc_V(math.exp(v)) for v in ln_x], 1)[0] / VT,
+                                  abs=0.01)
 
 
 def test_v2_source_offset_lowers_voc_at_1e_7_sun() -> None:
