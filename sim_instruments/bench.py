@@ -2,10 +2,10 @@
 
 One :class:`Bench` holds the clock, the light sources (:attr:`Bench.sources`: a solar simulator with an irradiance
 and a shutter, the monochromator beam of the EQE optics, a laser slot with a wavelength and a power) and the
-devices of the substrate (:attr:`Bench.devices`, pixels; single-diode model with ion-lag hysteresis and
-degradation), one of which is connected to the SMU at a time (:meth:`Bench.select_device`; one device by
-default). Emulators only read and force the selected device's terminal quantities through it, so the Keithley,
-the shutter and the lock-in all see the same device.
+devices of the substrate (:attr:`Bench.devices`, pixels; single-diode model, optionally with more diodes in
+parallel (methods ref. §4.3), with ion-lag hysteresis and degradation), one of which is connected to the SMU at
+a time (:meth:`Bench.select_device`; one device by default). Emulators only read and force the selected
+device's terminal quantities through it, so the Keithley, the shutter and the lock-in all see the same device.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
 """
@@ -70,6 +70,9 @@ class CellParameters:
     jph_mA_cm2: float = 18.33514
     j0_A_cm2: float = 1.16004e-15
     ideality: float = 1.5
+    #: more recombination channels ((ideality, J0 in A/cm² at j0_reference_temperature_K), ...) in parallel with
+    #: the main diode (methods ref. §4.3); empty: the single-diode cell (closed form, Lambert W)
+    extra_diodes: tuple[tuple[float, float], ...] = ()
     rs_ohm_cm2: float = 3.84022
     rsh_ohm_cm2: float = 2000.0
     area_cm2: float = 0.049
@@ -141,20 +144,54 @@ class SolarCell:
         self.ion_state = sdm.ion_equilibrium(0.0, hyst.v_half_V, hyst.width_V)
         self.light_dose_s = 0.0
 
+    def _j0_now(self, j0_ref_A_cm2: float, ideality: float) -> float:
+        """J0 (A/cm²) of a diode of ``ideality`` at the cell temperature, grown by the degradation so far."""
+        p, d = self.params, self.params.degradation
+        j0 = float(sdm.j0_at_temperature_A_cm2(
+            j0_ref_A_cm2, p.temperature_K, p.bandgap_eV, ideality, p.j0_reference_temperature_K
+        ))
+        if d.enabled and d.j0_growth_tau_h:
+            j0 *= math.exp(self.light_dose_s / HOUR_S / d.j0_growth_tau_h)
+        return j0
+
     def parameters_now(self) -> tuple[float, float, float]:
         """(Jph at 1 sun A/cm², J0 A/cm² at the cell temperature, Rs Ω·cm²) after the degradation so far."""
         p, d = self.params, self.params.degradation
-        j0 = float(sdm.j0_at_temperature_A_cm2(
-            p.j0_A_cm2, p.temperature_K, p.bandgap_eV, p.ideality, p.j0_reference_temperature_K
-        ))
+        j0 = self._j0_now(p.j0_A_cm2, p.ideality)
         jph, rs = p.jph_mA_cm2 * 1e-3, p.rs_ohm_cm2
         if d.enabled:
             t_h = self.light_dose_s / HOUR_S
             jph *= 1.0 - d.burn_in_fraction * (1.0 - math.exp(-t_h / d.burn_in_tau_h)) - d.linear_loss_per_h * t_h
-            if d.j0_growth_tau_h:
-                j0 *= math.exp(t_h / d.j0_growth_tau_h)
             rs *= 1.0 + d.rs_growth_per_h * t_h
         return max(jph, 0.0), j0, rs
+
+    def diodes_now(self, j0_main_A_cm2: float, j0_factor: float = 1.0) -> tuple[sdm.Diode, ...]:
+        """All recombination channels ((ideality, J0 A/cm²), ...): the main diode with ``j0_main_A_cm2`` and the
+        extra ones at the cell temperature and degradation; every J0 times ``j0_factor`` (ion lag)."""
+        p = self.params
+        return ((p.ideality, j0_main_A_cm2 * j0_factor),) + tuple(
+            (n, self._j0_now(j0, n) * j0_factor) for n, j0 in p.extra_diodes
+        )
+
+    def static_current_density_A_cm2(self, voltage_V: float, suns: float) -> float:
+        """Photocurrent-positive J (A/cm²) at ``voltage_V`` and ``suns`` with the ions in equilibrium."""
+        p = self.params
+        jph, j0, rs = self.parameters_now()
+        if p.extra_diodes:
+            return sdm.multi_diode_current_density_A_cm2(voltage_V, jph * suns, self.diodes_now(j0), rs,
+                                                         p.rsh_ohm_cm2, p.temperature_K)
+        return float(sdm.current_density_A_cm2(voltage_V, jph * suns, j0, p.ideality, rs, p.rsh_ohm_cm2,
+                                               p.temperature_K))
+
+    def voltage_at_density_V(self, current_density_A_cm2: float, suns: float) -> float:
+        """Terminal voltage (V) at which the cell (ions in equilibrium) carries photocurrent-positive J (A/cm²)."""
+        p = self.params
+        jph, j0, rs = self.parameters_now()
+        if p.extra_diodes:
+            return sdm.multi_diode_voltage_V(current_density_A_cm2, jph * suns, self.diodes_now(j0), rs,
+                                             p.rsh_ohm_cm2, p.temperature_K)
+        return float(sdm.voltage_V(float(current_density_A_cm2), float(jph * suns), float(j0), float(p.ideality),
+                                   float(rs), float(p.rsh_ohm_cm2), float(p.temperature_K)))
 
     def responsivity_A_W(self, wavelength_nm: float) -> float:
         """Short-circuit responsivity (A/W) to a small signal at ``wavelength_nm``: EQE·λ/(hc/q)·Rsh/(Rs + Rsh),
@@ -200,6 +237,10 @@ class SolarCell:
         """Photocurrent-positive J at terminal voltage ``voltage_V`` and light ``suns`` (1 = 1000 W/m²)."""
         p = self.params
         jph, j0, rs = self.parameters_now()
+        if p.extra_diodes:
+            diodes = self.diodes_now(j0, self._j0_eff(voltage_V, 1.0))
+            return sdm.multi_diode_current_density_A_cm2(voltage_V, jph * suns, diodes, rs, p.rsh_ohm_cm2,
+                                                         p.temperature_K)
         return float(
             sdm.current_density_A_cm2(
                 voltage_V, jph * suns, self._j0_eff(voltage_V, j0), p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K
@@ -208,11 +249,10 @@ class SolarCell:
 
     def open_circuit_voltage_V(self, suns: float) -> float:
         """Voc of the static model with the present J0 (ions in equilibrium)."""
-        p = self.params
-        jph, j0, rs = self.parameters_now()
+        jph, _, _ = self.parameters_now()
         if jph * suns <= 0:
             return 0.0
-        return float(sdm.open_circuit_voltage_V(jph * suns, j0, p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K))
+        return self.voltage_at_density_V(0.0, suns)
 
 
 class Bench:
@@ -252,6 +292,9 @@ class Bench:
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
         self._held_suns: float | None = None  # the lamp's irradiance during one reading (see steady_light)
+        #: the station's settings of a simulated instrument model, by model name (e.g. the 2450's source offset,
+        #: ``simulation.keithley2450``): the emulator's defaults for the instrument's own imperfections
+        self.instrument_options: dict[str, dict[str, float]] = {}
         self._dut_changed()
 
     @property
@@ -289,10 +332,8 @@ class Bench:
     def _bias_light_changed(self) -> None:
         """The solar simulator (and the laser) are the EQE bench's bias light: a DC short-circuit current."""
         if self.optics is not None:
-            p = self.cell.params
-            jph, j0, rs = self.cell.parameters_now()
-            jsc = sdm.current_density_A_cm2(0.0, jph * self.suns, j0, p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K)
-            self.optics.set_bias_light(float(jsc) * p.area_cm2)
+            jsc = self.cell.static_current_density_A_cm2(0.0, self.suns)
+            self.optics.set_bias_light(jsc * self.cell.params.area_cm2)
 
     def _solar_suns(self) -> float:
         return self.light.irradiance_W_m2 / 1000.0 if self.light.shutter_open else 0.0
@@ -372,21 +413,17 @@ class Bench:
 
     def voltage_at_current_V(self, current_A: float) -> float | None:
         """Terminal voltage (HI − LO, V) at which the cell carries ``current_A`` as a Keithley reports it (the
-        inverse of :meth:`cell_current_A`), from the single-diode model in closed form (``sdm.voltage_V``),
-        with the lamp as it is now; None when there is no closed form (ion-lag hysteresis: J0 follows V).
-        Does not bias the cell."""
+        inverse of :meth:`cell_current_A`), from the single-diode model in closed form (``sdm.voltage_V``;
+        with extra diodes by Brent's method, ``sdm.multi_diode_voltage_V``), with the lamp as it is now; None
+        under ion-lag hysteresis (J0 follows V: the caller searches). Does not bias the cell."""
         with self.lock:
             cell = self.cell
             if cell.params.hysteresis.enabled:
                 return None
             self._advance()
             suns = self._suns_now()
-            p = cell.params
-            jph, j0, rs = cell.parameters_now()
-            j = -self._sign * current_A / p.area_cm2  # photocurrent-positive J of the cell (A/cm²)
-            v = sdm.voltage_V(float(j), float(jph * suns), float(j0), float(p.ideality), float(rs),
-                              float(p.rsh_ohm_cm2), float(p.temperature_K))
-            return self._sign * float(v)
+            j = -self._sign * current_A / cell.params.area_cm2  # photocurrent-positive J of the cell (A/cm²)
+            return self._sign * cell.voltage_at_density_V(j, suns)
 
     def open_circuit_voltage_V(self) -> float:
         """Terminal voltage (HI − LO) with nothing forcing the cell (V)."""

@@ -8,6 +8,7 @@ labctl schema, labctl hands it over through :class:`sim_instruments.provider.Sim
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
         jph_mA_cm2=dev.jph_mA_cm2,
         j0_A_cm2=dev.j0_A_cm2,
         ideality=dev.ideality,
+        extra_diodes=tuple((d.ideality, d.j0_A_cm2) for d in dev.extra_diodes),
         rs_ohm_cm2=dev.rs_ohm_cm2,
         rsh_ohm_cm2=dev.rsh_ohm_cm2,
         area_cm2=dev.area_cm2,
@@ -50,6 +52,11 @@ def build_bench(config: Any, clock: Clock) -> Bench:
                   clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
                   optics=build_optics(config, clock))
     bench.select_device(sim.selected_device)
+    k2450 = sim.keithley2450
+    bench.instrument_options["keithley2450"] = {
+        "current_offset_A": k2450.current_offset_A,
+        "input_resistance_ohm": k2450.input_resistance_ohm if k2450.input_resistance_ohm is not None else math.inf,
+    }
     return bench
 
 

@@ -53,8 +53,20 @@ class EQEConfig(_Strict):
     shape: list[tuple[float, float]] | None = Field(None, description="[[wavelength_nm, relative factor], ...]")
 
 
+class DiodeConfig(_Strict):
+    """One more recombination channel in parallel with the main diode (methods ref. §4.1, §4.3)."""
+
+    ideality: float = Field(ge=0.5, le=10)
+    j0_A_cm2: float = Field(gt=0, lt=1e-2, description="J0 at j0_reference_temperature_K (A/cm²)")
+
+
 class DeviceConfig(_Strict):
     """Simulated cell, single-diode parameters at 1 sun (methods ref. §1.6).
+
+    ``extra_diodes`` adds recombination channels of other ideality in parallel with the main diode
+    (``ideality``, ``j0_A_cm2``), so that different channels dominate at different intensities (methods ref.
+    §4.3: n = 1, 2, 4); empty (the default) is the single-diode cell. Each J0 follows the temperature with its
+    own ideality.
 
     ``j0_A_cm2`` is J0 at ``j0_reference_temperature_K``; at ``temperature_K`` the bench uses
     J0(T) = J0(T_ref)·(T/T_ref)³·exp(−(Eg/(n·k))·(1/T − 1/T_ref)) with Eg = ``eqe.bandgap_eV``
@@ -63,6 +75,9 @@ class DeviceConfig(_Strict):
     jph_mA_cm2: float = Field(18.33514, ge=0, le=100)
     j0_A_cm2: float = Field(1.16004e-15, gt=0, lt=1e-2, description="J0 at j0_reference_temperature_K (A/cm²)")
     ideality: float = Field(1.5, ge=0.5, le=10)
+    extra_diodes: list[DiodeConfig] = Field(
+        default_factory=list, description="[{ideality, j0_A_cm2}, ...] in parallel with the main diode"
+    )
     rs_ohm_cm2: float = Field(3.84022, ge=0, le=1e4)
     rsh_ohm_cm2: float = Field(2000.0, gt=0)
     area_cm2: float = Field(0.049, gt=0, le=1000)
@@ -138,6 +153,16 @@ class LaserConfig(_Strict):
     on: bool = False
 
 
+class Keithley2450SimConfig(_Strict):
+    """The simulated 2450's limits at a sourced current (instruments ref. §2: 10 nA range source accuracy
+    ±(0.1 % + 100 pA), voltmeter input resistance > 10 GΩ); the defaults are an ideal instrument."""
+
+    current_offset_A: float = Field(
+        0.0, ge=-1e-6, le=1e-6, description="source error (A, into HI): it outputs the programmed current plus this"
+    )
+    input_resistance_ohm: float | None = Field(None, gt=0, description="voltmeter across the terminals (Ω); null: none")
+
+
 class SimulationConfig(_Strict):
     enabled: bool = True
     clock: Literal["virtual", "real"] = "virtual"
@@ -145,6 +170,7 @@ class SimulationConfig(_Strict):
     seed: int | None = 0
     light: LightConfig = Field(default_factory=LightConfig)
     laser: LaserConfig = Field(default_factory=LaserConfig)
+    keithley2450: Keithley2450SimConfig = Field(default_factory=Keithley2450SimConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig,
                                  description="the device on the bench; with `devices`: the selected one (set)")
     devices: list[DeviceConfig] | None = Field(

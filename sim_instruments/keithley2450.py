@@ -26,6 +26,10 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
   (stop repeated) [L]; failAbort ON ends the sweep at the first reading in the source limit [H]; afterwards
   the output returns to the programmed bias level [L]; the sweep's function must be the source function
   (-221) [L]. ``:INIT`` without a sweep makes one ``:SENS:COUN`` reading set into defbuffer1 [L].
+- Current source at I = 0: the emulator's ``current_offset_A`` (source error, A into HI; default 0) and
+  ``input_resistance_ohm`` (voltmeter across the terminals; default inf) load the cell by
+  −offset + V/R_in (instruments ref. §2: 10 nA range ±(0.1 % + 100 pA), input resistance > 10 GΩ [H]; a given
+  unit's offset within that bound is ours to choose [L]).
 - Timing as the 2400 (delay + NPLC/f_line x (3 with auto-zero) + 0.5 ms per reading); sweep delay -1 and the
   auto source delay are 1 ms [L]. Buffer time stamps: the instrument clock reads 2024-01-01 00:00:00 UTC at
   power-on and runs on the bench clock [L]; REL = seconds since the buffer's first reading.
@@ -45,6 +49,7 @@ Behaviour and confidence ([H] manual/driver source, [M] secondary, [L] our assum
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +89,7 @@ from sim_instruments.smu_physics import (
     SmuModel,
     Terminal,
     check_envelope,
+    force_current,
     pick_range,
     reading_noise,
 )
@@ -171,8 +177,20 @@ class Keithley2450Emulator(SmuEmulator):
 
     STATUS_REGISTERS = (("ques_reg", 8), ("oper_reg", 128))
 
-    def __init__(self, bench: Any, serial: str = "04096218") -> None:
+    def __init__(self, bench: Any, serial: str = "04096218", current_offset_A: float | None = None,
+                 input_resistance_ohm: float | None = None) -> None:
         super().__init__(bench, MODEL, serial)
+        station = getattr(bench, "instrument_options", {}).get("keithley2450", {})  # simulation.keithley2450
+        if current_offset_A is None:
+            current_offset_A = station.get("current_offset_A", 0.0)
+        if input_resistance_ohm is None:
+            input_resistance_ohm = station.get("input_resistance_ohm", math.inf)
+        #: error of the current source (A, into HI): it outputs the programmed current plus this
+        self.current_offset_A = float(current_offset_A)
+        #: input resistance of the voltmeter across the terminals while sourcing current (Ω; inf: none)
+        self.input_resistance_ohm = float(input_resistance_ohm)
+        if not self.input_resistance_ohm > 0:
+            raise ValueError(f"input_resistance_ohm = {input_resistance_ohm!r} (allowed: > 0, inf for none)")
         self.t_boot_s = bench.clock.now()
         self.language = "SCPI"
         self.oper_reg, self.ques_reg = EventRegister(), EventRegister()
@@ -207,6 +225,19 @@ class Keithley2450Emulator(SmuEmulator):
 
     def _check_source_envelope(self, fn: str, src_range: float) -> None:
         check_envelope(self.model, fn, src_range, self.src[fn].limit)
+
+    def _force(self, value: float) -> Terminal:
+        """As the shared source side, but a sourced current carries the source offset and the voltmeter's
+        input resistance (:func:`sim_instruments.smu_physics.force_current`): what limits Voc at I = 0 in
+        very low light (methods ref. §4.2)."""
+        if self.source_fn == "VOLT":
+            return super()._force(value)
+        if self._v_last is None:
+            self._v_last = self.bench.open_circuit_voltage_V()
+        term = force_current(self.bench, value, self._source_limit(), self._v_last, self.current_offset_A,
+                             self.input_resistance_ohm)
+        self._v_last = term.v_V
+        return term
 
     def _meas_range(self, fn: str, value: float, term: Terminal) -> float:
         """Range of the measured function: the source range for the sourced quantity, else auto or fixed."""

@@ -88,28 +88,31 @@ CURRENT_SOURCE_STEP_V = 1e-3
 """First step (V) of the bracket search of a sourced current, from the last terminal voltage."""
 
 
-def _probe(bench: Any, v_V: float) -> float:
+def _probe(bench: Any, v_V: float, parallel_ohm: float = math.inf) -> float:
+    """The current (A, into HI) at terminal voltage ``v_V``: the cell's, plus what a resistance ``parallel_ohm``
+    across the terminals (the voltmeter's input resistance) draws."""
     bench.set_cell_bias(v_V)
-    return float(bench.cell_current_A())
+    return float(bench.cell_current_A()) + v_V / parallel_ohm
 
 
 def solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float,
-                  step_V: float = 0.01) -> tuple[float, bool]:
+                  step_V: float = 0.01, parallel_ohm: float = math.inf) -> tuple[float, bool]:
     """Terminal voltage in [v_min, v_max] where the cell current equals ``target_A`` (I(V) rises with V).
 
     Expands a bracket from ``v0`` by ``step_V``, doubling (so extreme biases are only probed when needed; a
     small step when ``v0`` is a good guess, such as the last reading's voltage), then refines it with
     Brent's method to 0.1 uV, all on one draw of the lamp's flicker (``bench.steady_light``: with a new draw
     per probe the bracket could stop straddling the target). Returns (V, reached); the bench is left biased at V.
+    The current includes that of a resistance ``parallel_ohm`` (Ω) across the terminals.
     """
     steady = getattr(bench, "steady_light", None)  # a bench without a flickering lamp need not have it
     with steady() if steady is not None else nullcontext():
-        return _solve_voltage(bench, target_A, v0, v_min, v_max, step_V)
+        return _solve_voltage(bench, target_A, v0, v_min, v_max, step_V, parallel_ohm)
 
 
 def _solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: float,
-                   step_V: float) -> tuple[float, bool]:
-    f0 = _probe(bench, v0) - target_A
+                   step_V: float, parallel_ohm: float) -> tuple[float, bool]:
+    f0 = _probe(bench, v0, parallel_ohm) - target_A
     if f0 == 0.0:
         return v0, True
     up = f0 < 0.0
@@ -117,7 +120,7 @@ def _solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: 
     step = step_V
     while True:
         edge = min(v0 + step, v_max) if up else max(v0 - step, v_min)
-        f = _probe(bench, edge) - target_A
+        f = _probe(bench, edge, parallel_ohm) - target_A
         if (f >= 0.0) == up or f == 0.0:
             lo, hi = (lo, edge) if up else (edge, hi)
             break
@@ -126,7 +129,7 @@ def _solve_voltage(bench: Any, target_A: float, v0: float, v_min: float, v_max: 
         lo, hi = (edge, hi) if up else (lo, edge)
         step *= 2.0
     if hi - lo > 1e-7:
-        v = float(brentq(lambda x: _probe(bench, x) - target_A, lo, hi, xtol=1e-7))
+        v = float(brentq(lambda x: _probe(bench, x, parallel_ohm) - target_A, lo, hi, xtol=1e-7))
     else:
         v = 0.5 * (lo + hi)
     bench.set_cell_bias(v)
@@ -149,19 +152,26 @@ def force_voltage(bench: Any, v_V: float, limit_A: float, v_abs_max_V: float) ->
     return Terminal(v, target if reached else float(bench.cell_current_A()), True)
 
 
-def force_current(bench: Any, i_A: float, limit_V: float, v_start_V: float = 0.0) -> Terminal:
+def force_current(bench: Any, i_A: float, limit_V: float, v_start_V: float = 0.0, offset_A: float = 0.0,
+                  input_resistance_ohm: float = math.inf) -> Terminal:
     """Source ``i_A`` with voltage limit ``limit_V``; in compliance the voltage is held at +-limit.
 
-    A bench that can invert its cell in closed form (``bench.voltage_at_current_V``) gives the voltage at once;
-    otherwise the search starts at ``v_start_V`` (the emulator gives the last terminal voltage: a held current
-    moves it by microvolts between readings) with a 1 mV step."""
-    inverse = getattr(bench, "voltage_at_current_V", None)
-    v_direct = inverse(i_A) if inverse is not None else None
+    A real current source outputs ``i_A + offset_A`` (A, into HI: its source error), and its voltmeter's input
+    resistance ``input_resistance_ohm`` (Ω) across the terminals takes V/R_in of it, so the cell carries
+    ``i_A + offset_A − V/R_in``: at a programmed 0 A (Voc) the cell is loaded by −offset_A + V/R_in, which is
+    what limits Voc at very low light (methods ref. §4.2; instruments ref. §2, Keithley 2450 10 nA-range source
+    accuracy ±(0.1 % + 100 pA), input resistance > 10 GΩ). The terminal's current is the source output.
+    Without input resistance, a bench that can invert its cell (``bench.voltage_at_current_V``) gives the voltage
+    at once; otherwise the search starts at ``v_start_V`` (the emulator gives the last terminal voltage: a held
+    current moves it by microvolts between readings) with a 1 mV step."""
+    target_A = i_A + offset_A
+    inverse = getattr(bench, "voltage_at_current_V", None) if math.isinf(input_resistance_ohm) else None
+    v_direct = inverse(target_A) if inverse is not None else None
     if v_direct is not None and math.isfinite(v_direct) and abs(v_direct) <= limit_V:
         bench.set_cell_bias(v_direct)
-        return Terminal(v_direct, i_A, False)
-    v, reached = solve_voltage(bench, i_A, min(max(v_start_V, -limit_V), limit_V), -limit_V, limit_V,
-                               step_V=CURRENT_SOURCE_STEP_V)
+        return Terminal(v_direct, target_A, False)
+    v, reached = solve_voltage(bench, target_A, min(max(v_start_V, -limit_V), limit_V), -limit_V, limit_V,
+                               step_V=CURRENT_SOURCE_STEP_V, parallel_ohm=input_resistance_ohm)
     if reached:
-        return Terminal(v, i_A, False)
-    return Terminal(v, float(bench.cell_current_A()), True)
+        return Terminal(v, target_A, False)
+    return Terminal(v, float(bench.cell_current_A()) + v / input_resistance_ohm, True)

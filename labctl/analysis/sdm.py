@@ -19,6 +19,7 @@ J0,eff = J0·exp(β·(s_eq(V) − s)). In steady state (s = s_eq) the model is e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -525,3 +526,84 @@ def staircase_voltages_V(start_V: float, stop_V: float, step_V: float) -> NDArra
         raise ValueError("step_V must be non-zero")
     n = int(round(abs(stop_V - start_V) / abs(step_V)))
     return np.round(np.linspace(start_V, start_V + np.sign(stop_V - start_V) * n * abs(step_V), n + 1), 12)
+
+
+# ------------------------------------------------------------------------------------ several diodes in parallel
+#: one recombination channel of a multi-diode model: (ideality factor, J0 in A/cm²)
+Diode = tuple[float, float]
+
+_EXP_MAX = 700.0  # exp() argument cap: beyond it the recombination current is "infinite" for any bracket
+
+
+def multi_diode_recombination_A_cm2(junction_V: float, diodes: tuple[Diode, ...], temperature_K: float) -> float:
+    """Recombination current density Σ_k J0k·(exp(V_j/(n_k·Vt)) − 1) in A/cm² at junction voltage ``junction_V``
+    (V) of parallel diodes ``diodes`` = ((n_k, J0k in A/cm²), ...) (Methods ref. §4.1, §4.3)."""
+    vt = thermal_voltage_V(float(temperature_K))
+    return sum(j0 * math.expm1(min(junction_V / (n * vt), _EXP_MAX)) for n, j0 in diodes)
+
+
+def _check_diodes(diodes: tuple[Diode, ...], rs: float, rsh: float) -> None:
+    if not diodes or any(not (n > 0 and j0 > 0) for n, j0 in diodes) or rs < 0 or not rsh > 0:
+        raise ValueError("need at least one diode with ideality > 0 and j0_A_cm2 > 0, rs_ohm_cm2 >= 0, "
+                         "rsh_ohm_cm2 > 0")
+
+
+def _decreasing_root(f: Callable[[float], float], start: float) -> float:
+    """Root of the decreasing function ``f`` (V → A/cm²), bracketed by doubling steps from ``start``; NaN if
+    there is none within ±1e4 V (e.g. more current than an unshunted cell can deliver)."""
+    f0 = f(start)
+    if f0 == 0.0:
+        return start
+    step, direction = 0.1, (1.0 if f0 > 0 else -1.0)
+    edge = start
+    while step < 1e4:
+        nxt = start + direction * step
+        if (f(nxt) > 0) != (f0 > 0):
+            lo, hi = sorted((edge, nxt))
+            return float(brentq(f, lo, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps))
+        edge, step = nxt, step * 2.0
+    return math.nan
+
+
+def multi_diode_voltage_V(current_density_A_cm2: float, jph_A_cm2: float, diodes: tuple[Diode, ...],
+                          rs_ohm_cm2: float, rsh_ohm_cm2: float,
+                          temperature_K: float = STC_TEMPERATURE_K) -> float:
+    """Terminal voltage V(J) in V of the multi-diode model (scalar; Methods ref. §1.6 with §4.3's channels)::
+
+        J = Jph − Σ_k J0k·[exp((V + J·Rs)/(n_k·Vt)) − 1] − (V + J·Rs)/Rsh
+
+    The junction voltage is found by Brent's method (no closed form for several diodes); with J = 0 this is Voc.
+    ``rsh_ohm_cm2 = inf``: no shunt. NaN where no voltage gives J."""
+    _check_diodes(diodes, rs_ohm_cm2, rsh_ohm_cm2)
+    j, jph = float(current_density_A_cm2), float(jph_A_cm2)
+
+    def excess(v_j: float) -> float:  # decreasing in the junction voltage
+        return jph - j - multi_diode_recombination_A_cm2(v_j, diodes, temperature_K) - v_j / rsh_ohm_cm2
+
+    return _decreasing_root(excess, 0.0) - j * rs_ohm_cm2
+
+
+def multi_diode_current_density_A_cm2(voltage_V: float, jph_A_cm2: float, diodes: tuple[Diode, ...],
+                                      rs_ohm_cm2: float, rsh_ohm_cm2: float,
+                                      temperature_K: float = STC_TEMPERATURE_K) -> float:
+    """Photocurrent-positive J(V) in A/cm² of the multi-diode model of :func:`multi_diode_voltage_V` (scalar).
+
+    With Rs > 0 the junction voltage V_j = V + J·Rs is the root of
+    Jph − J_rec(V_j) − V_j/Rsh − (V_j − V)/Rs, bracketed between V and V + Rs·J(Rs = 0)."""
+    _check_diodes(diodes, rs_ohm_cm2, rsh_ohm_cm2)
+    v, jph = float(voltage_V), float(jph_A_cm2)
+
+    def without_rs(v_j: float) -> float:
+        return jph - multi_diode_recombination_A_cm2(v_j, diodes, temperature_K) - v_j / rsh_ohm_cm2
+
+    j_at_v = without_rs(v)
+    if rs_ohm_cm2 == 0.0 or j_at_v == 0.0:
+        return j_at_v
+    def balance(v_j: float) -> float:
+        return without_rs(v_j) - (v_j - v) / rs_ohm_cm2
+
+    end = v + rs_ohm_cm2 * j_at_v
+    if (balance(end) >= 0) == (j_at_v > 0):  # the Rs drop is below the rounding of the balance: J(Rs = 0)
+        return j_at_v
+    v_j = float(brentq(balance, *sorted((v, end)), xtol=1e-15, rtol=4 * np.finfo(float).eps))
+    return (v_j - v) / rs_ohm_cm2
