@@ -44,8 +44,10 @@ LOCAL_WINDOW_DECADES = 1.0
 #: class edges of the local n: n < 1.5 is "n≈1", 1.5 ≤ n < 2.5 is "n≈2", n ≥ 2.5 is "n>2" (methods ref. §4.1)
 REGIME_EDGES = (1.5, 2.5)
 REGIME_LABELS = ("n≈1", "n≈2", "n>2")
-#: a run of fewer points of one class is merged into a neighbour (a crossover, not a regime)
-MIN_REGIME_POINTS = 3
+#: a run of one class spanning less than this many decades of Φ is merged into a neighbour: a single change of
+#: slope makes the sliding window (1 decade) report intermediate n over up to one window width, so a shorter
+#: run is a crossover, not a regime
+MIN_REGIME_DECADES = LOCAL_WINDOW_DECADES
 #: an estimated instrument bias on Voc above this (V) makes a point instrument-limited; 0.5 mV is the
 #: methods' Voc tolerance (§9 V1)
 MAX_VOC_BIAS_V = 0.5e-3
@@ -208,8 +210,16 @@ def local_ideality(
     for i in np.flatnonzero(keep):
         near = keep & (np.abs(lg - lg[i]) <= half)
         if near.sum() >= 2 and np.ptp(lg[near]) > 0:
-            n[i] = _theil_sen(np.log(phi[near]), voc[near])[0] / vt
+            n[i] = _median_pairwise_slope(np.log(phi[near]), voc[near]) / vt
     return phi, n
+
+
+def _median_pairwise_slope(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
+    """Theil–Sen slope: the median of (y_j − y_i)/(x_j − x_i) over all pairs with x_j ≠ x_i."""
+    i, j = np.triu_indices(x.size, k=1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    return float(np.median((y[j] - y[i])[ok] / dx[ok]))
 
 
 def _theil_sen(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, float, float]:
@@ -294,13 +304,30 @@ def _classify(n: NDArray[np.float64], edges: tuple[float, float]) -> NDArray[np.
 def segment_regimes(
     phi_suns: ArrayLike, voc_V: ArrayLike, exclude: ArrayLike | None = None,
     window_decades: float = LOCAL_WINDOW_DECADES, edges: tuple[float, float] = REGIME_EDGES,
-    min_points: int = MIN_REGIME_POINTS, temperature_K: float = STC_TEMPERATURE_K,
+    min_decades: float = MIN_REGIME_DECADES, temperature_K: float = STC_TEMPERATURE_K,
 ) -> list[Regime]:
     """Split the ladder into regimes of one ideality class: n ≈ 1, ≈ 2, > 2 (methods ref. §4.1, §4.3).
 
-    Each usable point is classed by its local n (:func:`local_ideality`) against ``edges``; runs of one class
-    shorter than ``min_points`` (crossovers, single outliers) join the neighbouring run whose class is nearer
-    their median n; each remaining run is a regime, fitted by Theil–Sen.
+    Each usable point is classed by its local n (:func:`local_ideality`) against ``edges``. A run of one class
+    spanning less than ``min_decades`` (a crossover, or one outlier) joins the neighbouring run whose class centre
+    is nearer its median n, narrowest first. Each remaining run is a regime over its intensity range; its n is the
+    Theil–Sen slope over its core, the points at least half a window from a neighbouring regime (whose local
+    windows could straddle the change of slope), or over all its points when the core has fewer than two.
+
+    Parameters
+    ----------
+    phi_suns, voc_V
+        Intensity (suns or any flux unit) and Voc (V) of each point.
+    exclude
+        True for points left out (e.g. :func:`instrument_limited`).
+    window_decades
+        Sliding-window width for the local n (decades of Φ).
+    edges
+        Class edges of n: below ``edges[0]`` is "n≈1", below ``edges[1]`` "n≈2", above "n>2".
+    min_decades
+        Narrowest run (decades of Φ) that is a regime rather than a crossover.
+    temperature_K
+        Device temperature (K).
 
     Returns
     -------
@@ -309,22 +336,29 @@ def segment_regimes(
     """
     if len(edges) != 2 or not edges[0] < edges[1]:
         raise ValueError(f"edges must be two increasing ideality values, got {edges!r}")
-    if min_points < 2:
-        raise ValueError(f"min_points must be ≥ 2, got {min_points!r}")
+    if not min_decades >= 0:
+        raise ValueError(f"min_decades must be ≥ 0, got {min_decades!r}")
     phi, voc = _ladder(phi_suns, voc_V)
     keep = _usable(voc, exclude, phi.size)
     _, n = local_ideality(phi, voc, window_decades, exclude=~keep, temperature_K=temperature_K)
     idx = np.flatnonzero(keep & np.isfinite(n))
-    runs = _merge_short_runs(_runs(_classify(n[idx], edges)), n[idx], edges, min_points)
+    lg = np.log10(phi[idx])
+    runs = _merge_narrow_runs(_runs(_classify(n[idx], edges)), n[idx], lg, edges, min_decades)
     vt = thermal_voltage_V(float(temperature_K))
+    half = 0.5 * window_decades * (1 - 1e-9)
     regimes = []
-    for cls, start, stop in runs:
-        pts = idx[start:stop]
+    for k, (cls, start, stop) in enumerate(runs):
+        core = np.ones(stop - start, dtype=bool)
+        if k > 0:
+            core &= lg[start:stop] - lg[start] >= half
+        if k < len(runs) - 1:
+            core &= lg[stop - 1] - lg[start:stop] >= half
+        pts = idx[start:stop][core] if core.sum() >= 2 else idx[start:stop]
         x, y = np.log(phi[pts]), voc[pts]
         s, lo, hi = _theil_sen(x, y)
         stderr = _ols(x, y)[2] if np.ptp(x) > 0 else math.nan
-        regimes.append(Regime(REGIME_LABELS[cls], float(phi[pts].min()), float(phi[pts].max()), s / vt, lo / vt,
-                              hi / vt, stderr / vt, int(pts.size)))
+        regimes.append(Regime(REGIME_LABELS[cls], float(phi[idx[start]]), float(phi[idx[stop - 1]]), s / vt,
+                              lo / vt, hi / vt, stderr / vt, int(stop - start)))
     return regimes[::-1]
 
 
@@ -339,23 +373,25 @@ def _runs(classes: NDArray[np.int64]) -> list[list[int]]:
     return runs
 
 
-def _merge_short_runs(runs: list[list[int]], n: NDArray[np.float64], edges: tuple[float, float],
-                      min_points: int) -> list[list[int]]:
-    """Merge runs shorter than ``min_points`` into a neighbour, shortest first, until none is left (or one run)."""
+def _merge_narrow_runs(runs: list[list[int]], n: NDArray[np.float64], lg: NDArray[np.float64],
+                       edges: tuple[float, float], min_decades: float) -> list[list[int]]:
+    """Merge runs spanning less than ``min_decades`` (log10 Φ in ``lg``) into a neighbour, narrowest first."""
     centres = np.array([edges[0] - 0.5, 0.5 * (edges[0] + edges[1]), edges[1] + 0.5])
+
+    def span(r: list[int]) -> float:
+        return float(lg[r[2] - 1] - lg[r[1]])
+
     runs = [r[:] for r in runs]
     while len(runs) > 1:
-        short = [k for k, r in enumerate(runs) if r[2] - r[1] < min_points]
-        if not short:
+        narrow = [k for k, r in enumerate(runs) if span(r) < min_decades * (1 - 1e-9)]
+        if not narrow:
             break
-        k = min(short, key=lambda j: runs[j][2] - runs[j][1])
+        k = min(narrow, key=lambda j: span(runs[j]))
         med = float(np.median(n[runs[k][1]:runs[k][2]]))
-        neighbours = [j for j in (k - 1, k + 1) if 0 <= j < len(runs)]
-        j = min(neighbours, key=lambda m: abs(centres[runs[m][0]] - med))
+        j = min((m for m in (k - 1, k + 1) if 0 <= m < len(runs)), key=lambda m: abs(centres[runs[m][0]] - med))
         lo, hi = sorted((j, k))
         runs[lo:hi + 1] = [[runs[j][0], runs[lo][1], runs[hi][2]]]
-        # neighbours of one class that now touch become one run
-        merged: list[list[int]] = []
+        merged: list[list[int]] = []  # neighbours of one class that now touch become one run
         for r in runs:
             if merged and merged[-1][0] == r[0]:
                 merged[-1][2] = r[2]
