@@ -77,6 +77,14 @@ def test_v1_segmentation_finds_the_three_regimes_in_order() -> None:
     assert regimes[1].n_low <= 2.021 <= regimes[1].n_high
 
 
+def test_v1_segmentation_survives_voc_noise() -> None:
+    """2 mV of Voc noise (larger than a 2450's reading noise at these levels) does not split or lose a regime."""
+    rng = np.random.default_rng(9)
+    for _ in range(10):
+        noisy = V1_VOC + rng.normal(0.0, 2e-3, V1_VOC.size)
+        assert [r.label for r in vi.segment_regimes(X, noisy, temperature_K=T_K)] == ["n≈1", "n≈2", "n>2"]
+
+
 # --- V2: meter offset -----------------------------------------------------------------------------
 V2 = REF["V2"]
 V2_VOC = np.array([_voc_three_diode(x, V2["meter_offset_A"]) for x in X])
@@ -128,6 +136,18 @@ def test_meaningless_and_negative_readings_are_flagged() -> None:
     assert math.isinf(bias[0])
     flagged = vi.instrument_limited(phi, voc, igen, meter_offset_A=10e-12, temperature_K=T_K)
     assert flagged.tolist() == [True, True, True, False, False]  # inf bias, two Voc ≤ 0, two good
+
+
+def test_results_are_json_with_nothing_usable() -> None:
+    """Every point flagged: no fit, no regime, None rather than NaN (a run file is strict JSON)."""
+    phi = np.logspace(-3, 0, 4)
+    res = vi.analyse_voc_intensity(phi, -0.01 * np.ones(4), phi * 1e-9, temperature_K=T_K)
+    assert res["n_global"] is None and res["regimes"] == [] and res["dynamic_range_dB"] is None
+    assert res["instrument_limited_points"] == pytest.approx(phi.tolist())
+    json.dumps(res, allow_nan=False)
+    full = vi.analyse_voc_intensity(X, V2_VOC, IGEN_A, meter_offset_A=V2["meter_offset_A"], temperature_K=T_K)
+    json.dumps(full, allow_nan=False)
+    assert set(full["regimes"][0]) >= {"phi_min_suns", "phi_max_suns", "n"}
 
 
 # --- hand-calculated ladders ----------------------------------------------------------------------
