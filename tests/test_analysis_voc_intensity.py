@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.constants import Boltzmann, elementary_charge
 from scipy.optimize import brentq
+from scipy.stats import theilslopes
 
 from labctl.analysis import voc_intensity as vi
 
@@ -83,6 +84,23 @@ def test_v1_segmentation_survives_voc_noise() -> None:
     for _ in range(10):
         noisy = V1_VOC + rng.normal(0.0, 2e-3, V1_VOC.size)
         assert [r.label for r in vi.segment_regimes(X, noisy, temperature_K=T_K)] == ["n≈1", "n≈2", "n>2"]
+
+
+def test_regime_n_is_fitted_away_from_the_crossover() -> None:
+    """Two diodes (n = 1, 2) carrying equal current at 10^-3.5 sun: the local n moves harmonically between the
+    plateaus (methods ref. §4.1), so a fit over a whole regime is dragged towards the other one. The regime's n,
+    fitted on the points half a window or more from the neighbouring regime, is nearer its plateau than the
+    Theil–Sen slope (scipy.stats.theilslopes) over all of the regime's points."""
+    g, v_star = 10**-3.5, 0.6
+    j01, j02 = (g * JSC / 2) / math.exp(v_star / VT), (g * JSC / 2) / math.exp(v_star / (2 * VT))
+    voc = np.array([brentq(lambda v, x=x: j01 * math.exp(v / VT) + j02 * math.exp(v / (2 * VT)) - x * JSC,
+                           0.0, 2.0, xtol=1e-15) for x in X])
+    regimes = vi.segment_regimes(X, voc, temperature_K=T_K)
+    assert [r.label for r in regimes] == ["n≈1", "n≈2"]
+    for r, plateau in zip(regimes, (1.0, 2.0), strict=True):
+        inside = (X >= r.phi_min_suns) & (X <= r.phi_max_suns)
+        n_all = theilslopes(voc[inside], np.log(X[inside])).slope / VT
+        assert abs(r.n - plateau) < abs(n_all - plateau)
 
 
 # --- V2: meter offset -----------------------------------------------------------------------------
