@@ -247,7 +247,8 @@ def instrument_voc_bias_V(
     phi_suns, voc_V
         Intensity and measured Voc (V) of each point.
     generation_current_A
-        Photogenerated current of each point (A), e.g. Φ·Jsc(1 sun)·area, or one number per point.
+        Photogenerated current (A): one value per point, in the order of ``phi_suns`` (e.g. Φ·Jsc(1 sun)·area,
+        or the short-circuit current measured at each intensity), or one value for all.
     meter_offset_A
         Magnitude of the meter's current-source offset at I = 0 (A); its accuracy specification is a bound.
     meter_input_resistance_ohm
