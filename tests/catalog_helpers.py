@@ -13,6 +13,7 @@ from typing import Any
 
 from labctl.catalog import Catalog, CatalogSubscriber
 from labctl.documents import RunStart, RunStop
+from tests.helpers import reap
 
 REPO = Path(__file__).resolve().parents[1]
 JV_RESULTS = {
@@ -84,7 +85,4 @@ def killed_writer(path: Path, url: str) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
+        reap(proc)

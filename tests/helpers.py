@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,14 @@ def smu_emulator(station: Station) -> Any:
 def smu_output_on(station: Station) -> bool:
     """Ask the simulated SMU itself (not the driver) whether its output is on."""
     return smu_emulator(station).handle(":OUTP?").strip() == "1"
+
+
+def reap(proc: subprocess.Popen) -> None:
+    """However a test of a child process ends, leave no child behind: kill it if it still runs, wait for it, and
+    close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()

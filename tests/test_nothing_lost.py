@@ -30,7 +30,7 @@ from labctl.plugins import registration
 from labctl.station import Station
 from labctl.storage import RunWriter, load_run, writer_gone, writer_identity
 from sim_instruments import make_emulator
-from tests.helpers import REPO, default_station, make_procedure
+from tests.helpers import REPO, default_station, make_procedure, reap
 
 STEP_V = 0.01  # the J-V default step
 FLUSH_S = 1.0  # the run engine's default flush interval
@@ -65,10 +65,7 @@ def _kill_mid_scan(tmp_path: Path, driver: str, rate_V_s: float, kill_after_s: f
         t_kill, utc_kill = time.monotonic(), time.time()
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stderr.close()
+        reap(proc)
     return next(out.rglob("*.h5")), t_kill - t_file, utc_kill
 
 
@@ -215,10 +212,7 @@ def _killed_writer(tmp_path: Path) -> tuple[Path, float]:
         utc_kill = time.time()
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
+        reap(proc)
     return path, utc_kill
 
 

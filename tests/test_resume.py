@@ -26,7 +26,7 @@ from labctl.engine import RunEngine
 from labctl.station import Station
 from labctl.storage import load_run
 from procedures.hold import HoldProcedure
-from tests.helpers import REPO, default_station, station_file
+from tests.helpers import REPO, default_station, reap, station_file
 
 STATION = str(REPO / "station.yaml")
 
@@ -64,10 +64,7 @@ def test_a_killed_hold_is_resumed_into_a_new_segment(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stderr.close()
+        reap(proc)
 
     before = load_run(path)
     kept = len(before.streams["hold"])

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from labctl.cli import main
 from labctl.export import export_csv
 from labctl.storage import RunFileError, RunWriter, load_run
+from tests.helpers import reap
 from tests.test_storage import _writer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,10 +144,7 @@ def _kill_mid_run(path, rows_before_kill: int) -> float:
         killed = time.time()
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
+        reap(proc)
     return killed
 
 
