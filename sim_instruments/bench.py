@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labctl.analysis import sdm
-from sim_instruments.capacitance import relax_voltage_V
+from sim_instruments.capacitance import CurrentSource, relax_voltage_V
 from sim_instruments.clock import Clock, VirtualClock
 from sim_instruments.optics import HC_NM_V, Optics
 
@@ -138,20 +138,6 @@ class Laser(_Watched):
     on: bool = False
     listeners: list = field(default_factory=list, repr=False, compare=False)
     _watched = ("wavelength_nm", "power_W", "on")
-
-@dataclass
-class _CurrentSource:
-    """What drives the selected device's terminal voltage when it is a state (a device with capacitance): a
-    current source of ``current_A`` (A, into HI) with ``parallel_ohm`` (Ω) across the terminals and the voltage
-    limit ``limit_V`` (V), or nothing (``floating``: the output is off). ``suns``: the light on the device
-    since the bench last advanced (the interval's light: a change of the light first advances the bench)."""
-
-    current_A: float = 0.0
-    parallel_ohm: float = math.inf
-    limit_V: float = math.inf
-    floating: bool = False
-    suns: float = 0.0
-
 
 class SolarCell:
     """The device: static single-diode model plus the ion state and the light dose it has received."""
@@ -406,14 +392,14 @@ class Bench:
         with self.lock:
             self._advance()
             if voltage_V is None and self._capacitance_F() > 0:
-                self._start_source(_CurrentSource(floating=True))
+                self._start_source(CurrentSource(floating=True))
                 return
             self._source = None
             self._bias_V = None if voltage_V is None else self._sign * float(voltage_V)
 
     # -- a terminal voltage that is a state: the junction capacitance under a sourced current ---------------
     #: the source of the selected device's terminal voltage when it is a state (None: forced, or static)
-    _source: _CurrentSource | None = None
+    _source: CurrentSource | None = None
 
     def _capacitance_F(self) -> float:
         """The selected device's capacitance (F)."""
@@ -443,11 +429,11 @@ class Bench:
             if not self._capacitance_F() > 0:
                 return None
             self._advance()
-            self._start_source(_CurrentSource(float(current_A), float(parallel_ohm), float(limit_V)))
+            self._start_source(CurrentSource(float(current_A), float(parallel_ohm), float(limit_V)))
             u = self._bias_V
             return self._sign * u, abs(u) >= limit_V
 
-    def _start_source(self, source: _CurrentSource) -> None:
+    def _start_source(self, source: CurrentSource) -> None:
         """``source`` drives the terminal from now on, from the voltage it has: the state, the forced voltage,
         or (a terminal left open without a state) the static Voc, where a floating device has been all along."""
         if self._source is None and self._bias_V is None:

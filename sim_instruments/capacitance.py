@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
@@ -37,6 +38,20 @@ EQUILIBRIUM_TOL_V = 1e-10
 MAX_BRACKET_V = 10.0
 """Farthest the equilibrium is looked for from the present voltage (V)."""
 MAX_STEPS = 100_000
+
+
+@dataclass
+class CurrentSource:
+    """What drives the selected device's terminal voltage when it is a state (a device with capacitance): a
+    current source of ``current_A`` (A, into HI) with ``parallel_ohm`` (Ω) across the terminals and the voltage
+    limit ``limit_V`` (V), or nothing (``floating``: the output is off). ``suns``: the light on the device
+    since the bench last advanced (the interval's light: a change of the light first advances the bench)."""
+
+    current_A: float = 0.0
+    parallel_ohm: float = math.inf
+    limit_V: float = math.inf
+    floating: bool = False
+    suns: float = 0.0
 
 
 def relax_voltage_V(net_current_A: Callable[[float], float], v0_V: float, dt_s: float, capacitance_F: float,

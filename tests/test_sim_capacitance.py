@@ -87,20 +87,24 @@ def ode_voc_V(v0_V: float, suns: float, t_s: np.ndarray, load_A: float = 0.0, r_
     return sol.y[0]
 
 
-@pytest.mark.parametrize(("x_before", "x_after"), [(1e-7, 1e-6), (1e-6, 1e-7)])
-def test_voc_relaxes_after_a_light_step_as_the_ode_gives(x_before: float, x_after: float) -> None:
+@pytest.mark.parametrize(("x_before", "x_after", "stack"), [(1e-7, 1e-6, "n-i-p"), (1e-6, 1e-7, "n-i-p"),
+                                                            (1e-7, 1e-6, "p-i-n")])
+def test_voc_relaxes_after_a_light_step_as_the_ode_gives(x_before: float, x_after: float, stack: str) -> None:
     """After a step of the solar simulator's irradiance, Voc at I = 0 on a 2450 with its +10 pA offset
     (drawn from the device) and 10 GΩ input resistance follows the hand-written ODE, reading by reading, within
-    the reading noise (5 σ); the transient is tens of mV, far beyond it."""
-    load_A, r_in = 10e-12, 10e9
-    bench = bench_of(three_diode_device(), x_before)
-    smu = voltmeter_at_zero_current(bench, current_offset_A=-load_A, input_resistance_ohm=r_in)
+    the reading noise (5 σ); the transient is tens of mV, far beyond it. A p-i-n cell (anode on LO) reads the
+    same transient negative (the 2450's offset is then into its cathode: a load of −10 pA on the device)."""
+    sign = -1.0 if stack == "p-i-n" else 1.0
+    load_A, r_in = sign * 10e-12, 10e9
+    bench = bench_of(three_diode_device(stack=stack), x_before)
+    smu = voltmeter_at_zero_current(bench, current_offset_A=-10e-12, input_resistance_ohm=r_in)
     bench.clock.sleep(500.0)  # > 25 tau at 1e-7 sun: settled
     v_settled = expected_voc_V(x_before, load_A=load_A, r_in_ohm=r_in)
-    assert read(smu)[1] == pytest.approx(v_settled, abs=5 * NOISE_V)
+    assert sign * read(smu)[1] == pytest.approx(v_settled, abs=5 * NOISE_V)
     t_step = bench.clock.now()
     bench.light.irradiance_W_m2 = 1000.0 * x_after
     t, v = np.array([read(smu) for _ in range(12)]).T  # 7 s: 13 tau at 1e-6 sun, 1.4 at 1e-7 sun
+    v = sign * v
     expected = ode_voc_V(v_settled, x_after, t - t_step, load_A, r_in)
     assert np.max(np.abs(v - expected)) < 5 * NOISE_V
     assert abs(expected[0] - expected_voc_V(x_after, load_A=load_A, r_in_ohm=r_in)) > 0.02  # a real transient
@@ -244,3 +248,18 @@ def test_capacitance_is_a_device_key_with_bounds() -> None:
     assert "simulation.device.capacitance_nF_cm2 = -5" in str(exc.value) and "0" in str(exc.value)
     data["simulation"]["device"]["capacitance_nF_cm2"] = 47.0
     assert cell_parameters(parse_station(data).simulation.device).capacitance_nF_cm2 == 47.0
+
+
+def test_a_device_switched_in_under_the_source_starts_from_its_open_circuit() -> None:
+    """A substrate under a 2450 at 0 A: the device switched in has floated at its static Voc, so the reading
+    is that Voc (device 2 without capacitance, and device 1 with it, back after a light step it saw unconnected)."""
+    section = SimulationConfig.model_validate({"devices": [three_diode_device(),
+                                                           three_diode_device(capacitance_nF_cm2=0.0)]})
+    bench = Bench(devices=[cell_parameters(d) for d in section.devices],
+                  light=Light(irradiance_W_m2=1000.0 * 1e-6, shutter_open=True))
+    smu = voltmeter_at_zero_current(bench)
+    bench.select_device(2)
+    bench.light.irradiance_W_m2 = 1000.0 * 1e-5
+    assert read(smu)[1] == pytest.approx(expected_voc_V(1e-5), abs=5 * NOISE_V)
+    bench.select_device(1)
+    assert read(smu)[1] == pytest.approx(expected_voc_V(1e-5), abs=5 * NOISE_V)
