@@ -3,8 +3,10 @@
 A current source (or nothing: open circuit) does not fix the voltage of a cell with capacitance C (F); the
 voltage is a state that the net current charges::
 
-    C·dV/dt = I(V),   I(V) = I_source − I_cell(V) − V/R_in   (A, photocurrent-positive cell convention)
+    C·dV/dt = I(V),   I(V) = I_s + J(V)·A − V/R_in   (A)
 
+with V the device's voltage (anode − cathode), I_s the source's current into the anode, J the cell's
+photocurrent-positive current density at V and R_in a resistance across the terminals (a voltmeter).
 ``I(V)`` decreases with V (the cell's recombination grows, its J–V is concave), so V relaxes to the root of
 ``I`` with the local time constant τ = C/G, G = −dI/dV: at Voc under light X, τ = C·n·Vt/J_ph(X) for a diode of
 ideality n — seconds at 1e-7 sun for C ~ 100 nF/cm², 0.1 µs at 1 sun. The problem is stiff (τ spans seven
@@ -31,6 +33,7 @@ whose linearisation error is ~(0.01)³·n·Vt/6 (the whole transient stays withi
 STEP_V = 0.5e-3
 """The first step's largest voltage change (V), adapted from there (from STEP_V/4 to MAX_STEP_V)."""
 MAX_STEP_V = 1.0
+"""The largest voltage change of one step (V), where I(V) is nearly straight (ohmic)."""
 SETTLED_TAU = 25.0
 """Time left, in time constants, beyond which the state is at its equilibrium (e^-25 of the distance, < 1e-10 V)."""
 STEP_TAU = 3.0
