@@ -325,7 +325,7 @@ def test_served_bench_gives_each_od_wheel_and_the_monitor_its_own_instrument() -
     config = load_station(STATION_FILE)
     with start_server(config) as server:
         station = Station(parse_station(served_station(config, server.resource_strings())))
-        station.connect(["laser", "od_wheel_1", "od_wheel_2", "monitor"])
+        station.connect(["laser", "od_wheel_1", "od_wheel_2", "monitor", "reference"])
         try:
             _light(station, 0.050, (1, 1))
             monitor = station["monitor"]
@@ -337,5 +337,9 @@ def test_served_bench_gives_each_od_wheel_and_the_monitor_its_own_instrument() -
             assert (station["od_wheel_1"].position, station["od_wheel_2"].position) == (2, 6)
             ratio = monitor.read_current_A() / open_A
             assert ratio == pytest.approx(0.1047 * 0.01034, rel=0.02)
+            assert station["reference"].read_power_W() == 0.0
+            station.place_in_beam("reference")  # the served bench's operator puts it at the sample port
+            ref_W = expected_irradiance_W_cm2(data, 0.05, (2, 6)) * math.pi * 0.475**2
+            assert station["reference"].read_power_W() == pytest.approx(ref_W, rel=0.02)
         finally:
             station.close()
