@@ -343,3 +343,4 @@ def test_served_bench_gives_each_od_wheel_and_the_monitor_its_own_instrument() -
             assert station["reference"].read_power_W() == pytest.approx(ref_W, rel=0.02)
         finally:
             station.close()
+
