@@ -233,9 +233,16 @@ def test_laser_noise_is_the_relative_sigma_per_reading_seen_by_the_monitor() -> 
     bench = _sphere_bench(noise=0.01)
     monitor = PM100Emulator(bench, sim_name="monitor")
     readings = np.array([float(monitor.handle("MEAS:CURR?")) for _ in range(1000)])
-    mean_expected = 0.05 * 0.7006 * 0.13 * 0.7 * WAVELENGTH_NM / HC_Q_NM_V  # M/A_s of the 1-inch sphere: 0.7006
+    e_W_cm2 = 0.05 * 0.98 / (1 - 0.98 * 0.95) / (math.pi * 2.54**2)  # 50 mW into the 1-inch sphere
+    mean_expected = e_W_cm2 * 0.13 * 0.7 * WAVELENGTH_NM / HC_Q_NM_V
     assert readings.mean() == pytest.approx(mean_expected, rel=2e-3)  # 4.4 σ of the mean of 1000
     assert readings.std(ddof=1) / readings.mean() == pytest.approx(0.01, rel=0.12)  # σ of σ: 2.2 %
+    # the device at the sample port sees the same emitted power: its short-circuit current fluctuates alike
+    bench.set_cell_bias(0.0)
+    isc = -np.array([bench.cell_current_A() for _ in range(1000)])
+    assert isc.std(ddof=1) / isc.mean() == pytest.approx(0.01, rel=0.12)
+    divider = 1 / (1 + 3.84022 / 2000)  # the default cell's Rs/Rsh current divider at short circuit
+    assert isc.mean() == pytest.approx(e_W_cm2 * 0.049 * 0.8 * WAVELENGTH_NM / HC_Q_NM_V * divider, rel=2e-3)
 
 
 def test_laser_drift_per_hour_of_emission_is_seen_alike_by_device_and_monitor() -> None:
