@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.analysis import sdm
 from sim_instruments.optics import HC_NM_V
 
 HOUR_S = 3600.0
@@ -295,7 +296,7 @@ def place_in_beam(bench: Any, detector: str) -> None:
 #: saturation current of the monitor photodiode's junction (A) when an SMU biases it: a ~13 mm² Si photodiode
 #: [L: order of magnitude of a Thorlabs FDS100-type diode's dark characteristic]; ideality 1
 MONITOR_SATURATION_CURRENT_A = 1e-10
-MONITOR_TEMPERATURE_K = 298.15
+MONITOR_TEMPERATURE_K = sdm.STC_TEMPERATURE_K
 
 
 class PhotodiodeTerminal:
@@ -325,9 +326,7 @@ class PhotodiodeTerminal:
 
     @property
     def _vt_V(self) -> float:
-        from scipy.constants import Boltzmann, elementary_charge
-
-        return Boltzmann * MONITOR_TEMPERATURE_K / elementary_charge
+        return float(sdm.thermal_voltage_V(MONITOR_TEMPERATURE_K))
 
     def _light_A(self) -> float:
         return self._held_A if self._held_A is not None else self.path.monitor_current_A()

@@ -281,6 +281,28 @@ def test_monitor_smu_alternative_reads_the_photodiode_short_circuit_current(tmp_
         station.close()
 
 
+def test_monitor_smu_sees_a_photodiode_open_circuit_at_zero_current() -> None:
+    """The photodiode as a diode: at I = 0 its voltage is V_t·ln(1 + I_mon/I_s) with the saturation current
+    I_s = 1e-10 A the simulator assumes [L]; reverse bias leaves the current at −I_mon (a photodiode's plateau)."""
+    from drivers.keithley2400 import Keithley2400
+    from sim_instruments.adapter import EmulatorAdapter
+    from sim_instruments.keithley2400 import Keithley2400Emulator
+
+    bench = _sphere_bench()
+    smu = Keithley2400(EmulatorAdapter(Keithley2400Emulator(bench, sim_name="monitor_smu")))
+    smu.reset()
+    e_W_cm2 = 0.05 * 0.98 / (1 - 0.98 * 0.95) / (math.pi * 2.54**2)
+    i_mon_A = e_W_cm2 * 0.13 * 0.7 * WAVELENGTH_NM / HC_Q_NM_V
+    smu.configure_current_source(compliance_V=2.0, nplc=1.0)
+    smu.set_current(0.0)
+    smu.enable_output()
+    assert float(smu.measure_point().voltage_V[0]) == pytest.approx(VT_V * math.log1p(i_mon_A / 1e-10), abs=1e-4)
+    smu.configure_voltage_source(compliance_A=0.01, nplc=1.0)
+    smu.set_voltage(-1.0)
+    assert -float(smu.measure_point().current_A[0]) == pytest.approx(i_mon_A + 1e-10, rel=1e-3)
+    assert bench.cell_current_A() == 0.0  # the device's terminals are untouched (open circuit)
+
+
 def test_a_monitor_needs_a_sphere() -> None:
     data = station_data()
     data["simulation"]["sphere"] = None
