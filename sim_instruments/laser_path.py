@@ -168,7 +168,6 @@ class LaserPath:
         self.laser.listeners.append(self._laser_changed)
         for wheel in self.wheels.values():
             wheel.listeners.append(self._changed)
-        self._held: float | None = None
 
     # -- the laser -----------------------------------------------------------------------------------------
     def _laser_changed(self) -> None:
@@ -187,8 +186,9 @@ class LaserPath:
         return self._emission_s
 
     def emitted_power_W(self, draw: bool = True) -> float:
-        """The laser's output now (W): set-point × (1 + drift·hours of emission) × (1 + noise·z) (draw: a new
-        noise draw z ~ N(0, 1), or the one held by :meth:`steady`; False: no noise). 0 when off."""
+        """The laser's output now (W): set-point × (1 + drift·hours of emission) × (1 + noise·z), with a new draw
+        z ~ N(0, 1) (``draw`` False: no noise). 0 when off. A reading holds its draw: the bench's
+        ``steady_light`` for the device, :meth:`PhotodiodeTerminal.steady_light` for the monitor on an SMU."""
         laser = self.laser
         if not laser.on or laser.power_W <= 0:
             return 0.0
@@ -198,20 +198,8 @@ class LaserPath:
             power *= max(1.0 + drift * self.emission_time_s() / HOUR_S, 0.0)
         noise = getattr(laser, "power_noise", 0.0)
         if draw and noise > 0:
-            z = self._held if self._held is not None else float(self.rng.standard_normal())
-            power *= max(1.0 + noise * z, 0.0)
+            power *= max(1.0 + noise * float(self.rng.standard_normal()), 0.0)
         return power
-
-    @contextmanager
-    def steady(self) -> Any:
-        """One noise draw of the laser for everything inside (one reading of one instrument)."""
-        held = self._held
-        if held is None:
-            self._held = float(self.rng.standard_normal())
-        try:
-            yield
-        finally:
-            self._held = held
 
     # -- the path ------------------------------------------------------------------------------------------
     def wheel(self, name: str) -> AttenuatorWheel:

@@ -207,7 +207,9 @@ def _sphere_bench() -> Bench:
     from sim_instruments.laser_path import IntegratingSphere, MonitorPhotodiode, ReferenceSensor, Sphere
 
     sphere = Sphere(IntegratingSphere(50.8, 0.95, 0.04), MonitorPhotodiode(10.0, 0.6, 5e-12), ReferenceSensor(8.0))
-    b = Bench(sphere=sphere)
+    from sim_instruments.bench import CellParameters, Light
+
+    b = Bench(cell=CellParameters(eqe=lambda wavelength_nm: 0.8), light=Light(shutter_open=False), sphere=sphere)
     b.laser.wavelength_nm, b.laser.power_W, b.laser.on = 520.0, 0.04, True
     return b
 
@@ -229,10 +231,11 @@ def test_power_meter_is_the_reference_sensor_read_only_at_the_sample_port() -> N
     bench = _sphere_bench()
     pm = PM100Emulator(bench, model="PM100USB")
     pm.handle("SENS:CORR:WAV 520")
-    assert float(pm.handle("MEAS:POW?")) == 0.0  # the device is at the port
+    assert float(pm.handle("MEAS:POW?")) == 0.0  # the device is at the port, lit
+    assert bench.suns > 0.5
     bench.laser_path.place_at_sample_port("reference")
     assert float(pm.handle("MEAS:POW?")) == pytest.approx(E_SPHERE_W_CM2 * 3.141592653589793 * 0.4**2, rel=1e-6)
-    assert bench.suns == 1.0  # the device left the port: only the (default, open) solar simulator remains
+    assert bench.suns == 0.0  # the device left the port: dark
 
 
 def test_a_monitor_needs_a_sphere(bench: Bench) -> None:
