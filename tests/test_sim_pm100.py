@@ -230,6 +230,8 @@ def test_monitor_reads_the_in_sphere_photodiode_current_and_its_power_over_the_c
 def test_power_meter_is_the_reference_sensor_read_only_at_the_sample_port() -> None:
     bench = _sphere_bench()
     pm = PM100Emulator(bench, model="PM100USB")
+    assert pm.handle("SYST:SENS:IDN?").startswith("S121C,")  # the calibration's reference sensor
+    assert PM100Emulator(bench, sim_name="monitor").handle("SYST:SENS:IDN?").startswith("S120C,")
     pm.handle("SENS:CORR:WAV 520")
     assert float(pm.handle("MEAS:POW?")) == 0.0  # the device is at the port, lit
     assert bench.suns > 0.0
