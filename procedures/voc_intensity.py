@@ -276,6 +276,7 @@ class _LaserBench(LabProcedure):
         return out
 
     def _average(self, read: Any, n: int) -> tuple[float, float]:
+        """Mean and standard deviation (ddof 1; 0 for one reading) of ``n`` calls of ``read``."""
         values = np.array([read() for _ in range(n)], dtype=float)
         return float(values.mean()), float(values.std(ddof=1)) if n > 1 else 0.0
 
@@ -483,6 +484,8 @@ class VocIntensityProcedure(_LaserBench):
     settle_timeout_s = FloatParameter("Convergence - longest wait per step", units="s", default=300.0, minimum=0.1,
                                       maximum=86_400)
     fixed_wait_s = FloatParameter("Fixed rule - wait per step", units="s", default=60.0, minimum=0, maximum=86_400)
+    settle_block = IntegerParameter("Convergence - Voc readings averaged per look", default=3, minimum=1,
+                                    maximum=1000)
     readings_per_point = IntegerParameter("Voc readings averaged per step", default=5, minimum=1, maximum=10_000)
     monitor_readings = IntegerParameter("Monitor readings averaged per step", default=5, minimum=1, maximum=10_000)
     duplicate_tolerance = FloatParameter("Ladder - combinations within this relative transmission are one step",
@@ -689,26 +692,27 @@ class VocIntensityProcedure(_LaserBench):
     def _settle(self) -> tuple[bool, float, int, float]:
         """Wait for Voc at the new step: (converged, settle time s, readings taken, last predicted residual V).
 
-        ``converge``: a reading every ``settle_interval_s``; done when the remaining change predicted from the last
-        two changes (:func:`predicted_residual_V`) is below ``settle_tolerance_mV``, or not converged after
-        ``settle_timeout_s``. ``fixed``: a wait of ``fixed_wait_s``."""
+        ``converge``: every ``settle_interval_s`` the mean of ``settle_block`` readings (back to back); done when the
+        change still to come predicted from the last two changes of that mean (:func:`predicted_residual_V`) is
+        below ``settle_tolerance_mV``, else not converged after ``settle_timeout_s``. ``fixed``: a wait of
+        ``fixed_wait_s``."""
         clock = self.station.clock
         t0 = clock.now()
         if self.settle_mode == "fixed":
             self.wait(self.fixed_wait_s)
             return True, clock.now() - t0, 0, math.nan
         tol = self.settle_tolerance_mV * 1e-3
-        values = [self._voc()]
+        means = [self._average(self._voc, self.settle_block)[0]]
         residual = math.inf
         while True:
-            if len(values) >= 3:
-                residual = predicted_residual_V(values[-2] - values[-3], values[-1] - values[-2])
+            if len(means) >= 3:
+                residual = predicted_residual_V(means[-2] - means[-3], means[-1] - means[-2])
                 if residual <= tol:
-                    return True, clock.now() - t0, len(values), residual
+                    return True, clock.now() - t0, len(means) * self.settle_block, residual
             if clock.now() - t0 >= self.settle_timeout_s:
-                return False, clock.now() - t0, len(values), residual
+                return False, clock.now() - t0, len(means) * self.settle_block, residual
             self.wait(self.settle_interval_s)
-            values.append(self._voc())
+            means.append(self._average(self._voc, self.settle_block)[0])
 
     def execute(self) -> None:
         self._laser_on(self.laser_power_mW)
