@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
@@ -127,22 +127,60 @@ class ThorlabsFW102C(ThorlabsConsoleMixin, Instrument):
         super().shutdown()
 
 
+class FilterSlot(BaseModel):
+    """One slot's filter: its nominal optical density and its transmission measured at the wheel's
+    ``calibration_wavelength_nm`` (nominal ODs are wrong at one wavelength: methods ref. §4.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    od: float = Field(ge=0, description="nominal optical density")
+    transmission: float = Field(gt=0, le=1, description="measured transmission (fraction) at the calibration λ")
+
+
 class FW102CSettings(BaseModel):
     """``instruments.<role>.settings`` of a filter wheel; a key left out (None) leaves the controller as it is.
 
     speed: the move profile, ``high`` or ``slow`` (``speed=1|0``, FW102C manual, "Command list").
     sensors_always_on: True keeps the position sensors on while idle, False turns them off (no stray light
     from their LEDs while measuring; ``sensors=1|0``).
+    filters: {slot (1-12): {od, transmission}}, what is in the wheel (an attenuator wheel on a laser path);
+    nothing is sent for it. calibration_wavelength_nm: the wavelength (nm) at which the transmissions were
+    measured (needed with ``filters``).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     speed: Literal["high", "slow"] | None = None
     sensors_always_on: bool | None = None
+    filters: dict[int, FilterSlot] | None = None
+    calibration_wavelength_nm: float | None = Field(None, gt=0, lt=10000)
+
+    @field_validator("filters")
+    @classmethod
+    def _slots_on_a_wheel(cls, filters: dict[int, FilterSlot] | None) -> dict[int, FilterSlot] | None:
+        for slot in filters or {}:
+            if not 1 <= slot <= MAX_SLOTS:
+                raise ValueError(f"filters.{slot}: no such slot on an FW102C/FW212C wheel (allowed: 1-{MAX_SLOTS})")
+        return filters
+
+    @model_validator(mode="after")
+    def _transmissions_need_their_wavelength(self) -> FW102CSettings:
+        if self.filters and self.calibration_wavelength_nm is None:
+            raise ValueError("filters need calibration_wavelength_nm (the wavelength of the measured transmissions)")
+        return self
+
+    def transmission_table(self) -> dict[int, float]:
+        """{slot: measured transmission} of the wheel's filters (empty when none are given), slots in order."""
+        return {slot: self.filters[slot].transmission for slot in sorted(self.filters or {})}
+
+    def od_table(self) -> dict[int, float]:
+        """{slot: nominal OD} of the wheel's filters (empty when none are given), slots in order."""
+        return {slot: self.filters[slot].od for slot in sorted(self.filters or {})}
 
 
 def configure_fw102c(wheel: ThorlabsFW102C, settings: FW102CSettings | None) -> None:
-    """Apply the station file's settings (those given) to the controller."""
+    """Apply the station file's settings (those given) to the controller; ``filters`` and
+    ``calibration_wavelength_nm`` describe what is in the wheel and send nothing."""
     if settings is None:
         return
     if settings.speed is not None:

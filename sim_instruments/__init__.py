@@ -10,6 +10,7 @@ resources of the bench it can be (its ``SIM_NAMES``).
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 
@@ -44,10 +45,22 @@ def make_emulator(registration: Any, bench: Any, name: str | None = None) -> Any
     with the bench and its ``emulator_options``.
 
     name: the ``<name>`` of a ``sim://<name>`` resource; ValueError unless the emulator can be it (its
-    ``SIM_NAMES``; None: not checked, e.g. when serving the bench on TCP ports by role).
+    ``SIM_NAMES``; None: not checked, and the emulator's default instrument); a factory that takes ``sim_name``
+    (e.g. the FW102C: the EQE wheel or a laser-path wheel) gets it.
     """
     factory = emulator_factory(registration)
     problem = None if name is None else sim_name_problem(registration, name)
     if problem is not None:
         raise ValueError(problem)
-    return factory(bench, **dict(registration.emulator_options))
+    options = dict(registration.emulator_options)
+    if name is not None and _takes_sim_name(factory):
+        options["sim_name"] = name
+    return factory(bench, **options)
+
+
+def _takes_sim_name(factory: Any) -> bool:
+    """Whether an emulator factory takes ``sim_name`` (which of the bench's instruments of its kind it is)."""
+    try:
+        return "sim_name" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False

@@ -124,10 +124,12 @@ class InstrumentLink:
             if hasattr(clock, "resync"):
                 clock.resync()  # the instrument starts on a command when it arrives, never earlier
             reply = self.emulator.handle(message)
+            sends_prompt = getattr(self.emulator, "sends_prompt", None)  # e.g. a jammed FW102C withholds it
+            prompt = self.prompt if sends_prompt is None or sends_prompt() else ""
         if reply is not None:
             out += (reply + self.read_termination).encode(ENCODING, errors="replace")
             replies += 1
-        out += self.prompt.encode(ENCODING)
+        out += prompt.encode(ENCODING)
         return bytes(out), replies
 
 

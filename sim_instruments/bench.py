@@ -22,6 +22,7 @@ import numpy as np
 
 from labctl.analysis import sdm
 from sim_instruments.clock import Clock, VirtualClock
+from sim_instruments.laser_path import AttenuatorWheel, LaserPath, Sphere
 from sim_instruments.optics import HC_NM_V, Optics
 
 HOUR_S = 3600.0
@@ -123,15 +124,20 @@ class Light(_Watched):
 
 @dataclass
 class Laser(_Watched):
-    """The laser slot: a monochromatic beam of ``power_W`` (W, what reaches the device) at ``wavelength_nm`` (nm).
+    """The laser slot: a monochromatic beam of ``power_W`` (W, the emitted set-point) at ``wavelength_nm`` (nm).
 
-    Every photon of the beam falls on the selected device; it generates ``power_W·EQE(λ)·λ/(hc/q)`` (A) there
-    (:meth:`SolarCell.laser_suns`). ``listeners`` are called after ``on``, the power or the wavelength change.
+    The beam goes through the bench's laser path (:class:`sim_instruments.laser_path.LaserPath`: wheels, an
+    integrating sphere if any); without a sphere every photon of the (attenuated) beam falls on the selected
+    device, where it generates ``P·EQE(λ)·λ/(hc/q)`` (A) (:meth:`SolarCell.laser_suns`). The emitted power drifts
+    by ``power_drift_per_h`` (relative, per hour of emission) and fluctuates by ``power_noise`` (relative, 1 σ per
+    reading). ``listeners`` are called after ``on``, the power or the wavelength change.
     """
 
-    wavelength_nm: float = 532.0
+    wavelength_nm: float = 520.0
     power_W: float = 0.0
     on: bool = False
+    power_noise: float = 0.0
+    power_drift_per_h: float = 0.0
     listeners: list = field(default_factory=list, repr=False, compare=False)
     _watched = ("wavelength_nm", "power_W", "on")
 
@@ -202,15 +208,17 @@ class SolarCell:
         divider = p.rsh_ohm_cm2 / (p.rs_ohm_cm2 + p.rsh_ohm_cm2)
         return float(p.eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
 
-    def laser_suns(self, laser: Laser) -> float:
+    def laser_suns(self, laser: Laser, power_W: float | None = None) -> float:
         """The laser's photogeneration in suns: J_laser/Jph(1 sun), J_laser = P·EQE(λ)·λ/(hc/q)/area (A/cm²).
 
-        Expressed in suns so that degradation, which scales Jph, scales the laser's photocurrent alike; 0 when
-        the laser is off or the device has no EQE or no photocurrent at 1 sun."""
+        power_W: the laser power on the device (W; None: ``laser.power_W``, the whole beam). Expressed in suns so
+        that degradation, which scales Jph, scales the laser's photocurrent alike; 0 when the laser is off or the
+        device has no EQE or no photocurrent at 1 sun."""
         p = self.params
-        if not laser.on or laser.power_W <= 0 or p.eqe is None or p.jph_mA_cm2 <= 0:
+        power_W = laser.power_W if power_W is None else power_W
+        if not laser.on or power_W <= 0 or p.eqe is None or p.jph_mA_cm2 <= 0:
             return 0.0
-        j_laser_A_cm2 = laser.power_W * float(p.eqe(laser.wavelength_nm)) * laser.wavelength_nm / HC_NM_V / p.area_cm2
+        j_laser_A_cm2 = power_W * float(p.eqe(laser.wavelength_nm)) * laser.wavelength_nm / HC_NM_V / p.area_cm2
         return j_laser_A_cm2 / (p.jph_mA_cm2 * 1e-3)
 
     def relax(self, voltage_V: float, dt_s: float) -> None:
@@ -262,6 +270,8 @@ class Bench:
     cell: the one device of a single-device bench (ignored when ``devices`` is given).
     devices: the devices (pixels) of the substrate, numbered from 1; device 1 is selected first.
     laser: the laser slot (default: off, no power).
+    sphere: the integrating sphere at the end of the laser path (None: the beam goes straight to the device).
+    od_wheels: the filter wheels on the laser path by ``sim://`` name (od_wheel_1, od_wheel_2).
     """
 
     def __init__(
@@ -274,6 +284,8 @@ class Bench:
         optics: Optics | None = None,
         devices: list[CellParameters] | None = None,
         laser: Laser | None = None,
+        sphere: Sphere | None = None,
+        od_wheels: dict[str, AttenuatorWheel] | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.light = light if light is not None else Light()
@@ -289,6 +301,9 @@ class Bench:
         self.line_frequency_Hz = line_frequency_Hz
         self.rng = np.random.default_rng(seed)
         self.lock = threading.RLock()
+        #: the laser's beam path: wheels, sphere, monitor photodiode and the sample port
+        self.laser_path = LaserPath(self.laser, self.clock, self.rng, dict(od_wheels or {}), sphere)
+        self.laser_path.listeners.append(self._bias_light_changed)
         self._bias_V: float | None = None
         self._t_last = self.clock.now()
         self._held_suns: float | None = None  # the lamp's irradiance during one reading (see steady_light)
@@ -310,7 +325,7 @@ class Bench:
     @property
     def sources(self) -> dict[str, object]:
         """The light sources of the bench by name: the solar simulator, the monochromator beam (the EQE optics;
-        None on a J–V-only bench) and the laser slot."""
+        None on a J–V-only bench) and the laser slot (its beam path: :attr:`laser_path`)."""
         return {"solar_simulator": self.light, "monochromator": self.optics, "laser": self.laser}
 
     def select_device(self, number: int) -> None:
@@ -340,8 +355,9 @@ class Bench:
 
     def suns_on(self, device: SolarCell) -> float:
         """Photogeneration in ``device`` in suns without flicker: solar simulator (0 with its shutter closed)
-        plus the laser (:meth:`SolarCell.laser_suns`)."""
-        return self._solar_suns() + device.laser_suns(self.laser)
+        plus the laser through its path without noise (:meth:`SolarCell.laser_suns`)."""
+        power_W = self.laser_path.device_power_W(device.params.area_cm2, draw=False)
+        return self._solar_suns() + device.laser_suns(self.laser, power_W)
 
     @property
     def suns(self) -> float:
@@ -394,8 +410,9 @@ class Bench:
                 self._held_suns = held
 
     def _draw_suns(self) -> float:
-        """The light on the cell now (suns), with a new draw of the lamp's flicker."""
-        return self.light.effective_irradiance_W_m2(self.rng) / 1000.0 + self.cell.laser_suns(self.laser)
+        """The light on the cell now (suns), with a new draw of the lamp's flicker and of the laser's noise."""
+        power_W = self.laser_path.device_power_W(self.cell.params.area_cm2)
+        return self.light.effective_irradiance_W_m2(self.rng) / 1000.0 + self.cell.laser_suns(self.laser, power_W)
 
     def _suns_now(self) -> float:
         """The light on the cell for this reading (suns): the one held by :meth:`steady_light`, else a new draw."""

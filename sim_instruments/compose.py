@@ -15,7 +15,15 @@ import numpy as np
 
 from sim_instruments.bench import Bench, CellParameters, Degradation, Hysteresis, Laser, Light
 from sim_instruments.clock import Clock
-from sim_instruments.config import DeviceConfig
+from sim_instruments.config import DeviceConfig, FilterWheelsConfig, SphereConfig
+from sim_instruments.laser_path import (
+    OD_WHEELS,
+    AttenuatorWheel,
+    IntegratingSphere,
+    MonitorPhotodiode,
+    ReferenceSensor,
+    Sphere,
+)
 from sim_instruments.optics import Grating, Optics, dut_eqe_function
 
 log = logging.getLogger(__name__)
@@ -44,13 +52,15 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
 def build_bench(config: Any, clock: Clock) -> Bench:
     """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`): its
     devices (``devices``, else the one ``device``) with ``selected_device`` connected, the solar simulator
-    (shutter closed), the laser slot and the EQE optics."""
+    (shutter closed), the laser slot with its beam path (``filter_wheels``, ``sphere``) and the EQE optics."""
     sim = config.simulation
     light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
-    laser = Laser(wavelength_nm=sim.laser.wavelength_nm, power_W=sim.laser.power_mW * 1e-3, on=sim.laser.on)
+    laser = Laser(wavelength_nm=sim.laser.wavelength_nm, power_W=sim.laser.power_mW * 1e-3, on=sim.laser.on,
+                  power_noise=sim.laser.power_noise, power_drift_per_h=sim.laser.power_drift_per_h)
     bench = Bench(devices=[cell_parameters(d) for d in sim.devices or [sim.device]], light=light, laser=laser,
                   clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
-                  optics=build_optics(config, clock))
+                  optics=build_optics(config, clock), sphere=build_sphere(sim.sphere),
+                  od_wheels=build_od_wheels(sim.filter_wheels))
     bench.select_device(sim.selected_device)
     k2450 = sim.keithley2450
     bench.instrument_options["keithley2450"] = {
@@ -58,6 +68,23 @@ def build_bench(config: Any, clock: Clock) -> Bench:
         "input_resistance_ohm": k2450.input_resistance_ohm if k2450.input_resistance_ohm is not None else math.inf,
     }
     return bench
+
+
+def build_sphere(sphere: SphereConfig | None) -> Sphere | None:
+    """The integrating sphere of ``simulation.sphere`` with its monitor photodiode and reference sensor."""
+    if sphere is None:
+        return None
+    return Sphere(
+        sphere=IntegratingSphere(sphere.diameter_mm, sphere.wall_reflectance, sphere.port_fraction),
+        monitor=MonitorPhotodiode(sphere.monitor_area_mm2, sphere.monitor_quantum_efficiency,
+                                  sphere.monitor_dark_current_A),
+        reference=ReferenceSensor(sphere.reference_aperture_mm),
+    )
+
+
+def build_od_wheels(wheels: FilterWheelsConfig) -> dict[str, AttenuatorWheel]:
+    """The laser-path wheels of ``simulation.filter_wheels`` (their true transmissions), in beam order."""
+    return {name: AttenuatorWheel(name, getattr(wheels, name)) for name in OD_WHEELS if getattr(wheels, name)}
 
 
 def build_optics(config: Any, clock: Clock) -> Optics:

@@ -146,11 +146,51 @@ class LightConfig(_Strict):
 
 
 class LaserConfig(_Strict):
-    """The bench's laser slot (e.g. light-intensity Voc): its wavelength and the power that reaches the device."""
+    """The bench's laser slot (e.g. light-intensity Voc): its wavelength, its emitted power, and how that power
+    fluctuates (relative, 1 σ per reading) and drifts (relative, per hour of emission). Without
+    ``simulation.sphere`` the whole beam reaches the device."""
 
-    wavelength_nm: float = Field(532.0, gt=200, lt=3000)
-    power_mW: float = Field(0.0, ge=0, le=1000, description="optical power on the device (mW)")
+    wavelength_nm: float = Field(520.0, gt=200, lt=3000)
+    power_mW: float = Field(0.0, ge=0, le=1000, description="emitted optical power (mW); no sphere: on the device")
     on: bool = False
+    power_noise: float = Field(0.0, ge=0, le=0.1, description="relative power noise, 1 sigma per reading")
+    power_drift_per_h: float = Field(0.0, ge=-0.5, le=0.5, description="relative power change per hour of emission")
+
+
+class SphereConfig(_Strict):
+    """The integrating sphere at the end of the laser path, its monitor photodiode and the reference sensor.
+
+    Sample-port irradiance E = P_in·M/A_s, M = ρ/(1 − ρ(1 − f)), A_s = π·d² (Labsphere technical guide "A guide
+    to integrating sphere theory and applications"). The defaults (1-inch sphere, ρ = 0.98, f = 0.05: E/P_in =
+    0.70 cm⁻²) put about 78 mW into 54.5 mW/cm² at the sample port, 1 sun-equivalent at 520 nm for a device with
+    Jsc 18.3 mA/cm² and EQE(520) = 0.80 (methods ref. §4.2)."""
+
+    diameter_mm: float = Field(25.4, gt=0, le=2000, description="inner diameter (mm)")
+    wall_reflectance: float = Field(0.98, gt=0, lt=1)
+    port_fraction: float = Field(0.05, gt=0, lt=1, description="port area / sphere surface")
+    monitor_area_mm2: float = Field(13.0, gt=0, le=1000, description="monitor photodiode active area (mm²)")
+    monitor_quantum_efficiency: float = Field(0.70, gt=0, le=1, description="monitor QE at the laser wavelength")
+    monitor_dark_current_A: float = Field(2e-12, ge=0, le=1e-6, description="monitor dark current (A)")
+    reference_aperture_mm: float = Field(9.5, gt=0, le=100, description="reference sensor aperture diameter (mm)")
+
+
+class FilterWheelsConfig(_Strict):
+    """TRUE transmissions at the laser wavelength of the slots of the laser-path wheels ({slot: T}); a slot not
+    given is open (T = 1); a wheel has 12 slots when a slot above 6 is given, else 6."""
+
+    od_wheel_1: dict[int, float] = Field(default_factory=dict)
+    od_wheel_2: dict[int, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _transmissions(self) -> FilterWheelsConfig:
+        for name in ("od_wheel_1", "od_wheel_2"):
+            for slot, t in getattr(self, name).items():
+                if not 1 <= slot <= 12:
+                    raise ValueError(f"simulation.filter_wheels.{name}.{slot}: no such slot (allowed: 1-12)")
+                if not 0 < t <= 1:
+                    raise ValueError(f"simulation.filter_wheels.{name}.{slot} = {t!r} (allowed: a transmission "
+                                     "0 < T <= 1)")
+        return self
 
 
 class Keithley2450SimConfig(_Strict):
@@ -170,6 +210,8 @@ class SimulationConfig(_Strict):
     seed: int | None = 0
     light: LightConfig = Field(default_factory=LightConfig)
     laser: LaserConfig = Field(default_factory=LaserConfig)
+    sphere: SphereConfig | None = Field(None, description="integrating sphere on the laser path; null: direct beam")
+    filter_wheels: FilterWheelsConfig = Field(default_factory=FilterWheelsConfig)
     keithley2450: Keithley2450SimConfig = Field(default_factory=Keithley2450SimConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig,
                                  description="the device on the bench; with `devices`: the selected one (set)")

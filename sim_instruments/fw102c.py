@@ -1,4 +1,5 @@
-"""Emulator of the Thorlabs FW102C / FW212C motorised filter wheel (drives ``bench.optics.wheel_position``).
+"""Emulator of the Thorlabs FW102C / FW212C motorised filter wheel (drives ``bench.optics.wheel_position``, or a
+wheel on the laser path: :mod:`sim_instruments.laser_path`).
 
 Protocol (RS-232/USB virtual COM, 115200 baud 8N1, commands end in CR, keywords lower case). The controller
 echoes each command, prints the reply line (queries and errors only), then the prompt ``"> "``; after
@@ -20,6 +21,7 @@ all from the lab's instrument reference §5:
 - Power-on settings trig=0, speed=1, sensors=0, baud=1 [L]; the wheel starts where the bench's optics say
   (nothing is written at construction) [L]; the prompt comes right after the echo when already in position
   [L]; upper-case keywords and a bare CR answer CMD_NOT_DEFINED (no NUL bytes are emulated) [M].
+- A jammed wheel (:attr:`FW102CEmulator.stuck`) echoes ``pos=n`` and never prints the prompt [L].
 """
 
 from __future__ import annotations
@@ -44,27 +46,46 @@ _DEFAULTS = {"trig": 0, "speed": 1, "sensors": 0, "baud": 1}
 class FW102CEmulator:
     """The FW102C controller and its wheel.
 
-    bench: object with ``bench.clock`` and ``bench.optics`` (``wheel_position``, ``set_wheel_position``).
-    slots: the power-on ``pcount`` setting (6 or 12), which bounds ``pos=n``; default: the bench's wheel
-    (``bench.optics.wheel_slots``, from station.yaml ``eqe.filter_wheel_slot_count``).
+    bench: object with ``bench.clock`` and the wheel: ``bench.optics`` for ``sim://filter_wheel`` (the EQE
+    optics' order-sorting wheel), ``bench.laser_path.wheel(name)`` for ``sim://od_wheel_1`` / ``sim://od_wheel_2``
+    (the laser path's attenuators); each has ``wheel_position``, ``wheel_slots`` and ``set_wheel_position``.
+    slots: the power-on ``pcount`` setting (6 or 12), which bounds ``pos=n``; default: the wheel's
+    (``eqe.filter_wheel_slot_count``; an od wheel's from its ``simulation.filter_wheels`` table).
+    sim_name: which wheel of the bench this controller drives.
+
+    Fault injection: :attr:`stuck` True jams the wheel: ``pos=n`` is echoed but the wheel does not move and the
+    prompt never comes (the driver's read times out).
     """
 
-    #: the ``sim://<name>`` resources of the bench this emulator can be (the filter wheel)
-    SIM_NAMES: tuple[str, ...] = ("filter_wheel",)
+    #: the ``sim://<name>`` resources of the bench this emulator can be (the EQE wheel, the laser-path wheels)
+    SIM_NAMES: tuple[str, ...] = ("filter_wheel", "od_wheel_1", "od_wheel_2")
 
     echo = True
     prompt = "> "
 
-    def __init__(self, bench: Any, slots: int | None = None) -> None:
+    def __init__(self, bench: Any, slots: int | None = None, sim_name: str = "filter_wheel") -> None:
+        if sim_name not in self.SIM_NAMES:
+            raise ValueError(f"no FW102C wheel {sim_name!r} on the bench (allowed: {', '.join(self.SIM_NAMES)})")
+        wheel = bench.optics if sim_name == "filter_wheel" else bench.laser_path.wheel(sim_name)
         if slots is None:
-            slots = getattr(bench.optics, "wheel_slots", 6)
+            slots = getattr(wheel, "wheel_slots", 6)
         if slots not in SLOT_COUNTS:
             raise ValueError(f"an FW102C wheel has 6 or 12 slots, not {slots!r}")
         self.bench = bench
-        self.optics = bench.optics
+        #: the wheel this controller turns (the EQE optics, or a laser-path attenuator wheel)
+        self.optics = wheel
         self.clock = bench.clock
+        self.sim_name = sim_name
         self.settings: dict[str, int] = {"pcount": int(slots), **_DEFAULTS}
         self.saved_settings = dict(self.settings)
+        #: fault injection: the wheel is jammed (``pos=n`` never answers its prompt)
+        self.stuck = False
+        self._withhold_prompt = False
+
+    def sends_prompt(self) -> bool:
+        """Whether the last command's prompt is sent (not after ``pos=n`` on a stuck wheel); the transport asks
+        after each :meth:`handle` (:class:`sim_instruments.adapter.InstrumentLink`)."""
+        return not self._withhold_prompt
 
     @property
     def position(self) -> int:
@@ -82,6 +103,7 @@ class FW102CEmulator:
     def handle(self, message: str) -> str | None:
         """One command (terminator stripped) in; reply line out, or None for commands that print nothing."""
         cmd = message.strip()
+        self._withhold_prompt = False
         if cmd == "*idn?":
             return IDENTITY
         if cmd == "pos?":
@@ -104,6 +126,9 @@ class FW102CEmulator:
         target = _integer(arg)
         if target is None or not 1 <= target <= self.settings["pcount"]:
             return ERR_ARG_INVALID
+        if self.stuck:
+            self._withhold_prompt = True  # the motor stalls: the controller never reports "in position"
+            return None
         move_s = self.move_time_s(target)
         if move_s > 0:
             self.clock.sleep(move_s)  # the prompt is sent only when the wheel is in position

@@ -122,10 +122,10 @@ class Keithley2400Emulator(SmuEmulator):
     STATUS_REGISTERS = (("meas_reg", 1), ("ques_reg", 8), ("oper_reg", 128))
     SOURCE_RANGE_DEFAULTS = {"VOLT": 20.0, "CURR": 1e-4}
 
-    def __init__(self, bench: Any, model: str = "2400", serial: str = "1248014") -> None:
+    def __init__(self, bench: Any, model: str = "2400", serial: str = "1248014", sim_name: str = "smu") -> None:
         if model not in MODELS:
             raise ValueError(f"unknown 2400-series model {model!r}; known: {sorted(MODELS)}")
-        super().__init__(bench, MODELS[model], serial)
+        super().__init__(bench, MODELS[model], serial, sim_name)
         self.t_stamp0_s = bench.clock.now()
         self.lfr_auto = True
         self.meas_reg, self.oper_reg, self.ques_reg = EventRegister(), EventRegister(), EventRegister()

@@ -178,8 +178,8 @@ class Keithley2450Emulator(SmuEmulator):
     STATUS_REGISTERS = (("ques_reg", 8), ("oper_reg", 128))
 
     def __init__(self, bench: Any, serial: str = "04096218", current_offset_A: float | None = None,
-                 input_resistance_ohm: float | None = None) -> None:
-        super().__init__(bench, MODEL, serial)
+                 input_resistance_ohm: float | None = None, sim_name: str = "smu") -> None:
+        super().__init__(bench, MODEL, serial, sim_name)
         station = getattr(bench, "instrument_options", {}).get("keithley2450", {})  # simulation.keithley2450
         if current_offset_A is None:
             current_offset_A = station.get("current_offset_A", 0.0)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim_instruments.laser_path import place_in_beam
+
 
 class OperatorEmulator:
-    """Moves detectors on ``bench.optics`` on request."""
+    """Moves detectors on ``bench.optics`` (and, on a bench with a sphere, the reference sensor and the device at
+    its sample port: :func:`sim_instruments.laser_path.place_in_beam`) on request."""
 
     def __init__(self, bench: Any) -> None:
         if bench.optics is None:
@@ -27,7 +30,7 @@ class OperatorEmulator:
         keyword, _, argument = text.partition(" ")
         if keyword.upper() == "PLACE" and argument.strip():
             try:
-                self.bench.optics.place_in_beam(argument.strip())
+                place_in_beam(self.bench, argument.strip())
             except ValueError as exc:
                 return f"ERROR {exc}"
             return "OK"

@@ -6,7 +6,9 @@ range (-222) or a bad keyword (-141) goes to the error queue (``SYST:ERR?``), ch
 gives no reply.
 
 The light: :func:`light_on_sensor` — the bench's laser slot (``bench.laser``) times ``laser_fraction`` (the part
-of the beam the sensor intercepts, e.g. a pick-off; 1.0 = the sensor in the device's place). The photodiode
+of the beam the sensor intercepts, e.g. a pick-off; 1.0 = the sensor in the device's place). On a bench with an
+integrating sphere (``simulation.sphere``, :mod:`sim_instruments.laser_path`) ``sim://power_meter`` is the
+reference sensor at the sample port and ``sim://monitor`` the in-sphere monitor photodiode. The photodiode
 gives ``I = P·R(λ_laser) + dark_current_A`` with R(λ) = QE·λ/(hc/q) (A/W) at a constant quantum efficiency
 (:func:`responsivity_A_W`); the console reports power as ``(I − zero)/R(λ_set)``, so the reading is the true
 power only when ``SENS:CORR:WAV`` is set to the laser's wavelength, as on the real meter.
@@ -70,17 +72,30 @@ def light_on_sensor(bench: Any, fraction: float) -> tuple[float, float]:
 class PM100Emulator(ScpiInstrument):
     """A PM100D / PM100USB console with an S120C sensor, lit by the bench's laser.
 
-    bench: object with ``clock`` and ``laser`` (``on``, ``power_W``, ``wavelength_nm``).
+    bench: object with ``clock`` and ``laser`` (``on``, ``power_W``, ``wavelength_nm``), and ``laser_path``
+    (:class:`sim_instruments.laser_path.LaserPath`) for a bench with an integrating sphere.
     model: "PM100D" or "PM100USB" (the ``*IDN?`` model field). laser_fraction: part of the laser's power on the
     sensor (0–1). quantum_efficiency: the photodiode's QE (0–1). dark_current_A: its dark current (A).
+    sim_name: which sensor of the bench the console reads. ``power_meter``: without a sphere the laser's beam
+    (``laser_fraction`` of it), with one the reference sensor at the sample port (dark, only its dark current,
+    while the device is at the port). ``monitor``: the in-sphere monitor photodiode (its own area, QE and dark
+    current, ``simulation.sphere``); ``MEAS:CURR?`` is its current, ``MEAS:POW?`` that current over the
+    console's responsivity (``quantum_efficiency``) at its set wavelength, as a real console computes it.
     """
 
-    SIM_NAMES: tuple[str, ...] = ("power_meter",)
+    SIM_NAMES: tuple[str, ...] = ("power_meter", "monitor")
 
     def __init__(self, bench: Any, model: str = "PM100D", laser_fraction: float = 1.0,
-                 quantum_efficiency: float = 0.8, dark_current_A: float = 0.0) -> None:
+                 quantum_efficiency: float = 0.8, dark_current_A: float = 0.0,
+                 sim_name: str = "power_meter") -> None:
         if model not in IDENTITIES:
             raise ValueError(f"model {model!r} not in {sorted(IDENTITIES)}")
+        if sim_name not in self.SIM_NAMES:
+            raise ValueError(f"no PM100 sensor {sim_name!r} on the bench (allowed: {', '.join(self.SIM_NAMES)})")
+        path = getattr(bench, "laser_path", None)
+        if sim_name == "monitor" and (path is None or path.sphere is None):
+            raise ValueError("sim://monitor is the in-sphere photodiode, and the simulated bench has no integrating "
+                             "sphere (allowed: give simulation.sphere)")
         if not 0.0 <= laser_fraction <= 1.0:
             raise ValueError(f"laser_fraction {laser_fraction!r} must be within 0–1")
         if not 0.0 < quantum_efficiency <= 1.0:
@@ -89,6 +104,7 @@ class PM100Emulator(ScpiInstrument):
         self.bench, self.model = bench, model
         self.laser_fraction, self.quantum_efficiency = laser_fraction, quantum_efficiency
         self.dark_current_A = dark_current_A
+        self.sim_name = sim_name
         self.line_Hz = 50
         self.reset()
 
@@ -111,6 +127,13 @@ class PM100Emulator(ScpiInstrument):
     def photocurrent_A(self) -> float:
         """The sensor's current now (A): light × R(λ of the light) + dark current; averaging takes its time."""
         self.bench.clock.sleep(self.averages * SAMPLE_S)
+        path = getattr(self.bench, "laser_path", None)
+        if path is not None and path.sphere is not None:
+            if self.sim_name == "monitor":
+                return path.monitor_current_A()
+            wavelength_nm = float(self.bench.laser.wavelength_nm)
+            return (path.reference_power_W() * responsivity_A_W(wavelength_nm, self.quantum_efficiency)
+                    + self.dark_current_A)
         power_W, wavelength_nm = light_on_sensor(self.bench, self.laser_fraction)
         return power_W * responsivity_A_W(wavelength_nm, self.quantum_efficiency) + self.dark_current_A
 

@@ -79,6 +79,11 @@ class Simulator:
         if sim and not section.enabled:
             return (f"instruments {sim} use sim:// resources but simulation.enabled is false "
                     "(allowed: enable the simulation, or give real resource strings)")
+        for name, inst in instruments.items():
+            resource = str(inst.resource)
+            if resource in ("sim://monitor", "sim://monitor_smu") and section.enabled and section.sphere is None:
+                return (f"instruments.{name}.resource = '{resource}' is the in-sphere monitor photodiode, and "
+                        "simulation.sphere is null (allowed: give simulation.sphere, or another resource)")
         return None
 
     @staticmethod
@@ -180,12 +185,16 @@ class Simulator:
         return {g.number: (g.min_nm, g.max_nm, g.label) for g in self.section.optics.gratings}
 
     def _place_in_beam(self, detector: str) -> bool:
-        """Put ``detector`` at the EQE sample position; True when done, False when this bench cannot.
+        """Put ``detector`` at the EQE sample position, or on a bench with an integrating sphere "reference" /
+        "dut" at the sphere's sample port (the device is dark while the reference sensor is there;
+        :func:`sim_instruments.laser_path.place_in_beam`); True when done, False when this bench cannot.
 
-        In-process the optics move it; a served bench is asked over ``simulation.operator_resource``
+        In-process the bench moves it; a served bench is asked over ``simulation.operator_resource``
         (RuntimeError when it refuses)."""
-        if self.bench is not None and self.bench.optics is not None:
-            self.bench.optics.place_in_beam(detector)
+        if self.bench is not None and (self.bench.optics is not None or self.bench.laser_path.sphere is not None):
+            from sim_instruments.laser_path import place_in_beam
+
+            place_in_beam(self.bench, detector)
             return True
         remote = self.section.operator_resource
         if not remote:

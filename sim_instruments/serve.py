@@ -24,12 +24,16 @@ OPERATOR = "operator"  # the simulated operator's endpoint (detector swaps), not
 def start_server(config: Any, latency_s: float = 0.0) -> SimServer:
     """Start one TCP server per instrument of ``config`` on 127.0.0.1, all sharing one real-time bench.
 
-    Each instrument's emulator comes from its registration (``config.instruments[role].registration``); a serial
+    Each instrument's emulator comes from its registration (``config.instruments[role].registration``), as the
+    bench's instrument its ``sim://<name>`` resource names (e.g. ``od_wheel_2``, ``monitor``); a serial
     instrument (``registration.connection.serial``) is served as an ``ASRLsocket://`` port."""
     bench = build_bench(config, RealClock())
     instruments = {}
     for role, inst in config.instruments.items():
-        instruments[role] = (make_emulator(inst.registration, bench), inst.read_termination, inst.write_termination)
+        resource = str(inst.resource)
+        name = resource.removeprefix("sim://") if resource.startswith("sim://") else None  # which od wheel, ...
+        instruments[role] = (make_emulator(inst.registration, bench, name=name), inst.read_termination,
+                             inst.write_termination)
     serial = {role for role, inst in config.instruments.items() if inst.registration.connection.serial}
     if bench.optics is not None:
         instruments[OPERATOR] = (OperatorEmulator(bench), "\n", "\n")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from labctl.analysis.smu_timing import READING_OVERHEAD_S, integration_time_s
+from sim_instruments.laser_path import PhotodiodeTerminal
 from sim_instruments.scpi import Command, Params, ScpiError, ScpiInstrument
 from sim_instruments.smu_physics import (
     HEADROOM,
@@ -54,8 +55,9 @@ class SmuEmulator(ScpiInstrument):
     """Base of the Keithley SMU emulators on ``bench``. Subclasses set ``src`` (per source function: level,
     range, auto), ``source_fn``, ``output``, ``_active_range`` and ``_v_last`` in :meth:`reset`."""
 
-    #: the ``sim://<name>`` resources of the bench this emulator can be (a source meter)
-    SIM_NAMES: tuple[str, ...] = ("smu",)
+    #: the ``sim://<name>`` resources of the bench this emulator can be: the source meter on the device, or the
+    #: one on the in-sphere monitor photodiode (:class:`sim_instruments.laser_path.PhotodiodeTerminal`)
+    SIM_NAMES: tuple[str, ...] = ("smu", "monitor_smu")
 
     #: (event register attribute, its summary bit in the status byte)
     STATUS_REGISTERS: ClassVar[tuple[tuple[str, int], ...]] = ()
@@ -72,8 +74,12 @@ class SmuEmulator(ScpiInstrument):
     _active_range: float | None
     _v_last: float | None
 
-    def __init__(self, bench: Any, model: SmuModel, serial: str) -> None:
+    def __init__(self, bench: Any, model: SmuModel, serial: str, sim_name: str = "smu") -> None:
         super().__init__()
+        if sim_name not in self.SIM_NAMES:
+            raise ValueError(f"no source meter {sim_name!r} on the bench (allowed: {', '.join(self.SIM_NAMES)})")
+        if sim_name == "monitor_smu":
+            bench = PhotodiodeTerminal(bench)  # the SMU's terminals are on the monitor photodiode
         self.bench = bench
         self.model = model
         self.serial = serial

@@ -169,7 +169,7 @@ def test_the_served_station_serves_the_laser_as_a_serial_port() -> None:
         station = Station(parse_station(served_station(config, {"laser": resources["laser"]})))
         station.connect(["laser"])  # the identity check (INF?) passed over TCP
         try:
-            assert station["laser"].id == "LBX-532-100-CSB"  # the default bench's laser slot is at 532 nm
+            assert station["laser"].id == "LBX-520-100-CSB"  # the default bench's laser slot is at 520 nm
         finally:
             station.close()
 
@@ -218,7 +218,7 @@ def test_station_check_shows_the_laser(tmp_path) -> None:
     res = CliRunner().invoke(main, ["station", "check", "--station", str(path)])
     assert res.exit_code == 0, res.output
     block = res.output.split("laser: oxxius_laserboxx at sim://laser\n", 1)[1].splitlines()[:3]
-    assert block[0].split() == ["offers:", "laser"] and block[1].endswith("LBX-532-100-CSB"), block
+    assert block[0].split() == ["offers:", "laser"] and block[1].endswith("LBX-520-100-CSB"), block
     assert block[2].split() == ["errors:", "none"], block
 
 

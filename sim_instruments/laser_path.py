@@ -1,0 +1,367 @@
+"""The laser's beam path on the simulated bench: laser -> od_wheel_1 -> od_wheel_2 -> integrating sphere.
+
+The light-intensity-Voc bench (methods ref. §4.2) attenuates a 520 nm laser with two wheels of neutral-density
+filters before an integrating sphere; the device (or, for the calibration, a reference power sensor) sits at the
+sphere's sample port and a silicon monitor photodiode in the sphere wall reads the irradiance.
+
+Model (one place for each formula):
+
+- emitted power: the laser's set-point ``P`` with a relative drift per hour of emission and a relative noise
+  per reading, ``P·(1 + drift·t_emission_h)·(1 + noise·z)``, z ~ N(0, 1) (:meth:`LaserPath.emitted_power_W`);
+- wheels: the power into the sphere is ``P_emitted·T1(slot1)·T2(slot2)`` with the TRUE transmissions of the
+  slots in the beam (``simulation.filter_wheels``; the station's calibrated values describe them);
+- sphere: sample-port irradiance ``E = P_in·M/A_s`` with the sphere multiplier ``M = ρ/(1 − ρ(1 − f))`` and the
+  sphere's inner surface ``A_s = π·d²`` (ρ wall reflectance, f port fraction; Labsphere technical guide "A guide
+  to integrating sphere theory and applications", eqs. for the sphere multiplier and the radiance of the wall);
+- monitor photodiode: ``I = E·A_mon·QE·λ/(hc/q) + I_dark`` (A; hc/q from :data:`sim_instruments.optics.HC_NM_V`);
+- reference sensor at the sample port: ``P_ref = E·π(d_ap/2)²`` through its aperture, and nothing while the device
+  is at the port (the sensor is then off the sphere);
+- device at the sample port: ``P_dev = E·area`` (dark while the reference sensor is there).
+
+Without a sphere (the default station) the beam goes straight to the device: all of the (attenuated) power
+reaches it, as before this module existed (with no wheels and no noise, exactly ``laser.power_W``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sim_instruments.optics import HC_NM_V
+
+HOUR_S = 3600.0
+#: the two wheels of the laser path, in beam order (their ``sim://`` names)
+OD_WHEELS = ("od_wheel_1", "od_wheel_2")
+#: what can sit at the sphere's sample port
+PORT_OCCUPANTS = ("dut", "reference")
+SLOT_COUNTS = (6, 12)
+
+
+class AttenuatorWheel:
+    """A filter wheel on the laser path: the slot in the beam and the true transmission of every slot.
+
+    Same wheel interface as :class:`sim_instruments.optics.Optics` offers the FW102C emulator
+    (``wheel_position``, ``wheel_slots``, ``set_wheel_position``). Slots not in ``transmissions`` are open (T = 1).
+
+    name: the wheel's ``sim://`` name. transmissions: {slot: T in (0, 1]} at the laser wavelength. slots: 6 or 12
+    (None: 12 when a slot above 6 is given, else 6).
+    """
+
+    def __init__(self, name: str, transmissions: dict[int, float] | None = None, slots: int | None = None,
+                 position: int = 1) -> None:
+        table = {int(k): float(v) for k, v in (transmissions or {}).items()}
+        if slots is None:
+            slots = 12 if table and max(table) > 6 else 6
+        if slots not in SLOT_COUNTS:
+            raise ValueError(f"{name}: a filter wheel has 6 or 12 slots, not {slots!r}")
+        for slot, t in table.items():
+            if not 1 <= slot <= slots or not 0 < t <= 1:
+                raise ValueError(f"{name}: slot {slot} transmission {t!r} (allowed: slots 1-{slots}, 0 < T <= 1)")
+        self.name = name
+        self.wheel_slots = slots
+        self.transmissions = {slot: table.get(slot, 1.0) for slot in range(1, slots + 1)}
+        self.wheel_position = int(position)
+        self.listeners: list[Callable[[], None]] = []
+
+    def set_wheel_position(self, slot: int) -> None:
+        """Turn the wheel so that ``slot`` is in the beam (the emulator has slept the move time)."""
+        self.wheel_position = int(slot)
+        for listener in self.listeners:
+            listener()
+
+    @property
+    def transmission(self) -> float:
+        """True transmission of the slot in the beam (fraction)."""
+        return self.transmissions[self.wheel_position]
+
+
+@dataclass(frozen=True)
+class IntegratingSphere:
+    """An integrating sphere: inner diameter (mm), wall reflectance ρ and port fraction f (Labsphere guide)."""
+
+    diameter_mm: float
+    wall_reflectance: float
+    port_fraction: float
+
+    @property
+    def multiplier(self) -> float:
+        """Sphere multiplier M = ρ/(1 − ρ(1 − f)) (Labsphere technical guide, "sphere multiplier")."""
+        rho, f = self.wall_reflectance, self.port_fraction
+        return rho / (1.0 - rho * (1.0 - f))
+
+    @property
+    def surface_cm2(self) -> float:
+        """Inner surface A_s = π·d² (cm²)."""
+        return math.pi * (self.diameter_mm / 10.0) ** 2
+
+    def irradiance_W_cm2(self, power_in_W: float) -> float:
+        """Irradiance of the wall and the sample port (W/cm²) for ``power_in_W`` (W) entering: E = P·M/A_s."""
+        return power_in_W * self.multiplier / self.surface_cm2
+
+
+@dataclass(frozen=True)
+class MonitorPhotodiode:
+    """The silicon photodiode in the sphere wall: active area (mm²), quantum efficiency, dark current (A)."""
+
+    area_mm2: float
+    quantum_efficiency: float
+    dark_current_A: float = 0.0
+
+    def current_A(self, irradiance_W_cm2: float, wavelength_nm: float) -> float:
+        """Photocurrent plus dark current (A): E·A·QE·λ/(hc/q) + I_dark."""
+        responsivity_A_W = self.quantum_efficiency * wavelength_nm / HC_NM_V
+        return irradiance_W_cm2 * self.area_mm2 * 1e-2 * responsivity_A_W + self.dark_current_A
+
+
+@dataclass(frozen=True)
+class ReferenceSensor:
+    """The reference power sensor placed at the sample port: the diameter of its aperture (mm)."""
+
+    aperture_mm: float
+
+    @property
+    def aperture_cm2(self) -> float:
+        return math.pi * (self.aperture_mm / 20.0) ** 2
+
+    def power_W(self, irradiance_W_cm2: float) -> float:
+        """Power through the aperture (W): E·π(d/2)²."""
+        return irradiance_W_cm2 * self.aperture_cm2
+
+
+@dataclass
+class Sphere:
+    """The sphere with what is mounted on it: the monitor photodiode and the reference sensor."""
+
+    sphere: IntegratingSphere
+    monitor: MonitorPhotodiode
+    reference: ReferenceSensor
+
+
+@dataclass
+class LaserPath:
+    """Laser -> wheels -> sphere (or straight to the device without one), on the bench's clock.
+
+    laser: the bench's :class:`sim_instruments.bench.Laser` (its ``power_W`` is the emitted set-point).
+    clock, rng: the bench's. wheels: the laser-path wheels by ``sim://`` name (a missing one is made open on
+    first use). sphere: None = the direct beam.
+    """
+
+    laser: Any
+    clock: Any
+    rng: np.random.Generator
+    wheels: dict[str, AttenuatorWheel] = field(default_factory=dict)
+    sphere: Sphere | None = None
+    #: what is at the sphere's sample port: "dut" (the device) or "reference" (the reference sensor)
+    at_sample_port: str = "dut"
+    listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._emission_s = 0.0
+        self._was_on = bool(self.laser.on)
+        self._t_mark = self.clock.now()
+        self.laser.listeners.append(self._laser_changed)
+        for wheel in self.wheels.values():
+            wheel.listeners.append(self._changed)
+        self._held: float | None = None
+
+    # -- the laser -----------------------------------------------------------------------------------------
+    def _laser_changed(self) -> None:
+        self._tally()
+        self._was_on = bool(self.laser.on)
+
+    def _tally(self) -> None:
+        now = self.clock.now()
+        if self._was_on:
+            self._emission_s += max(now - self._t_mark, 0.0)
+        self._t_mark = now
+
+    def emission_time_s(self) -> float:
+        """Time the laser has emitted so far (s, bench clock)."""
+        self._tally()
+        return self._emission_s
+
+    def emitted_power_W(self, draw: bool = True) -> float:
+        """The laser's output now (W): set-point × (1 + drift·hours of emission) × (1 + noise·z) (draw: a new
+        noise draw z ~ N(0, 1), or the one held by :meth:`steady`; False: no noise). 0 when off."""
+        laser = self.laser
+        if not laser.on or laser.power_W <= 0:
+            return 0.0
+        power = laser.power_W
+        drift = getattr(laser, "power_drift_per_h", 0.0)
+        if drift:
+            power *= max(1.0 + drift * self.emission_time_s() / HOUR_S, 0.0)
+        noise = getattr(laser, "power_noise", 0.0)
+        if draw and noise > 0:
+            z = self._held if self._held is not None else float(self.rng.standard_normal())
+            power *= max(1.0 + noise * z, 0.0)
+        return power
+
+    @contextmanager
+    def steady(self) -> Any:
+        """One noise draw of the laser for everything inside (one reading of one instrument)."""
+        held = self._held
+        if held is None:
+            self._held = float(self.rng.standard_normal())
+        try:
+            yield
+        finally:
+            self._held = held
+
+    # -- the path ------------------------------------------------------------------------------------------
+    def wheel(self, name: str) -> AttenuatorWheel:
+        """The laser-path wheel ``name`` (od_wheel_1 / od_wheel_2); an open 6-slot wheel when none is given."""
+        if name not in OD_WHEELS:
+            raise ValueError(f"no laser-path wheel {name!r} (allowed: {', '.join(OD_WHEELS)})")
+        if name not in self.wheels:
+            self.wheels[name] = AttenuatorWheel(name)
+            self.wheels[name].listeners.append(self._changed)
+        return self.wheels[name]
+
+    def transmission(self) -> float:
+        """Product of the true transmissions of the wheels' slots in the beam."""
+        t = 1.0
+        for wheel in self.wheels.values():
+            t *= wheel.transmission
+        return t
+
+    def sample_port_irradiance_W_cm2(self, draw: bool = True) -> float:
+        """Irradiance at the sphere's sample port (W/cm²); 0 without a sphere."""
+        if self.sphere is None:
+            return 0.0
+        return self.sphere.sphere.irradiance_W_cm2(self.emitted_power_W(draw) * self.transmission())
+
+    def device_power_W(self, area_cm2: float, draw: bool = True) -> float:
+        """Laser power on the device (W): without a sphere all of the attenuated beam, with one E·area while the
+        device is at the sample port (0 while the reference sensor is)."""
+        if self.sphere is None:
+            if not self.wheels:
+                return self.emitted_power_W(draw)
+            return self.emitted_power_W(draw) * self.transmission()
+        if self.at_sample_port != "dut":
+            return 0.0
+        return self.sample_port_irradiance_W_cm2(draw) * area_cm2
+
+    def monitor_current_A(self) -> float:
+        """The in-sphere monitor photodiode's current (A), one noise draw. ValueError without a sphere."""
+        sphere = self._require_sphere("monitor photodiode")
+        return sphere.monitor.current_A(self.sample_port_irradiance_W_cm2(), float(self.laser.wavelength_nm))
+
+    def reference_power_W(self) -> float:
+        """Power on the reference sensor (W): through its aperture while it is at the sample port, else 0."""
+        sphere = self._require_sphere("reference sensor")
+        if self.at_sample_port != "reference":
+            return 0.0
+        return sphere.reference.power_W(self.sample_port_irradiance_W_cm2())
+
+    def place_at_sample_port(self, occupant: str) -> None:
+        """Put the device ("dut") or the reference sensor ("reference") at the sphere's sample port."""
+        self._require_sphere("sample port")
+        if occupant not in PORT_OCCUPANTS:
+            raise ValueError(f"nothing called {occupant!r} fits the sphere's sample port (allowed: dut, reference)")
+        self.at_sample_port = occupant
+        self._changed()
+
+    def _require_sphere(self, what: str) -> Sphere:
+        if self.sphere is None:
+            raise ValueError(f"the simulated bench has no integrating sphere, so no {what} "
+                             "(allowed: give simulation.sphere)")
+        return self.sphere
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+
+def place_in_beam(bench: Any, detector: str) -> None:
+    """Put ``detector`` where it belongs on ``bench``: on a bench with a sphere "reference"/"dut" go to the
+    sample port (and "dut" also to the EQE sample position, if the bench has one); any other detector, or any
+    detector on a bench without a sphere, to the EQE optics' sample position (ValueError when unknown there)."""
+    path = getattr(bench, "laser_path", None)
+    if path is not None and path.sphere is not None and detector in PORT_OCCUPANTS:
+        path.place_at_sample_port(detector)
+        if detector == "dut" and bench.optics is not None:
+            bench.optics.place_in_beam("dut")
+        return
+    if bench.optics is None:
+        raise ValueError(f"no detector '{detector}' on the bench (it has no EQE optics and no sphere)")
+    bench.optics.place_in_beam(detector)
+
+
+#: saturation current of the monitor photodiode's junction (A) when an SMU biases it: a ~13 mm² Si photodiode
+#: [L: order of magnitude of a Thorlabs FDS100-type diode's dark characteristic]; ideality 1
+MONITOR_SATURATION_CURRENT_A = 1e-10
+MONITOR_TEMPERATURE_K = 298.15
+
+
+class PhotodiodeTerminal:
+    """The monitor photodiode's terminals as a source-meter sees them (``sim://monitor_smu``): the interface the
+    SMU emulators use on a bench (``set_cell_bias``, ``cell_current_A``, ``voltage_at_current_V``,
+    ``open_circuit_voltage_V``, ``steady_light``, ``clock``, ``rng``, ``lock``, ``line_frequency_Hz``,
+    ``instrument_options``), anode on HI.
+
+    Model: photocurrent-positive I(V) = I_mon − I_s·(exp(V/V_t) − 1), I_mon = :meth:`LaserPath.monitor_current_A`
+    (photocurrent plus dark current, so 0 V reads what the power meter reads), I_s =
+    :data:`MONITOR_SATURATION_CURRENT_A`, V_t = kT/q at 298.15 K; the SMU reports −I (current into HI).
+    """
+
+    def __init__(self, bench: Any) -> None:
+        if bench.laser_path.sphere is None:
+            raise ValueError("sim://monitor_smu is the in-sphere photodiode, and the simulated bench has no "
+                             "integrating sphere (allowed: give simulation.sphere)")
+        self.bench = bench
+        self.path: LaserPath = bench.laser_path
+        self.clock = bench.clock
+        self.rng = bench.rng
+        self.lock = bench.lock
+        self.line_frequency_Hz = bench.line_frequency_Hz
+        self.instrument_options = getattr(bench, "instrument_options", {})
+        self._bias_V: float | None = None
+        self._held_A: float | None = None
+
+    @property
+    def _vt_V(self) -> float:
+        from scipy.constants import Boltzmann, elementary_charge
+
+        return Boltzmann * MONITOR_TEMPERATURE_K / elementary_charge
+
+    def _light_A(self) -> float:
+        return self._held_A if self._held_A is not None else self.path.monitor_current_A()
+
+    @contextmanager
+    def steady_light(self) -> Any:
+        """One laser noise draw for everything inside (one reading)."""
+        with self.lock:
+            held = self._held_A
+            if held is None:
+                self._held_A = self.path.monitor_current_A()
+            try:
+                yield
+            finally:
+                self._held_A = held
+
+    def set_cell_bias(self, voltage_V: float | None) -> None:
+        """The terminal voltage the SMU forces (V); None = open circuit."""
+        self._bias_V = None if voltage_V is None else float(voltage_V)
+
+    def cell_current_A(self) -> float:
+        """Current into HI at the forced bias (A): −I(V); 0 at open circuit."""
+        with self.lock:
+            if self._bias_V is None:
+                return 0.0
+            return -(self._light_A() - MONITOR_SATURATION_CURRENT_A * math.expm1(self._bias_V / self._vt_V))
+
+    def voltage_at_current_V(self, current_A: float) -> float | None:
+        """Terminal voltage (V) at which the SMU's current into HI is ``current_A``: V_t·ln(1 + (I_mon + I)/I_s)
+        (None when no voltage gives it: more reverse current than the light makes)."""
+        with self.lock:
+            arg = (self._light_A() + current_A) / MONITOR_SATURATION_CURRENT_A
+            return self._vt_V * math.log1p(arg) if arg > -1.0 else None
+
+    def open_circuit_voltage_V(self) -> float:
+        """Voltage with nothing forcing the photodiode (V)."""
+        return self.voltage_at_current_V(0.0) or 0.0
