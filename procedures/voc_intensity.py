@@ -499,9 +499,9 @@ class VocIntensityProcedure(_LaserBench):
     area_cm2 = FloatParameter("Device area", units="cm^2", default=0.049, minimum=1e-6, maximum=1000)
     polarity = ListParameter("Device polarity", choices=["n-i-p", "p-i-n"], default="n-i-p")
     nplc = FloatParameter("SMU integration time", units="PLC", default=1.0, minimum=0.01, maximum=10)
-    compliance_V = FloatParameter("SMU voltage limit at I = 0", units="V", default=2.0, minimum=0.02, maximum=210)
-    compliance_A = FloatParameter("SMU current limit at 0 V (the Isc reading)", units="A", default=0.01,
-                                  minimum=1e-9, maximum=1.05)
+    compliance_V = FloatParameter("SMU voltage limit at I = 0", units="V", default=1.5, minimum=0.02, maximum=210)
+    compliance_A = FloatParameter("SMU current limit at 0 V for the Isc reading (0 = the station's limit)", units="A",
+                                  default=0.0, minimum=0, maximum=1.05)
     meter_offset_A = FloatParameter("Meter's current-source offset bound at I = 0 (2450 10 nA range 100 pA)",
                                     units="A", default=SMU_OFFSET_A, minimum=0, maximum=1e-6)
     meter_input_resistance_ohm = FloatParameter("Meter's voltmeter input resistance (2450 > 10 GOhm)", units="Ohm",
@@ -512,9 +512,17 @@ class VocIntensityProcedure(_LaserBench):
         super().validate(station)
         from labctl.plugins import registration
 
-        model = registration(station.config.instruments["smu"].driver).driver.limits
-        self.check_range("nplc", self.nplc, *model.nplc_range, "SMU integration range")
-        self.check_range("compliance_V", self.compliance_V, 0.02, model.voltage_max_V, "SMU voltage range")
+        cfg = station.config.instruments["smu"]
+        driver = registration(cfg.driver).driver
+        model = driver.limits
+        v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
+        i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
+        why = f"station limit of instrument 'smu' ({cfg.driver})"
+        self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
+        self.check_range("compliance_V", self.compliance_V, 0.02, v_max, why)
+        if self.compliance_A == 0:
+            self.compliance_A = i_max
+        self.check_range("compliance_A", self.compliance_A, getattr(driver, "compliance_min_A", 0.0), i_max, why)
         filters = {}
         for role in WHEELS:
             filters[role] = wheel_filters(station.config.instruments[role].settings)
