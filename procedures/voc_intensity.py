@@ -488,6 +488,8 @@ class VocIntensityProcedure(_LaserBench):
                                     maximum=1000)
     readings_per_point = IntegerParameter("Voc readings averaged per step", default=5, minimum=1, maximum=10_000)
     monitor_readings = IntegerParameter("Monitor readings averaged per step", default=5, minimum=1, maximum=10_000)
+    monitor_floor_A = FloatParameter("Monitor floor - below it the irradiance is E0*T1*T2 (0 = the calibration's)",
+                                     units="A", default=0.0, minimum=0, maximum=1.0)
     duplicate_tolerance = FloatParameter("Ladder - combinations within this relative transmission are one step",
                                          units="", default=0.1, minimum=0, maximum=0.5)
     jv_file = Parameter("J-V run for the 1-sun Jsc (empty = the sample's newest in the catalog)", default="")
@@ -556,7 +558,9 @@ class VocIntensityProcedure(_LaserBench):
             raise ConfigError(f"parameter calibration_file = {str(path)!r}: not a completed {CALIBRATION_NAME} run "
                               "with results (allowed: the .h5 file of a `labctl run voc-intensity-calibration`)")
         self._calibration_path = path
-        self._calibration = results
+        self._calibration = dict(results)
+        if self.monitor_floor_A > 0:
+            self._calibration["monitor_floor_A"] = self.monitor_floor_A
         self._calibration_run = run.info.get("run_id", "")
 
     def _find_one_sun(self) -> None:
@@ -827,9 +831,11 @@ class VocIntensityProcedure(_LaserBench):
 def up_down_drift(data: pd.DataFrame) -> dict[str, Any] | None:
     """ΔVoc = Voc(down) − Voc(up) (mV) at each step measured in both directions, with the largest and mean |ΔVoc|;
     None without both directions (light soaking shows as a systematic ΔVoc)."""
-    up = data[data.direction == "up"].groupby("step").agg(voc=("voc_V", "mean"), suns=("suns", "mean"))
-    down = data[data.direction == "down"].groupby("step").agg(voc=("voc_V", "mean"), suns=("suns", "mean"))
-    both = up.join(down, lsuffix="_up", rsuffix="_down", how="inner")
+    def pass_of(direction: str) -> pd.DataFrame:
+        rows = data[data.direction == direction].groupby("step")
+        return rows.agg(**{f"voc_{direction}": ("voc_V", "mean"), f"suns_{direction}": ("suns", "mean")})
+
+    both = pass_of("up").join(pass_of("down"), how="inner")
     if both.empty:
         return None
     dv = (both.voc_down - both.voc_up).to_numpy() * 1e3
