@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labctl.analysis import sdm
+from sim_instruments.capacitance import CurrentSource, relax_voltage_V
 from sim_instruments.clock import Clock, VirtualClock
 from sim_instruments.laser_path import AttenuatorWheel, LaserPath, Sphere
 from sim_instruments.optics import HC_NM_V, Optics
@@ -77,6 +78,9 @@ class CellParameters:
     rs_ohm_cm2: float = 3.84022
     rsh_ohm_cm2: float = 2000.0
     area_cm2: float = 0.049
+    #: junction capacitance (nF/cm²) across the terminals: under a sourced current (Voc at I = 0) the terminal
+    #: voltage settles with τ = C·dV/dJ (:meth:`Bench.source_current`); 0: it follows the light at once
+    capacitance_nF_cm2: float = 0.0
     temperature_K: float = sdm.STC_TEMPERATURE_K
     bandgap_eV: float = 1.5789
     j0_reference_temperature_K: float = sdm.STC_TEMPERATURE_K
@@ -336,6 +340,7 @@ class Bench:
         with self.lock:
             self._advance()
             self._selected = number - 1
+            self._terminal_moved()
             self._dut_changed()
 
     def _dut_changed(self) -> None:
@@ -345,7 +350,15 @@ class Bench:
         self._bias_light_changed()
 
     def _bias_light_changed(self) -> None:
-        """The solar simulator (and the laser) are the EQE bench's bias light: a DC short-circuit current."""
+        """The solar simulator (and the laser) are the EQE bench's bias light: a DC short-circuit current.
+
+        Called after every change of the light on the device (the sources' ``listeners``): a terminal voltage
+        that is a state (:meth:`source_current`) is first brought up to now under the light before the change,
+        so the new light acts from the moment it changed."""
+        if self._source is not None:
+            with self.lock:
+                self._advance()
+                self._source.suns = self._suns_now()
         if self.optics is not None:
             jsc = self.cell.static_current_density_A_cm2(0.0, self.suns)
             self.optics.set_bias_light(jsc * self.cell.params.area_cm2)
@@ -372,6 +385,8 @@ class Bench:
         if dt <= 0:
             return
         self._t_last = now
+        if self._source is not None:
+            self._charge_terminal(dt)
         for device in self.devices:
             suns = self.suns_on(device)
             forced = self._bias_V if device is self.cell else None
@@ -385,10 +400,95 @@ class Bench:
         return -1.0 if self.cell.params.stack == "p-i-n" else 1.0
 
     def set_cell_bias(self, voltage_V: float | None) -> None:
-        """The terminal voltage (HI − LO) the SMU forces from now on (V); None = open circuit (output off)."""
+        """The terminal voltage (HI − LO) the SMU forces from now on (V); None = open circuit (output off).
+
+        A forced voltage holds at once also on a device with capacitance: the SMU's low output impedance charges
+        it in far less than a reading. Open circuit on a device with capacitance lets it float: its voltage
+        relaxes towards the static Voc with its own time constant (:meth:`source_current` with no current)."""
         with self.lock:
             self._advance()
+            if voltage_V is None and self._capacitance_F() > 0:
+                self._start_source(CurrentSource(floating=True))
+                return
+            self._source = None
             self._bias_V = None if voltage_V is None else self._sign * float(voltage_V)
+
+    # -- a terminal voltage that is a state: the junction capacitance under a sourced current ---------------
+    #: the source of the selected device's terminal voltage when it is a state (None: forced, or static)
+    _source: CurrentSource | None = None
+
+    def _capacitance_F(self) -> float:
+        """The selected device's capacitance (F)."""
+        p = self.cell.params
+        return p.capacitance_nF_cm2 * 1e-9 * p.area_cm2
+
+    def source_current(self, current_A: float, parallel_ohm: float = math.inf,
+                       limit_V: float = math.inf) -> tuple[float, bool] | None:
+        """The SMU sources ``current_A`` (A, into HI) from now on, with a resistance ``parallel_ohm`` (Ω, its
+        voltmeter) across the terminals and the voltage limit ``limit_V`` (V).
+
+        On a device with capacitance C·A (``capacitance_nF_cm2``) the terminal voltage is then a state,
+        C·A·dV/dt = I_source − I_cell(V) − V/R_in (device convention; I_cell from the static model at the light of
+        the moment, :meth:`SolarCell.current_density_A_cm2`), integrated on the bench clock as time passes
+        (:func:`sim_instruments.capacitance.relax_voltage_V`), from the voltage the terminal had: Voc at I = 0
+        settles with τ = C·dV/dJ, seconds at 1e-7 sun, microseconds at 1 sun. In the limit the voltage is held
+        at ±``limit_V``.
+
+        Returns
+        -------
+        tuple[float, bool] | None
+            (terminal voltage HI − LO now (V), whether the limit holds it); None for a device without
+            capacitance, whose voltage follows at once (the caller solves the static balance:
+            :func:`sim_instruments.smu_physics.force_current`).
+        """
+        with self.lock:
+            if not self._capacitance_F() > 0:
+                return None
+            self._advance()
+            self._start_source(CurrentSource(float(current_A), float(parallel_ohm), float(limit_V)))
+            u = self._bias_V
+            return self._sign * u, abs(u) >= limit_V
+
+    def _start_source(self, source: CurrentSource) -> None:
+        """``source`` drives the terminal from now on, from the voltage it has: the state, the forced voltage,
+        or (a terminal left open without a state) the static Voc, where a floating device has been all along."""
+        if self._source is None and self._bias_V is None:
+            self._bias_V = self.cell.open_circuit_voltage_V(self.suns)
+        source.suns = self._suns_now()
+        self._source = source
+
+    def _charge_terminal(self, dt_s: float) -> None:
+        """The terminal voltage state after ``dt_s`` (s) under the source and the interval's light."""
+        source, cell = self._source, self.cell
+        capacitance_F = self._capacitance_F()
+        if source is None or not capacitance_F > 0:  # the device changed under the source: no state any more
+            self._source = None
+            return
+        area, sign, suns = cell.params.area_cm2, self._sign, source.suns
+
+        def net_current_A(u_V: float) -> float:  # into the capacitance, device convention
+            return (sign * source.current_A + cell.current_density_A_cm2(u_V, suns) * area
+                    - u_V / source.parallel_ohm)
+
+        self._bias_V = relax_voltage_V(net_current_A, self._bias_V, dt_s, capacitance_F, -source.limit_V,
+                                       source.limit_V)
+        source.suns = self._suns_now()
+
+    def _terminal_moved(self) -> None:
+        """:meth:`select_device` under a source that makes the voltage a state: the device now connected has
+        floated at its static Voc until now (an approximation: the others' voltages are not states)."""
+        if self._source is None:
+            return
+        if self._capacitance_F() > 0:
+            self._bias_V = self.cell.open_circuit_voltage_V(self.suns)
+            self._source.suns = self._suns_now()
+            return
+        floating, self._source = self._source.floating, None
+        self._bias_V = None if floating else self.cell.open_circuit_voltage_V(self.suns)
+
+    def _floating(self) -> bool:
+        """Nothing forces the selected device (output off), and its voltage is a state."""
+        return self._source is not None and self._source.floating
 
     def precondition(self, voltage_V: float) -> None:
         """Test hook: ions in equilibrium with ``voltage_V`` as after a long hold."""
@@ -422,7 +522,7 @@ class Bench:
         """Current a Keithley reports while forcing the present bias (A): −J·area, no instrument noise."""
         with self.lock:
             self._advance()
-            if self._bias_V is None:
+            if self._bias_V is None or self._floating():
                 return 0.0
             suns = self._suns_now()
             j = self.cell.current_density_A_cm2(self._bias_V, suns)
@@ -443,7 +543,10 @@ class Bench:
             return self._sign * cell.voltage_at_density_V(j, suns)
 
     def open_circuit_voltage_V(self) -> float:
-        """Terminal voltage (HI − LO) with nothing forcing the cell (V)."""
+        """Terminal voltage (HI − LO) with nothing forcing the cell (V): the static Voc, or the voltage of a
+        floating device with capacitance (:meth:`set_cell_bias`)."""
         with self.lock:
             self._advance()
+            if self._floating():
+                return self._sign * self._bias_V
             return self._sign * self.cell.open_circuit_voltage_V(self.suns)

@@ -39,6 +39,7 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
         rs_ohm_cm2=dev.rs_ohm_cm2,
         rsh_ohm_cm2=dev.rsh_ohm_cm2,
         area_cm2=dev.area_cm2,
+        capacitance_nF_cm2=dev.capacitance_nF_cm2,
         temperature_K=dev.temperature_K,
         bandgap_eV=dev.eqe.bandgap_eV,
         j0_reference_temperature_K=dev.j0_reference_temperature_K,

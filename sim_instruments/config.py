@@ -81,6 +81,10 @@ class DeviceConfig(_Strict):
     rs_ohm_cm2: float = Field(3.84022, ge=0, le=1e4)
     rsh_ohm_cm2: float = Field(2000.0, gt=0)
     area_cm2: float = Field(0.049, gt=0, le=1000)
+    capacitance_nF_cm2: float = Field(
+        0.0, ge=0, le=1e5,
+        description="junction capacitance (nF/cm²): Voc at a sourced current settles with τ = C·dV/dJ; 0: at once",
+    )
     temperature_K: float = Field(298.15, gt=0, le=500)
     j0_reference_temperature_K: float = Field(298.15, gt=0, le=500, description="temperature of j0_A_cm2 (K)")
     hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)

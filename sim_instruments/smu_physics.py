@@ -163,8 +163,19 @@ def force_current(bench: Any, i_A: float, limit_V: float, v_start_V: float = 0.0
     accuracy ±(0.1 % + 100 pA), input resistance > 10 GΩ). The terminal's current is the source output.
     Without input resistance, a bench that can invert its cell (``bench.voltage_at_current_V``) gives the voltage
     at once; otherwise the search starts at ``v_start_V`` (the emulator gives the last terminal voltage: a held
-    current moves it by microvolts between readings) with a 1 mV step."""
+    current moves it by microvolts between readings) with a 1 mV step.
+
+    On a device with junction capacitance (``bench.source_current`` answers) the voltage is not solved for: it is
+    the bench's state, charged by the source's current minus the cell's and the voltmeter's since the last
+    reading (:meth:`sim_instruments.bench.Bench.source_current`), so Voc settles with the device's time constant."""
     target_A = i_A + offset_A
+    dynamic = getattr(bench, "source_current", None)  # a bench without capacitance need not have it
+    state = dynamic(target_A, input_resistance_ohm, limit_V) if dynamic is not None else None
+    if state is not None:
+        v, limited = state
+        if not limited:
+            return Terminal(v, target_A, False)
+        return Terminal(v, float(bench.cell_current_A()) + v / input_resistance_ohm, True)
     inverse = getattr(bench, "voltage_at_current_V", None) if math.isinf(input_resistance_ohm) else None
     v_direct = inverse(target_A) if inverse is not None else None
     if v_direct is not None and math.isfinite(v_direct) and abs(v_direct) <= limit_V:
