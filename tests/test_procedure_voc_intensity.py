@@ -69,9 +69,9 @@ def local_n(suns: float, diodes: list[tuple[float, float]]) -> float:
 
 
 def bench_data(diodes: list[tuple[float, float]] | None = None, meter: dict | None = None,
-               slots: int | None = None) -> dict:
+               slots: int | list[int] | None = None) -> dict:
     """stations/voc-bench.yaml, with the device's channels ``diodes`` [(n, J0 A/cm²)], the simulated 2450's
-    ``meter`` limits, and each wheel cut to its first ``slots`` filters (a short ladder)."""
+    ``meter`` limits, and each wheel cut to its first ``slots`` filters, or to the slots listed (a short ladder)."""
     data = copy.deepcopy(yaml.safe_load((REPO / "stations" / "voc-bench.yaml").read_text()))
     if diodes is not None:
         dev = data["simulation"]["device"]
@@ -83,7 +83,8 @@ def bench_data(diodes: list[tuple[float, float]] | None = None, meter: dict | No
     if slots is not None:
         for role in ("od_wheel_1", "od_wheel_2"):
             f = data["instruments"][role]["settings"]["filters"]
-            data["instruments"][role]["settings"]["filters"] = {k: f[k] for k in sorted(f)[:slots]}
+            keep = sorted(f)[:slots] if isinstance(slots, int) else slots
+            data["instruments"][role]["settings"]["filters"] = {k: f[k] for k in keep}
     return data
 
 
@@ -224,7 +225,7 @@ def test_other_regimes_are_segmented_where_the_device_has_them(tmp_path, calibra
 
 def test_the_methods_device_gives_its_three_regimes_and_its_voc(tmp_path, calibration):
     """Methods ref. §4.3 (the voc bench's device), 1 sun from a J–V run's Jsc (18.3 mA/cm²): Voc at each measured
-    intensity is the three-diode root (within 1 mV), and the regimes are n≈1, n≈2, n>2 from 1 sun down."""
+    intensity is the three-diode root (within 0.5 mV, §9 V1), and the regimes are n≈1, n≈2, n>2 from 1 sun down."""
     j02 = crossing_j0(1.0, 2.0, J01, 10**-1.5)
     diodes = [(1.0, J01), (2.0, j02), (4.0, crossing_j0(2.0, 4.0, j02, 10**-4.5))]
     assert [d[1] for d in diodes] == pytest.approx([3.0574e-22, 2.9743e-13, 2.9336e-10], rel=1e-3)
@@ -234,7 +235,7 @@ def test_the_methods_device_gives_its_three_regimes_and_its_voc(tmp_path, calibr
     result, _ = run(tmp_path / "runs", data, voc(calibration, jv_file=str(jv), **IDEAL_METER))
     frame = load_run(result.path).streams["voc"]
     expected = [expected_voc_V(x, diodes) for x in frame.suns]
-    assert np.max(np.abs(frame.voc_V.to_numpy() - expected)) < 1e-3
+    assert np.max(np.abs(frame.voc_V.to_numpy() - expected)) < 0.5e-3  # methods ref. §9 V1: 0.5 mV
     r = result.results
     assert [g["label"] for g in r["regimes"]] == ["n≈1", "n≈2", "n>2"]
     regimes_ok(r["regimes"], diodes)
@@ -287,6 +288,25 @@ def test_up_down_gives_the_drift_per_intensity(tmp_path, calibration):
     # no light soaking in the simulated device: the drift is the laser noise on Voc, well below 1 mV
     assert r["up_down_max_abs_dvoc_mV"] < 1.0
     assert r["fitted_pass"] == "up"
+
+
+def test_with_a_junction_capacitance_voc_converges_to_its_steady_state(tmp_path, calibration):
+    """100 nF/cm² (τ ~ 5 s at 1e-7 sun): slots {1, 6} of each wheel give 4 steps over 70 dB, from 1e-7 sun up;
+    the converged Voc is the static root within 0.5 mV (the benchmark's tolerance) at every step. (The simulated
+    floating cell under the laser, before the Isc reading, used to crash the simulator's equilibrium search.)"""
+    j02 = crossing_j0(1.0, 2.0, J01, 10**-1.5)
+    diodes = [(1.0, J01), (2.0, j02), (4.0, crossing_j0(2.0, 4.0, j02, 10**-4.5))]
+    data = bench_data(meter={"current_offset_A": 0.0, "input_resistance_ohm": None}, slots=[1, 6])
+    data["simulation"]["device"]["capacitance_nF_cm2"] = 100.0
+    jv = write_run_file(tmp_path / "jv.h5", "jv1", station="voc-bench", sample="qd",
+                        results={"reverse": {"jsc_mA_cm2": 18.3}})  # 1 sun: X·Jsc of the diode equation
+    result, _ = run(tmp_path / "runs", data, voc(calibration, jv_file=str(jv), **IDEAL_METER))
+    assert result.status == "completed", result.error
+    frame = load_run(result.path).streams["voc"]
+    assert len(frame) == 4 and frame.converged.all()
+    expected = [expected_voc_V(x, diodes) for x in frame.suns]
+    assert np.max(np.abs(frame.voc_V.to_numpy() - expected)) < 0.5e-3
+    assert frame.settle_time_s.iloc[0] > 5.0  # the lowest step charges slowly: convergence waited for it
 
 
 def test_below_the_monitor_floor_the_irradiance_comes_from_the_ladder(tmp_path, calibration):
