@@ -2,8 +2,9 @@
 per step that gives the same Voc within 0.5 mV at every step.
 
 Both run on the simulated voc bench (stations/voc-bench.yaml, virtual clock: the times are those of the real
-instruments and of the device) with a junction capacitance of 100 nF/cm² (simulation.device.capacitance_nF_cm2) and no laser drift,
-which makes Voc at I = 0 settle with τ = C·n·Vt/J: seconds at 1e-7 sun, microseconds at 1 sun. The shortest
+instruments and of the device) with a junction capacitance of 100 nF/cm² (simulation.device.capacitance_nF_cm2),
+which makes Voc at I = 0 settle with τ = C·n·Vt/J: seconds at 1e-7 sun, microseconds at 1 sun, and no laser drift
+(see :func:`bench`). The shortest
 fixed wait is found by bisection (to 1 %); a 600 s fixed wait is the steady-state reference both are compared
 with. Target (issue 9): convergence at least 2x faster. Run: ``python benchmarks/bench_voc_settling.py``.
 """

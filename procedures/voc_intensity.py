@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from pymeasure.experiment import BooleanParameter, FloatParameter, IntegerParameter, ListParameter, Parameter
 
+from drivers.oxxius_laserboxx import STATUS as LASER_STATUS
 from labctl.analysis.sdm import STC_TEMPERATURE_K, thermal_voltage_V
 from labctl.analysis.spectra import HC_J_NM
 from labctl.config import ConfigError
@@ -56,6 +57,8 @@ SMU_OFFSET_A = 100e-12
 SMU_INPUT_RESISTANCE_OHM = 10e9
 #: the monitor may be read as a current by a power meter or by a second SMU at 0 V
 MONITOR_CAPABILITIES = ("power_meter", "source_meter")
+#: LaserBoxx ``?STA`` codes that stop a run (LBX user's guide: 4 error, 5 alarm)
+STA_ERROR, STA_ALARM = 4, 5
 POWERS_ALLOWED = "a comma-separated list of laser powers (mW), each > 0 and at most 1000"
 
 
@@ -226,12 +229,18 @@ class _LaserBench(LabProcedure):
 
     def _check_laser(self) -> None:
         """A laser fault (``?F`` non-zero) → emission off and :class:`VocIntensityError`."""
-        errors = self.station["laser"].check_errors()
+        laser = self.station["laser"]
+        errors = laser.check_errors()
         if errors:
             self._laser_off()
             code, what = errors[0]
             raise VocIntensityError(f"laser fault {code} ({what}, '?F'): emission switched off; clear the fault "
                                     "and run again")
+        status = laser.status if hasattr(type(laser), "status") else None  # the LaserBoxx's ?STA
+        if status in (STA_ERROR, STA_ALARM):
+            self._laser_off()
+            raise VocIntensityError(f"laser status {status} ({LASER_STATUS.get(status)}, '?STA'): emission switched "
+                                    "off; check the laser and run again")
 
     def _laser_on(self, power_mW: float) -> None:
         laser = self.station["laser"]
@@ -319,6 +328,13 @@ class VocIntensityCalibrationProcedure(_LaserBench):
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
         self._powers = self._parse_powers()
+        sim = getattr(station.config, "simulation", None)
+        sphere = getattr(sim, "sphere", None) if getattr(sim, "enabled", False) else None
+        true_mm = getattr(sphere, "reference_aperture_mm", None)
+        if true_mm is not None and not math.isclose(true_mm, self.reference_aperture_mm, rel_tol=1e-9):
+            raise ConfigError(f"parameter reference_aperture_mm = {self.reference_aperture_mm:g}: the simulated "
+                              f"bench's reference sensor has a {true_mm:g} mm aperture "
+                              f"(simulation.sphere.reference_aperture_mm); allowed: {true_mm:g}")
         if not station.can_place_in_beam:
             raise ConfigError(f"procedure {self.NAME} places the reference sensor at the sample port "
                               "(station.place_in_beam), and nobody can be asked: stdin is not a terminal and the "

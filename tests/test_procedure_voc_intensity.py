@@ -275,7 +275,8 @@ def test_the_lowest_points_are_instrument_limited_with_the_meters_offset(tmp_pat
 
 def test_up_down_gives_the_drift_per_intensity(tmp_path, calibration):
     data = bench_data(slots=3)  # 9 combinations → a short ladder
-    result, _ = run(tmp_path, data, voc(calibration, one_sun_mW_cm2=54.54, direction="up-down"))
+    result, station = run(tmp_path, data, voc(calibration, one_sun_mW_cm2=54.54, direction="up-down"))
+    assert not _laser_emits(station)  # off at the end of a completed run
     frame = load_run(result.path).streams["voc"]
     up = frame[frame.direction == "up"].set_index("step").voc_V
     down = frame[frame.direction == "down"].set_index("step").voc_V
@@ -434,6 +435,9 @@ def test_a_wheel_without_calibrated_filters_is_refused(tmp_path, calibration):
 def test_bad_parameters_are_refused_before_io(tmp_path, calibration):
     _refused(tmp_path, bench_data(), VocIntensityCalibrationProcedure(powers_mW="20, -3"),
              r"^parameter powers_mW = '20, -3': allowed a comma-separated list")
+    _refused(tmp_path, bench_data(), VocIntensityCalibrationProcedure(reference_aperture_mm=10.0),
+             r"^parameter reference_aperture_mm = 10: the simulated bench's reference sensor has a 9.5 mm aperture "
+             r"\(simulation.sphere.reference_aperture_mm\); allowed: 9.5$")
     _refused(tmp_path, bench_data(), voc(calibration, one_sun_mW_cm2=54.54, compliance_V=5.0),
              r"^parameter compliance_V = 5.0: allowed range is 0.02 to 1.5 \(station limit of instrument 'smu'")
     data = bench_data()
