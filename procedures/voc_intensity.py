@@ -574,6 +574,7 @@ class VocIntensityProcedure(_LaserBench):
             raise ConfigError(f"parameter calibration_file = {str(path)!r}: not a completed {CALIBRATION_NAME} run "
                               "with results (allowed: the .h5 file of a `labctl run voc-intensity-calibration`)")
         self._calibration_path = path
+        self.calibration_file = str(path)  # the run file records the calibration used (found in the catalog)
         self._calibration = dict(results)
         if self.monitor_floor_A > 0:
             self._calibration["monitor_floor_A"] = self.monitor_floor_A
@@ -609,6 +610,7 @@ class VocIntensityProcedure(_LaserBench):
                               "J–V run or --set one_sun_mW_cm2=VALUE")
         self._jsc_mA_cm2 = float(np.mean(jsc))
         self._jv_path = path
+        self.jv_file = str(path)  # the run file records the J–V run used (found in the catalog)
 
     # -- the measurement ----------------------------------------------------------------------------------------
     @property

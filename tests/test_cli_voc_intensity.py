@@ -50,6 +50,7 @@ def test_voc_intensity_json_has_the_issues_keys(runs):  # noqa: ANN001
     assert r["calibration_run"] == load_run(cal_file).info["run_id"]  # found through the catalog
     jv_file = json.loads(runs["jv"].stdout)["file"]
     assert any(jv_file in line for line in run.events)  # the sample's J–V run, found through the catalog
+    assert run.parameters["jv_file"] == jv_file and run.parameters["calibration_file"] == cal_file  # recorded
     assert (run.path.with_suffix(".png")).is_file()
 
 
