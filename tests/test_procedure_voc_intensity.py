@@ -291,6 +291,32 @@ def test_up_down_gives_the_drift_per_intensity(tmp_path, calibration):
     assert r["fitted_pass"] == "up"
 
 
+def test_up_down_drift_is_the_light_soaking_of_the_device(tmp_path, calibration):
+    """A single n = 1 diode whose J0 grows with the light dose, J0·exp(dose/τ) (simulation.device.degradation,
+    dose in sun·s): between the up and the down reading of a step Voc changes by
+    Vt·[ln(X_down/X_up) − ΔD/τ], ΔD = Σ X·Δt over the rows in between (each step's X held from the row before)."""
+    tau_h = 0.02
+    data = bench_data([(1.0, J01)], slots=3)
+    data["simulation"]["device"]["degradation"] = {"enabled": True, "j0_growth_tau_h": tau_h}
+    result, _ = run(tmp_path, data, voc(calibration, one_sun_mW_cm2=54.54, direction="up-down",
+                                        settle_mode="fixed", fixed_wait_s=5.0))
+    assert result.status == "completed", result.error
+    frame = load_run(result.path).streams["voc"].reset_index(drop=True)
+    t, x = frame.time_s.to_numpy(), frame.suns.to_numpy()
+    dose = np.concatenate([[0.0], np.cumsum(x[1:] * np.diff(t))])
+    n_up = int((frame.direction == "up").sum())
+    expected, measured = [], []
+    for k in range(n_up):
+        j = int(np.flatnonzero((frame.direction == "down") & (frame.step == frame.step[k]))[0])
+        expected.append(VT * (math.log(x[j] / x[k]) - (dose[j] - dose[k]) / (tau_h * 3600)) * 1e3)
+        measured.append((frame.voc_V[j] - frame.voc_V[k]) * 1e3)
+    points = result.results["up_down"]["points"]
+    assert [p["dvoc_mV"] for p in points] == pytest.approx(measured)
+    assert min(expected) < -5  # a drift well above the noise
+    assert measured == pytest.approx(expected, rel=0.1, abs=0.3)
+    assert result.results["up_down_mean_abs_dvoc_mV"] == pytest.approx(np.mean(np.abs(measured)))
+
+
 def test_with_a_junction_capacitance_voc_converges_to_its_steady_state(tmp_path, calibration):
     """100 nF/cm² (τ ~ 5 s at 1e-7 sun): slots {1, 6} of each wheel give 4 steps over 70 dB, from 1e-7 sun up;
     the converged Voc is the static root within 0.5 mV (the benchmark's tolerance) at every step. (The simulated
