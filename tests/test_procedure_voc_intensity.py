@@ -341,6 +341,8 @@ def test_below_the_monitor_floor_the_irradiance_comes_from_the_ladder(tmp_path, 
     step's monitor reading; the monitor above it."""
     data = bench_data(slots=3)
     result, _ = run(tmp_path, data, voc(calibration, one_sun_mW_cm2=54.54, monitor_floor_A=1e-4))
+    events = load_run(result.path).events
+    assert any("WARNING: the ladder spans 25.8 dB, less than 70 dB" in line for line in events)  # -log10(0.01021·0.259)
     frame = load_run(result.path).streams["voc"]
     isc = load_run(result.path).streams["isc"].iloc[0]
     below = frame.monitor_signal_A <= 1e-4
