@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
@@ -155,18 +155,15 @@ class FW102CSettings(BaseModel):
     filters: dict[int, FilterSlot] | None = None
     calibration_wavelength_nm: float | None = Field(None, gt=0, lt=10000)
 
-    @field_validator("filters")
-    @classmethod
-    def _slots_on_a_wheel(cls, filters: dict[int, FilterSlot] | None) -> dict[int, FilterSlot] | None:
-        for slot in filters or {}:
-            if not 1 <= slot <= MAX_SLOTS:
-                raise ValueError(f"filters.{slot}: no such slot on an FW102C/FW212C wheel (allowed: 1-{MAX_SLOTS})")
-        return filters
-
     @model_validator(mode="after")
-    def _transmissions_need_their_wavelength(self) -> FW102CSettings:
+    def _filters_fit_the_wheel(self) -> FW102CSettings:
+        for slot, f in (self.filters or {}).items():
+            if not 1 <= slot <= MAX_SLOTS:
+                raise ValueError(f"filters.{slot} = {{od: {f.od:g}, transmission: {f.transmission:g}}}: no such slot "
+                                 f"on an FW102C/FW212C wheel (allowed: slots 1-{MAX_SLOTS})")
         if self.filters and self.calibration_wavelength_nm is None:
-            raise ValueError("filters need calibration_wavelength_nm (the wavelength of the measured transmissions)")
+            raise ValueError("calibration_wavelength_nm = None: the filters' transmissions need the wavelength they "
+                             "were measured at (allowed: a wavelength in nm)")
         return self
 
     def transmission_table(self) -> dict[int, float]:
@@ -180,9 +177,14 @@ class FW102CSettings(BaseModel):
 
 def configure_fw102c(wheel: ThorlabsFW102C, settings: FW102CSettings | None) -> None:
     """Apply the station file's settings (those given) to the controller; ``filters`` and
-    ``calibration_wavelength_nm`` describe what is in the wheel and send nothing."""
+    ``calibration_wavelength_nm`` describe what is in the wheel and send nothing (a filter in slot 7-12 asks
+    ``pcount?`` and is refused on a 6-slot wheel)."""
     if settings is None:
         return
+    highest = max(settings.filters or {0: None})
+    if highest > 6 and (count := wheel.slot_count) < highest:  # a 6-slot wheel has no slot 7-12
+        raise FW102CError(f"{wheel.name}: settings.filters.{highest} is beyond the wheel's {count} slots "
+                          f"(allowed: slots 1-{count})")
     if settings.speed is not None:
         wheel.speed_high = settings.speed == "high"
     if settings.sensors_always_on is not None:

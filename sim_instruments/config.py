@@ -190,10 +190,10 @@ class FilterWheelsConfig(_Strict):
         for name in ("od_wheel_1", "od_wheel_2"):
             for slot, t in getattr(self, name).items():
                 if not 1 <= slot <= 12:
-                    raise ValueError(f"simulation.filter_wheels.{name}.{slot}: no such slot (allowed: 1-12)")
+                    raise ValueError(f"{name}.{slot} = {t!r}: no such slot on an FW102C/FW212C wheel "
+                                     "(allowed: slots 1-12)")
                 if not 0 < t <= 1:
-                    raise ValueError(f"simulation.filter_wheels.{name}.{slot} = {t!r} (allowed: a transmission "
-                                     "0 < T <= 1)")
+                    raise ValueError(f"{name}.{slot} = {t!r}: not a transmission (allowed: 0 < T <= 1)")
         return self
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.analysis import sdm
 from sim_instruments.optics import HC_NM_V
 
 HOUR_S = 3600.0
@@ -167,7 +168,6 @@ class LaserPath:
         self.laser.listeners.append(self._laser_changed)
         for wheel in self.wheels.values():
             wheel.listeners.append(self._changed)
-        self._held: float | None = None
 
     # -- the laser -----------------------------------------------------------------------------------------
     def _laser_changed(self) -> None:
@@ -186,8 +186,9 @@ class LaserPath:
         return self._emission_s
 
     def emitted_power_W(self, draw: bool = True) -> float:
-        """The laser's output now (W): set-point × (1 + drift·hours of emission) × (1 + noise·z) (draw: a new
-        noise draw z ~ N(0, 1), or the one held by :meth:`steady`; False: no noise). 0 when off."""
+        """The laser's output now (W): set-point × (1 + drift·hours of emission) × (1 + noise·z), with a new draw
+        z ~ N(0, 1) (``draw`` False: no noise). 0 when off. A reading holds its draw: the bench's
+        ``steady_light`` for the device, :meth:`PhotodiodeTerminal.steady_light` for the monitor on an SMU."""
         laser = self.laser
         if not laser.on or laser.power_W <= 0:
             return 0.0
@@ -197,20 +198,8 @@ class LaserPath:
             power *= max(1.0 + drift * self.emission_time_s() / HOUR_S, 0.0)
         noise = getattr(laser, "power_noise", 0.0)
         if draw and noise > 0:
-            z = self._held if self._held is not None else float(self.rng.standard_normal())
-            power *= max(1.0 + noise * z, 0.0)
+            power *= max(1.0 + noise * float(self.rng.standard_normal()), 0.0)
         return power
-
-    @contextmanager
-    def steady(self) -> Any:
-        """One noise draw of the laser for everything inside (one reading of one instrument)."""
-        held = self._held
-        if held is None:
-            self._held = float(self.rng.standard_normal())
-        try:
-            yield
-        finally:
-            self._held = held
 
     # -- the path ------------------------------------------------------------------------------------------
     def wheel(self, name: str) -> AttenuatorWheel:
@@ -295,7 +284,7 @@ def place_in_beam(bench: Any, detector: str) -> None:
 #: saturation current of the monitor photodiode's junction (A) when an SMU biases it: a ~13 mm² Si photodiode
 #: [L: order of magnitude of a Thorlabs FDS100-type diode's dark characteristic]; ideality 1
 MONITOR_SATURATION_CURRENT_A = 1e-10
-MONITOR_TEMPERATURE_K = 298.15
+MONITOR_TEMPERATURE_K = sdm.STC_TEMPERATURE_K
 
 
 class PhotodiodeTerminal:
@@ -325,9 +314,7 @@ class PhotodiodeTerminal:
 
     @property
     def _vt_V(self) -> float:
-        from scipy.constants import Boltzmann, elementary_charge
-
-        return Boltzmann * MONITOR_TEMPERATURE_K / elementary_charge
+        return float(sdm.thermal_voltage_V(MONITOR_TEMPERATURE_K))
 
     def _light_A(self) -> float:
         return self._held_A if self._held_A is not None else self.path.monitor_current_A()

@@ -44,6 +44,9 @@ from sim_instruments.scpi import (
 
 IDENTITIES = {"PM100D": "Thorlabs,PM100D,P0012345,2.6.0", "PM100USB": "Thorlabs,PM100USB,P2001234,1.7.0"}
 SENSOR_IDN = "S120C,00123456,10-Mar-2020,1,18,289"  # photodiode; flags 1 power + 32 λ settable + 256 temperature
+#: the reference sensor of the light-intensity-Voc bench's calibration (S121C-type Si photodiode, 400–1100 nm,
+#: up to 500 mW [H data sheet]; serial and date are example values [L])
+REFERENCE_SENSOR_IDN = "S121C,00234567,02-Feb-2026,1,18,289"
 WAVELENGTH_RANGE_NM = (400.0, 1100.0)
 DEFAULT_WAVELENGTH_NM = 635.0
 POWER_RANGES_W = tuple(10.0**k for k in range(-8, 0))
@@ -105,6 +108,9 @@ class PM100Emulator(ScpiInstrument):
         self.laser_fraction, self.quantum_efficiency = laser_fraction, quantum_efficiency
         self.dark_current_A = dark_current_A
         self.sim_name = sim_name
+        #: the sensor's ``SYST:SENS:IDN?``: the reference sensor of a bench with a sphere is an S121C
+        self.sensor_idn = REFERENCE_SENSOR_IDN if sim_name == "power_meter" and path is not None \
+            and path.sphere is not None else SENSOR_IDN
         self.line_Hz = 50
         self.reset()
 
@@ -195,7 +201,7 @@ _SENS = "[:SENSe[1]]"
 PM100Emulator.COMMANDS = (
     *COMMON_COMMANDS,
     *SYSTEM_ERROR_COMMANDS,
-    Command(":SYSTem:SENSor:IDN", query=lambda s, p: SENSOR_IDN),
+    Command(":SYSTem:SENSor:IDN", query=lambda s, p: s.sensor_idn),
     Command(":SYSTem:LFRequency", write=E._set_line, query=lambda s, p: str(s.line_Hz)),
     number(f"{_SENS}:CORRection:WAVelength", "wavelength_nm", *WAVELENGTH_RANGE_NM, DEFAULT_WAVELENGTH_NM, fmt=_fmt),
     number(f"{_SENS}:CORRection:BEAMdiameter", "beam_mm", 0.1, 20.0, 9.5, fmt=_fmt),

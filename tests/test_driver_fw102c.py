@@ -172,3 +172,52 @@ def test_move_longer_than_the_read_timeout_in_real_time() -> None:
             assert fw.position == 2
         finally:
             fw.adapter.close()
+
+
+# -- the filters a wheel holds (station settings) -------------------------------------------------------------
+def test_filter_settings_are_validated_and_give_the_transmission_table() -> None:
+    from pydantic import ValidationError
+
+    from drivers.thorlabs_fw102c import FW102CSettings
+
+    s = FW102CSettings(calibration_wavelength_nm=520,
+                       filters={3: {"od": 2.0, "transmission": 0.0102}, 1: {"od": 0, "transmission": 1.0}})
+    assert s.transmission_table() == {1: 1.0, 3: 0.0102} and list(s.transmission_table()) == [1, 3]
+    assert s.od_table() == {1: 0.0, 3: 2.0}
+    assert FW102CSettings().transmission_table() == {}
+    for bad in ({1: {"od": -0.1, "transmission": 1.0}}, {1: {"od": 1.0, "transmission": 0.0}},
+                {1: {"od": 1.0, "transmission": 1.2}}, {13: {"od": 1.0, "transmission": 0.1}},
+                {0: {"od": 1.0, "transmission": 0.1}}, {1: {"od": 1.0}}):
+        with pytest.raises(ValidationError):
+            FW102CSettings(calibration_wavelength_nm=520, filters=bad)
+    with pytest.raises(ValidationError, match="calibration_wavelength_nm"):
+        FW102CSettings(filters={1: {"od": 0.0, "transmission": 1.0}})
+
+
+def test_filter_setting_errors_name_the_key() -> None:
+    import yaml
+
+    from labctl.config import ConfigError, parse_station
+    from tests.test_sim_laser_path import STATION_FILE
+
+    data = yaml.safe_load(STATION_FILE.read_text())
+    data["instruments"]["od_wheel_2"]["settings"]["filters"][4]["transmission"] = 1.5
+    with pytest.raises(ConfigError, match=r"instruments\.od_wheel_2\.settings\.filters\.4\.transmission = 1\.5"):
+        parse_station(data)
+    data["instruments"]["od_wheel_2"]["settings"]["filters"] = {13: {"od": 1.0, "transmission": 0.1}}
+    with pytest.raises(ConfigError, match=r"instruments\.od_wheel_2\.settings\.filters\.13 = .*allowed: slots 1-12"):
+        parse_station(data)
+
+
+def test_configure_sends_nothing_for_the_filters_and_refuses_a_slot_beyond_the_wheel() -> None:
+    from drivers.thorlabs_fw102c import FW102CSettings, configure_fw102c
+
+    settings = FW102CSettings(calibration_wavelength_nm=520, filters={6: {"od": 5.0, "transmission": 9e-6}})
+    with expected_protocol(ThorlabsFW102C, []) as fw:
+        configure_fw102c(fw, settings)
+    settings = FW102CSettings(calibration_wavelength_nm=520, filters={8: {"od": 5.0, "transmission": 9e-6}})
+    with expected_protocol(ThorlabsFW102C, query("pcount?", "6")) as fw, \
+            pytest.raises(FW102CError, match=r"filters\.8 is beyond the wheel's 6 slots"):
+        configure_fw102c(fw, settings)
+    with expected_protocol(ThorlabsFW102C, query("pcount?", "12")) as fw:
+        configure_fw102c(fw, settings)

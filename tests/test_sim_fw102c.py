@@ -175,3 +175,62 @@ def test_sweepme_style_position_parsing(bench: FakeBench, wheel: FW102CEmulator)
     assert adapter.read() == "pos=2"
     assert adapter.read_bytes(2) == b"> "
     assert bench.optics.wheel_position == 2
+
+
+# -- the laser path's attenuator wheels (sim://od_wheel_1, sim://od_wheel_2) -----------------------------------
+def _laser_path_bench(table: dict[int, float] | None = None):
+    from sim_instruments.bench import Bench
+    from sim_instruments.laser_path import AttenuatorWheel
+
+    wheels = {"od_wheel_1": AttenuatorWheel("od_wheel_1", table or {2: 0.1, 3: 0.01})}
+    return Bench(od_wheels=wheels)
+
+
+def test_od_wheels_turn_the_laser_path_not_the_eqe_wheel() -> None:
+    bench = _laser_path_bench()
+    eqe_before = bench.optics.wheel_position if bench.optics is not None else None
+    wheel = FW102CEmulator(bench, sim_name="od_wheel_1")
+    assert wheel.handle("pcount?") == "6"  # six slots: the true transmission table's size
+    wheel.handle("pos=3")
+    assert bench.clock.now() == pytest.approx(2.0)  # two adjacent slots at high speed
+    assert bench.laser_path.wheel("od_wheel_1").wheel_position == 3
+    assert bench.laser_path.transmission() == pytest.approx(0.01)
+    second = FW102CEmulator(bench, sim_name="od_wheel_2")  # no table: an open wheel of 6 slots
+    second.handle("pos=5")
+    assert second.handle("pos?") == "5" and wheel.handle("pos?") == "3"
+    assert bench.laser_path.transmission() == pytest.approx(0.01)
+    assert (bench.optics.wheel_position if bench.optics is not None else None) == eqe_before
+
+
+def test_an_od_wheel_with_a_slot_above_6_has_12_slots() -> None:
+    wheel = FW102CEmulator(_laser_path_bench({1: 1.0, 9: 0.001}), sim_name="od_wheel_1")
+    assert wheel.handle("pcount?") == "12"
+    assert wheel.handle("pos=9") is None and wheel.handle("pos?") == "9"
+
+
+def test_a_stuck_wheel_echoes_pos_but_never_sends_the_prompt_and_does_not_move(bench: FakeBench,
+                                                                               wheel: FW102CEmulator) -> None:
+    adapter = EmulatorAdapter(wheel, read_termination="\r", write_termination="\r")
+    wheel.stuck = True
+    adapter.write("pos=4")
+    assert adapter.read() == "pos=4"  # the echo
+    assert adapter.read_bytes(-1) == b""  # and nothing after it: no prompt
+    assert bench.clock.now() == 0.0 and bench.optics.changes == []
+    adapter.write("pos?")  # the controller still answers queries (the motor is jammed, not the console)
+    assert adapter.read() == "pos?" and adapter.read() == "1" and adapter.read_bytes(2) == b"> "
+    wheel.stuck = False
+    adapter.write("pos=2")
+    assert adapter.read() == "pos=2" and adapter.read_bytes(2) == b"> "
+    assert bench.optics.changes == [(pytest.approx(1.0), 2)]
+
+
+def test_make_emulator_hands_the_sim_name_to_the_wheel() -> None:
+    from drivers.thorlabs_fw102c import THORLABS_FW102C_REGISTRATION
+    from sim_instruments import make_emulator
+
+    bench = _laser_path_bench()
+    assert make_emulator(THORLABS_FW102C_REGISTRATION, bench, name="od_wheel_1").optics is \
+        bench.laser_path.wheel("od_wheel_1")
+    assert make_emulator(THORLABS_FW102C_REGISTRATION, bench, name="filter_wheel").optics is bench.optics
+    with pytest.raises(ValueError, match=r"allowed: 'sim://filter_wheel', 'sim://od_wheel_1', 'sim://od_wheel_2'"):
+        make_emulator(THORLABS_FW102C_REGISTRATION, bench, name="od_wheel_3")

@@ -200,3 +200,46 @@ def test_station_check_lists_the_simulated_power_meter(tmp_path) -> None:  # noq
     assert res.exit_code == 0, res.output
     assert "meter: thorlabs_pm100d at sim://power_meter" in res.output and "offers: power_meter" in res.output
     assert "Thorlabs,PM100D," in res.output and "errors: none" in res.output
+
+
+# -- on a bench with an integrating sphere: the monitor photodiode and the reference sensor -------------------
+def _sphere_bench() -> Bench:
+    from sim_instruments.laser_path import IntegratingSphere, MonitorPhotodiode, ReferenceSensor, Sphere
+
+    sphere = Sphere(IntegratingSphere(50.8, 0.95, 0.04), MonitorPhotodiode(10.0, 0.6, 5e-12), ReferenceSensor(8.0))
+    from sim_instruments.bench import CellParameters, Light
+
+    b = Bench(cell=CellParameters(eqe=lambda wavelength_nm: 0.8), light=Light(shutter_open=False), sphere=sphere)
+    b.laser.wavelength_nm, b.laser.power_W, b.laser.on = 520.0, 0.04, True
+    return b
+
+
+#: sample-port irradiance (W/cm²) of 40 mW in a 2-inch sphere, ρ = 0.95, f = 0.04: E = P·ρ/(1 − ρ(1 − f))/(π d²)
+E_SPHERE_W_CM2 = 0.04 * 0.95 / (1 - 0.95 * 0.96) / (3.141592653589793 * 5.08**2)
+
+
+def test_monitor_reads_the_in_sphere_photodiode_current_and_its_power_over_the_console_responsivity() -> None:
+    pm = PM100Emulator(_sphere_bench(), sim_name="monitor")
+    current_A = E_SPHERE_W_CM2 * 0.10 * 0.6 * 520.0 / HC_OVER_Q_NM_V + 5e-12  # 10 mm², QE 0.6, dark 5 pA
+    assert float(pm.handle("MEAS:CURR?")) == pytest.approx(current_A, rel=1e-6)
+    pm.handle("SENS:CORR:WAV 520")
+    # the console divides by its own sensor responsivity (QE 0.8 at its wavelength), as the real one does
+    assert float(pm.handle("MEAS:POW?")) == pytest.approx(current_A / (0.8 * 520.0 / HC_OVER_Q_NM_V), rel=1e-6)
+
+
+def test_power_meter_is_the_reference_sensor_read_only_at_the_sample_port() -> None:
+    bench = _sphere_bench()
+    pm = PM100Emulator(bench, model="PM100USB")
+    assert pm.handle("SYST:SENS:IDN?").startswith("S121C,")  # the calibration's reference sensor
+    assert PM100Emulator(bench, sim_name="monitor").handle("SYST:SENS:IDN?").startswith("S120C,")
+    pm.handle("SENS:CORR:WAV 520")
+    assert float(pm.handle("MEAS:POW?")) == 0.0  # the device is at the port, lit
+    assert bench.suns > 0.0
+    bench.laser_path.place_at_sample_port("reference")
+    assert float(pm.handle("MEAS:POW?")) == pytest.approx(E_SPHERE_W_CM2 * 3.141592653589793 * 0.4**2, rel=1e-6)
+    assert bench.suns == 0.0  # the device left the port: dark
+
+
+def test_a_monitor_needs_a_sphere(bench: Bench) -> None:
+    with pytest.raises(ValueError, match=r"no integrating sphere.*simulation\.sphere"):
+        PM100Emulator(bench, sim_name="monitor")
