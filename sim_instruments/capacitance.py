@@ -3,17 +3,20 @@
 A current source (or nothing: open circuit) does not fix the voltage of a cell with capacitance C (F); the
 voltage is a state that the net current charges::
 
-    C·dV/dt = I(V),   I(V) = I_source − I_cell(V) − V/R_in   (A, photocurrent-positive cell convention)
+    C·dV/dt = I(V),   I(V) = I_s + J(V)·A − V/R_in   (A)
 
+with V the device's voltage (anode − cathode), I_s the source's current into the anode, J the cell's
+photocurrent-positive current density at V and R_in a resistance across the terminals (a voltmeter).
 ``I(V)`` decreases with V (the cell's recombination grows, its J–V is concave), so V relaxes to the root of
 ``I`` with the local time constant τ = C/G, G = −dI/dV: at Voc under light X, τ = C·n·Vt/J_ph(X) for a diode of
 ideality n — seconds at 1e-7 sun for C ~ 100 nF/cm², 0.1 µs at 1 sun. The problem is stiff (τ spans seven
 decades over a light-intensity ladder), so :func:`relax_voltage_V` integrates it with the exponential
 Rosenbrock–Euler method (exact relaxation of the ODE linearised at the present voltage, L-stable, second order
 for an autonomous ODE: Hochbruck, Ostermann & Schweitzer, "Exponential Rosenbrock-type methods", SIAM J.
-Numer. Anal. 47 (2009) 786), with steps that move the voltage by at most :data:`STEP_V` (so the steps adapt
-to the local τ), and it goes straight to the equilibrium (Newton's method) once the time left is many local
-time constants.
+Numer. Anal. 47 (2009) 786). Each step moves the voltage by at most a step that adapts to the curvature of I(V)
+(the conductance may change by :data:`CONDUCTANCE_CHANGE` per step: ~0.25 mV where a diode of n = 1 dominates,
+volts where the cell is ohmic), and the integration goes straight to the equilibrium once the time left is
+many time constants.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
+CONDUCTANCE_CHANGE = 0.01
+"""Largest relative change of the conductance G = −dI/dV over one step: for a diode, a step of 1 % of n·Vt,
+whose linearisation error is ~(0.01)³·n·Vt/6 (the whole transient stays within a few µV)."""
 STEP_V = 0.5e-3
-"""Largest voltage change of one step (V): the linearisation's error per step is ~STEP_V³/(6·(n·Vt)²), a few µV
-over a transient of 1 V."""
+"""The first step's largest voltage change (V), adapted from there (from STEP_V/4 to MAX_STEP_V)."""
+MAX_STEP_V = 1.0
+"""The largest voltage change of one step (V), where I(V) is nearly straight (ohmic)."""
 SETTLED_TAU = 25.0
 """Time left, in time constants, beyond which the state is at its equilibrium (e^-25 of the distance, < 1e-10 V)."""
 STEP_TAU = 3.0
@@ -82,6 +89,7 @@ def relax_voltage_V(net_current_A: Callable[[float], float], v0_V: float, dt_s: 
     """
     v = min(max(v0_V, v_min_V), v_max_V)
     t_left = dt_s
+    step_V, g_last = STEP_V, math.nan
     recheck_tau = math.inf  # the far-from-equilibrium bound is tried again once τ has halved
     for _ in range(MAX_STEPS):
         if t_left <= 0:
@@ -90,19 +98,23 @@ def relax_voltage_V(net_current_A: Callable[[float], float], v0_V: float, dt_s: 
         if _held(v, i0, v_min_V, v_max_V):
             break  # at the equilibrium, or held at the limit
         g = _conductance_S(net_current_A, v, i0)
+        step_V = _adapted_step_V(step_V, g_last, g)
+        g_last = g
         tau = capacitance_F / g if g > 0 else math.inf
         newton = i0 / g if g > 0 else math.copysign(math.inf, i0)  # the linearised equilibrium's distance (V)
         if t_left >= SETTLED_TAU * tau:
-            if abs(newton) <= STEP_V:  # close to it, with many τ left: there
-                return _equilibrium(net_current_A, v, i0, newton, v_min_V, v_max_V)[0]
-            if tau < recheck_tau:
+            if abs(newton) <= step_V:  # close to it, with many τ left: there
+                found = _equilibrium(net_current_A, v, i0, newton, v_min_V, v_max_V)
+                if found is not None:
+                    return found[0]
+            elif tau < recheck_tau:
                 recheck_tau = tau / 2
                 settled = _settled_V(net_current_A, v, i0, g, newton, t_left, capacitance_F, v_min_V, v_max_V)
                 if settled is not None:
                     return settled
-        # the time in which the linearised relaxation moves the voltage by STEP_V, at most STEP_TAU·τ
-        if abs(newton) > STEP_V:
-            h = -tau * math.log1p(-STEP_V / abs(newton)) if g > 0 else STEP_V * capacitance_F / abs(i0)
+        # the time in which the linearised relaxation moves the voltage by step_V, at most STEP_TAU·τ
+        if abs(newton) > step_V:
+            h = -tau * math.log1p(-step_V / abs(newton)) if g > 0 else step_V * capacitance_F / abs(i0)
         else:
             h = STEP_TAU * tau
         h = min(h, t_left)
@@ -110,6 +122,16 @@ def relax_voltage_V(net_current_A: Callable[[float], float], v0_V: float, dt_s: 
         v = min(max(v, v_min_V), v_max_V)
         t_left -= h
     return v
+
+
+def _adapted_step_V(step_V: float, g_last_S: float, g_S: float) -> float:
+    """The next step's largest voltage change (V): grown or shrunk (at most ×2, /2) so that the conductance
+    changes by about :data:`CONDUCTANCE_CHANGE` per step."""
+    if not (g_last_S > 0 and g_S > 0):
+        return min(2.0 * step_V, MAX_STEP_V) if g_S == g_last_S == 0.0 else step_V
+    change = abs(g_S / g_last_S - 1.0)
+    factor = min(max(CONDUCTANCE_CHANGE / change, 0.5), 2.0) if change > 0 else 2.0
+    return min(max(step_V * factor, STEP_V / 4), MAX_STEP_V)
 
 
 def _held(v_V: float, i_A: float, v_min_V: float, v_max_V: float) -> bool:
@@ -130,15 +152,19 @@ def _settled_V(net_current_A: Callable[[float], float], v_V: float, i_A: float, 
     A concave decreasing I(V) lies above its chords and below its tangents, so |dV/dt| >= G_b·|V − V_eq|/C
     along the way with G_b = G(V) when rising (the chord to the equilibrium is steeper than the tangent here)
     and G_b = G(V_eq) when falling: the distance shrinks at least as e^(−t·G_b/C)."""
-    v_eq, g_eq = _equilibrium(net_current_A, v_V, i_A, newton_V, v_min_V, v_max_V)
+    found = _equilibrium(net_current_A, v_V, i_A, newton_V, v_min_V, v_max_V)
+    if found is None:
+        return None
+    v_eq, g_eq = found
     bound_S = g_S if i_A > 0 else g_eq
     return v_eq if bound_S > 0 and t_left_s * bound_S >= SETTLED_TAU * capacitance_F else None
 
 
 def _equilibrium(net_current_A: Callable[[float], float], v_V: float, i_A: float, newton_V: float,
-                 v_min_V: float, v_max_V: float) -> tuple[float, float]:
+                 v_min_V: float, v_max_V: float) -> tuple[float, float] | None:
     """(V_eq, G at V_eq): the root of I(V) from the present ``v_V`` (or the limit that holds the voltage),
-    bracketed from V by steps growing from the linearised distance ``newton_V``, then Brent's method."""
+    bracketed from V by steps growing from the linearised distance ``newton_V``, then Brent's method; None if
+    there is neither within :data:`MAX_BRACKET_V` (the integration steps on)."""
     far = v_max_V if i_A > 0 else v_min_V
     # the first step at most BRACKET_START_V: a tiny conductance (a dark floating cell suddenly lit) predicts a
     # far equilibrium, and the cell's current evaluated volts beyond it overflows (e^(V/Vt))
@@ -149,8 +175,10 @@ def _equilibrium(net_current_A: Callable[[float], float], v_V: float, i_A: float
         i_outer = net_current_A(outer)
         if (i_outer > 0) != (i_A > 0) or i_outer == 0.0:
             break
-        if outer == far or abs(outer - v_V) >= MAX_BRACKET_V:
-            return outer, _conductance_S(net_current_A, outer, -i_A)  # held at the limit (or no root)
+        if outer == far:
+            return outer, _conductance_S(net_current_A, outer, -i_A)  # held at the limit
+        if abs(outer - v_V) >= MAX_BRACKET_V:
+            return None
         inner, step = outer, 2.0 * step
     v_eq = outer if i_outer == 0.0 else float(brentq(net_current_A, *sorted((inner, outer)), xtol=EQUILIBRIUM_TOL_V))
     d = DERIVATIVE_V
