@@ -24,8 +24,7 @@ def _invoke(*args: str):  # noqa: ANN202
 def runs(tmp_path_factory):  # noqa: ANN001, ANN201
     out = str(tmp_path_factory.mktemp("cli-voc"))
     cal = _invoke("run", "voc-intensity-calibration", "--station", STATION, "--out", out, "--json", "--no-plot")
-    jv = _invoke("run", "jv", "--station", STATION, "--out", out, "--sample", "qd1", "--json", "--no-plot",
-                 "--set", "expected_jsc_mA_cm2=20", "--set", "compliance_A=0.001")
+    jv = _invoke("run", "jv", "--station", STATION, "--out", out, "--sample", "qd1", "--json", "--no-plot")
     voc = _invoke("run", "voc-intensity", "--station", STATION, "--out", out, "--sample", "qd1", "--json")
     return {"cal": cal, "jv": jv, "voc": voc}
 

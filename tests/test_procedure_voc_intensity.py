@@ -243,12 +243,13 @@ def test_the_methods_device_gives_its_three_regimes_and_its_voc(tmp_path, calibr
 
 
 def test_the_lowest_points_are_instrument_limited_with_the_meters_offset(tmp_path, calibration):
-    """The voc bench's 2450: +10 pA source offset and 10 GΩ (methods ref. §4.2, §9 V2). Flagged: every point the
-    meter lowers by more than 1 mV; not flagged: every point it lowers by less than 0.25 mV (brentq, by hand)."""
+    """The voc bench's 2450: 10 pA drawn from the cell by the source offset, and 10 GΩ (methods ref. §4.2, §9 V2).
+    Flagged: every point the meter lowers by more than 1 mV; not flagged: every point it lowers by less than
+    0.25 mV (brentq, by hand)."""
     data = bench_data()
     meter = data["simulation"]["keithley2450"]
     result, _ = run(tmp_path, data, voc(calibration, one_sun_mW_cm2=54.54,
-                                        meter_offset_A=float(meter["current_offset_A"]),
+                                        meter_offset_A=abs(float(meter["current_offset_A"])),
                                         meter_input_resistance_ohm=float(meter["input_resistance_ohm"])))
     assert result.status == "completed", result.error
     j02 = crossing_j0(1.0, 2.0, J01, 10**-1.5)
@@ -258,7 +259,8 @@ def test_the_lowest_points_are_instrument_limited_with_the_meters_offset(tmp_pat
     frame = load_run(result.path).streams["voc"]
     flagged = set(np.round(result.results["instrument_limited_points"], 15))
     for x in frame.suns:
-        bias = expected_voc_V(x, diodes) - expected_voc_V(x, diodes, float(meter["current_offset_A"]),
+        # the offset is the source's error into HI (the anode): negative draws current from the cell
+        bias = expected_voc_V(x, diodes) - expected_voc_V(x, diodes, -float(meter["current_offset_A"]),
                                                           float(meter["input_resistance_ohm"]))
         if bias > 1e-3:
             assert round(x, 15) in flagged, (x, bias)
