@@ -3,8 +3,8 @@ per step that gives the same Voc within 0.5 mV at every step.
 
 Both run on the simulated voc bench (stations/voc-bench.yaml, virtual clock: the times are those of the real
 instruments and of the device) with a junction capacitance of 100 nF/cm² (simulation.device.capacitance_nF_cm2),
-which makes Voc at I = 0 settle with τ = C·n·Vt/J: seconds at 1e-7 sun, microseconds at 1 sun, and no laser drift
-(see :func:`bench`). The shortest
+which makes Voc at I = 0 settle with τ = C·n·Vt/J: seconds at 1e-7 sun, microseconds at 1 sun, and neither laser
+drift nor noise (see :func:`bench`: they would move Voc between runs whatever the settling). The shortest
 fixed wait is found by bisection (to 1 %); a 600 s fixed wait is the steady-state reference both are compared
 with. Target (issue 9): convergence at least 2x faster. Run: ``python benchmarks/bench_voc_settling.py``.
 """
@@ -40,6 +40,9 @@ def bench() -> dict:
     # no laser drift: a 600 s wait per step is 4.5 h of emission, and the 1 %/h drift would move Voc by
     # n·Vt·ln(1.045) ≈ 1-4 mV between the runs (the monitor corrects the intensity, not Voc); the noise stays
     data["simulation"]["laser"]["power_drift_per_h"] = 0.0
+    # no laser noise either: each reading's draw holds until the next, so a long wait settles Voc on one draw, and
+    # 0.2 % of intensity is 0.2 mV of Voc where n ≈ 3.6 (1e-7 sun): two runs differ by that much whatever the wait
+    data["simulation"]["laser"]["power_noise"] = 0.0
     return data
 
 
