@@ -218,19 +218,21 @@ class LaserPath:
             t *= wheel.transmission
         return t
 
+    def beam_power_W(self, draw: bool = True) -> float:
+        """Power of the beam after the wheels (W): what enters the sphere, or without one reaches the device."""
+        return self.emitted_power_W(draw) * self.transmission()
+
     def sample_port_irradiance_W_cm2(self, draw: bool = True) -> float:
         """Irradiance at the sphere's sample port (W/cm²); 0 without a sphere."""
         if self.sphere is None:
             return 0.0
-        return self.sphere.sphere.irradiance_W_cm2(self.emitted_power_W(draw) * self.transmission())
+        return self.sphere.sphere.irradiance_W_cm2(self.beam_power_W(draw))
 
     def device_power_W(self, area_cm2: float, draw: bool = True) -> float:
         """Laser power on the device (W): without a sphere all of the attenuated beam, with one E·area while the
         device is at the sample port (0 while the reference sensor is)."""
         if self.sphere is None:
-            if not self.wheels:
-                return self.emitted_power_W(draw)
-            return self.emitted_power_W(draw) * self.transmission()
+            return self.beam_power_W(draw)
         if self.at_sample_port != "dut":
             return 0.0
         return self.sample_port_irradiance_W_cm2(draw) * area_cm2

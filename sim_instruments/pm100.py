@@ -65,11 +65,14 @@ def responsivity_A_W(wavelength_nm: float, quantum_efficiency: float) -> float:
 
 
 def light_on_sensor(bench: Any, fraction: float) -> tuple[float, float]:
-    """(power (W), wavelength (nm)) of the light on the sensor: ``fraction`` × the bench laser's beam when on."""
+    """(power (W), wavelength (nm)) of the light on the sensor: ``fraction`` × the bench laser's beam when on
+    (after the laser path's wheels, with the laser's noise and drift, when the bench has a laser path)."""
     laser = bench.laser
     if not laser.on or laser.power_W <= 0:
         return 0.0, float(laser.wavelength_nm)
-    return fraction * float(laser.power_W), float(laser.wavelength_nm)
+    path = getattr(bench, "laser_path", None)
+    power_W = path.beam_power_W() if path is not None else float(laser.power_W)
+    return fraction * power_W, float(laser.wavelength_nm)
 
 
 class PM100Emulator(ScpiInstrument):

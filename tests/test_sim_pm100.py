@@ -243,3 +243,19 @@ def test_power_meter_is_the_reference_sensor_read_only_at_the_sample_port() -> N
 def test_a_monitor_needs_a_sphere(bench: Bench) -> None:
     with pytest.raises(ValueError, match=r"no integrating sphere.*simulation\.sphere"):
         PM100Emulator(bench, sim_name="monitor")
+
+
+def test_without_a_sphere_the_power_meter_sees_the_laser_noise_and_drift_as_the_device_does() -> None:
+    import numpy as np
+
+    from sim_instruments.bench import Laser
+
+    bench = Bench(laser=Laser(wavelength_nm=520.0, power_W=1e-3, on=True, power_noise=0.01, power_drift_per_h=0.1))
+    pm = PM100Emulator(bench)
+    pm.handle("SENS:CORR:WAV 520")
+    readings = np.array([float(pm.handle("MEAS:POW?")) for _ in range(1000)])
+    assert readings.std(ddof=1) / readings.mean() == pytest.approx(0.01, rel=0.12)  # 1000 readings: σ of σ 2.2 %
+    bench.laser.power_noise = 0.0
+    t_h = bench.clock.now() / 3600  # 1000 readings of 3 ms each: 3 s of emission
+    # the reply has 7 significant digits; the drift after 3 s is 8e-5 of the power
+    assert float(pm.handle("MEAS:POW?")) == pytest.approx(1e-3 * (1 + 0.1 * (t_h + 3e-3 / 3600)), rel=1e-6)
