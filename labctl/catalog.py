@@ -390,10 +390,10 @@ class Catalog:
             return [_to_run(row) for row in conn.execute(query)]
 
     def newest(self, procedure: str, *, station: str | None = None, status: str = "completed",
-               existing_file: bool = True) -> CatalogRun | None:
-        """The most recently started run of ``procedure`` (of ``station``, if given) with ``status`` whose file
-        exists (with ``existing_file``), or None."""
-        for run in self.runs(procedure=procedure, station=station, status=status, newest_first=True,
+               existing_file: bool = True, sample: str | None = None) -> CatalogRun | None:
+        """The most recently started run of ``procedure`` (of ``station`` and ``sample``, if given) with ``status``
+        whose file exists (with ``existing_file``), or None."""
+        for run in self.runs(procedure=procedure, station=station, sample=sample, status=status, newest_first=True,
                              check_running=False):
             if not existing_file or Path(run.path).is_file():
                 return run

@@ -366,6 +366,7 @@ class RunEngine:
     def _run(self, procedure: LabProcedure) -> RunResult:
         procedure.station = self.station
         procedure.data_dir = self.out_dir
+        procedure.sample = self.sample  # e.g. to find the sample's newest J–V run in the catalog
         procedure.validate(self.station)
         roles = list(procedure.REQUIRES) + [r for r in procedure.OPTIONAL if r in self.station.config.instruments]
         self.station.connect(roles)

@@ -11,6 +11,7 @@ any instrument is touched. After the run, :meth:`analyse` gets the streams read 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
@@ -84,6 +85,34 @@ class LabProcedure(Procedure):
         if not (low <= value <= high):
             extra = f" ({why})" if why else ""
             raise ConfigError(f"parameter {name} = {value}: allowed range is {low} to {high}{extra}")
+
+    def newest_run(self, procedure: str, sample: str | None = None) -> tuple[Path | None, str]:
+        """The file of the station's newest completed run of ``procedure`` (of ``sample``, if given) in the run
+        catalog (station.catalog, else the data folder's catalog.sqlite) whose file exists, or None; and where it
+        was looked for (``"of station 'x' in the run catalog URL nor in the data folder DIR"``, for the error).
+
+        When the catalog knows none but the data folder exists, the folder is reindexed first (runs made without
+        the catalog: by a RunEngine(catalog=False), or files copied in), then asked again. No instrument I/O."""
+        from labctl.catalog import Catalog, CatalogError, catalog_url
+
+        data_dir = Path(getattr(self, "data_dir", "runs"))
+        info = self.station.config.station if getattr(self, "station", None) is not None else None
+        url = catalog_url(info.catalog if info else None, data_dir)
+        station = info.name if info else None
+        found = None
+        if data_dir.is_dir() or (info and info.catalog):
+            try:
+                with Catalog(url) as catalog:
+                    found = catalog.newest(procedure, station=station, sample=sample)
+                    if found is None and data_dir.is_dir():
+                        catalog.reindex(data_dir)
+                        found = catalog.newest(procedure, station=station, sample=sample)
+            except CatalogError as exc:
+                raise ConfigError(f"station.catalog: {exc}") from None
+        of = f" of station {station!r}" if station else ""
+        of += f" and sample {sample!r}" if sample is not None else ""
+        return (Path(found.path) if found is not None else None,
+                f"{of} in the run catalog {url} nor in the data folder {data_dir}")
 
     # -- helpers used while running -----------------------------------------------------------------------------
     def record(self, stream: str, row: Mapping[str, Any]) -> None:

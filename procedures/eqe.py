@@ -554,31 +554,16 @@ class EQEProcedure(_WavelengthScan):
         (station.catalog, else the data folder's catalog.sqlite) whose file exists. When the catalog knows none
         but the data folder exists, the folder is reindexed first (runs made without the catalog: by a
         RunEngine(catalog=False), or files copied in), then asked again."""
-        from labctl.catalog import Catalog, CatalogError, catalog_url
-
         if self.calibration_file:
             path = Path(self.calibration_file)
             if not path.exists():
                 raise ConfigError(f"parameter calibration_file = {self.calibration_file!r}: no such file")
             return path
-        data_dir = Path(getattr(self, "data_dir", "runs"))
-        info = self.station.config.station if getattr(self, "station", None) is not None else None
-        url = catalog_url(info.catalog if info else None, data_dir)
-        found = None
-        if data_dir.is_dir() or (info and info.catalog):
-            try:
-                with Catalog(url) as catalog:
-                    found = catalog.newest("eqe-calibration", station=info.name if info else None)
-                    if found is None and data_dir.is_dir():
-                        catalog.reindex(data_dir)
-                        found = catalog.newest("eqe-calibration", station=info.name if info else None)
-            except CatalogError as exc:
-                raise ConfigError(f"station.catalog: {exc}") from None
+        found, where = self.newest_run("eqe-calibration")
         if found is not None:
-            return Path(found.path)
-        of = f" of station {info.name!r}" if info else ""
-        raise ConfigError(f"no completed eqe-calibration run{of} in the run catalog {url} nor in the data folder "
-                          f"{data_dir}: run `labctl run eqe-calibration` first, or give --set calibration_file=PATH")
+            return found
+        raise ConfigError(f"no completed eqe-calibration run{where}: run `labctl run eqe-calibration` first, or "
+                          "give --set calibration_file=PATH")
 
     def startup(self) -> None:
         self.log(f"calibration: {self._calibration_path} (run {self._reference_run})")

@@ -139,3 +139,75 @@ def plot_beam_power(ax: Axes, run: RunData) -> None:
     ax.set_xlabel("Wavelength (nm)")
     ax.set_ylabel("Beam power (µW)")
     ax.legend(fontsize=8)
+
+
+def plot_monitor_calibration(ax: Axes, run: RunData) -> None:
+    """A voc-intensity calibration: reference power against the monitor signal above dark, with k's line."""
+    data = run.streams["calibration"]
+    dark = data[data["laser_on"] == 0]
+    lit = data[data["laser_on"] == 1]
+    i0 = float(dark["monitor_current_A"].iloc[0]) if len(dark) else 0.0
+    p0 = float(dark["reference_power_W"].iloc[0]) if len(dark) else 0.0
+    x = lit["monitor_current_A"].to_numpy() - i0
+    ax.plot(1e6 * x, 1e3 * (lit["reference_power_W"].to_numpy() - p0), "o", ms=4, label="levels")
+    k = run.results.get("k_W_A")
+    if k is not None and x.size:
+        grid = np.linspace(0, float(x.max()), 50)
+        ax.plot(1e6 * grid, 1e3 * k * grid, lw=1, label=f"k = {k:.5g} W/A")
+    ax.set_xlabel("Monitor current above dark (µA)")
+    ax.set_ylabel("Reference power above dark (mW)")
+    ax.legend(fontsize=8)
+
+
+def plot_voc_intensity(ax: Axes, run: RunData) -> None:
+    """Voc against the suns-equivalent intensity (log axis, i.e. ln Φ), up and down passes, instrument-limited
+    points hollow, the fitted line of each regime and the global fit; the local n(Φ) on a second axis."""
+    from labctl.analysis.sdm import thermal_voltage_V
+    from procedures.voc_intensity import regime_line
+
+    data = run.streams["voc"]
+    r = run.results
+    t_k = float(r.get("temperature_K") or 298.15)
+    limited = np.isin(data["suns"].to_numpy(), np.asarray(r.get("instrument_limited_points") or [], dtype=float))
+    for direction, marker in (("up", "o"), ("down", "s")):
+        sel = (data["direction"] == direction).to_numpy()
+        if sel.any():
+            ax.semilogx(data["suns"][sel & ~limited], data["voc_V"][sel & ~limited], marker, ms=4, ls="",
+                        label=f"Voc, {direction}")
+        if (sel & limited).any():
+            ax.semilogx(data["suns"][sel & limited], data["voc_V"][sel & limited], marker, ms=4, ls="", mfc="none",
+                        color="0.5", label=f"instrument-limited, {direction}")
+    fitted = data[data["direction"] == r.get("fitted_pass", "up")]
+    phi, voc = fitted["suns"].to_numpy(), fitted["voc_V"].to_numpy()
+    for reg in r.get("regimes") or []:
+        lo, hi, n = reg.get("phi_min_suns"), reg.get("phi_max_suns"), reg.get("n")
+        if None in (lo, hi, n):
+            continue
+        sel = (phi >= lo * (1 - 1e-9)) & (phi <= hi * (1 + 1e-9)) & ~np.isin(phi, r.get("instrument_limited_points")
+                                                                              or [])
+        if sel.sum() < 1:
+            continue
+        a = regime_line(phi[sel], voc[sel], n, t_k)
+        grid = np.geomspace(lo, hi, 20)
+        vt = float(thermal_voltage_V(t_k))
+        ax.semilogx(grid, a + n * vt * np.log(grid), lw=2, alpha=0.7, label=f"{reg.get('label')}: n = {n:.2f}")
+    window, n_g = r.get("global_window_suns") or [None, None], r.get("n_global")
+    if n_g is not None and None not in window:
+        sel = (phi >= window[0] * (1 - 1e-9)) & (phi <= window[1] * (1 + 1e-9))
+        sel &= ~np.isin(phi, r.get("instrument_limited_points") or [])
+        if sel.any():
+            a = regime_line(phi[sel], voc[sel], n_g, t_k)
+            grid = np.geomspace(window[0], window[1], 20)
+            ax.semilogx(grid, a + n_g * float(thermal_voltage_V(t_k)) * np.log(grid), color="0.2", lw=0.8, ls="--",
+                        label=f"global: n = {n_g:.2f}")
+    ax.set_xlabel("Intensity (suns-equivalent, log axis = ln Φ)")
+    ax.set_ylabel("Voc (V)")
+    ax.legend(loc="upper left", fontsize=7)
+    local = r.get("local_n") or {}
+    if local.get("phi_suns"):
+        n_loc = np.array([np.nan if v is None else v for v in local["n"]], dtype=float)
+        twin = ax.twinx()
+        twin.semilogx(local["phi_suns"], n_loc, color="tab:red", lw=1, marker=".", ms=3)
+        twin.set_ylabel("local ideality n(Φ)", color="tab:red")
+        twin.set_ylim(0, max(5.0, float(np.nanmax(n_loc)) + 0.5) if np.isfinite(n_loc).any() else 5.0)
+

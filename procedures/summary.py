@@ -118,3 +118,29 @@ def print_eqe_checks(console: Console, results: Mapping[str, Any]) -> None:
         console.print(f"Jsc: integrated EQE {results['jsc_integrated_mA_cm2']:.3f} / J–V "
                       f"{results['jsc_jv_mA_cm2']:.3f} mA/cm² = {ratio:.4f} "
                       f"({'within' if ok else '[bold yellow]outside[/]'} ±{100 * tol:g} %)", highlight=False)
+
+
+def print_voc_intensity(console: Console, results: Mapping[str, Any]) -> None:
+    """A light-intensity Voc run: the global ideality, the regimes table, the instrument-limited points and the
+    up/down drift (methods ref. §4.1)."""
+    n, u = results.get("n_global"), results.get("n_global_stderr")
+    window = results.get("global_window_suns") or [None, None]
+    span = f" over {window[0]:.3g}–{window[1]:.3g} suns" if None not in window else ""
+    console.print(f"n (global): {_plus_minus(fmt('{:.3f}', n), n, u)}{span}; dynamic range "
+                  f"{fmt('{:.1f}', results.get('dynamic_range_dB'))} dB", highlight=False)
+    table = Table(title="Ideality regimes")
+    for name in ("regime", "Φ from (suns)", "Φ to (suns)", "n", "95 % interval", "points"):
+        table.add_column(name, justify="right")
+    for r in results.get("regimes") or []:
+        interval = f"{fmt('{:.3f}', r.get('n_low'))}–{fmt('{:.3f}', r.get('n_high'))}"
+        table.add_row(str(r.get("label", "")), fmt("{:.3g}", r.get("phi_min_suns")),
+                      fmt("{:.3g}", r.get("phi_max_suns")), fmt("{:.3f}", r.get("n")), interval,
+                      str(r.get("points", "")))
+    console.print(table)
+    limited = results.get("instrument_limited_points") or []
+    if limited:
+        console.print(f"instrument-limited (left out of the fits): {len(limited)} points, up to "
+                      f"{max(limited):.3g} suns", highlight=False)
+    if results.get("up_down_max_abs_dvoc_mV") is not None:
+        console.print(f"up/down drift: |ΔVoc| max {results['up_down_max_abs_dvoc_mV']:.3f} mV, mean "
+                      f"{results['up_down_mean_abs_dvoc_mV']:.3f} mV", highlight=False)

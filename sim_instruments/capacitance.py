@@ -44,6 +44,8 @@ EQUILIBRIUM_TOL_V = 1e-10
 """The equilibrium is found to this (V)."""
 MAX_BRACKET_V = 10.0
 """Farthest the equilibrium is looked for from the present voltage (V)."""
+BRACKET_START_V = 0.1
+"""Largest first step of the search for the equilibrium (V; the steps then double)."""
 MAX_STEPS = 100_000
 
 
@@ -164,7 +166,9 @@ def _equilibrium(net_current_A: Callable[[float], float], v_V: float, i_A: float
     bracketed from V by steps growing from the linearised distance ``newton_V``, then Brent's method; None if
     there is neither within :data:`MAX_BRACKET_V` (the integration steps on)."""
     far = v_max_V if i_A > 0 else v_min_V
-    step = math.copysign(min(max(abs(newton_V), STEP_V), MAX_BRACKET_V), i_A)
+    # the first step at most BRACKET_START_V: a tiny conductance (a dark floating cell suddenly lit) predicts a
+    # far equilibrium, and the cell's current evaluated volts beyond it overflows (e^(V/Vt))
+    step = math.copysign(min(max(abs(newton_V), STEP_V), BRACKET_START_V), i_A)
     inner = v_V
     while True:
         outer = min(max(inner + step, v_min_V), v_max_V)
