@@ -85,8 +85,10 @@ def write_station(tmp_path: Path, data: dict) -> Path:
 
 
 def quiet(data: dict) -> dict:
-    """The station without laser noise and drift, for comparisons with the noise-free hand formulas."""
+    """The station without laser noise and drift and without the junction capacitance (Voc follows the light at
+    once: its settling is tested in test_sim_capacitance.py), for comparisons with the static hand formulas."""
     data["simulation"]["laser"].update({"power_noise": 0.0, "power_drift_per_h": 0.0})
+    data["simulation"]["device"]["capacitance_nF_cm2"] = 0.0
     return data
 
 
