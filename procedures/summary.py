@@ -139,8 +139,13 @@ def print_voc_intensity(console: Console, results: Mapping[str, Any]) -> None:
     console.print(table)
     limited = results.get("instrument_limited_points") or []
     if limited:
+        bound = ""
+        if results.get("meter_offset_A") is not None:
+            bound = (f" by the meter's offset bound {results['meter_offset_A']:.3g} A and input resistance "
+                     f"{results.get('meter_input_resistance_ohm', float('inf')):.3g} Ω (give your unit's measured "
+                     "values: --set meter_offset_A=…, meter_input_resistance_ohm=…)")
         console.print(f"instrument-limited (left out of the fits): {len(limited)} points, up to "
-                      f"{max(limited):.3g} suns", highlight=False)
+                      f"{max(limited):.3g} suns{bound}", highlight=False)
     if results.get("up_down_max_abs_dvoc_mV") is not None:
         console.print(f"up/down drift: |ΔVoc| max {results['up_down_max_abs_dvoc_mV']:.3f} mV, mean "
                       f"{results['up_down_mean_abs_dvoc_mV']:.3f} mV", highlight=False)

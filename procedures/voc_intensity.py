@@ -800,6 +800,8 @@ class VocIntensityProcedure(_LaserBench):
             first.suns.to_numpy(), first.voc_V.to_numpy(), first.generation_current_A.to_numpy(),
             meter_offset_A=self.meter_offset_A, meter_input_resistance_ohm=self.meter_input_resistance_ohm,
             temperature_K=temperature)
+        results["meter_offset_A"] = self.meter_offset_A
+        results["meter_input_resistance_ohm"] = self.meter_input_resistance_ohm
         results["temperature_K"] = temperature
         results["temperature_source"] = str(data.temperature_source.iloc[0])
         results["ladder_dynamic_range_dB"] = ladder_dynamic_range_dB(getattr(self, "_ladder", [])) or None

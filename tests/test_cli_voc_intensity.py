@@ -42,6 +42,7 @@ def test_voc_intensity_json_has_the_issues_keys(runs):  # noqa: ANN001
     assert [g["label"] for g in r["regimes"]][0] == "n≈1"  # from 1 sun down
     # the 2450's specification (100 pA, 10 GΩ) flags the lowest intensities of the 70 dB ladder
     assert r["instrument_limited_points"] and max(r["instrument_limited_points"]) < 1e-4
+    assert r["meter_offset_A"] == 100e-12 and r["meter_input_resistance_ohm"] == 10e9  # the bounds it used
     assert r["ladder_dynamic_range_dB"] >= 70
     run = load_run(payload["file"])
     assert run.info["procedure"] == "voc-intensity"
