@@ -11,6 +11,7 @@ any instrument is touched. After the run, :meth:`analyse` gets the streams read 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,6 +40,30 @@ class StreamSpec:
         self.columns = columns
         self.signal = signal
         self.axes = axes
+
+
+@dataclass(frozen=True)
+class SourceMeterLimits:
+    """What a procedure may ask of the source meter of a role: the smaller of the station's ``limits`` and the
+    model's range (V, A), the driver class (its ``limits``, ``compliance_min_A``, ``reading_time_s``) and the
+    words that name the limit in an error line."""
+
+    driver: Any
+    voltage_max_V: float
+    current_max_A: float
+    why: str
+
+
+def source_meter_limits(station: Any, role: str = "smu") -> SourceMeterLimits:
+    """The limits of ``role``'s source meter from station.yaml and its registration (no I/O)."""
+    from labctl.plugins import registration
+
+    cfg = station.config.instruments[role]
+    driver = registration(cfg.driver).driver
+    model = driver.limits
+    v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
+    i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
+    return SourceMeterLimits(driver, v_max, i_max, f"station limit of instrument '{role}' ({cfg.driver})")
 
 
 class LabProcedure(Procedure):

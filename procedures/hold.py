@@ -26,7 +26,7 @@ from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter
 
 from labctl.config import ConfigError
 from labctl.storage import Column
-from procedures.base import LabProcedure, StreamSpec
+from procedures.base import LabProcedure, StreamSpec, source_meter_limits
 
 OPEN_CIRCUIT, SHORT_CIRCUIT = "oc", "sc"
 HOLD_STREAM = "hold"
@@ -85,13 +85,9 @@ class HoldProcedure(LabProcedure):
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
         super().validate(station)
         cfg = station.config.instruments["smu"]
-        from labctl.plugins import registration
-
-        driver = registration(cfg.driver).driver
-        model = driver.limits
-        v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
-        i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
-        why = f"station limit of instrument 'smu' ({cfg.driver})"
+        limits = source_meter_limits(station)
+        driver, model, v_max, i_max, why = (limits.driver, limits.driver.limits, limits.voltage_max_V,
+                                            limits.current_max_A, limits.why)
         try:
             bias = parse_bias(self.bias)
         except ValueError:

@@ -33,7 +33,7 @@ from labctl.analysis.jv import figures_of_merit
 from labctl.analysis.sdm import ONE_SUN_W_CM2
 from labctl.config import ConfigError
 from labctl.storage import Column
-from procedures.base import LabProcedure, StreamSpec
+from procedures.base import LabProcedure, StreamSpec, source_meter_limits
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -127,15 +127,11 @@ class JVProcedure(LabProcedure):
         if why is not None:
             raise ConfigError(f"parameter {'light' if self.light else 'precondition_light'} = true: {why}")
         cfg = station.config.instruments["smu"]
-        from labctl.plugins import registration
-
-        model = registration(cfg.driver).driver.limits
-        v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
-        i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
-        why = f"station limit of instrument 'smu' ({cfg.driver})"
+        limits = source_meter_limits(station)
+        model, v_max, i_max, why = limits.driver.limits, limits.voltage_max_V, limits.current_max_A, limits.why
         for name in ("start_V", "stop_V", "precondition_V"):
             self.check_range(name, getattr(self, name), -v_max, v_max, why)
-        compliance_min_A = getattr(registration(cfg.driver).driver, "compliance_min_A", 0.0)
+        compliance_min_A = getattr(limits.driver, "compliance_min_A", 0.0)
         self.check_range("compliance_A", self.compliance_A, compliance_min_A, i_max,
                          f"{why}; the {cfg.driver}'s smallest compliance is {compliance_min_A:g} A")
         self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
@@ -150,7 +146,7 @@ class JVProcedure(LabProcedure):
             )
         if self.mode == "staircase" and self.scan_rate_V_s > 0:
             f_line = station.line_frequency_Hz()
-            reading_s = registration(cfg.driver).driver.reading_time_s(self.nplc, f_line)
+            reading_s = limits.driver.reading_time_s(self.nplc, f_line)
             max_rate = self.step_V / reading_s
             if self.scan_rate_V_s > max_rate:
                 raise ConfigError(

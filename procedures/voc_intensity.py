@@ -39,7 +39,7 @@ from labctl.analysis.sdm import STC_TEMPERATURE_K, thermal_voltage_V
 from labctl.analysis.spectra import HC_J_NM
 from labctl.config import ConfigError
 from labctl.storage import Column, load_run
-from procedures.base import LabProcedure, StreamSpec
+from procedures.base import LabProcedure, StreamSpec, source_meter_limits
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -528,14 +528,10 @@ class VocIntensityProcedure(_LaserBench):
     # -- checks before anything is touched --------------------------------------------------------------------
     def validate(self, station) -> None:  # noqa: ANN001
         super().validate(station)
-        from labctl.plugins import registration
-
         cfg = station.config.instruments["smu"]
-        driver = registration(cfg.driver).driver
-        model = driver.limits
-        v_max = min(cfg.limits.voltage_V, model.voltage_max_V) if cfg.limits else model.voltage_max_V
-        i_max = min(cfg.limits.current_A, model.current_max_A) if cfg.limits else model.current_max_A
-        why = f"station limit of instrument 'smu' ({cfg.driver})"
+        limits = source_meter_limits(station)
+        driver, model, v_max, i_max, why = (limits.driver, limits.driver.limits, limits.voltage_max_V,
+                                            limits.current_max_A, limits.why)
         self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
         self.check_range("compliance_V", self.compliance_V, 0.02, v_max, why)
         if self.compliance_A == 0:
@@ -555,20 +551,29 @@ class VocIntensityProcedure(_LaserBench):
         self._load_calibration()
         self._find_one_sun()
 
-    def _load_calibration(self) -> None:
-        if self.calibration_file:
-            path = Path(self.calibration_file)
+    def _given_or_newest_run(self, parameter: str, procedure: str, missing: str,
+                             sample: str | None = None) -> tuple[Path, Any]:
+        """(path, loaded run) of the file parameter ``parameter`` names, else of the newest completed
+        ``procedure`` run in the catalog (of ``sample``, if given); a one-line ConfigError otherwise, ending in
+        ``missing`` when there is none. No instrument I/O."""
+        value = getattr(self, parameter)
+        if value:
+            path = Path(value)
             if not path.is_file():
-                raise ConfigError(f"parameter calibration_file = {self.calibration_file!r}: no such file")
+                raise ConfigError(f"parameter {parameter} = {value!r}: no such file")
         else:
-            path, where = self.newest_run(CALIBRATION_NAME)
+            path, where = self.newest_run(procedure, sample=sample)
             if path is None:
-                raise ConfigError(f"no completed {CALIBRATION_NAME} run{where}: run `labctl run {CALIBRATION_NAME}` "
-                                  "first, or give --set calibration_file=PATH")
+                raise ConfigError(f"no completed {procedure} run{where}{missing}")
         try:
-            run = load_run(path)
+            return path, load_run(path)
         except (OSError, KeyError, ValueError):
-            raise ConfigError(f"parameter calibration_file = {str(path)!r}: not a labctl run file") from None
+            raise ConfigError(f"parameter {parameter} = {str(path)!r}: not a labctl run file") from None
+
+    def _load_calibration(self) -> None:
+        path, run = self._given_or_newest_run(
+            "calibration_file", CALIBRATION_NAME,
+            f": run `labctl run {CALIBRATION_NAME}` first, or give --set calibration_file=PATH")
         results = run.results or {}
         if run.info.get("procedure") != CALIBRATION_NAME or not results.get("irradiance_per_A"):
             raise ConfigError(f"parameter calibration_file = {str(path)!r}: not a completed {CALIBRATION_NAME} run "
@@ -586,20 +591,9 @@ class VocIntensityProcedure(_LaserBench):
         self._jv_path = None
         if self.one_sun_mW_cm2 > 0:
             return
-        if self.jv_file:
-            path = Path(self.jv_file)
-            if not path.is_file():
-                raise ConfigError(f"parameter jv_file = {self.jv_file!r}: no such file")
-        else:
-            sample = getattr(self, "sample", None)
-            path, where = self.newest_run("jv", sample=sample)
-            if path is None:
-                raise ConfigError(f"no completed jv run{where} for 1 sun: give --set jv_file=PATH (a J–V run under "
-                                  "AM1.5G) or --set one_sun_mW_cm2=VALUE (a calibrated 1-sun-equivalent irradiance)")
-        try:
-            run = load_run(path)
-        except (OSError, KeyError, ValueError):
-            raise ConfigError(f"parameter jv_file = {str(path)!r}: not a labctl run file") from None
+        path, run = self._given_or_newest_run(
+            "jv_file", "jv", " for 1 sun: give --set jv_file=PATH (a J–V run under AM1.5G) or --set "
+            "one_sun_mW_cm2=VALUE (a calibrated 1-sun-equivalent irradiance)", sample=getattr(self, "sample", None))
         if run.info.get("procedure") != "jv":
             raise ConfigError(f"parameter jv_file = {str(path)!r}: a run of procedure {run.info.get('procedure')}, "
                               "not a J–V run (allowed: the .h5 file of a `labctl run jv`)")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +92,30 @@ def reap(proc: subprocess.Popen) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+@contextmanager
+def served_bench(folder: Path, station_data: dict, duration_s: float = 240.0) -> Iterator[tuple[Path, str]]:
+    """``labctl sim serve`` of ``station_data`` in a subprocess (real time, 127.0.0.1): yields (the served station
+    file, the lines it printed); the server is stopped and reaped however the test ends."""
+    station_path = folder / "station.yaml"
+    station_path.write_text(yaml.safe_dump(station_data, sort_keys=False))
+    served_path = folder / "served.yaml"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--station", str(station_path),
+         "--write-station", str(served_path), "--duration-s", str(duration_s)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while not served_path.exists() and time.monotonic() < deadline:
+            lines.append(server.stdout.readline())
+        assert served_path.exists(), "".join(lines) + server.stderr.read()
+        yield served_path, "".join(lines)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        finally:
+            reap(server)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,31 +12,15 @@ import yaml
 
 from labctl.storage import load_run
 from tests.eqe_model import expected_eqe
-from tests.helpers import REPO, default_station
+from tests.helpers import REPO, default_station, served_bench
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The default simulated bench served on 127.0.0.1 in real time; yields (station file, printed lines)."""
     tmp = tmp_path_factory.mktemp("tcp")
-    station_path = tmp / "station.yaml"
-    station_path.write_text(yaml.safe_dump(default_station()))
-    served_path = tmp / "served.yaml"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--station", str(station_path),
-         "--write-station", str(served_path), "--duration-s", "240"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    lines = []
-    deadline = time.monotonic() + 30
-    while not served_path.exists() and time.monotonic() < deadline:
-        lines.append(server.stdout.readline())
-    try:
-        assert served_path.exists(), "".join(lines) + server.stderr.read()
-        yield served_path, "".join(lines), tmp
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with served_bench(tmp, default_station()) as (served_path, printed):
+        yield served_path, printed, tmp
 
 
 def _run(served_path, out, *args):

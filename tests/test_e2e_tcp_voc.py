@@ -14,7 +14,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from scipy.constants import Boltzmann, elementary_charge
 from scipy.optimize import brentq
 
 from labctl.storage import load_run
-from tests.helpers import REPO
+from tests.helpers import REPO, served_bench
 
 FAST = ["--set", "laser_stabilise_s=0.2"]
 
@@ -41,24 +40,8 @@ def _station() -> dict:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tcp-voc")
-    station_path = tmp / "voc.yaml"
-    station_path.write_text(yaml.safe_dump(_station(), sort_keys=False))
-    served_path = tmp / "served.yaml"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "sim", "serve", "--station", str(station_path),
-         "--write-station", str(served_path), "--duration-s", "240"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    lines = []
-    deadline = time.monotonic() + 30
-    while not served_path.exists() and time.monotonic() < deadline:
-        lines.append(server.stdout.readline())
-    try:
-        assert served_path.exists(), "".join(lines) + server.stderr.read()
-        yield served_path, "".join(lines), tmp
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with served_bench(tmp, _station()) as (served_path, printed):
+        yield served_path, printed, tmp
 
 
 def _run(served_path, out, *args):  # noqa: ANN001, ANN002, ANN202
