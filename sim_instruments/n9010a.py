@@ -43,6 +43,7 @@ real unit's low-end accuracy below ~10 Hz is not modelled, nor the LO feedthroug
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,34 @@ ENBW_PER_RBW = math.sqrt(math.pi / (4.0 * math.log(2.0)))
 DETECTORS = ("NORMal", "AVERage", "POSitive", "SAMPle", "NEGative")
 TRACE_TYPES = ("WRITe", "AVERage", "MAXHold", "MINHold")
 AVERAGE_TYPES = ("LOG", "RMS", "SCALar")
+AVERAGE_SCALES: dict[str, tuple[Any, Any]] = {
+    "LOG": (np.log10, lambda m: np.power(10.0, m)),  # log-power: the mean of dB
+    "RMS": (lambda w: w, lambda m: m),  # power
+    "SCAL": (np.sqrt, np.square),  # voltage
+}
+"""``AVER:TYPE`` → (to the averaging scale, back to power)."""
 UNITS = ("DBM", "DBMV", "DBMA", "DBUV", "DBUA", "V", "W", "A")
+
+
+FREQUENCY_SUFFIXES = {"HZ": 1.0, "KHZ": 1e3, "MHZ": 1e6, "GHZ": 1e9}
+"""Frequency suffixes (SCPI: ``MHZ`` is mega-, not milli-hertz)."""
+TIME_SUFFIXES = {"S": 1.0, "MS": 1e-3, "US": 1e-6, "NS": 1e-9}
+_WITH_SUFFIX = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)$")
+
+
+def number_with_suffix(p: Params, i: int, lo: float, hi: float, suffixes: dict[str, float]) -> float:
+    """A number in [lo, hi] with an optional unit suffix (``7 Hz``, ``1.5MHZ``, ``100 ms``): -131 for another
+    suffix, -222 out of range (Spectrum Analyzer Mode reference: frequencies take Hz/kHz/MHz/GHz, times s/ms/us)."""
+    match = _WITH_SUFFIX.match(p.raw(i))
+    if match is None:
+        return p.number(i, lo, hi)
+    scale = suffixes.get(match.group(2).upper())
+    if scale is None:
+        raise ScpiError(-131)
+    value = float(match.group(1)) * scale
+    if not lo <= value <= hi:
+        raise ScpiError(-222)
+    return value
 
 
 def dbm(power_W: np.ndarray | float) -> np.ndarray | float:
@@ -124,6 +152,7 @@ class N9010AEmulator(ScpiInstrument):
     (``analyser_input()``)."""
 
     SIM_NAMES: tuple[str, ...] = ("spectrum_analyser",)
+    ERROR_TEXTS = {-131: "Invalid suffix"}
 
     def __init__(self, bench: Any) -> None:
         super().__init__()
@@ -201,12 +230,11 @@ class N9010AEmulator(ScpiInstrument):
             power += v_rms**2 / INPUT_OHM * rbw_response(offset, self.rbw_Hz)
         return power
 
-    def _average(self, power_W: np.ndarray, axis: int, kind: str) -> np.ndarray:
-        if kind == "LOG":
-            return np.power(10.0, np.mean(np.log10(power_W), axis=axis))
-        if kind == "SCAL":
-            return np.square(np.mean(np.sqrt(power_W), axis=axis))
-        return np.mean(power_W, axis=axis)
+    @staticmethod
+    def _average(power_W: np.ndarray, axis: int, kind: str) -> np.ndarray:
+        """Mean along ``axis`` on the ``AVER:TYPE`` scale ``kind`` (:data:`AVERAGE_SCALES`)."""
+        to_scale, back = AVERAGE_SCALES[kind]
+        return back(np.mean(to_scale(power_W), axis=axis))
 
     def _one_sweep_W(self, tones: list[tuple[float, float]], noise_V_rtHz: float) -> np.ndarray:
         """One sweep's trace (W per point) with fresh noise."""
@@ -236,15 +264,18 @@ class N9010AEmulator(ScpiInstrument):
         """Take the sweep(s) the settings ask for: the instrument's time on the bench clock, then the trace."""
         self.bench.clock.sleep(self.sweep_time_s * self.sweeps)
         tones, noise = analyser_input(self.bench)
-        traces = np.array([self._one_sweep_W(tones, noise) for _ in range(self.sweeps)])
-        if self.trace_type == "AVER":
-            self.trace_W = self._average(traces, 0, self.average_type)
-        elif self.trace_type == "MAXH":
-            self.trace_W = traces.max(axis=0)
-        elif self.trace_type == "MINH":
-            self.trace_W = traces.min(axis=0)
-        else:
-            self.trace_W = traces[0]
+        held = self._one_sweep_W(tones, noise)
+        if self.trace_type == "AVER":  # running sums: memory stays one trace whatever AVER:COUN is
+            to_scale, back = AVERAGE_SCALES[self.average_type]
+            total = to_scale(held)
+            for _ in range(self.sweeps - 1):
+                total = total + to_scale(self._one_sweep_W(tones, noise))
+            held = back(total / self.sweeps)
+        elif self.trace_type in ("MAXH", "MINH"):
+            keep = np.maximum if self.trace_type == "MAXH" else np.minimum
+            for _ in range(self.sweeps - 1):
+                held = keep(held, self._one_sweep_W(tones, noise))
+        self.trace_W = held
 
     def _trace(self) -> np.ndarray:
         if self.continuous:
@@ -255,16 +286,16 @@ class N9010AEmulator(ScpiInstrument):
 
     # -- handlers ---------------------------------------------------------------------------------------------
     def _set_center(self, p: Params) -> None:
-        self.center_Hz = p.number(0, 0.0, FREQ_MAX_HZ)
+        self.center_Hz = number_with_suffix(p, 0, 0.0, FREQ_MAX_HZ, FREQUENCY_SUFFIXES)
 
     def _set_span(self, p: Params) -> None:
-        span = p.number(0, 0.0, FREQ_MAX_HZ)
+        span = number_with_suffix(p, 0, 0.0, FREQ_MAX_HZ, FREQUENCY_SUFFIXES)
         if 0.0 < span < SPAN_MIN_HZ:
             raise ScpiError(-222, f"span must be 0 or at least {SPAN_MIN_HZ:g} Hz")
         self.span_Hz = span
 
     def _set_edge(self, p: Params, which: str) -> None:
-        value = p.number(0, 0.0, FREQ_MAX_HZ)
+        value = number_with_suffix(p, 0, 0.0, FREQ_MAX_HZ, FREQUENCY_SUFFIXES)
         start, stop = (value, max(self.stop_Hz, value + SPAN_MIN_HZ)) if which == "start" else \
             (min(self.start_Hz, value - SPAN_MIN_HZ), value)
         if start < 0.0 or stop > FREQ_MAX_HZ:
@@ -272,13 +303,14 @@ class N9010AEmulator(ScpiInstrument):
         self.center_Hz, self.span_Hz = (start + stop) / 2.0, stop - start
 
     def _set_rbw(self, p: Params) -> None:
-        self.rbw_set_Hz, self.rbw_auto = p.number(0, *RBW_RANGE_HZ), False
+        self.rbw_set_Hz, self.rbw_auto = number_with_suffix(p, 0, *RBW_RANGE_HZ, FREQUENCY_SUFFIXES), False
 
     def _set_vbw(self, p: Params) -> None:
-        self.vbw_set_Hz, self.vbw_auto = p.number(0, *VBW_RANGE_HZ), False
+        self.vbw_set_Hz, self.vbw_auto = number_with_suffix(p, 0, *VBW_RANGE_HZ, FREQUENCY_SUFFIXES), False
 
     def _set_sweep_time(self, p: Params) -> None:
-        self.sweep_time_set_s, self.sweep_time_auto = p.number(0, 1e-6, SWEEP_TIME_MAX_S), False
+        self.sweep_time_set_s, self.sweep_time_auto = number_with_suffix(p, 0, 1e-6, SWEEP_TIME_MAX_S, TIME_SUFFIXES), \
+            False
 
     def _set_detector(self, p: Params) -> None:
         self.detector, self.detector_auto = p.keyword(0, DETECTORS), False
@@ -301,8 +333,8 @@ class N9010AEmulator(ScpiInstrument):
         self.data_format = f"REAL,{bits}"
 
     def _trace_query(self, p: Params) -> str:
-        name = p.keyword(0, ("TRACE1",)) if len(p) else "TRACE1"
-        assert name == "TRACE1"
+        if len(p):
+            p.keyword(0, ("TRACE1",))  # the one trace emulated; another is -141
         values = convert_power(self._trace(), self.unit)
         return self._format(values)
 
@@ -331,7 +363,8 @@ class N9010AEmulator(ScpiInstrument):
     def _marker_set_x(self, p: Params) -> None:
         n = self._marker(p)
         freqs = self.frequencies_Hz()
-        x = p.number(0, -FREQ_MAX_HZ, 2 * FREQ_MAX_HZ)
+        x = number_with_suffix(p, 0, -FREQ_MAX_HZ, 2 * FREQ_MAX_HZ,
+                               TIME_SUFFIXES if self.span_Hz == 0 else FREQUENCY_SUFFIXES)
         self.markers[n] = int(np.argmin(np.abs(freqs - x)))
 
     def _marker_index(self, p: Params) -> int | None:

@@ -120,6 +120,25 @@ def test_preset_state_and_long_forms():
     assert float(emu.handle(":BAND?")) == pytest.approx(1e6 / 106)
 
 
+def test_unit_suffixes_as_the_reference_allows():
+    emu = emulator(None, 1, ":FREQ:CENT 1.5 MHZ", ":FREQ:SPAN 20kHz", ":BAND 300 Hz", ":SWE:TIME 100 ms")
+    assert float(emu.handle(":FREQ:CENT?")) == 1.5e6 and float(emu.handle(":FREQ:SPAN?")) == 2e4
+    assert float(emu.handle(":BAND?")) == 300 and float(emu.handle(":SWE:TIME?")) == pytest.approx(0.1)
+    assert emu.handle(":FREQ:CENT 7 V") is None
+    assert emu.handle(":SYST:ERR?") == '-131,"Invalid suffix"'
+    assert float(emu.handle(":FREQ:CENT?")) == 1.5e6
+
+
+def test_max_hold_is_at_least_every_sweep_and_above_a_single_one():
+    single = emulator(FakePL(), 11, ":FREQ:CENT 1E5", ":FREQ:SPAN 1E4", ":BAND 100", ":DET:TRAC SAMP")
+    held = emulator(FakePL(), 11, ":FREQ:CENT 1E5", ":FREQ:SPAN 1E4", ":BAND 100", ":DET:TRAC SAMP",
+                    ":AVER:COUN 10", ":TRAC:TYPE MAXH")
+    # the max of 10 exponential powers has mean (1 + 1/2 + ... + 1/10) times the mean power: +4.69 dB
+    gain_dB = 10 * math.log10(sum(1 / k for k in range(1, 11)))
+    ratio = np.mean(10 ** (trace_dbm(held) / 10)) / np.mean(10 ** (trace_dbm(single) / 10))
+    assert 10 * math.log10(ratio) == pytest.approx(gain_dB, abs=0.3)
+
+
 # ---------------------------------------------------------------------------------------------- the spectrum
 def test_marker_peak_reads_the_tone_power_in_dbm():
     emu = emulator(FakePL(), 1, ":FREQ:CENT 7", ":FREQ:SPAN 10", ":BAND 1", ":SWE:POIN 101")
