@@ -2,8 +2,9 @@
 
 Command set: Keysight X-Series Signal Analyzers, "Spectrum Analyzer Mode User's & Programmer's Reference"
 (instruments ref. §6.2), strict SCPI on :class:`sim_instruments.scpi.ScpiInstrument`: an unknown header (-113),
-a missing or extra parameter (-109/-108), a value out of range (-222) or a bad keyword (-141) goes to
-``SYST:ERR?``, changes nothing and gives no reply.
+a missing or extra parameter (-109/-108), a value out of range (-222), a bad keyword (-141) or unit suffix
+(-131; frequencies take Hz/kHz/MHz/GHz, times s/ms/us/ns) goes to ``SYST:ERR?``, changes nothing and gives
+no reply. A trace query before any sweep in single-sweep mode is -230 (no data).
 
 What reaches the 50 Ω input: ``bench.pl.analyser_input()`` when the bench has a PL path (``tones`` as
 ``[(frequency_Hz, V_rms)]`` and a white ``noise_V_rtHz``, the plan's contract), else nothing but the analyser's
@@ -23,7 +24,7 @@ own noise floor. The model, per trace point at frequency f and per sweep:
   evaluated at the bucket centre, for POS at the point of the bucket nearest to the tone.
 * trace averaging (``TRAC1:TYPE AVER`` = ``AVER:STAT ON``) averages ``AVER:COUN`` sweeps with ``AVER:TYPE``
   (preset LOG: Gaussian noise reads 2.51 dB low, instruments ref. §6.3 — the model reproduces it, it is not
-  added); MAXH/MINH hold over ``AVER:COUN`` sweeps.
+  added); MAXH/MINH hold over ``AVER:COUN`` sweeps. At most ``SWE:POIN`` = 40001 points.
 
 Sweep time: swept mode only (no FFT mode modelled): auto sweep time k·span/(RBW·min(RBW, VBW)), k = 2.5
 (instruments ref. §6.3: k ≈ 2–3 for the Gaussian filter [L]), at least 1 ms; in zero span the set sweep time.
