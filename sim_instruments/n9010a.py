@@ -24,7 +24,8 @@ own noise floor. The model, per trace point at frequency f and per sweep:
   evaluated at the bucket centre, for POS at the point of the bucket nearest to the tone.
 * trace averaging (``TRAC1:TYPE AVER`` = ``AVER:STAT ON``) averages ``AVER:COUN`` sweeps with ``AVER:TYPE``
   (preset LOG: Gaussian noise reads 2.51 dB low, instruments ref. §6.3 — the model reproduces it, it is not
-  added); MAXH/MINH hold over ``AVER:COUN`` sweeps. At most ``SWE:POIN`` = 40001 points.
+  added); MAXH/MINH hold over ``AVER:COUN`` sweeps. The auto detector is AVER for an averaged trace, NEG for
+  MINH, else NORM. At most ``SWE:POIN`` = 40001 points.
 
 Sweep time: swept mode only (no FFT mode modelled): auto sweep time k·span/(RBW·min(RBW, VBW)), k = 2.5
 (instruments ref. §6.3: k ≈ 2–3 for the Gaussian filter [L]), at least 1 ms; in zero span the set sweep time.
@@ -64,6 +65,7 @@ from sim_instruments.scpi import (
 IDENTITY = "Agilent Technologies,N9010A,MY51234567,A.14.16"
 INPUT_OHM = 50.0
 DANL_DBM_HZ = -150.0
+DANL_W_HZ = 1e-3 * 10.0 ** (DANL_DBM_HZ / 10.0)
 FREQ_MAX_HZ = 3.6e9
 SPAN_MIN_HZ = 10.0
 RBW_RANGE_HZ = (1.0, 8e6)
@@ -209,7 +211,7 @@ class N9010AEmulator(ScpiInstrument):
     def effective_detector(self) -> str:
         if not self.detector_auto:
             return self.detector
-        return "AVER" if self.trace_type == "AVER" else "NORM"
+        return {"AVER": "AVER", "MINH": "NEG"}.get(self.trace_type, "NORM")
 
     @property
     def sweeps(self) -> int:
@@ -246,7 +248,7 @@ class N9010AEmulator(ScpiInstrument):
         detector = self.effective_detector
         samples = int(np.clip(round(bucket / rbw), 1, MAX_SAMPLES_PER_POINT)) if self.span_Hz > 0 else 1
         video = int(min(math.ceil(rbw / self.vbw_Hz), MAX_VIDEO_SAMPLES // samples)) if self.vbw_Hz < rbw else 1
-        noise_W = (noise_V_rtHz**2 / INPUT_OHM + 10.0 ** (DANL_DBM_HZ / 10.0) * 1e-3) * ENBW_PER_RBW * rbw
+        noise_W = (noise_V_rtHz**2 / INPUT_OHM + DANL_W_HZ) * ENBW_PER_RBW * rbw
         amplitude = np.sqrt(self._tone_power_W(freqs, tones, bucket, detector))[:, None, None]
         shape = (freqs.size, video, samples)
         field = amplitude + math.sqrt(noise_W / 2.0) * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
