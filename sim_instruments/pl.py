@@ -14,7 +14,9 @@ Model (one place for each formula):
   ``j_rad = j0_rad·(exp(Voc/V_t) − 1)`` (ideality 1), and at open circuit all the generation recombines, so the
   external PLQY is ``PLQY(X) = j_rad(Voc(X))/J_gen(X)`` with J_gen = X·Jph (X: generation in suns, the solar
   simulator plus the laser, :meth:`sim_instruments.bench.Bench.suns`). ``j0_rad`` is fixed by the configured
-  PLQY at 1 sun: ``j0_rad = PLQY_1sun·Jph/(exp(Voc(1 sun)/V_t) − 1)``. The emitted photon rate is
+  PLQY at 1 sun of the fresh device at its temperature: ``j0_rad = PLQY_1sun·Jph/(exp(Voc(1 sun)/V_t) − 1)``;
+  after that it is the material's (it follows the temperature as an ideality-1 diode; a degradation that grows
+  the non-radiative J0 lowers Voc and with it the PLQY). The emitted photon rate is
   ``Φ_PL = j_rad·area/q`` (s⁻¹). Hence Φ_PL ∝ exp(qVoc/kT) and its intensity dependence is the cell's: where
   the recombination has local ideality n, PLQY ∝ X^(n − 1). PLQY cannot exceed 1: beyond the intensity where
   j_rad would exceed J_gen (X = PLQY_1sun^(−1/(n−1)) for n > 1) it is held at 1.
@@ -162,6 +164,8 @@ class PLPath:
     tia: Transimpedance = field(default_factory=Transimpedance)
     scattered_fraction: float = 1e-3
     emission_blocked: bool = False
+    #: j0_rad (A) and its temperature (K) per device (by id of its parameters), fixed at first use
+    _j0_rad_ref: dict[int, tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
 
     # -- the device ---------------------------------------------------------------------------------------------
     @property
@@ -177,9 +181,25 @@ class PLPath:
         return suns * jph * self._cell.params.area_cm2
 
     def _j0_rad_A(self) -> float:
-        """Radiative saturation current (A) fixed by the PLQY at 1 sun: PLQY_1sun·I_gen(1)/(exp(Voc(1)/V_t) − 1)."""
-        voc_1 = self._cell.open_circuit_voltage_V(1.0)
-        return self.plqy_1sun * self._generation_A(1.0) / math.expm1(voc_1 / self._vt_V())
+        """Radiative saturation current (A) of the selected device at its temperature now.
+
+        Fixed once per device by the configured PLQY at 1 sun on the fresh device (no light dose, ions in
+        equilibrium) at its temperature then, ``j0_rad = PLQY_1sun·I_gen(1)/(exp(Voc(1)/V_t) − 1)``, and from
+        then on a property of the material: it follows the temperature as a diode of ideality 1
+        (:func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`), and degradation, which grows the non-radiative
+        J0, lowers the PLQY."""
+        params = self._cell.params
+        key = id(params)
+        if key not in self._j0_rad_ref:
+            fresh = type(self._cell)(params)
+            vt = float(sdm.thermal_voltage_V(params.temperature_K))
+            generation_A = fresh.parameters_now()[0] * params.area_cm2
+            j0 = self.plqy_1sun * generation_A / math.expm1(fresh.open_circuit_voltage_V(1.0) / vt)
+            self._j0_rad_ref[key] = (j0, params.temperature_K)
+        j0, t_ref = self._j0_rad_ref[key]
+        if params.temperature_K == t_ref:
+            return j0
+        return float(sdm.j0_at_temperature_A_cm2(j0, params.temperature_K, params.bandgap_eV, 1.0, t_ref))
 
     def emitted_flux_per_s(self, suns: float | None = None) -> float:
         """Φ_PL: photons emitted per second by the device at open circuit under ``suns`` (None: the bench's),

@@ -201,6 +201,31 @@ def test_line_amplitude_is_k_times_plqy_times_the_modulated_flux():
     assert tones[14.0] == pytest.approx(line_hand * (k_hand - 1) * m / 4, rel=1e-3)
 
 
+def test_degradation_lowers_the_plqy():
+    """J0 grown by e (10 h of light at j0_growth_tau_h 10 h): Voc falls, and the radiative current with it."""
+    from sim_instruments.bench import Degradation
+
+    bench = _bench(_ideal_cell(degradation=Degradation(enabled=True, j0_growth_tau_h=10.0)))
+    bench.pl = _worked_example_pl(bench)
+    bench.cell.light_dose_s = 10 * 3600.0
+    voc_0 = VT_298 * math.log1p(18.3e-3 / 1e-20)
+    voc_1 = VT_298 * math.log1p(18.3e-3 / (1e-20 * math.e))
+    assert bench.pl.qfls_eV() == pytest.approx(voc_1, abs=1e-9)
+    assert bench.pl.plqy() == pytest.approx(0.10 * math.expm1(voc_1 / VT_298) / math.expm1(voc_0 / VT_298),
+                                            rel=1e-6)
+    assert bench.pl.plqy() == pytest.approx(0.10 / math.e, rel=1e-6)
+
+
+def test_radiative_j0_follows_the_temperature_as_an_ideality_one_diode():
+    """In an n = 1 cell the radiative and the total J0 scale alike with T: the PLQY at 1 sun stays, Voc moves."""
+    bench = _bench(_ideal_cell())
+    bench.pl = _worked_example_pl(bench)
+    voc_298 = bench.pl.qfls_eV()
+    bench.cell.params.temperature_K = 320.0
+    assert bench.pl.qfls_eV() < voc_298 - 0.02
+    assert bench.pl.plqy() == pytest.approx(0.10, rel=1e-7)
+
+
 def test_plqy_never_exceeds_one():
     bench = _default_bench(power_scale=1e4)  # PLQY 0.1 ∝ X^0.5: 1 well below 1e4 sun
     assert bench.pl.plqy() == pytest.approx(1.0, rel=1e-12)
