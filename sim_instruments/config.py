@@ -245,7 +245,7 @@ class PLTransimpedanceConfig(_Strict):
 class PLStrayConfig(_Strict):
     """The pump light that reaches the PL detector's filters (scatter and geometry together)."""
 
-    scattered_fraction: float = Field(1e-3, ge=0, le=1, description="of the pump photons on the device")
+    scattered_fraction: float = Field(1e-2, ge=0, le=1, description="of the pump photons on the device")
 
 
 class PLConfig(_Strict):
@@ -259,7 +259,7 @@ class PLConfig(_Strict):
     collection: PLCollectionConfig = Field(default_factory=PLCollectionConfig)
     filters: list[PLFilterConfig] = Field(
         default_factory=lambda: [PLFilterConfig(cut_on_nm=550, transmission=0.95, stopband_od=2.0),
-                                 PLFilterConfig(cut_on_nm=650, transmission=0.95, stopband_od=4.0)]
+                                 PLFilterConfig(cut_on_nm=650, transmission=0.95, stopband_od=3.0)]
     )
     detector: PLDetectorConfig = Field(default_factory=PLDetectorConfig)
     tia: PLTransimpedanceConfig = Field(default_factory=PLTransimpedanceConfig)

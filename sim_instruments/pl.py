@@ -158,11 +158,11 @@ class PLPath:
     peak_nm: float | None = None
     fwhm_nm: float = 40.0
     collection: Collection = field(default_factory=Collection)
-    filters: tuple[LongPass, ...] = (LongPass(550.0, 0.95, 2.0), LongPass(650.0, 0.95, 4.0))
+    filters: tuple[LongPass, ...] = (LongPass(550.0, 0.95, 2.0), LongPass(650.0, 0.95, 3.0))
     responsivity_A_W: float = 0.50
     pump_responsivity_A_W: float = 0.30
     tia: Transimpedance = field(default_factory=Transimpedance)
-    scattered_fraction: float = 1e-3
+    scattered_fraction: float = 1e-2
     emission_blocked: bool = False
     #: j0_rad (A) and its temperature (K) per device (by id of its parameters), fixed at first use
     _j0_rad_ref: dict[int, tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
@@ -320,10 +320,10 @@ class PLPath:
         _, f = self.modulation()
         tones = []
         if line + stray > 0:
-            tones.append((f, (line + stray) * gain))
+            tones.append((f, float((line + stray) * gain)))
         if second > 0:
-            tones.append((2.0 * f, second * gain))
-        return AnalyserInput(tones=tones, noise_V_rtHz=noise)
+            tones.append((2.0 * f, float(second * gain)))
+        return AnalyserInput(tones=tones, noise_V_rtHz=float(noise))
 
 
 def build_pl(section: Any, bench: Any) -> PLPath | None:

@@ -274,7 +274,7 @@ def test_pl_section_builds_the_path_with_its_defaults():
         pl = station.simulator.bench.pl
         assert pl.plqy_1sun == 0.05
         assert pl.collection.fraction == pytest.approx(1.25650e-2, rel=1e-5)
-        assert [(f.cut_on_nm, f.stopband_od) for f in pl.filters] == [(550.0, 2.0), (650.0, 4.0)]
+        assert [(f.cut_on_nm, f.stopband_od) for f in pl.filters] == [(550.0, 2.0), (650.0, 3.0)]
         assert pl.tia.gain_V_A == 1e7
         assert pl.pl_peak_nm() == pytest.approx(HC_Q_NM_V / 1.5789, rel=1e-9)  # the cell's gap
         # the station's named question moves the blank in and out
@@ -282,6 +282,33 @@ def test_pl_section_builds_the_path_with_its_defaults():
         assert pl.emission_blocked
         station.place_in_beam("dut")
         assert not pl.emission_blocked
+    finally:
+        station.close()
+
+
+def test_default_stray_pump_is_small_but_detectable_with_a_blank():
+    """The defaults a user gets (default device, 1 sun of 520 nm pump, m 0.5 %): with a blank the stray pump
+    stands above the 1 Hz noise floor (so a procedure can measure it), and it is far below the PL line."""
+    data = default_station()
+    data["simulation"]["pl"] = {}
+    station = Station(parse_station(data))
+    try:
+        bench = station.simulator.bench
+        eqe_520 = bench.cell.params.eqe(520.0)
+        bench.laser.power_W = 18.33514e-3 * 0.049 * HC_Q_NM_V / (520.0 * eqe_520)
+        bench.laser.on = True
+        bench.laser.modulation_depth, bench.laser.modulation_frequency_Hz = 0.005, 7.0
+        line = dict(bench.pl.analyser_input().tones)[7.0]
+        station.place_in_beam("blank")
+        blank = bench.pl.analyser_input()
+        (f_Hz, stray), = blank.tones
+        assert f_Hz == 7.0
+        assert stray > 10 * blank.noise_V_rtHz * math.sqrt(1.0)  # > 20 dB over the floor in a 1 Hz RBW
+        assert stray < 1e-3 * line  # > 60 dB below the PL: negligible for the PLQY
+        # the hand chain of the leak: pump photons × 1e-2 scattered × OD 2 + 3 × Si QE at 520 nm × q × G
+        pump_per_s = bench.laser.power_W * 520.0 / HC_Q_NM_V / Q
+        hand = 0.005 / math.sqrt(2) * pump_per_s * 1e-2 * 1e-5 * (0.30 * HC_Q_NM_V / 520.0) * Q * 1e7
+        assert stray == pytest.approx(hand, rel=1e-9)
     finally:
         station.close()
 
