@@ -194,7 +194,8 @@ class PLPath:
             fresh = type(self._cell)(params)
             vt = float(sdm.thermal_voltage_V(params.temperature_K))
             generation_A = fresh.parameters_now()[0] * params.area_cm2
-            j0 = self.plqy_1sun * generation_A / math.expm1(fresh.open_circuit_voltage_V(1.0) / vt)
+            voc_1 = fresh.open_circuit_voltage_V(1.0)
+            j0 = self.plqy_1sun * generation_A / math.expm1(voc_1 / vt) if voc_1 > 0 else 0.0  # a dark device
             self._j0_rad_ref[key] = (j0, params.temperature_K)
         j0, t_ref = self._j0_rad_ref[key]
         if params.temperature_K == t_ref:

@@ -249,6 +249,13 @@ def test_stray_pump_with_the_emission_blocked():
     assert dict(bench.pl.analyser_input().tones)[7.0] == pytest.approx(with_pl, rel=1e-12)
 
 
+def test_a_device_without_photocurrent_emits_nothing():
+    bench = _bench(_ideal_cell(jph_mA_cm2=0.0))
+    bench.pl = _worked_example_pl(bench, scattered_fraction=0.0)
+    assert bench.pl.plqy() == 0.0 and bench.pl.dc_current_A() == 0.0
+    assert bench.pl.analyser_input().tones == []
+
+
 def test_the_laser_off_gives_nothing():
     bench = _bench(_ideal_cell())
     bench.pl = _worked_example_pl(bench, scattered_fraction=1e-2)
