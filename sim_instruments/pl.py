@@ -78,8 +78,10 @@ def collection_fraction_disk(detector_radius_m: float, distance_m: float, emitte
     if emitter_radius_m <= 0:
         return detector_radius_m**2 / (detector_radius_m**2 + distance_m**2)
     r1, r2 = emitter_radius_m / distance_m, detector_radius_m / distance_m
-    s = 1.0 + (1.0 + r2 * r2) / (r1 * r1)
-    return 0.5 * (s - math.sqrt(s * s - 4.0 * (r2 / r1) ** 2))
+    s, c = 1.0 + (1.0 + r2 * r2) / (r1 * r1), (r2 / r1) ** 2
+    # ½·[S − √(S² − 4c)] written as 2c/(S + √(S² − 4c)): the same number without the cancellation of two
+    # nearly equal terms when the emitter is small (S ≫ 1)
+    return 2.0 * c / (s + math.sqrt(s * s - 4.0 * c))
 
 
 # -- the parts ------------------------------------------------------------------------------------------------

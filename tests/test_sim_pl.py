@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from labctl.config import ConfigError, parse_station
@@ -65,6 +67,27 @@ def test_l2_disk_to_disk_view_factor_and_the_point_source_limit():
     assert collection_fraction_disk(0.5, 2.0) == pytest.approx(0.25 / 4.25, rel=1e-12)
     assert Collection(shape="disk", radius_mm=5, emitter_radius_mm=10, distance_mm=20).fraction == pytest.approx(
         0.048059, abs=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.floats(0.1, 50), b=st.floats(0.1, 50), d=st.floats(1, 500))
+def test_rectangle_fraction_is_the_lambertian_integral(a, b, d):
+    """Any rectangle: F is ∫∫ d²/(π(x² + y² + d²)²) over it, and below the small-detector A/(πd²)."""
+    from scipy.integrate import dblquad
+
+    value, _ = dblquad(lambda y, x: d * d / (math.pi * (x * x + y * y + d * d) ** 2), -a / 2, a / 2, -b / 2, b / 2,
+                       epsabs=1e-15, epsrel=1e-11)
+    f = collection_fraction_rectangle(a, b, d)
+    assert f == pytest.approx(value, rel=1e-8)
+    assert f <= a * b / (math.pi * d * d)
+
+
+@settings(max_examples=60, deadline=None)
+@given(r2=st.floats(0.1, 50), d=st.floats(0.5, 500))
+def test_disk_to_disk_tends_to_the_point_emitter(r2, d):
+    """A vanishing emitting disk sees the coaxial disk as a point does: r2²/(r2² + d²)."""
+    assert collection_fraction_disk(r2, d, emitter_radius_m=1e-4 * min(r2, d)) == pytest.approx(
+        r2 * r2 / (r2 * r2 + d * d), rel=1e-6)
 
 
 # -- a bench built by hand: the methods' worked example (§5.4) -------------------------------------------------
