@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -314,6 +315,8 @@ class Bench:
         #: the station's settings of a simulated instrument model, by model name (e.g. the 2450's source offset,
         #: ``simulation.keithley2450``): the emulator's defaults for the instrument's own imperfections
         self.instrument_options: dict[str, dict[str, float]] = {}
+        #: the PL path of the device at open circuit (:class:`sim_instruments.pl.PLPath`; None: no PL path)
+        self.pl: Any = None
         self._dut_changed()
 
     @property

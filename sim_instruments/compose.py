@@ -25,6 +25,7 @@ from sim_instruments.laser_path import (
     Sphere,
 )
 from sim_instruments.optics import Grating, Optics, dut_eqe_function
+from sim_instruments.pl import build_pl
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
 def build_bench(config: Any, clock: Clock) -> Bench:
     """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`): its
     devices (``devices``, else the one ``device``) with ``selected_device`` connected, the solar simulator
-    (shutter closed), the laser slot with its beam path (``filter_wheels``, ``sphere``) and the EQE optics."""
+    (shutter closed), the laser slot with its beam path (``filter_wheels``, ``sphere``), the EQE optics and the PL
+    path (``pl``; None without it)."""
     sim = config.simulation
     light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
     laser = Laser(wavelength_nm=sim.laser.wavelength_nm, power_W=sim.laser.power_mW * 1e-3, on=sim.laser.on,
@@ -63,6 +65,7 @@ def build_bench(config: Any, clock: Clock) -> Bench:
                   optics=build_optics(config, clock), sphere=build_sphere(sim.sphere),
                   od_wheels=build_od_wheels(sim.filter_wheels))
     bench.select_device(sim.selected_device)
+    bench.pl = build_pl(sim.pl, bench)
     k2450 = sim.keithley2450
     bench.instrument_options["keithley2450"] = {
         "current_offset_A": k2450.current_offset_A,

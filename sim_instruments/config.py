@@ -207,6 +207,66 @@ class Keithley2450SimConfig(_Strict):
     input_resistance_ohm: float | None = Field(None, gt=0, description="voltmeter across the terminals (Ω); null: none")
 
 
+class PLFilterConfig(_Strict):
+    """One long-pass filter of the PL path: ``transmission`` at and above ``cut_on_nm``, 10^(−stopband_od) below."""
+
+    cut_on_nm: float = Field(gt=200, lt=3000)
+    transmission: float = Field(0.95, gt=0, le=1, description="pass-band transmission (fraction)")
+    stopband_od: float = Field(4.0, ge=0, le=12, description="optical density below the cut-on (at the pump)")
+
+
+class PLCollectionConfig(_Strict):
+    """The PL detector's geometry on the device's normal (Lambertian collection, methods ref. §5.2)."""
+
+    shape: Literal["rectangle", "disk"] = "rectangle"
+    width_mm: float = Field(10.0, gt=0, le=1000, description="rectangle: side a (mm)")
+    height_mm: float = Field(10.0, gt=0, le=1000, description="rectangle: side b (mm)")
+    radius_mm: float = Field(5.0, gt=0, le=1000, description="disk: detector (or lens aperture) radius (mm)")
+    emitter_radius_mm: float = Field(0.0, ge=0, le=1000, description="disk: emitting disk radius (mm); 0: point")
+    distance_mm: float = Field(50.0, gt=0, le=10000, description="emitter to detector (mm)")
+
+
+class PLDetectorConfig(_Strict):
+    """The Si photodiode: responsivity at the PL peak and at the pump wavelength (A/W)."""
+
+    responsivity_A_W: float = Field(0.50, gt=0, le=2, description="at the PL peak (A/W)")
+    pump_responsivity_A_W: float = Field(0.30, ge=0, le=2, description="at the pump wavelength (A/W)")
+
+
+class PLTransimpedanceConfig(_Strict):
+    """The transimpedance amplifier between the photodiode and the spectrum analyser."""
+
+    gain_V_A: float = Field(1e7, gt=0, le=1e13)
+    load_factor: float = Field(1.0, gt=0, le=1, description="1: gain at the 50 Ω load; 0.5: 50 Ω into 50 Ω")
+    temperature_K: float = Field(295.0, gt=0, le=500, description="feedback resistor temperature (Johnson noise)")
+    amplifier_noise_A_rtHz: float = Field(1e-14, ge=0, le=1e-6, description="input current noise (A/√Hz)")
+
+
+class PLStrayConfig(_Strict):
+    """The pump light that reaches the PL detector's filters (scatter and geometry together)."""
+
+    scattered_fraction: float = Field(1e-2, ge=0, le=1, description="of the pump photons on the device")
+
+
+class PLConfig(_Strict):
+    """The PL path of the device at open circuit (modulated PLQY, methods ref. §5; model:
+    :mod:`sim_instruments.pl`). ``plqy`` is the external integral PLQY under 1 sun of generation; its intensity
+    dependence follows from the cell's recombination (QFLS = qVoc, radiative ideality 1)."""
+
+    plqy: float = Field(0.10, gt=0, le=1, description="external PLQY at open circuit, 1 sun")
+    peak_nm: float | None = Field(None, gt=200, lt=3000, description="PL peak (nm); null: the cell's gap hc/Eg")
+    fwhm_nm: float = Field(40.0, gt=0, le=500, description="PL full width at half maximum (nm), Gaussian")
+    collection: PLCollectionConfig = Field(default_factory=PLCollectionConfig)
+    filters: list[PLFilterConfig] = Field(
+        default_factory=lambda: [PLFilterConfig(cut_on_nm=550, transmission=0.95, stopband_od=2.0),
+                                 PLFilterConfig(cut_on_nm=650, transmission=0.95, stopband_od=3.0)]
+    )
+    detector: PLDetectorConfig = Field(default_factory=PLDetectorConfig)
+    tia: PLTransimpedanceConfig = Field(default_factory=PLTransimpedanceConfig)
+    stray: PLStrayConfig = Field(default_factory=PLStrayConfig)
+    emission_blocked: bool = Field(False, description="a non-emissive blank in the device's place at start")
+
+
 class SimulationConfig(_Strict):
     enabled: bool = True
     clock: Literal["virtual", "real"] = "virtual"
@@ -224,6 +284,7 @@ class SimulationConfig(_Strict):
     )
     selected_device: int = Field(1, ge=1, description="the device connected to the SMU (number from 1)")
     optics: OpticsConfig = Field(default_factory=OpticsConfig)
+    pl: PLConfig | None = Field(None, description="the PL path (modulated PLQY); null: none")
     operator_resource: str | None = Field(
         None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
     )

@@ -40,6 +40,8 @@ HOUR_S = 3600.0
 OD_WHEELS = ("od_wheel_1", "od_wheel_2")
 #: what can sit at the sphere's sample port
 PORT_OCCUPANTS = ("dut", "reference")
+#: what can sit at the device's place in front of the PL detector (a blank: a non-emissive dummy sample)
+PL_OCCUPANTS = ("dut", "blank")
 SLOT_COUNTS = (6, 12)
 
 
@@ -271,7 +273,14 @@ class LaserPath:
 def place_in_beam(bench: Any, detector: str) -> None:
     """Put ``detector`` where it belongs on ``bench``: on a bench with a sphere "reference"/"dut" go to the
     sample port (and "dut" also to the EQE sample position, if the bench has one); any other detector, or any
-    detector on a bench without a sphere, to the EQE optics' sample position (ValueError when unknown there)."""
+    detector on a bench without a sphere, to the EQE optics' sample position (ValueError when unknown there).
+    On a bench with a PL path (``bench.pl``) "blank" puts a non-emissive dummy in the device's place (the PL
+    stops, the stray pump stays) and "dut" the device back."""
+    pl = getattr(bench, "pl", None)
+    if pl is not None and detector in PL_OCCUPANTS:
+        pl.emission_blocked = detector == "blank"
+        if detector == "blank" or (bench.optics is None and bench.laser_path.sphere is None):
+            return
     path = getattr(bench, "laser_path", None)
     if path is not None and path.sphere is not None and detector in PORT_OCCUPANTS:
         path.place_at_sample_port(detector)

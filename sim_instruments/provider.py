@@ -187,14 +187,18 @@ class Simulator:
     def _place_in_beam(self, detector: str) -> bool:
         """Put ``detector`` at the EQE sample position, or on a bench with an integrating sphere "reference" /
         "dut" at the sphere's sample port (the device is dark while the reference sensor is there;
-        :func:`sim_instruments.laser_path.place_in_beam`); True when done, False when this bench cannot.
+        :func:`sim_instruments.laser_path.place_in_beam`), on a bench with a PL path "blank" (a non-emissive
+        dummy in the device's place: the stray pump alone reaches the PL detector; "dut" the device back);
+        True when done, False when this bench cannot.
 
         In-process the bench moves it; a served bench is asked over ``simulation.operator_resource``
         (RuntimeError when it refuses)."""
-        if self.bench is not None and (self.bench.optics is not None or self.bench.laser_path.sphere is not None):
+        bench = self.bench
+        if bench is not None and (bench.optics is not None or bench.laser_path.sphere is not None
+                                  or (bench.pl is not None and detector in ("dut", "blank"))):
             from sim_instruments.laser_path import place_in_beam
 
-            place_in_beam(self.bench, detector)
+            place_in_beam(bench, detector)
             return True
         remote = self.section.operator_resource
         if not remote:
