@@ -72,6 +72,9 @@ def test_half_voltage_load_factor_doubles_the_current():
 
 def test_snr_and_k_factor_and_absolute_plqy():
     assert plqy.snr_dB(-17.7, -80.2) == pytest.approx(62.5)
+    report = plqy.snr_report(-17.7, -80.2, -50.0)
+    assert report["snr_dB"] == pytest.approx(32.3) and report["snr_ok"] is False  # the stray pump is the limit
+    assert plqy.snr_report(-17.7, -80.2)["snr_ok"] is True
     g = [0.8, 0.9, 1.0, 1.1, 1.2]
     assert plqy.k_factor(g, [x**1.5 * 3.0 for x in g]) == pytest.approx(1.5, abs=1e-12)
     assert plqy.plqy_absolute(0.2, 2.0) == pytest.approx(0.1)  # methods §5.1: SRH regime, diff = 2 × true

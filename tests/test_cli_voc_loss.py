@@ -149,3 +149,32 @@ def test_voc_loss_unknown_run_id_and_wrong_procedure(runs):
     assert result.exit_code == 2 and "--jv = 'no-such-run'" in result.output
     result = _analyze(runs, "--jv", runs["jv"]["file"], "--eqe", runs["jv"]["file"], "--plqy-value", "0.1")
     assert result.exit_code == 2 and "allowed: an 'eqe' run" in result.output
+
+
+def _plqy_run_file(folder, plqy):
+    """A stand-in for a `plqy` run (the procedure lands later): its results as the plan's contract names them."""
+    from labctl.storage import RunWriter
+
+    path = folder / "plqy-standin.h5"
+    with RunWriter(path) as writer:
+        writer.write_metadata(run_id="plqy-standin", procedure="plqy", sample="sample", operator="t", area_cm2=0.049,
+                              parameters={}, station=default_station(), idn={}, software_version="0",
+                              start_time="2026-12-02T00:00:00Z")
+        writer.write_results({"plqy": plqy, "plqy_differential": plqy * 1.05, "snr_dB": 60.0, "f_mod_Hz": 7.0,
+                              "qfls_eV": 1.2})
+    return path
+
+
+def test_voc_loss_takes_the_plqy_of_a_plqy_run_by_file_and_by_run_id(runs, tmp_path):
+    path = _plqy_run_file(runs["out"], 0.05)
+    x = _expected(0.05)
+    for ref in (str(path), "plqy-standin"):
+        result = _analyze(runs, "--jv", runs["jv"]["file"], "--eqe", runs["eqe"]["file"], "--plqy", ref, "--json")
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout)
+        assert payload["plqy_run"] == "plqy-standin"
+        assert payload["results"]["plqy"] == 0.05
+        assert payload["results"]["dvoc_nr_V"] == pytest.approx(x["dvoc_nr_V"], abs=1e-9)
+        assert payload["results"]["qfls_eV"] == pytest.approx(x["qfls_eV"], abs=1e-3)
+    result = _analyze(runs, "--jv", runs["jv"]["file"], "--eqe", runs["eqe"]["file"], "--plqy", runs["eqe"]["file"])
+    assert result.exit_code == 2 and "allowed: a 'plqy' run" in result.output

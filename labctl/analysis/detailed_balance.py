@@ -65,6 +65,16 @@ def step_eqe_j0r_A_cm2(bandgap_eV: float, temperature_K: float) -> float:
     return radiative_saturation_current_A_cm2(e, np.ones_like(e), temperature_K)
 
 
+def shockley_queisser_voc_V(bandgap_eV: float, temperature_K: float) -> float:
+    """Voc,SQ (V) of a step EQE: Jsc,SQ = q∫Φ_AM1.5G from 280 nm to λg = hc/(q·Eg) (ASTM G173 global, methods ref.
+    §9 S2) over :func:`step_eqe_j0r_A_cm2` (methods ref. §6.2: 1.6 eV, 300 K → 1.3245 V)."""
+    from labctl.analysis.eqe import integrated_jsc_mA_cm2
+
+    lam = np.arange(280.0, HC_OVER_Q_NM_V / bandgap_eV, 0.01)
+    jsc_A_cm2 = integrated_jsc_mA_cm2(lam, np.ones_like(lam)) * 1e-3
+    return radiative_voc_V(jsc_A_cm2, step_eqe_j0r_A_cm2(bandgap_eV, temperature_K), temperature_K)
+
+
 def radiative_voc_V(jsc_A_cm2: float, j0r_A_cm2: float, temperature_K: float) -> float:
     """Voc,R = (k_BT/q)·ln(Jsc/j0,R + 1) in V (methods ref. §6.1)."""
     if not (jsc_A_cm2 > 0 and j0r_A_cm2 > 0):

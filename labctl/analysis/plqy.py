@@ -160,6 +160,17 @@ def snr_dB(line_dBm: float, reference_dBm: float) -> float:
     return float(line_dBm) - float(reference_dBm)
 
 
+def snr_report(line_dBm: float, noise_floor_dBm: float, stray_pump_dBm: float | None = None,
+               min_snr_dB: float = MIN_SNR_DB) -> dict[str, float | bool | None]:
+    """The line's SNR against the noise floor and the stray pump (dB), the smaller of the two as ``snr_dB``, and
+    whether it reaches ``min_snr_dB`` (methods ref. §5.3: 40 dB; the floor measured off the line in the same RBW,
+    the stray pump with the emission blocked or a non-emissive dummy, methods ref. §5.1)."""
+    noise = snr_dB(line_dBm, noise_floor_dBm)
+    stray = None if stray_pump_dBm is None else snr_dB(line_dBm, stray_pump_dBm)
+    worst = noise if stray is None else min(noise, stray)
+    return {"snr_noise_dB": noise, "snr_stray_dB": stray, "snr_dB": worst, "snr_ok": worst >= min_snr_dB}
+
+
 def k_factor(generation: ArrayLike, pl_signal: ArrayLike) -> float:
     """k = d ln Φ_PL/d ln G: the least-squares slope of ln(PL) against ln(generation) (methods ref. §5.1).
 
