@@ -580,9 +580,10 @@ def analyze_voc_loss(jv_ref: str, eqe_ref: str, plqy_ref: str | None, plqy_value
     parameters: dict[str, tuple[Any, str]] = {k: (v, "") for k, v in inputs.items()}
     parameters.update(jv_scan=(scan, ""), plqy_value=(plqy, "1"), temperature_K=(temperature, "K"))
     _writable_folder(folder, "--out")
-    run_id, run_path = voc_loss.store_run(folder, results, parameters, sample=jv.info.get("sample", "sample"),
-                                          operator=config.station.operator, station=config.snapshot(),
-                                          catalog_url=url)
+    with _catalog_errors():
+        run_id, run_path = voc_loss.store_run(folder, results, parameters, sample=jv.info.get("sample", "sample"),
+                                              operator=config.station.operator, station=config.snapshot(),
+                                              catalog_url=url)
     for text in results["warnings"]:
         _echo_warning(err_console, text)
     if as_json:
