@@ -535,6 +535,65 @@ def analyze_mismatch(eqe_file: str, reference_sr: str, simulator_spectrum: str, 
         click.echo(f"use: labctl run jv --set mismatch={m:.6f}")
 
 
+@analyze_group.command("voc-loss")
+@click.option("--jv", "jv_ref", required=True, metavar="FILE|RUN_ID", help="J–V run (light): Voc and Jsc")
+@click.option("--eqe", "eqe_ref", required=True, metavar="FILE|RUN_ID", help="EQE run reaching below the gap")
+@click.option("--plqy", "plqy_ref", default=None, metavar="FILE|RUN_ID", help="PLQY run: its results' plqy")
+@click.option("--plqy-value", type=float, default=None, metavar="FRACTION",
+              help="the device's absolute PLQY at open circuit and 1 sun, instead of --plqy")
+@click.option("--temperature", "temperature_K", type=float, default=None, metavar="K",
+              help="device temperature of the detailed balance [default: 298.15]")
+@click.option("--jv-scan", type=click.Choice(("qss", "reverse", "forward")), default=None,
+              help="J–V scan whose Voc/Jsc to use (default: qss, else reverse, else forward)")
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--out", "data_dir", default=None, help="data folder: run ids and the analysis run (default: "
+              "station.data_dir)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def analyze_voc_loss(jv_ref: str, eqe_ref: str, plqy_ref: str | None, plqy_value: float | None,
+                     temperature_K: float | None, jv_scan: str | None, station_path: str | None,
+                     data_dir: str | None, as_json: bool) -> None:
+    """Detailed-balance Voc losses (radiative, bulk non-radiative, surface) from J–V, EQE and PLQY runs; stored
+    as a 'voc-loss' run in the data folder (methods ref. §6)."""
+    from labctl import voc_loss
+    from labctl.catalog import catalog_url
+
+    if (plqy_ref is None) == (plqy_value is None):
+        raise _InputError("give exactly one of --plqy FILE|RUN_ID and --plqy-value FRACTION")
+    path, config = _load(station_path)
+    folder = Path(data_dir) if data_dir else path.parent / config.station.data_dir
+    url = catalog_url(config.station.catalog, folder)
+    name = config.station.name
+    temperature = voc_loss.DEFAULT_TEMPERATURE_K if temperature_K is None else temperature_K
+    try:
+        jv = _open_run(str(voc_loss.resolve_run_file(jv_ref, "--jv", url, name, folder)))
+        eqe = _open_run(str(voc_loss.resolve_run_file(eqe_ref, "--eqe", url, name, folder)))
+        plqy_run = None if plqy_ref is None else _open_run(
+            str(voc_loss.resolve_run_file(plqy_ref, "--plqy", url, name, folder)))
+        scan, voc, jsc = voc_loss.jv_figures(jv.results, jv_scan)
+        plqy = voc_loss.plqy_from_run(plqy_run) if plqy_run is not None else float(plqy_value)  # type: ignore[arg-type]
+        results = voc_loss.analyse(*voc_loss.eqe_curve(eqe), voc, jsc, plqy, temperature)
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+    results["voc_scan"] = scan
+    inputs = {"jv_run": jv.info.get("run_id", ""), "eqe_run": eqe.info.get("run_id", ""),
+              "plqy_run": "" if plqy_run is None else plqy_run.info.get("run_id", "")}
+    parameters: dict[str, tuple[Any, str]] = {k: (v, "") for k, v in inputs.items()}
+    parameters.update(jv_scan=(scan, ""), plqy_value=(plqy, "1"), temperature_K=(temperature, "K"))
+    _writable_folder(folder, "--out")
+    with _catalog_errors():
+        run_id, run_path = voc_loss.store_run(folder, results, parameters, sample=jv.info.get("sample", "sample"),
+                                              operator=config.station.operator, station=config.snapshot(),
+                                              catalog_url=url)
+    for text in results["warnings"]:
+        _echo_warning(err_console, text)
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "file": str(run_path), **inputs, "results": results}))
+    else:
+        console = _out_console()
+        voc_loss.print_table(console, results)
+        console.print(f"Voc from the {scan} scan of {inputs['jv_run']}; stored: {run_path}", highlight=False)
+
+
 # -- the run catalog ------------------------------------------------------------------------------------------
 _STATUSES = ("running", "completed", "aborted", "failed", "interrupted")
 #: the key results shown in the table of `labctl runs` (all of them are in --json)
