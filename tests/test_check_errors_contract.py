@@ -23,10 +23,11 @@ ROLES = {
     "thorlabs_fw102c": ("filter_wheel", "sim://filter_wheel"), "sr570": ("preamp", "sim://preamp"),
     "oxxius_laserboxx": ("laser", "sim://laser"),
     "thorlabs_pm100d": ("meter", "sim://power_meter"), "thorlabs_pm100usb": ("meter", "sim://power_meter"),
+    "keysight_33500b": ("fgen", "sim://fgen"),
 }
 #: drivers whose instrument keeps an error for a later query (the others answer an error at once, or never)
 REPORTING = {"keithley2400", "keithley2420", "keithley2450", "sr830", "cornerstone260", "cornerstone130",
-             "thorlabs_pm100d", "thorlabs_pm100usb"}
+             "thorlabs_pm100d", "thorlabs_pm100usb", "keysight_33500b"}
 
 
 def _connected(driver: str) -> tuple[Station, object]:

@@ -39,7 +39,7 @@ REGISTRY = {name: reg.driver for name, reg in instrument_registrations().items()
 TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n", "sr830": "\n",
                 "thorlabs_sc10": "\r", "thorlabs_fw102c": "\r", "sr570": "\r",
                 "cornerstone260": "\r\n", "cornerstone130": "\r\n", "oxxius_laserboxx": ("\r\n", "\r"),
-                "thorlabs_pm100d": "\n", "thorlabs_pm100usb": "\n"}
+                "thorlabs_pm100d": "\n", "thorlabs_pm100usb": "\n", "keysight_33500b": "\n"}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
 
@@ -82,6 +82,7 @@ def _lines(text: str) -> list[str]:
         ("oxxius_laserboxx", "LBX-488-100-CSB-PPA"),  # INF?: type-wavelength nm-power mW-..., as drivers parse it
         ("thorlabs_pm100d", "Thorlabs,PM100D,P0012345,2.6.0"),
         ("thorlabs_pm100usb", "Thorlabs,PM100USB,P2001234,1.7.0"),
+        ("keysight_33500b", "Agilent Technologies,33522B,MY52800000,3.05-1.19-2.00-52-00"),  # [L] example values
     ],
 )
 def test_each_driver_accepts_its_model_and_no_other_drivers_does(driver, reply):
