@@ -11,7 +11,10 @@ modulation input) sees twice the set amplitude, with ``OUTP:LOAD INF`` it sees t
 setting rescales the displayed values, not the output (user's guide, "Output termination"). So set the load
 first, then the amplitude (:meth:`Keysight33500B.set_waveform` does).
 
-Fixes to the stock PyMeasure 0.16 class (each has a test in ``tests/test_driver_33500.py`` that fails on it):
+Fixes to the stock PyMeasure 0.16 class (each has a scenario in ``tests/test_driver_33500.py`` that passes here
+and fails on the stock class); the stock attribute names ``frequency``, ``amplitude``, ``offset`` and
+``output_load`` go through the checked methods below (the stock channel objects ``ch_1``/``ch_2`` are left as
+they are and not used: this driver speaks to channel 1 through the un-suffixed commands):
 
 * the amplitude's range is the data sheet's for the load and unit set (into 50 Ω 1 mVpp–10 Vpp, into high
   impedance 2 mVpp–20 Vpp; in Vrms those over 2√2), checked with the offset (|offset| + Vpk within 5 V into 50 Ω,
@@ -178,6 +181,7 @@ class Keysight33500B(Agilent33500):
         the limits for the load (read with ``OUTP:LOAD?`` unless given) and the offset (``VOLT:OFFS?`` unless
         given)."""
         unit = unit.upper()
+        vpp_from(1.0, unit)  # an unknown unit: ValueError before anything is asked
         load = self.read_output_load_ohm() if load_ohm is None else load_ohm
         lo, hi = self.amplitude_limits(unit, load)
         if not (math.isfinite(amplitude) and lo * (1 - 1e-9) <= amplitude <= hi * (1 + 1e-9)):
@@ -207,6 +211,46 @@ class Keysight33500B(Agilent33500):
 
     def read_offset_V(self) -> float:
         return self._ask_float("VOLT:OFFS?")
+
+    # --- the stock attributes, through the checked methods -----------------------------------------------------
+    @property
+    def frequency(self) -> float:
+        """Control the frequency (Hz), checked (1 µHz–30 MHz)."""
+        return self.read_frequency_Hz()
+
+    @frequency.setter
+    def frequency(self, value: float) -> None:
+        self.set_frequency_Hz(value)
+
+    @property
+    def amplitude(self) -> float:
+        """Control the amplitude in the unit set (``VOLT:UNIT?``), checked for the load and the offset."""
+        return self.read_amplitude()
+
+    @amplitude.setter
+    def amplitude(self, value: float) -> None:
+        unit = self.read_amplitude_unit()
+        if unit not in UNITS:
+            raise ValueError(f"the generator's amplitude unit is {unit!r}; set VPP or VRMS first")
+        self.set_amplitude(value, unit)
+
+    @property
+    def offset(self) -> float:
+        """Control the DC offset (V), checked for the load and the amplitude."""
+        return self.read_offset_V()
+
+    @offset.setter
+    def offset(self, value: float) -> None:
+        self.set_offset_V(value)
+
+    @property
+    def output_load(self) -> float:
+        """Control the load setting (Ω; ``math.inf`` / ``"INF"`` for high impedance), validated."""
+        return self.read_output_load_ohm()
+
+    @output_load.setter
+    def output_load(self, value: float | str) -> None:
+        self.set_output_load(value)
 
     # --- output --------------------------------------------------------------------------------------------
     def set_output(self, on: bool) -> None:

@@ -90,97 +90,109 @@ def test_set_waveform_sets_the_load_before_the_amplitude() -> None:
 
 
 # -- stock faults and their fixes ---------------------------------------------------------------------------
-def test_stock_amplitude_ignores_the_unit_and_sends_an_out_of_range_vrms() -> None:
-    # 5 Vrms of a sine is 5·2√2 = 14.14 Vpp > 10 Vpp into 50 Ω: the stock class sends it
-    with expected_protocol(Agilent33500, [("VOLT 5.000000", None)]) as gen:
-        gen.amplitude = 5
+# Each scenario uses the stock attribute names and raises (AssertionError from expected_protocol, or the stock
+# class's ValueError) unless the class behaves as the 33500B does: it passes with Keysight33500B and fails with
+# the stock Agilent33500 (both checked below).
 
 
-def test_vrms_above_the_50_ohm_limit_is_refused_before_sending() -> None:
-    # into 50 Ω the limit is 10 Vpp = 10/(2√2) = 3.5355 Vrms
+def fault_vrms_amplitude_out_of_range_is_sent(cls: type) -> None:
+    # 5 Vrms of a sine is 5·2√2 = 14.14 Vpp > 10 Vpp into 50 Ω: refused before anything is sent
+    with expected_protocol(cls, [("VOLT:UNIT?", "VRMS"), ("OUTP:LOAD?", "+5.000000000000000E+01")]) as gen:
+        with pytest.raises(ValueError):
+            gen.amplitude = 5
+
+
+def fault_15_vpp_into_high_impedance_is_refused(cls: type) -> None:
+    # into high impedance the limit is 20 Vpp (|offset| + Vpk ≤ 10 V)
+    with expected_protocol(cls, [("VOLT:UNIT?", "VPP"), ("OUTP:LOAD?", "9.9E+37"),
+                                 ("VOLT:OFFS?", "+0.000000000000000E+00"), ("VOLT:UNIT VPP", None),
+                                 ("VOLT 15", None)]) as gen:
+        gen.amplitude = 15
+
+
+def fault_5_mvpp_is_refused(cls: type) -> None:
+    # into 50 Ω the smallest amplitude is 1 mVpp
+    with expected_protocol(cls, [("VOLT:UNIT?", "VPP"), ("OUTP:LOAD?", "+5.000000000000000E+01"),
+                                 ("VOLT:OFFS?", "+0.000000000000000E+00"), ("VOLT:UNIT VPP", None),
+                                 ("VOLT 0.005", None)]) as gen:
+        gen.amplitude = 0.005
+
+
+def fault_6_V_offset_into_high_impedance_is_refused(cls: type) -> None:
+    # into high impedance |offset| + Vpk ≤ 10 V: 6 V with 1 Vpp fits
+    with expected_protocol(cls, [("OUTP:LOAD?", "9.9E+37"), ("VOLT?", "+1.000000000000000E+00"),
+                                 ("VOLT:UNIT?", "VPP"), ("VOLT:OFFS 6", None)]) as gen:
+        gen.offset = 6
+
+
+def fault_offset_ignores_the_amplitude(cls: type) -> None:
+    # 4.9 V + 5 V peak of 10 Vpp > 5 V into 50 Ω: refused before sending
+    with expected_protocol(cls, [("OUTP:LOAD?", "+5.000000000000000E+01"), ("VOLT?", "+1.000000000000000E+01"),
+                                 ("VOLT:UNIT?", "VPP")]) as gen:
+        with pytest.raises(ValueError):
+            gen.offset = 4.9
+
+
+def fault_50_MHz_is_sent(cls: type) -> None:
+    with expected_protocol(cls, []) as gen:
+        with pytest.raises(ValueError):
+            gen.frequency = 50e6
+
+
+def fault_output_load_sends_anything(cls: type) -> None:
+    with expected_protocol(cls, []) as gen:
+        with pytest.raises(ValueError):
+            gen.output_load = -5
+
+
+def fault_output_load_reads_inf_as_a_number(cls: type) -> None:
+    with expected_protocol(cls, [("OUTP:LOAD?", "9.9E+37")]) as gen:
+        assert gen.output_load == math.inf
+
+
+def fault_check_errors_splits_the_message(cls: type) -> None:
+    with expected_protocol(cls, [("SYST:ERR?", '-222,"Data out of range;clipped, upper"'),
+                                 ("SYST:ERR?", '+0,"No error"')]) as gen:
+        assert gen.check_errors() == [(-222, "Data out of range;clipped, upper")]
+
+
+FAULTS = [fault_vrms_amplitude_out_of_range_is_sent, fault_15_vpp_into_high_impedance_is_refused,
+          fault_5_mvpp_is_refused, fault_6_V_offset_into_high_impedance_is_refused, fault_offset_ignores_the_amplitude,
+          fault_50_MHz_is_sent, fault_output_load_sends_anything, fault_output_load_reads_inf_as_a_number,
+          fault_check_errors_splits_the_message]
+
+
+@pytest.mark.parametrize("scenario", FAULTS, ids=lambda f: f.__name__)
+def test_the_driver_fixes(scenario) -> None:
+    scenario(Keysight33500B)
+
+
+@pytest.mark.parametrize("scenario", FAULTS, ids=lambda f: f.__name__)
+def test_the_stock_class_has_the_fault(scenario) -> None:
+    with pytest.raises((AssertionError, ValueError)):
+        scenario(Agilent33500)
+
+
+def test_direct_limits_for_high_impedance_and_50_ohm() -> None:
+    with expected_protocol(Keysight33500B, [("VOLT:UNIT VPP", None), ("VOLT 20", None),
+                                            ("VOLT:UNIT VRMS", None), ("VOLT 3.5", None)]) as gen:
+        gen.set_amplitude(20.0, load_ohm=math.inf, offset_V=0.0)  # ≤ 20 Vpp into high impedance
+        gen.set_amplitude(3.5, "VRMS", load_ohm=50.0, offset_V=0.0)  # ≤ 10/(2√2) = 3.5355 Vrms into 50 Ω
     with expected_protocol(Keysight33500B, []) as gen:
-        with pytest.raises(ValueError, match="outside"):
-            gen.set_amplitude(5.0, "VRMS", load_ohm=50.0, offset_V=0.0)  # nothing sent (the protocol is empty)
-    with expected_protocol(Keysight33500B, [("VOLT:UNIT VRMS", None), ("VOLT 3.5", None)]) as gen:
-        gen.set_amplitude(3.5, "VRMS", load_ohm=50.0, offset_V=0.0)
-
-
-def test_stock_amplitude_refuses_15_vpp_into_high_impedance_and_5_mvpp() -> None:
-    for value in (15, 0.005):
-        with expected_protocol(Agilent33500, []) as gen:
+        for amplitude, unit, load in ((21.0, "VPP", math.inf), (0.0009, "VPP", 50.0), (3.6, "VRMS", 50.0),
+                                      (1.0, "DBM", 50.0)):
             with pytest.raises(ValueError):
-                gen.amplitude = value
-
-
-def test_high_impedance_allows_20_vpp_and_50_ohm_allows_1_mvpp() -> None:
-    with expected_protocol(Keysight33500B, [("VOLT:UNIT VPP", None), ("VOLT 15", None),
-                                            ("VOLT:UNIT VPP", None), ("VOLT 0.005", None)]) as gen:
-        gen.set_amplitude(15.0, load_ohm=math.inf, offset_V=0.0)  # ≤ 20 Vpp into high impedance
-        gen.set_amplitude(0.005, load_ohm=50.0, offset_V=0.0)  # ≥ 1 mVpp into 50 Ω
-    with expected_protocol(Keysight33500B, []) as gen:
-        with pytest.raises(ValueError):
-            gen.set_amplitude(21.0, load_ohm=math.inf, offset_V=0.0)
-        with pytest.raises(ValueError):
-            gen.set_amplitude(0.0009, load_ohm=50.0, offset_V=0.0)
-
-
-def test_stock_offset_is_fixed_at_4995_mV_whatever_the_load_and_amplitude() -> None:
-    with expected_protocol(Agilent33500, []) as gen:
-        with pytest.raises(ValueError):
-            gen.offset = 6  # allowed into high impedance with a small amplitude (±10 V)
-    with expected_protocol(Agilent33500, [("VOLT:OFFS 4.900000", None)]) as gen:
-        gen.offset = 4.9  # sent even with 10 Vpp set: 4.9 + 5 > 5 V into 50 Ω
-
-
-def test_offset_follows_the_load_and_the_amplitude() -> None:
-    with expected_protocol(Keysight33500B, [("VOLT:OFFS 6", None)]) as gen:
-        gen.set_offset_V(6.0, load_ohm=math.inf, vpp=1.0)  # 6 + 0.5 ≤ 10 V
-    with expected_protocol(Keysight33500B, []) as gen:
+                gen.set_amplitude(amplitude, unit, load_ohm=load, offset_V=0.0)
         with pytest.raises(ValueError, match="exceeds"):
-            gen.set_offset_V(4.9, load_ohm=50.0, vpp=10.0)  # 4.9 + 5 > 5 V
-        with pytest.raises(ValueError, match="exceeds"):
-            gen.set_amplitude(10.0, load_ohm=50.0, offset_V=4.9)
-
-
-def test_stock_frequency_sends_50_MHz() -> None:
-    with expected_protocol(Agilent33500, [("FREQ 50000000.000000", None)]) as gen:
-        gen.frequency = 50e6
-
-
-def test_frequency_above_30_MHz_is_refused() -> None:
-    with expected_protocol(Keysight33500B, [("FREQ 30000000", None), ("FREQ 1e-06", None)]) as gen:
-        gen.set_frequency_Hz(30e6)
-        gen.set_frequency_Hz(1e-6)
-        with pytest.raises(ValueError):
-            gen.set_frequency_Hz(50e6)
+            gen.set_amplitude(10.0, load_ohm=50.0, offset_V=0.1)
         with pytest.raises(ValueError):
             gen.set_frequency_Hz(0.0)
-
-
-def test_stock_output_load_sends_anything_and_reads_inf_as_a_number() -> None:
-    with expected_protocol(Agilent33500, [("OUTP:LOAD -5", None), ("OUTP:LOAD?", "9.9E+37")]) as gen:
-        gen.output_load = -5
-        assert gen.output_load == pytest.approx(9.9e37)
-
-
-def test_output_load_out_of_range_is_refused() -> None:
-    with expected_protocol(Keysight33500B, []) as gen:
-        for bad in (-5, 0.5, 20e3, "HIGHZ", math.nan, -math.inf):
+        for bad in (0.5, 20e3, "HIGHZ", math.nan, -math.inf):
             with pytest.raises(ValueError):
                 gen.set_output_load(bad)
 
 
-def test_stock_check_errors_splits_the_message_at_commas_and_keeps_quotes() -> None:
-    with expected_protocol(Agilent33500, [("SYST:ERR?", '-222,"Data out of range;clipped, upper"'),
-                                          ("SYST:ERR?", '+0,"No error"')]) as gen:
-        assert gen.check_errors() == [[-222.0, '"Data out of range;clipped', ' upper"']]
-
-
-def test_check_errors_returns_code_message_tuples() -> None:
-    with expected_protocol(Keysight33500B, [("SYST:ERR?", '-222,"Data out of range;clipped, upper"'),
-                                            ("SYST:ERR?", '-113,"Undefined header"'),
-                                            ("SYST:ERR?", '+0,"No error"')]) as gen:
-        assert gen.check_errors() == [(-222, "Data out of range;clipped, upper"), (-113, "Undefined header")]
+def test_check_set_errors_raises_with_the_entries() -> None:
     with expected_protocol(Keysight33500B, [("SYST:ERR?", '-113,"Undefined header"'),
                                             ("SYST:ERR?", '+0,"No error"')]) as gen:
         with pytest.raises(Fgen33500Error, match="-113"):
