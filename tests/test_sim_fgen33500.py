@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labctl.config import ConfigError, parse_station
 from labctl.station import Station
@@ -87,6 +89,21 @@ def test_the_load_setting_rescales_the_displayed_amplitude_not_the_output(gen: F
     gen.handle("OUTP:LOAD INF;VOLT 15")  # 15 Vpp is allowed into high impedance (≤ 20)
     assert float(gen.handle("VOLT?")) == pytest.approx(15.0)
     assert _errors(gen) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(load=st.one_of(st.just(math.inf), st.floats(1.0, 10e3)), fraction=st.floats(0.0, 1.0))
+def test_the_output_behind_50_ohm_for_any_load_setting(load: float, fraction: float) -> None:
+    """A displayed Vpp within the limits for the load R: open-circuit peak = Vpp/2·(R + 50)/R (INF: Vpp/2)."""
+    gen = Fgen33500Emulator(SimpleNamespace(laser=SimpleNamespace(on=False, power_W=0.0, wavelength_nm=520.0)))
+    factor = 1.0 if math.isinf(load) else load / (load + 50.0)
+    lo, hi = 2e-3 * factor, 20.0 * factor  # 1 mVpp–10 Vpp into 50 Ω = 2 mVpp–20 Vpp open circuit
+    vpp = lo + fraction * (hi - lo)
+    gen.handle("OUTP:LOAD INF" if math.isinf(load) else f"OUTP:LOAD {load!r}")
+    gen.handle(f"VOLT {vpp!r}")
+    assert _errors(gen) == []
+    assert gen.output.peak_open_circuit_V == pytest.approx(vpp / 2 / factor, rel=1e-9)
+    assert float(gen.handle("VOLT?")) == pytest.approx(vpp, rel=1e-9)
 
 
 def test_vrms_unit_and_dbm_needs_a_finite_load(gen: Fgen33500Emulator) -> None:
