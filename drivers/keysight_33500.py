@@ -164,8 +164,8 @@ class Keysight33500B(Agilent33500):
         return self.ask("VOLT:UNIT?").strip().upper()
 
     def amplitude_limits(self, unit: str, load_ohm: float) -> tuple[float, float]:
-        """(min, max) amplitude in ``unit`` for a load setting (Ω or inf): the 50 Ω limits scaled by R/(R+50)
-        relative to 50 Ω's 1/2 (data sheet)."""
+        """(min, max) amplitude in ``unit`` for a load setting R (Ω or inf): the data sheet's 50 Ω limits times
+        [R/(R + 50 Ω)] / [50/(50 + 50)] (the same open-circuit output, displayed for another load)."""
         scale = display_factor(load_ohm) / display_factor(SOURCE_OHM)
         lo, hi = VPP_RANGE_50_OHM[0] * scale, VPP_RANGE_50_OHM[1] * scale
         per_vpp = vpp_from(1.0, unit)
