@@ -135,7 +135,14 @@ class Laser(_Watched):
     integrating sphere if any); without a sphere every photon of the (attenuated) beam falls on the selected
     device, where it generates ``P·EQE(λ)·λ/(hc/q)`` (A) (:meth:`SolarCell.laser_suns`). The emitted power drifts
     by ``power_drift_per_h`` (relative, per hour of emission) and fluctuates by ``power_noise`` (relative, 1 σ per
-    reading). ``listeners`` are called after ``on``, the power or the wavelength change.
+    reading). ``listeners`` are called after ``on``, the power, the wavelength or the modulation change.
+
+    Modulation (the PLQY bench, :mod:`sim_instruments.modulation`): the emitted power is
+    ``P(t) = P0·(1 + m·sin 2πft)`` with ``m = modulation_depth`` (0–1, peak over mean) and
+    ``f = modulation_frequency_Hz`` (Hz); the mean ``P0`` is ``power_W``, unchanged by the modulation. Written by
+    the LaserBoxx emulator's analog input (``AM 1``) from the function generator's output; 0 without one. The
+    bench's power readings stay the mean (no time dependence here): a model of a modulated signal (the PL line)
+    reads these two fields.
     """
 
     wavelength_nm: float = 520.0
@@ -143,8 +150,10 @@ class Laser(_Watched):
     on: bool = False
     power_noise: float = 0.0
     power_drift_per_h: float = 0.0
+    modulation_depth: float = 0.0
+    modulation_frequency_Hz: float = 0.0
     listeners: list = field(default_factory=list, repr=False, compare=False)
-    _watched = ("wavelength_nm", "power_W", "on")
+    _watched = ("wavelength_nm", "power_W", "on", "modulation_depth", "modulation_frequency_Hz")
 
 class SolarCell:
     """The device: static single-diode model plus the ion state and the light dose it has received."""

@@ -190,7 +190,11 @@ class LaserPath:
     def emitted_power_W(self, draw: bool = True) -> float:
         """The laser's output now (W): set-point × (1 + drift·hours of emission) × (1 + noise·z), with a new draw
         z ~ N(0, 1) (``draw`` False: no noise). 0 when off. A reading holds its draw: the bench's
-        ``steady_light`` for the device, :meth:`PhotodiodeTerminal.steady_light` for the monitor on an SMU."""
+        ``steady_light`` for the device, :meth:`PhotodiodeTerminal.steady_light` for the monitor on an SMU.
+
+        With modulation this is the mean power ``P0`` of ``P0·(1 + m·sin 2πft)``: ``laser.modulation_depth`` (m)
+        and ``laser.modulation_frequency_Hz`` (f) are the laser slot's (:class:`sim_instruments.bench.Laser`); a
+        model of the modulated signal reads them (no time dependence here)."""
         laser = self.laser
         if not laser.on or laser.power_W <= 0:
             return 0.0

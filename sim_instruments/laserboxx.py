@@ -19,11 +19,18 @@ units use it, [M] one secondary source, [L] assumption), instruments ref. §8.1:
 - No warm-up and no CDRH emission delay are modelled: emission follows ``L 1`` at once; CDRH is stored and
   read back [L]. ``APC 1`` switches TTL modulation off (the LBX allows it only in ACC) [L].
   Power-on state: emission off, APC, CDRH 0, interlock closed, key on, no fault [L].
+- Analog modulation (``AM 1``): the input's voltage drives the power, linear above a threshold of typically 0.1 V
+  up to the set-point (Oxxius LaserBoxx/L4CC user's manual, "ACC mode, analog modulation") [H]; full scale
+  :data:`ANALOG_FULL_SCALE_V` and impedance :data:`ANALOG_INPUT_OHM` [L]. The bench models a sine on it as
+  modulation about the set-point power (:mod:`sim_instruments.modulation`). The LBX has no internal modulation
+  generator in its command set (only the external analog ``AM`` and digital ``TTL`` inputs) [H].
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from sim_instruments.modulation import AnalogInput, link, update_laser_modulation
 
 FRAMING: dict[str, Any] = {"read_termination": "\r\n", "write_termination": "\r", "echo": False, "prompt": ""}
 SETTER_REPLY = "OK"
@@ -32,6 +39,11 @@ SERIAL = "LAS-00520"
 SOFTWARE_VERSION = "1.6.0"
 STA_STANDBY, STA_EMISSION = 2, 3
 _FLAGS = ("L", "AM", "TTL", "CDRH", "T")
+ANALOG_FULL_SCALE_V = 5.0
+"""Full scale of the analog modulation input (V) [L: the LBX manual's analog-modulation curve (linear above a
+threshold of typically 0.1 V, up to the set-point) gives no full scale in the material at hand; 0–5 V assumed]."""
+ANALOG_INPUT_OHM = 10e3
+"""Input impedance of the analog modulation input (Ω) [L: not documented in the material at hand]."""
 
 
 class LaserBoxxEmulator:
@@ -40,13 +52,22 @@ class LaserBoxxEmulator:
     bench: any object with ``bench.laser`` having ``on`` (bool), ``power_W`` (W) and ``wavelength_nm`` (nm); only
     ``on`` and ``power_W`` are written. The power-on state (emission off) is applied at construction.
     max_power_mW: the laser's nominal power (``?MAXLP``, and the ``INF?`` model); max_current_mA: ``?MAXLC``.
+    analog_full_scale_V: the analog modulation input's full scale (V), the voltage that stands for the set-point
+    power; analog_input_ohm: that input's impedance (Ω). With ``AM 1`` a sine on the input modulates the laser
+    slot (``modulation_depth``, ``modulation_frequency_Hz``, :mod:`sim_instruments.modulation`); ``AM 0``: depth 0.
     """
 
     #: the ``sim://<name>`` resources of the bench this emulator can be (its laser slot)
     SIM_NAMES: tuple[str, ...] = ("laser",)
 
-    def __init__(self, bench: Any, max_power_mW: float = 100.0, max_current_mA: float = 150.0) -> None:
+    def __init__(self, bench: Any, max_power_mW: float = 100.0, max_current_mA: float = 150.0,
+                 analog_full_scale_V: float = ANALOG_FULL_SCALE_V, analog_input_ohm: float = ANALOG_INPUT_OHM) -> None:
+        if not (analog_full_scale_V > 0 and analog_input_ohm > 0):
+            raise ValueError(f"analog_full_scale_V {analog_full_scale_V!r} and analog_input_ohm {analog_input_ohm!r} "
+                             "must be positive")
         self.bench = bench
+        self.analog_input = AnalogInput(False, float(analog_full_scale_V), float(analog_input_ohm))
+        link(bench).laser_input = self.analog_input
         self.max_power_mW = float(max_power_mW)
         self.max_current_mA = float(max_current_mA)
         self.flags = {flag: 0 for flag in _FLAGS} | {"T": 1}
@@ -75,6 +96,8 @@ class LaserBoxxEmulator:
     def _apply(self) -> None:
         self.bench.laser.on = self.emitting
         self.bench.laser.power_W = self.output_mW * 1e-3
+        self.analog_input.enabled = bool(self.flags["AM"])
+        update_laser_modulation(self.bench)
 
     # -- protocol ------------------------------------------------------------------------------------------
     def handle(self, message: str) -> str | None:

@@ -24,10 +24,11 @@ ROLES = {
     "oxxius_laserboxx": ("laser", "sim://laser"),
     "thorlabs_pm100d": ("meter", "sim://power_meter"), "thorlabs_pm100usb": ("meter", "sim://power_meter"),
     "keysight_n9010a": ("analyser", "sim://spectrum_analyser"),
+    "keysight_33500b": ("fgen", "sim://fgen"),
 }
 #: drivers whose instrument keeps an error for a later query (the others answer an error at once, or never)
 REPORTING = {"keithley2400", "keithley2420", "keithley2450", "sr830", "cornerstone260", "cornerstone130",
-             "thorlabs_pm100d", "thorlabs_pm100usb", "keysight_n9010a"}
+             "thorlabs_pm100d", "thorlabs_pm100usb", "keysight_n9010a", "keysight_33500b"}
 
 
 def _connected(driver: str) -> tuple[Station, object]:
