@@ -31,7 +31,6 @@ they are and not used: this driver speaks to channel 1 through the un-suffixed c
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any, Literal
 
@@ -39,13 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymeasure.instruments.agilent import Agilent33500
 
 from drivers.identity import IdentitySpec
-from drivers.keithley2400 import MAX_ERROR_READS, ReplyError, format_errors, parse_error_entry
+from drivers.keithley2400 import ReplyError
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import run_steps
+from drivers.scpi_errors import ScpiErrorQueueMixin
 from drivers.smu import InstrumentError
-
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 SOURCE_OHM = 50.0
 """The output impedance (Ω), user's guide "Output termination"."""
@@ -84,8 +81,11 @@ def _num(value: float) -> str:
     return f"{value:.12g}"
 
 
-class Keysight33500B(Agilent33500):
+class Keysight33500B(ScpiErrorQueueMixin, Agilent33500):
     """A 33500B-series generator (e.g. 33522B), channel 1 (the un-suffixed ``SOURce`` / ``OUTPut``)."""
+
+    error_query = "SYST:ERR?"
+    error_class = Fgen33500Error
 
     IDENTITY = IdentitySpec(
         query="*IDN?",
@@ -276,23 +276,6 @@ class Keysight33500B(Agilent33500):
             self.set_offset_V(offset_V, load_ohm=load, vpp=vpp_from(amplitude_V, unit.upper()))
 
     # --- errors, safety ------------------------------------------------------------------------------------
-    def check_errors(self) -> list[tuple[int, str]]:
-        """``SYST:ERR?`` until code 0; the (code, message) entries (never raises for a queued error)."""
-        errors: list[tuple[int, str]] = []
-        for _ in range(MAX_ERROR_READS):
-            code, message = parse_error_entry(self.ask("SYST:ERR?"), instrument=self.name)
-            if code == 0:
-                break
-            log.error("%s: %d, %s", self.name, code, message)
-            errors.append((code, message))
-        return errors
-
-    def check_set_errors(self, context: str = "a setting") -> list[tuple[int, str]]:
-        """Raise :class:`Fgen33500Error` listing the queued errors; [] when there are none."""
-        errors = self.check_errors()
-        if errors:
-            raise Fgen33500Error(format_errors(self.name, context, errors))
-        return errors
 
     def safe_state(self) -> None:
         """Output off, read back (``OUTP OFF``, ``OUTP?`` must be 0)."""

@@ -21,7 +21,6 @@ and ``:AUTO``, ``:SENS:AVER:COUN``, ``:SENS:AVER[:STAT]``, ``:SENS:AVER:TYPE``, 
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,13 +32,11 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from drivers.identity import IdentitySpec
 from drivers.io_helpers import timeout_at_least
-from drivers.keithley2400 import MAX_ERROR_READS, ReplyError, bool_control, format_errors, parse_error_entry
+from drivers.keithley2400 import ReplyError, bool_control
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import driver_safe_state
+from drivers.scpi_errors import ScpiErrorQueueMixin
 from drivers.smu import InstrumentError
-
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 FREQUENCY_MAX_HZ = 3.6e9
 """Top of the N9010A option 503 range (Hz); options 507/513/526 reach 7, 13.6, 26.5 GHz (instruments ref. §6.3)."""
@@ -99,8 +96,11 @@ def parse_block(data: bytes, byte_order: str, instrument: str = "N9010A") -> np.
     return np.frombuffer(body, dtype=(">" if byte_order == "NORM" else "<") + "f4").astype(float)
 
 
-class KeysightN9010A(Instrument):
+class KeysightN9010A(ScpiErrorQueueMixin, Instrument):
     """Keysight/Agilent N9010A EXA signal analyser in its swept spectrum measurement (instruments ref. §6)."""
+
+    error_query = ":SYST:ERR?"
+    error_class = N9010AError
 
     IDENTITY = IdentitySpec(
         query="*IDN?",
@@ -322,23 +322,6 @@ class KeysightN9010A(Instrument):
         return self.marker_x(marker), self.marker_y(marker)
 
     # --- errors, safety ------------------------------------------------------------------------------------
-    def check_errors(self) -> list[tuple[int, str]]:
-        """``:SYST:ERR?`` until code 0; the (code, message) entries (never raises for a queued error)."""
-        errors: list[tuple[int, str]] = []
-        for _ in range(MAX_ERROR_READS):
-            code, message = parse_error_entry(self.ask(":SYST:ERR?"), instrument=self.name)
-            if code == 0:
-                break
-            log.error("%s: %d, %s", self.name, code, message)
-            errors.append((code, message))
-        return errors
-
-    def check_set_errors(self, context: str = "a setting") -> list[tuple[int, str]]:
-        """Raise :class:`N9010AError` listing the queued errors; [] when there are none."""
-        errors = self.check_errors()
-        if errors:
-            raise N9010AError(format_errors(self.name, context, errors))
-        return errors
 
     def safe_state(self) -> None:
         """Nothing hazardous: the analyser only measures (sweeping is left as it is). Sends nothing."""

@@ -26,7 +26,6 @@ Fixes to the stock PyMeasure 0.16 class:
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,13 +35,11 @@ from pymeasure.instruments.generic_types import SCPIUnknownMixin
 from pymeasure.instruments.thorlabs import ThorlabsPM100USB as _StockPM100USB
 
 from drivers.identity import IdentitySpec
-from drivers.keithley2400 import MAX_ERROR_READS, ReplyError, format_errors, parse_error_entry
+from drivers.keithley2400 import ReplyError
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import driver_safe_state
+from drivers.scpi_errors import ScpiErrorQueueMixin
 from drivers.smu import InstrumentError
-
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 #: SYST:SENS:IDN? flag bits (PM100USB manual, "SYSTem:SENSor:IDN?"; instruments ref. §7.2)
 FLAG_POWER, FLAG_ENERGY, FLAG_RESPONSE_SETTABLE = 1, 2, 16
@@ -94,11 +91,14 @@ def parse_sensor_idn(reply: str, instrument: str = "PM100") -> SensorInfo:
         raise ReplyError(f"{instrument}: unreadable type/subtype/flags in 'SYST:SENS:IDN?' reply {reply!r}") from None
 
 
-class ThorlabsPM100(_StockPM100USB):
+class ThorlabsPM100(ScpiErrorQueueMixin, _StockPM100USB):
     """Thorlabs PM100D or PM100USB console with a power sensor (e.g. S120C photodiode), instruments ref. §7.
 
     Accepts either console; the registrations use :class:`ThorlabsPM100D` / :class:`ThorlabsPM100USBConsole`,
     which accept only their own model."""
+
+    error_query = "SYST:ERR?"
+    error_class = PM100Error
 
     IDENTITY = IdentitySpec(
         query="*IDN?",
@@ -229,23 +229,6 @@ class ThorlabsPM100(_StockPM100USB):
         self.write("SENS:CORR:COLL:ZERO")
 
     # --- errors, safety ------------------------------------------------------------------------------------
-    def check_errors(self) -> list[tuple[int, str]]:
-        """``SYST:ERR?`` until code 0; the (code, message) entries (never raises for a queued error)."""
-        errors: list[tuple[int, str]] = []
-        for _ in range(MAX_ERROR_READS):
-            code, message = parse_error_entry(self.ask("SYST:ERR?"), instrument=self.name)
-            if code == 0:
-                break
-            log.error("%s: %d, %s", self.name, code, message)
-            errors.append((code, message))
-        return errors
-
-    def check_set_errors(self, context: str = "a setting") -> list[tuple[int, str]]:
-        """Raise :class:`PM100Error` listing the queued errors; [] when there are none."""
-        errors = self.check_errors()
-        if errors:
-            raise PM100Error(format_errors(self.name, context, errors))
-        return errors
 
     def safe_state(self) -> None:
         """Nothing to do: a power meter only measures. Sends nothing, so it cannot fail on a dead link."""
