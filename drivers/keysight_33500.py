@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymeasure.instruments.agilent import Agilent33500
 
 from drivers.identity import IdentitySpec
-from drivers.keithley2400 import ReplyError
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import run_steps
 from drivers.scpi_errors import ScpiErrorQueueMixin
@@ -101,16 +100,6 @@ class Keysight33500B(ScpiErrorQueueMixin, Agilent33500):
         return self.ask("*IDN?").strip()
 
     # --- replies -------------------------------------------------------------------------------------------
-    def _ask_float(self, command: str) -> float:
-        reply = self.ask(command)
-        try:
-            value = float(reply.strip())
-        except ValueError:
-            raise ReplyError(f"{self.name}: unreadable reply to {command!r}: {reply!r}") from None
-        if math.isnan(value):
-            raise ReplyError(f"{self.name}: NaN reply to {command!r}: {reply!r}")
-        return value
-
     # --- shape, frequency ----------------------------------------------------------------------------------
     def set_shape(self, shape: str) -> None:
         """Waveform shape, ``FUNC <shape>`` (SIN for the PLQY modulation)."""

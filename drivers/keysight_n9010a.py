@@ -163,13 +163,6 @@ class KeysightN9010A(ScpiErrorQueueMixin, Instrument):
         return self.ask("*IDN?").strip()
 
     # --- replies -------------------------------------------------------------------------------------------
-    def _ask_float(self, command: str) -> float:
-        reply = self.ask(command)
-        try:
-            return float(reply.strip())
-        except ValueError:
-            raise ReplyError(f"{self.name}: unreadable reply to {command!r}: {reply!r}") from None
-
     # --- frequency settings ----------------------------------------------------------------------------------
     def set_frequency(self, center_Hz: float, span_Hz: float) -> None:
         """Centre and span (Hz); a span of 0 is zero span."""
@@ -305,7 +298,7 @@ class KeysightN9010A(ScpiErrorQueueMixin, Instrument):
         self.write(f"{head}:X {x:.12g}")
 
     def _marker_value(self, command: str) -> float:
-        value = self._ask_float(command)
+        value = self._ask_float(command, finite=False)
         return math.nan if value >= SCPI_NAN * 0.99 else value
 
     def marker_x(self, marker: int = 1) -> float:

@@ -1,4 +1,4 @@
-"""The SCPI error queue as every labctl driver reads it: ``SYST:ERR?`` until ``0,"No error"``.
+"""The SCPI error queue as every labctl driver reads it: ``SYST:ERR?`` until ``0,"No error"``; numeric replies.
 
 One mixin for drivers of instruments that keep their errors in a standard SCPI queue (IEEE 488.2 / SCPI-99
 ``SYSTem:ERRor[:NEXT]?``, answered ``<code>,"<message>"``): :meth:`check_errors` returns the queued entries and
@@ -8,9 +8,10 @@ never raises for them, :meth:`check_set_errors` raises the driver's error class 
 from __future__ import annotations
 
 import logging
+import math
 from typing import ClassVar
 
-from drivers.keithley2400 import MAX_ERROR_READS, format_errors, parse_error_entry
+from drivers.keithley2400 import MAX_ERROR_READS, ReplyError, format_errors, parse_error_entry
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -25,6 +26,19 @@ class ScpiErrorQueueMixin:
 
     error_query: ClassVar[str] = "SYST:ERR?"
     error_class: ClassVar[type[Exception]] = RuntimeError
+
+    def _ask_float(self, command: str, finite: bool = True) -> float:
+        """The number the instrument answers to ``command``; :class:`ReplyError` for an unreadable reply, and
+        (``finite``) for NaN or infinity (SCPI's 9.91E37 "not a number" is a finite float: callers that expect it
+        test for it)."""
+        reply = self.ask(command)
+        try:
+            value = float(reply.strip())
+        except ValueError:
+            raise ReplyError(f"{self.name}: unreadable reply to {command!r}: {reply!r}") from None
+        if finite and not math.isfinite(value):
+            raise ReplyError(f"{self.name}: non-finite reply to {command!r}: {reply!r}")
+        return value
 
     def check_errors(self) -> list[tuple[int, str]]:
         """The queue read until code 0: its (code, message) entries (never raises for a queued error)."""

@@ -132,16 +132,6 @@ class ThorlabsPM100(ScpiErrorQueueMixin, _StockPM100USB):
         return self._sensor if self._sensor is not None else self.read_sensor()
 
     # --- replies -------------------------------------------------------------------------------------------
-    def _ask_float(self, command: str) -> float:
-        reply = self.ask(command)
-        try:
-            value = float(reply.strip())
-        except ValueError:
-            raise ReplyError(f"{self.name}: unreadable reply to {command!r}: {reply!r}") from None
-        if not math.isfinite(value):
-            raise ReplyError(f"{self.name}: non-finite reply to {command!r}: {reply!r}")
-        return value
-
     # --- wavelength correction -----------------------------------------------------------------------------
     def wavelength_range_nm(self) -> tuple[float, float]:
         """The sensor's correction range (nm): ``SENS:CORR:WAV? MIN`` and ``? MAX``."""
