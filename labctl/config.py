@@ -326,10 +326,45 @@ def _no_simulation() -> Any:
     return None if cls is None else cls.disabled_section()
 
 
+class PLFilterSetting(_Strict):
+    """One long-pass filter of the PL detection path: its cut-on (nm) and its measured transmission over the PL."""
+
+    cut_on_nm: float = Field(gt=0, lt=3000, description="cut-on wavelength (nm)")
+    transmission: float = Field(gt=0, le=1, description="transmission over the PL band (fraction)")
+
+
+class PLCollectionSetting(_Strict):
+    """The PL detector's geometry on the device's normal (Lambertian collection fraction, methods ref. §5.2)."""
+
+    shape: Literal["rectangle", "disk"] = "rectangle"
+    width_mm: float = Field(10.0, gt=0, le=1000, description="rectangle: side a (mm)")
+    height_mm: float = Field(10.0, gt=0, le=1000, description="rectangle: side b (mm)")
+    radius_mm: float = Field(5.0, gt=0, le=1000, description="disk: detector (or lens aperture) radius (mm)")
+    emitter_radius_mm: float = Field(0.0, ge=0, le=1000, description="disk: emitting disk radius (mm); 0: point")
+    distance_mm: float = Field(50.0, gt=0, le=10000, description="emitter to detector (mm)")
+
+
+class PLQYBenchConfig(_Strict):
+    """The PLQY bench's detection chain and modulation input (methods ref. §5.1): the settings of the
+    transimpedance amplifier, the Si photodetector, the long-pass filters, the collection geometry and the laser's
+    analog modulation input, which have no remote interface of their own. Read by ``procedures.plqy``."""
+
+    tia_gain_V_A: float = Field(1e7, gt=0, le=1e13, description="transimpedance gain (V/A)")
+    tia_load_factor: float = Field(1.0, gt=0, le=1, description="1: the gain holds into the analyser's 50 Ω")
+    detector_responsivity_A_W: float = Field(0.50, gt=0, le=2, description="at the PL peak (A/W)")
+    pl_peak_nm: float = Field(gt=200, lt=3000, description="PL peak: the detector's EQE is R·(hc/q)/λ there")
+    filters: list[PLFilterSetting] = Field(default_factory=list, description="long passes, each counted once")
+    collection: PLCollectionSetting = Field(default_factory=PLCollectionSetting)
+    laser_analog_full_scale_V: float = Field(5.0, gt=0, le=100, description="the voltage standing for the "
+                                             "laser's set-point power: depth m = V_peak/V_fs")
+    laser_analog_input_ohm: float = Field(10e3, gt=0, description="the laser's analog input impedance (Ω)")
+
+
 class StationConfig(_Strict):
     station: StationInfo = Field(default_factory=StationInfo)
     instruments: dict[str, InstrumentConfig]
     eqe: EQEBenchConfig = Field(default_factory=EQEBenchConfig)
+    plqy: PLQYBenchConfig | None = Field(None, description="the PLQY bench's detection chain; null: none")
     simulation: Any = Field(default_factory=_no_simulation,
                             description="the simulated bench: opaque to labctl, validated by the simulator")
 

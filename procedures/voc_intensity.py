@@ -198,6 +198,47 @@ class _LaserBench(LabProcedure):
             if not any(station.offers(role, c) for c in caps):
                 station.check_capability(role, caps[0], needed_by=f"procedure {self.NAME}")  # raises, naming it
 
+    def _given_or_newest_run(self, parameter: str, procedure: str, missing: str,
+                             sample: str | None = None) -> tuple[Path, Any]:
+        """(path, loaded run) of the file parameter ``parameter`` names, else of the newest completed
+        ``procedure`` run in the catalog (of ``sample``, if given); a one-line ConfigError otherwise, ending in
+        ``missing`` when there is none. No instrument I/O."""
+        value = getattr(self, parameter)
+        if value:
+            path = Path(value)
+            if not path.is_file():
+                raise ConfigError(f"parameter {parameter} = {value!r}: no such file")
+        else:
+            path, where = self.newest_run(procedure, sample=sample)
+            if path is None:
+                raise ConfigError(f"no completed {procedure} run{where}{missing}")
+        try:
+            return path, load_run(path)
+        except (OSError, KeyError, ValueError):
+            raise ConfigError(f"parameter {parameter} = {str(path)!r}: not a labctl run file") from None
+
+    def _find_one_sun(self) -> None:
+        """1 sun: ``one_sun_mW_cm2`` (where the procedure has it), else the Jsc (mA/cm²) of ``jv_file``, else of the
+        sample's newest completed jv run: sets ``_jsc_mA_cm2`` and ``_jv_path``. No instrument I/O."""
+        self._jsc_mA_cm2 = None
+        self._jv_path = None
+        if getattr(self, "one_sun_mW_cm2", 0.0) > 0:
+            return
+        path, run = self._given_or_newest_run(
+            "jv_file", "jv", " for 1 sun: give --set jv_file=PATH (a J–V run under AM1.5G) or --set "
+            "one_sun_mW_cm2=VALUE (a calibrated 1-sun-equivalent irradiance)", sample=getattr(self, "sample", None))
+        if run.info.get("procedure") != "jv":
+            raise ConfigError(f"parameter jv_file = {str(path)!r}: a run of procedure {run.info.get('procedure')}, "
+                              "not a J–V run (allowed: the .h5 file of a `labctl run jv`)")
+        jsc = [r["jsc_mA_cm2"] for r in (run.results or {}).values()
+               if isinstance(r, dict) and r.get("jsc_mA_cm2")]
+        if not jsc:
+            raise ConfigError(f"parameter jv_file = {str(path)!r}: the J–V run has no Jsc (a dark run?); give a light "
+                              "J–V run or --set one_sun_mW_cm2=VALUE")
+        self._jsc_mA_cm2 = float(np.mean(jsc))
+        self._jv_path = path
+        self.jv_file = str(path)  # the run file records the J–V run used (found in the catalog)
+
     def _monitor_kind(self) -> str:
         return "power_meter" if self.station.offers("monitor", "power_meter") else "source_meter"
 
@@ -551,25 +592,6 @@ class VocIntensityProcedure(_LaserBench):
         self._load_calibration()
         self._find_one_sun()
 
-    def _given_or_newest_run(self, parameter: str, procedure: str, missing: str,
-                             sample: str | None = None) -> tuple[Path, Any]:
-        """(path, loaded run) of the file parameter ``parameter`` names, else of the newest completed
-        ``procedure`` run in the catalog (of ``sample``, if given); a one-line ConfigError otherwise, ending in
-        ``missing`` when there is none. No instrument I/O."""
-        value = getattr(self, parameter)
-        if value:
-            path = Path(value)
-            if not path.is_file():
-                raise ConfigError(f"parameter {parameter} = {value!r}: no such file")
-        else:
-            path, where = self.newest_run(procedure, sample=sample)
-            if path is None:
-                raise ConfigError(f"no completed {procedure} run{where}{missing}")
-        try:
-            return path, load_run(path)
-        except (OSError, KeyError, ValueError):
-            raise ConfigError(f"parameter {parameter} = {str(path)!r}: not a labctl run file") from None
-
     def _load_calibration(self) -> None:
         path, run = self._given_or_newest_run(
             "calibration_file", CALIBRATION_NAME,
@@ -584,27 +606,6 @@ class VocIntensityProcedure(_LaserBench):
         if self.monitor_floor_A > 0:
             self._calibration["monitor_floor_A"] = self.monitor_floor_A
         self._calibration_run = run.info.get("run_id", "")
-
-    def _find_one_sun(self) -> None:
-        """1 sun: ``one_sun_mW_cm2``, else the Jsc of ``jv_file``, else of the sample's newest completed jv run."""
-        self._jsc_mA_cm2 = None
-        self._jv_path = None
-        if self.one_sun_mW_cm2 > 0:
-            return
-        path, run = self._given_or_newest_run(
-            "jv_file", "jv", " for 1 sun: give --set jv_file=PATH (a J–V run under AM1.5G) or --set "
-            "one_sun_mW_cm2=VALUE (a calibrated 1-sun-equivalent irradiance)", sample=getattr(self, "sample", None))
-        if run.info.get("procedure") != "jv":
-            raise ConfigError(f"parameter jv_file = {str(path)!r}: a run of procedure {run.info.get('procedure')}, "
-                              "not a J–V run (allowed: the .h5 file of a `labctl run jv`)")
-        jsc = [r["jsc_mA_cm2"] for r in (run.results or {}).values()
-               if isinstance(r, dict) and r.get("jsc_mA_cm2")]
-        if not jsc:
-            raise ConfigError(f"parameter jv_file = {str(path)!r}: the J–V run has no Jsc (a dark run?); give a light "
-                              "J–V run or --set one_sun_mW_cm2=VALUE")
-        self._jsc_mA_cm2 = float(np.mean(jsc))
-        self._jv_path = path
-        self.jv_file = str(path)  # the run file records the J–V run used (found in the catalog)
 
     # -- the measurement ----------------------------------------------------------------------------------------
     @property
