@@ -184,3 +184,32 @@ def test_labctl_run_plqy_json_has_the_issues_keys(tmp_path):
     run_file = load_run(payload["file"])
     assert run_file.parameters["jv_file"] == json.loads(jv.stdout)["file"]  # the sample's J–V run, from the catalog
     assert Path(payload["file"]).with_suffix(".png").is_file()
+
+
+def test_the_plqy_run_feeds_labctl_analyze_voc_loss(tmp_path):
+    """The PLQY bench has no EQE bench: the EQE run comes from the default station (the same device, station.yaml),
+    the J–V and the PLQY runs from the PLQY bench. Checked by hand: ΔVoc,NR = kT·ln(1/PLQY) with the run's PLQY,
+    the loss identity, and the QFLS the plqy procedure gives itself with that EQE run (--set eqe_file)."""
+    out, default = str(tmp_path), str(REPO / "station.yaml")
+    grid = ["--set", "start_nm=700", "--set", "stop_nm=950", "--set", "step_nm=10"]
+
+    def invoke(*args: str):  # noqa: ANN202
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    invoke("run", "eqe-calibration", "--station", default, "--out", out, "--json", "--no-plot", *grid)
+    eqe = invoke("run", "eqe", "--station", default, "--out", out, "--json", "--no-plot", *grid)
+    jv = invoke("run", "jv", "--station", str(STATION), "--out", out, "--json", "--no-plot")
+    plqy = invoke("run", "plqy", "--station", str(STATION), "--out", out, "--json", "--no-plot",
+                  "--set", f"jv_file={jv['file']}", "--set", f"eqe_file={eqe['file']}")
+    loss = invoke("analyze", "voc-loss", "--station", str(STATION), "--out", out, "--jv", jv["file"],
+                  "--eqe", eqe["file"], "--plqy", plqy["file"], "--json")["results"]
+    p = plqy["results"]
+    kt = 1.380649e-23 * loss["temperature_K"] / elementary_charge
+    assert loss["plqy"] == pytest.approx(p["plqy"], rel=1e-9)
+    assert loss["dvoc_nr_V"] == pytest.approx(kt * math.log(1 / p["plqy"]), rel=1e-6)
+    assert loss["eg_eV"] - loss["dvoc_rad_V"] - loss["dvoc_nr_V"] - loss["dvoc_sr_V"] == pytest.approx(
+        loss["voc_V"], abs=1e-3)
+    # the procedure's own QFLS from the same EQE: Jsc there is its Isc/area (within the 0.3 % search tolerance)
+    assert p["qfls_eV"] == pytest.approx(loss["qfls_eV"], abs=0.5e-3)
