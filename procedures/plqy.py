@@ -21,7 +21,9 @@ Steps:
 4. SNR against both (:func:`labctl.analysis.plqy.snr_report`): a WARNING below ``snr_warn_dB`` (40 dB), the run
    fails below ``snr_min_dB``.
 5. k = d ln Φ_PL/d ln G from the line at the laser powers ``k_power_factors`` × the 1-sun power (the line at
-   each is ∝ k·Φ_PL, so its log-slope is k + d ln k/d ln G: k where k varies slowly; methods ref. §5.1).
+   each is ∝ k·Φ_PL, so its log-slope is k + d ln k/d ln G: k where k varies slowly; methods ref. §5.1). On
+   the default simulated device (ideality 1.5 with a 2000 Ω·cm² shunt) k falls slowly with G, and this
+   estimate is ~2 % low (1.518 against 1.548 at 1 sun), so the integral PLQY reads ~2 % high.
 6. The chain (:func:`labctl.analysis.plqy.plqy_chain`) to PLQY_diff, and PLQY = PLQY_diff/k; the QFLS
    μ = q·Voc,R − kT·ln(1/PLQY) (methods ref. §6.1) when an EQE run (``eqe_file``) gives Voc,R, else null
    (``labctl analyze voc-loss`` does the full analysis).
