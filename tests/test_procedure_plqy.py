@@ -165,6 +165,38 @@ def test_parameters_are_checked_before_any_instrument_is_touched(jv_run):
         procedure.validate(bare)
 
 
+def test_without_a_jv_run_the_cli_refuses_before_any_io_and_writes_no_file(tmp_path):
+    result = CliRunner().invoke(main, ["run", "plqy", "--station", str(STATION), "--out", str(tmp_path), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 2
+    payload = json.loads(result.stdout)
+    assert payload["status"] == "error" and payload["file"] is None
+    assert "no completed jv run" in payload["error"] and "--set jv_file=PATH" in payload["error"]
+    assert "\n" not in payload["error"]  # one line
+    assert not list(tmp_path.rglob("*.h5"))
+
+
+def test_a_1_sun_beyond_the_lasers_reach_is_a_clear_error_with_the_laser_off(tmp_path, jv_run):
+    # area 5 cm²: the J–V Jsc over 5 cm² (92 mA) needs ~100 × the 3 mW that 0.049 cm² needs; the laser has 100 mW
+    result, station = run(tmp_path, bench_data(), PLQYProcedure(jv_file=str(jv_run), area_cm2=5.0))
+    assert result.status == "failed"
+    assert "above this laser's maximum 100 mW" in result.error
+    assert not _laser_emits(station) and not _generator_on(station)
+
+
+def test_the_station_safe_state_alone_switches_generator_and_laser_off(tmp_path, jv_run, monkeypatch):
+    """A failure whose shutdown does nothing (as if it crashed): the engine's safe state still ends with the
+    generator's output and the laser off."""
+    monkeypatch.setattr(PLQYProcedure, "shutdown", lambda self: None)
+    monkeypatch.setattr(PLQYProcedure, "_end", lambda self: None)
+    result, station = run(tmp_path, bench_data(plqy=1e-5, stray=0.0), PLQYProcedure(jv_file=str(jv_run)))
+    assert result.status == "failed"
+    assert not _laser_emits(station) and not _generator_on(station)
+    events = _events(result)
+    assert any("safe state: fgen: output off" in e for e in events)
+    assert any("safe state: laser: emission off" in e for e in events)
+
+
 # -- the CLI -------------------------------------------------------------------------------------------------------
 def test_labctl_run_plqy_json_has_the_issues_keys(tmp_path):
     out = str(tmp_path)
