@@ -45,7 +45,7 @@ from drivers.keysight_33500 import SOURCE_OHM, display_factor
 from labctl.analysis import plqy as chain
 from labctl.analysis.spectra import ELEMENTARY_CHARGE_C, HC_OVER_Q_NM_V
 from labctl.config import ConfigError
-from labctl.storage import Column
+from labctl.storage import Column, load_run
 from procedures.base import StreamSpec, source_meter_limits
 from procedures.voc_intensity import _LaserBench
 
@@ -165,7 +165,8 @@ class PLQYProcedure(_LaserBench):
     CAPS = {"smu": ("source_meter",), "laser": ("laser",), "fgen": ("function_generator",),
             "analyser": ("spectrum_analyser",)}
     STREAMS = {
-        "isc": StreamSpec([Column("laser_power_mW", "mW"), Column("isc_A", "A"), Column("target_isc_A", "A")],
+        "isc": StreamSpec([Column("laser_power_mW", "mW"), Column("isc_A", "A"), Column("target_isc_A", "A"),
+                           Column("voc_V", "V"), Column("target_voc_V", "V")],
                           signal="isc_A", axes="laser_power_mW"),
         "point": StreamSpec(
             [Column("laser_power_mW", "mW"), Column("isc_A", "A"), Column("voc_V", "V"),
@@ -187,6 +188,10 @@ class PLQYProcedure(_LaserBench):
                                     default=0.0, minimum=0, maximum=1000)
     start_power_mW = FloatParameter("First laser power of the 1-sun search", units="mW", default=1.0,
                                     minimum=0.001, maximum=1000)
+    one_sun_by = ListParameter("1 sun - the laser's Isc equals the J-V Jsc, or its Voc the J-V Voc",
+                               choices=["jsc", "voc"], default="jsc")
+    voc_tolerance_mV = FloatParameter("1-sun search by Voc - allowed |Voc - target|", units="mV", default=0.5,
+                                      minimum=0.01, maximum=50)
     isc_tolerance = FloatParameter("1-sun search - allowed |Isc/target - 1|", units="", default=0.003,
                                    minimum=1e-4, maximum=0.2)
     f_mod_Hz = FloatParameter("Modulation frequency", units="Hz", default=7.0, minimum=0.1, maximum=1e5)
@@ -229,10 +234,18 @@ class PLQYProcedure(_LaserBench):
             raise ConfigError(f"parameter span_Hz = {self.span_Hz:g}: allowed at most 2·f_mod_Hz "
                               f"({2 * self.f_mod_Hz:g} Hz)")
         self._factors = parse_factors(self.k_power_factors)
+        self._voc_target_V = None
         if self.laser_power_mW > 0:
             self._jsc_mA_cm2, self._jv_path = None, None
         else:
             self._find_one_sun()
+            if self.one_sun_by == "voc":
+                vocs = [r["voc_V"] for r in (load_run(self._jv_path).results or {}).values()
+                        if isinstance(r, dict) and r.get("voc_V")]
+                if not vocs:
+                    raise ConfigError(f"parameter jv_file = {str(self._jv_path)!r}: the J–V run has no Voc "
+                                      "(allowed with one_sun_by = voc: a light J–V run)")
+                self._voc_target_V = float(np.mean(vocs))
         self._eqe = None
         if self.eqe_file:
             path, run = self._given_or_newest_run("eqe_file", "eqe", "")
@@ -258,19 +271,55 @@ class PLQYProcedure(_LaserBench):
         self.wait(self.laser_stabilise_s)
         self._check_laser()
 
-    def _one_sun(self) -> tuple[float, float]:
-        """(laser power mW, Isc A) at 1 sun: proportional steps P ← P·I_target/I (Isc ∝ P), within
-        ``isc_tolerance``, at most 8 steps and the laser's maximum; or ``laser_power_mW`` as given."""
+    def _power_for_voc(self, max_mW: float) -> float:
+        """The laser power (mW) at which Voc (I = 0) equals the J–V run's Voc: secant steps in ln P (Voc is
+        about linear in ln P), the first a factor 2, within ``voc_tolerance_mV``, at most 12 steps."""
         smu = self.station["smu"]
+        smu.configure_current_source(compliance_V=self.compliance_V, nplc=self.nplc)
+        smu.set_current(0.0)
+        smu.enable_output()
+        target, tol = self._voc_target_V, self.voc_tolerance_mV * 1e-3
+        power = min(self.start_power_mW, max_mW)
+        self._laser_on(power)
+        points: list[tuple[float, float]] = []
+        for _ in range(12):
+            self.checkpoint()
+            voc = self._voc_V()
+            self.record("isc", {"laser_power_mW": power, "voc_V": voc, "target_voc_V": target})
+            if abs(voc - target) <= tol:
+                return power
+            points.append((math.log(power), voc))
+            if len(points) >= 2 and points[-1][1] != points[-2][1]:
+                slope = (points[-1][1] - points[-2][1]) / (points[-1][0] - points[-2][0])
+                step = (target - voc) / slope if slope > 0 else math.log(2.0)
+            else:
+                step = math.log(2.0) if voc < target else -math.log(2.0)
+            power = power * math.exp(max(min(step, math.log(4.0)), -math.log(4.0)))
+            if power > max_mW:
+                raise PLQYError(f"1 sun (Voc {target:.4f} V of the J–V run) needs more than this laser's maximum "
+                                f"{max_mW:g} mW (?MAXLP): Voc {voc:.4f} V at the last step")
+            self._set_power(power)
+        raise PLQYError(f"the 1-sun search did not reach Voc {target:.4f} V within {self.voc_tolerance_mV:g} mV in "
+                        f"12 steps (last {voc:.4f} V at {power:.4g} mW)")
+
+    def _one_sun(self) -> tuple[float, float]:
+        """(laser power mW, Isc A) at 1 sun: by Jsc, proportional steps P ← P·I_target/I (Isc ∝ P), within
+        ``isc_tolerance``, at most 8 steps and the laser's maximum; by Voc, :meth:`_power_for_voc` then Isc there;
+        or ``laser_power_mW`` as given."""
+        smu = self.station["smu"]
+        max_mW = self.station["laser"].max_power_W * 1e3
+        if self.laser_power_mW > 0 or self._voc_target_V is not None:
+            power = self.laser_power_mW if self.laser_power_mW > 0 else self._power_for_voc(max_mW)
+            smu.configure_voltage_source(compliance_A=self._compliance_A, nplc=self.nplc)
+            smu.set_voltage(0.0)
+            smu.enable_output()
+            self._laser_on(power)
+            isc = self._isc_A()
+            self.record("isc", {"laser_power_mW": power, "isc_A": isc, "target_isc_A": math.nan})
+            return power, isc
         smu.configure_voltage_source(compliance_A=self._compliance_A, nplc=self.nplc)
         smu.set_voltage(0.0)
         smu.enable_output()
-        max_mW = self.station["laser"].max_power_W * 1e3
-        if self.laser_power_mW > 0:
-            self._laser_on(self.laser_power_mW)
-            isc = self._isc_A()
-            self.record("isc", {"laser_power_mW": self.laser_power_mW, "isc_A": isc, "target_isc_A": math.nan})
-            return self.laser_power_mW, isc
         target = self._jsc_mA_cm2 * 1e-3 * self.area_cm2
         power = min(self.start_power_mW, max_mW)
         self._laser_on(power)
@@ -331,8 +380,12 @@ class PLQYProcedure(_LaserBench):
         analyser.set_rbw_Hz(self.rbw_Hz)
         analyser.set_averaging(self.averages, self.averages > 1, "RMS")
         analyser.sweep_points = SPECTRUM_POINTS
-        how = (f"laser_power_mW = {self.laser_power_mW:g}" if self.laser_power_mW > 0 else
-               f"Jsc {self._jsc_mA_cm2:.3f} mA/cm² of {self._jv_path} × {self.area_cm2:g} cm²")
+        if self.laser_power_mW > 0:
+            how = f"laser_power_mW = {self.laser_power_mW:g}"
+        elif self._voc_target_V is not None:
+            how = f"Voc {self._voc_target_V:.4f} V of {self._jv_path}"
+        else:
+            how = f"Jsc {self._jsc_mA_cm2:.3f} mA/cm² of {self._jv_path} × {self.area_cm2:g} cm²"
         self.log(f"1 sun: {how}; f_mod {self.f_mod_Hz:g} Hz, depth {100 * self.modulation_depth:g} %, "
                  f"RBW {self.rbw_Hz:g} Hz, span {self.span_Hz:g} Hz, {self.averages} averages")
 

@@ -88,6 +88,16 @@ def test_the_measured_plqy_matches_the_configured_one_over_two_decades(tmp_path,
     assert not _laser_emits(station) and not _generator_on(station)
 
 
+def test_1_sun_by_the_jv_runs_voc(tmp_path, jv_run):
+    result, station = run(tmp_path, bench_data(), PLQYProcedure(jv_file=str(jv_run), one_sun_by="voc"))
+    assert result.status == "completed", result.error
+    r = result.results
+    voc_jv = next(x["voc_V"] for x in load_run(jv_run).results.values() if isinstance(x, dict) and x.get("voc_V"))
+    assert r["voc_V"] == pytest.approx(voc_jv, abs=1e-3)  # the search's 0.5 mV, then Voc read again
+    assert r["plqy"] == pytest.approx(0.10, rel=0.05)
+    assert not _laser_emits(station) and not _generator_on(station)
+
+
 def test_the_chain_matches_a_hand_calculation(tmp_path, jv_run):
     """From the stored line power, by hand: V = √(50 Ω·1 mW·10^(P/10)), I = V/1e7, N_det = I/(q·R·hc/(qλ)),
     N_em = N_det/(F·0.95²), δN_abs = m·(Isc/q)/√2."""
