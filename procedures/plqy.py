@@ -47,7 +47,7 @@ from labctl.analysis.spectra import ELEMENTARY_CHARGE_C, HC_OVER_Q_NM_V
 from labctl.config import ConfigError
 from labctl.storage import Column, load_run
 from procedures.base import StreamSpec, source_meter_limits
-from procedures.voc_intensity import _LaserBench
+from procedures.voc_intensity import _LaserBench, jv_figures
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -240,8 +240,7 @@ class PLQYProcedure(_LaserBench):
         else:
             self._find_one_sun()
             if self.one_sun_by == "voc":
-                vocs = [r["voc_V"] for r in (load_run(self._jv_path).results or {}).values()
-                        if isinstance(r, dict) and r.get("voc_V")]
+                vocs = jv_figures(load_run(self._jv_path), "voc_V")
                 if not vocs:
                     raise ConfigError(f"parameter jv_file = {str(self._jv_path)!r}: the J–V run has no Voc "
                                       "(allowed with one_sun_by = voc: a light J–V run)")
@@ -310,16 +309,14 @@ class PLQYProcedure(_LaserBench):
         max_mW = self.station["laser"].max_power_W * 1e3
         if self.laser_power_mW > 0 or self._voc_target_V is not None:
             power = self.laser_power_mW if self.laser_power_mW > 0 else self._power_for_voc(max_mW)
-            smu.configure_voltage_source(compliance_A=self._compliance_A, nplc=self.nplc)
-            smu.set_voltage(0.0)
-            smu.enable_output()
+        smu.configure_voltage_source(compliance_A=self._compliance_A, nplc=self.nplc)
+        smu.set_voltage(0.0)
+        smu.enable_output()
+        if self.laser_power_mW > 0 or self._voc_target_V is not None:
             self._laser_on(power)
             isc = self._isc_A()
             self.record("isc", {"laser_power_mW": power, "isc_A": isc, "target_isc_A": math.nan})
             return power, isc
-        smu.configure_voltage_source(compliance_A=self._compliance_A, nplc=self.nplc)
-        smu.set_voltage(0.0)
-        smu.enable_output()
         target = self._jsc_mA_cm2 * 1e-3 * self.area_cm2
         power = min(self.start_power_mW, max_mW)
         self._laser_on(power)

@@ -174,6 +174,11 @@ def predicted_residual_V(d1: float, d2: float) -> float:
     return max(abs(d1), abs(d2))
 
 
+def jv_figures(run: Any, key: str) -> list[float]:
+    """The figure ``key`` (e.g. ``jsc_mA_cm2``, ``voc_V``) of every scan of a J–V run's results that has it."""
+    return [float(r[key]) for r in (run.results or {}).values() if isinstance(r, dict) and r.get(key)]
+
+
 def laser_wavelength_nm(identity: str) -> float | None:
     """The wavelength (nm) in an Oxxius ``INF?`` reply ``LBX-<λ nm>-<P mW>-...``, or None."""
     m = re.match(r"\s*LBX-(\d+(?:\.\d+)?)-", identity)
@@ -230,8 +235,7 @@ class _LaserBench(LabProcedure):
         if run.info.get("procedure") != "jv":
             raise ConfigError(f"parameter jv_file = {str(path)!r}: a run of procedure {run.info.get('procedure')}, "
                               "not a J–V run (allowed: the .h5 file of a `labctl run jv`)")
-        jsc = [r["jsc_mA_cm2"] for r in (run.results or {}).values()
-               if isinstance(r, dict) and r.get("jsc_mA_cm2")]
+        jsc = jv_figures(run, "jsc_mA_cm2")
         if not jsc:
             raise ConfigError(f"parameter jv_file = {str(path)!r}: the J–V run has no Jsc (a dark run?); give a light "
                               "J–V run or --set one_sun_mW_cm2=VALUE")
