@@ -258,6 +258,7 @@ def test_figures_do_not_depend_on_the_unit(values, scale) -> None:
 def test_thresholds_are_ordered_and_consistent(values) -> None:
     t = np.arange(float(len(values)))
     fig = stability_figures(t, values)
+    assert json.loads(json.dumps(fig.to_dict())) == fig.to_dict()  # plain Python types only
     y = median_filter(np.asarray(values), 5)
     assert fig.t80_reached == bool(np.any(y <= 0.8 * y[0]))
     assert fig.retained_pct == pytest.approx(100 * y[-1] / y[0])
