@@ -140,6 +140,28 @@ def test_approach_ramps_from_voc_without_a_jump_then_tracks(algorithm: str) -> N
     assert ps[-50:].mean() / PMP >= 0.999
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_resumed_tracker_ramps_from_voc_back_to_its_saved_voltage(algorithm: str) -> None:
+    first = make_tracker(algorithm, start_V=0.936)
+    run(first, 150)
+    saved = json.loads(json.dumps(first.state.to_dict()))
+    resumed = tracker_from_state(saved)
+    assert resumed.approach(VOC) == VOC  # apply Voc first (the run measured it at I = 0)
+    assert resumed.state.phase == "approach" and resumed.state.target_V == saved["voltage_V"]
+    v, path = VOC, [VOC]
+    while resumed.state.phase == "approach":
+        v = resumed.update(v, power_mW_cm2(v))
+        path.append(v)
+    assert path[-1] == saved["voltage_V"]  # not 0 V, not a jump
+    assert np.max(np.abs(np.diff(path))) <= 0.01 + 1e-12
+    assert resumed.state.step_V == saved["step_V"]  # the step survives: no re-learning from step_initial
+    vs, ps = run(resumed, 60)
+    assert ps[-30:].mean() / PMP >= 0.999
+    already_there = tracker_from_state(saved)
+    assert already_there.approach(saved["voltage_V"]) == saved["voltage_V"]
+    assert already_there.state.phase == "track" and already_there.state.last_power_mW_cm2 is None
+
+
 def test_no_target_means_tracking_from_the_start() -> None:
     tracker = make_tracker("perturb-observe", start_V=0.9)
     assert tracker.state.phase == "track" and tracker.state.target_V is None
@@ -172,6 +194,8 @@ def test_state_errors_name_the_key() -> None:
         TrackerState.from_dict({k: v for k, v in good.items() if k != "phase"})
     with pytest.raises(ValueError, match="algorithm='hill'"):
         make_tracker("hill", start_V=0.9)
+    with pytest.raises(ValueError, match="voltage_V='0.9'; allowed: a number"):
+        TrackerState.from_dict({**good, "voltage_V": "0.9"})
     with pytest.raises(ValueError, match="step_min_V=0.1 > step_max_V=0.05"):
         make_tracker("perturb-observe", start_V=0.9, step_min_V=0.1)
     with pytest.raises(ValueError, match="shrink=1.5"):

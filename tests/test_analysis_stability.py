@@ -148,6 +148,7 @@ def test_keep_mask_and_median_filter_basics() -> None:
     assert keep_mask(t, [(1.0, 2.0)]).tolist() == [True, False, False, True, True]
     assert keep_mask(t, [(0.5, 0.6), (4.0, 9.0)]).tolist() == [True, True, True, True, False]
     assert keep_mask(t).all()
+    assert keep_mask(t, [(2.5, None)]).tolist() == [True, True, True, False, False]  # a suspension still going on
     assert median_filter([1, 9, 3, 4, 5], 3).tolist() == [1, 3, 4, 4, 5]
     with pytest.raises(ValueError, match="window=4"):
         median_filter([1, 2, 3], 4)

@@ -127,6 +127,12 @@ def _check_state(state: TrackerState) -> None:
         raise ValueError(f"tracker state: algorithm={state.algorithm!r}; allowed: {list(ALGORITHMS)}")
     if state.phase not in PHASES:
         raise ValueError(f"tracker state: phase={state.phase!r}; allowed: {list(PHASES)}")
+    for key in ("voltage_V", "step_V", "velocity_V", "target_V", "last_voltage_V", "last_power_mW_cm2",
+                "noise_mW_cm2"):
+        value = getattr(state, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"tracker state: {key}={value!r}; allowed: a number" +
+                             ("" if key in ("voltage_V", "step_V", "velocity_V") else " or None"))
     if state.direction not in (1, -1):
         raise ValueError(f"tracker state: direction={state.direction!r}; allowed: 1 or -1")
     if not (math.isfinite(state.voltage_V) and math.isfinite(state.step_V) and state.step_V > 0):
@@ -221,6 +227,28 @@ class Tracker:
         s.updates += 1
         s.voltage_V = nxt
         return nxt
+
+    def approach(self, start_V: float, target_V: float | None = None) -> float:
+        """Start a new approach from ``start_V`` (V) to ``target_V`` (default: the state's ``voltage_V``, the
+        voltage it would have applied next) and return ``start_V``, the voltage to apply now.
+
+        For a resumed run (from Voc to the saved voltage) or after a suspension (from the safe bias): the step,
+        direction and noise estimate are kept; the previous reading is forgotten (it is from another time).
+        """
+        s = self.state
+        start_V = float(start_V)
+        target = s.voltage_V if target_V is None else float(target_V)
+        if not (math.isfinite(start_V) and math.isfinite(target)):
+            raise ValueError(f"MPP tracker: start_V={start_V!r}, target_V={target_V!r}; allowed: finite numbers")
+        s.last_voltage_V = s.last_power_mW_cm2 = None
+        s.regression = None
+        s.velocity_V = 0.0
+        if target == start_V:
+            s.phase, s.target_V = "track", None
+        else:
+            s.phase, s.target_V, s.direction = "approach", target, _sign(target - start_V)
+        s.voltage_V = start_V
+        return start_V
 
     def _approach(self, voltage_V: float) -> float:
         s = self.state

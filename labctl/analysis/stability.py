@@ -49,18 +49,20 @@ def median_filter(y: ArrayLike, window: int = 5) -> NDArray[np.float64]:
     return _ndimage_median_filter(arr, size=int(window), mode="nearest")
 
 
-def _intervals(intervals_h: Iterable[Sequence[float]]) -> list[Interval]:
+def _intervals(intervals_h: Iterable[Sequence[float | None]]) -> list[Interval]:
     out: list[Interval] = []
     for iv in intervals_h:
-        start, end = float(iv[0]), float(iv[1])
+        start = float(iv[0])  # type: ignore[arg-type]
+        end = math.inf if iv[1] is None else float(iv[1])  # still open (a suspension going on)
         if math.isnan(start) or math.isnan(end) or end < start:
             raise ValueError(f"interval [{start!r}, {end!r}] h; allowed: start <= end, not NaN")
         out.append((start, end))
     return out
 
 
-def keep_mask(t_h: ArrayLike, intervals_h: Iterable[Sequence[float]] = ()) -> NDArray[np.bool_]:
-    """True for the samples outside every interval ``[start_h, end_h]`` (closed), False inside one."""
+def keep_mask(t_h: ArrayLike, intervals_h: Iterable[Sequence[float | None]] = ()) -> NDArray[np.bool_]:
+    """True for the samples outside every interval ``[start_h, end_h]`` (closed; ``end_h`` None: still open),
+    False inside one."""
     t = np.asarray(t_h, dtype=float)
     keep = np.ones(t.shape, dtype=bool)
     for start, end in _intervals(intervals_h):
@@ -237,7 +239,7 @@ def stability_figures(
     t_h: ArrayLike,
     metric: ArrayLike,
     *,
-    intervals_h: Iterable[Sequence[float]] = (),
+    intervals_h: Iterable[Sequence[float | None]] = (),
     burn_in_h: float | None = None,
     median_window: int = 5,
     t_end_h: float | None = None,
@@ -321,7 +323,7 @@ def retained_at(
     metric: ArrayLike,
     at_h: float,
     *,
-    intervals_h: Iterable[Sequence[float]] = (),
+    intervals_h: Iterable[Sequence[float | None]] = (),
     median_window: int = 5,
 ) -> float | None:
     """Retained metric at ``at_h`` (h), in % of the initial value (methods ref. §7.3: PCE(t)/PCE(t0)), from the
