@@ -154,6 +154,8 @@ def test_keep_mask_and_median_filter_basics() -> None:
         median_filter([1, 2, 3], 4)
     with pytest.raises(ValueError, match=r"interval \[2.0, 1.0\]"):
         keep_mask(t, [(2.0, 1.0)])
+    with pytest.raises(ValueError, match="window=2"):
+        LiveStabilityFigures(median_window=2)
 
 
 def test_retained_at() -> None:
@@ -280,6 +282,18 @@ def test_masking_an_empty_interval_changes_nothing(values, gap) -> None:
     k = len(values) // 2
     assert stability_figures(t, values, intervals_h=[(k + gap * 0.1, k + gap * 0.9 + 0.05)]) == \
         stability_figures(t, values)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=curves, a=st.floats(0.0, 80.0), width=st.floats(0.0, 30.0))
+def test_masking_is_dropping_the_readings_inside(values, a, width) -> None:
+    t = np.arange(float(len(values)))
+    y = np.asarray(values)
+    inside = (t >= a) & (t <= a + width)
+    masked = stability_figures(t, y, intervals_h=[(a, a + width)])
+    dropped = stability_figures(t[~inside], y[~inside], t_end_h=float(t[-1]))
+    assert masked.points_masked == int(inside.sum())
+    assert masked.to_dict() == {**dropped.to_dict(), "points_masked": int(inside.sum())}
 
 
 @settings(max_examples=60, deadline=None)

@@ -390,6 +390,7 @@ class LiveStabilityFigures:
     def __init__(self, max_points: int = 4096, *, burn_in_h: float | None = None, median_window: int = 5) -> None:
         if not isinstance(max_points, int) or max_points < 16:
             raise ValueError(f"LiveStabilityFigures: max_points={max_points!r}; allowed: an integer >= 16")
+        median_filter([0.0], median_window)  # the window's one-line error now, not at the first figures()
         self.max_points = max_points
         self.burn_in_h = burn_in_h
         self.median_window = median_window
