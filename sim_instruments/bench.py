@@ -646,6 +646,12 @@ class Bench:
             j = -self._sign * current_A / cell.params.area_cm2  # photocurrent-positive J of the cell (A/cm²)
             return self._sign * cell.voltage_at_density_V(j, suns)
 
+    def device_temperature_K(self) -> float:
+        """The selected device's temperature now (K; :attr:`SolarCell.temperature_K`), what a sensor on it reads."""
+        with self.lock:
+            self._advance()
+            return self.cell.temperature_K
+
     def open_circuit_voltage_V(self) -> float:
         """Terminal voltage (HI − LO) with nothing forcing the cell (V): the static Voc, or the voltage of a
         floating device with capacitance (:meth:`set_cell_bias`)."""
