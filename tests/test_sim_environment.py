@@ -206,3 +206,31 @@ def test_a_reference_cell_resource_without_one_on_the_bench_is_refused():
 def test_bad_environment_keys_are_one_line_errors_naming_the_key(sim, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_station(station_with(**sim))
+
+
+def test_the_stability_bench_checks_and_its_instruments_see_one_bench():
+    """stations/stability-bench.yaml: `labctl station check` connects all four; the 211 reads the device
+    temperature and the reference cell the lamp (CliRunner, in-process)."""
+    from click.testing import CliRunner
+
+    from labctl.cli import main
+    from tests.helpers import REPO
+
+    path = REPO / "stations" / "stability-bench.yaml"
+    res = CliRunner().invoke(main, ["station", "check", "--station", str(path)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    for text in ("MODEL 2400", "SC10", "LSCI,MODEL211", "reference_cell", "temperature_sensor"):
+        assert text in res.output, (text, res.output)
+    assert "UNREACHABLE" not in res.output
+    cfg = parse_station(__import__("yaml").safe_load(path.read_text()))
+    assert cfg.simulation.device.degradation.j0_growth_tau_h == 383.0
+    station = Station(cfg)
+    station.connect()
+    try:
+        station.light().set_light(True)
+        assert _reference_isc_A(station) == pytest.approx(0.1, rel=0.01)
+        assert station["temperature"].read_temperature_K() == pytest.approx(298.15, abs=0.01)
+        station.bench.clock.sleep(3000.0)
+        assert station["temperature"].read_temperature_K() == pytest.approx(300.15, abs=0.01)  # + 2 K under light
+    finally:
+        station.close()
