@@ -234,3 +234,4 @@ def test_the_stability_bench_checks_and_its_instruments_see_one_bench():
         assert station["temperature"].read_temperature_K() == pytest.approx(300.15, abs=0.01)  # + 2 K under light
     finally:
         station.close()
+
