@@ -152,6 +152,8 @@ class Light(_Watched):
 
     def irradiance_at_W_m2(self, t_s: float) -> float:
         """The lamp's irradiance (W/m², no flicker, shutter ignored) at bench time ``t_s`` (s)."""
+        if not self.dips and not self.drift_per_h:
+            return self.irradiance_W_m2
         drift = max(1.0 + self.drift_per_h * (t_s - self.lamp_on_since_s) / HOUR_S, 0.0)
         dip = min(schedule_value(self.dips, t_s), 1.0)
         return self.irradiance_W_m2 * drift * (1.0 - dip)
@@ -457,6 +459,8 @@ class Bench:
         the dips' edges, each piece at its midpoint (exact for the linear drift)."""
         if not self.light.shutter_open:
             return 0.0
+        if not self.light.dips and not self.light.drift_per_h:
+            return self.light.irradiance_W_m2 / 1000.0
         edges = {t0_s, t1_s}
         for dip in self.light.dips:
             edges.update(t for t in (dip.start_s, dip.start_s + dip.duration_s) if t0_s < t < t1_s)
@@ -485,11 +489,11 @@ class Bench:
         self._t_last = now
         if self._source is not None:
             self._charge_terminal(dt)
-        solar_mean = self._mean_solar_suns(t0_s, t1_s)
-        schedule_K = schedule_value(self.temperature_schedule, t1_s)
+        solar_mean, solar_now = self._mean_solar_suns(t0_s, t1_s), self._solar_suns()
+        schedule_K = schedule_value(self.temperature_schedule, t1_s) if self.temperature_schedule else 0.0
         for device in self.devices:
             suns = self.suns_on(device)
-            mean_suns = solar_mean + suns - self._solar_suns()  # the laser's part is constant
+            mean_suns = solar_mean + suns - solar_now  # the laser's part is constant over the interval
             device.warm(mean_suns, dt)
             device.schedule_K = schedule_K
             forced = self._bias_V if device is self.cell else None
