@@ -134,8 +134,9 @@ def configure_lakeshore211(inst: LakeShore211, settings: LakeShore211Settings) -
 
 
 def lakeshore211_safe_state(inst: LakeShore211, settings: LakeShore211Settings) -> str:
-    """A monitor has nothing to switch off: read the temperature and say so."""
-    return f"nothing to make safe (temperature monitor; reads {inst.read_temperature_K():.3f} K)"
+    """A monitor has no output to switch off: nothing is sent (so a lost link cannot make the station's safe state
+    report a failure for an instrument that was never unsafe), and it says so."""
+    return "nothing to make safe (a temperature monitor: no output)"
 
 
 LAKESHORE211_REGISTRATION = InstrumentRegistration(

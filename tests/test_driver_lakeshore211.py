@@ -82,9 +82,9 @@ def test_a_setting_the_211_ignored_is_an_error() -> None:
         configure_lakeshore211(ls, LakeShore211Settings(display_units="fahrenheit"))
 
 
-def test_safe_state_reads_the_temperature() -> None:
-    with expected_protocol(LakeShore211, [(b"KRDG?", b"+300.000")]) as ls:
-        assert "300.000 K" in lakeshore211_safe_state(ls, LakeShore211Settings())
+def test_safe_state_sends_nothing_and_says_so() -> None:
+    with expected_protocol(LakeShore211, []) as ls:
+        assert "nothing to make safe" in lakeshore211_safe_state(ls, LakeShore211Settings())
 
 
 def test_registration() -> None:
