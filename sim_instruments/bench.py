@@ -8,6 +8,11 @@ a time (:meth:`Bench.select_device`; one device by default). Emulators only read
 device's terminal quantities through it, so the Keithley, the shutter and the lock-in all see the same device.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
+
+The environment of a stability run: the lamp drifts and dips in bench time (:class:`Light`), each device warms
+under light and follows the bench's temperature schedule (:attr:`SolarCell.temperature_K`), the light dose that
+drives the degradation integrates both, and a Si reference cell may sit under the same lamp
+(:mod:`sim_instruments.reference_cell`).
 """
 
 from __future__ import annotations
