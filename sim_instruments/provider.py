@@ -149,8 +149,14 @@ class Simulator:
         for ``role`` at ``resource`` (``sim://<name>``), framed with the station's terminations."""
         from sim_instruments.adapter import EmulatorAdapter
 
+        name, faults = resource.removeprefix("sim://"), getattr(self.bench, "faults", None)
+        if faults is not None and faults.refuses_open((name, role)):  # an `unavailable` fault: nothing powers up
+            from pyvisa.constants import StatusCode
+            from pyvisa.errors import VisaIOError
+
+            raise VisaIOError(StatusCode.error_resource_not_found)
         return EmulatorAdapter(self.emulator(registration, resource), read_termination=read_termination,
-                               write_termination=write_termination)
+                               write_termination=write_termination, faults=faults, name=name, role=role)
 
     # -- named questions ---------------------------------------------------------------------------------------
     def answer(self, question: str, **kwargs: Any) -> Any:
