@@ -38,7 +38,10 @@ as labctl opens them through :class:`drivers.io_helpers.DeadlineVISAAdapter`, an
     The reply is replaced by :data:`GARBAGE` (bytes that are no number, no keyword, not ASCII) and the read
     termination. In-process: ``read()`` returns ``GARBAGE.decode("latin-1")``; TCP through DeadlineVISAAdapter
     it returns the text with U+FFFD replacement characters; plain pyvisa-py ``read()`` raises
-    ``UnicodeDecodeError`` (its ASCII decoding). A driver parsing the reply raises ``ValueError``.
+    ``UnicodeDecodeError`` (its ASCII decoding). Then, in the driver: ``float(reply)`` raises ``ValueError``; a
+    PyMeasure control with mapped values (e.g. ``source_enabled``) raises ``KeyError``; a PyMeasure numeric
+    control (``values()``, e.g. ``source_voltage``) raises nothing and returns the garbage *string* (it keeps
+    what it cannot cast): check the type of what a control returns.
 ``reboot``
     A power cycle as the message arrives (the message is lost): the instrument's state goes back to power-on /
     ``*RST`` defaults (:func:`power_on_reset`: output off, levels 0, error queue empty) and the link drops as for

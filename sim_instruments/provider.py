@@ -144,9 +144,12 @@ class Simulator:
         return make_emulator(registration, self.bench, name=resource.removeprefix("sim://"))
 
     def adapter(self, role: str, resource: str, registration: Any, read_termination: str = "\n",
-                write_termination: str = "\n") -> Any:
+                write_termination: str = "\n", timeout_ms: float | None = None) -> Any:
         """A PyMeasure adapter connected in-process to a new emulator of ``registration``'s instrument model
-        for ``role`` at ``resource`` (``sim://<name>``), framed with the station's terminations."""
+        for ``role`` at ``resource`` (``sim://<name>``), framed with the station's terminations; a read that
+        times out costs ``timeout_ms`` (the resource's timeout; None: 2000 ms) on the bench clock. The bench's
+        faults (``bench.faults``) act on it; an instrument they hold ``unavailable`` is not opened:
+        ``VisaIOError(error_resource_not_found)``."""
         from sim_instruments.adapter import EmulatorAdapter
 
         name, faults = resource.removeprefix("sim://"), getattr(self.bench, "faults", None)
@@ -156,7 +159,8 @@ class Simulator:
 
             raise VisaIOError(StatusCode.error_resource_not_found)
         return EmulatorAdapter(self.emulator(registration, resource), read_termination=read_termination,
-                               write_termination=write_termination, faults=faults, name=name, role=role)
+                               write_termination=write_termination, faults=faults, name=name, role=role,
+                               **({"timeout": timeout_ms} if timeout_ms is not None else {}))
 
     # -- named questions ---------------------------------------------------------------------------------------
     def answer(self, question: str, **kwargs: Any) -> Any:

@@ -39,7 +39,9 @@ def start_server(config: Any, latency_s: float = 0.0) -> SimServer:
     serial = {role for role, inst in config.instruments.items() if inst.registration.connection.serial}
     if bench.optics is not None:
         instruments[OPERATOR] = (OperatorEmulator(bench), "\n", "\n")
-    return serve(instruments, serial=serial, latency_s=latency_s)
+    server = serve(instruments, serial=serial, latency_s=latency_s)
+    server.bench = bench  # the served bench (its faults: ``server.bench.faults``), for tests and tools
+    return server
 
 
 def served_station(config: Any, resources: dict[str, str]) -> dict:
