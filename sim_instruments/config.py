@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim_instruments.faults import TRIGGERS
 from sim_instruments.optics import dut_eqe_plateau, eqe_limits
 
 #: in the message of a check of one block, the station's error lines put that block's key path where this stands
@@ -271,7 +272,7 @@ class FaultEntryConfig(_Strict):
     """One scheduled fault (:class:`sim_instruments.faults.FaultSpec`; what a client sees: that module)."""
 
     instrument: str = Field(min_length=1, description="sim:// name (e.g. smu) or station role")
-    kind: Literal["timeout", "drop", "garbage", "reboot", "reset", "unavailable", "stall"]
+    kind: Literal["timeout", "drop", "garbage", "reboot", "reset", "unavailable", "stall"]  # faults.KINDS
     at_message: int | None = Field(None, ge=1, description="the n-th message to the instrument (from 1)")
     every_messages: int | None = Field(None, ge=1, description="every n-th message")
     probability: float | None = Field(None, gt=0, le=1, description="per message")
@@ -282,11 +283,10 @@ class FaultEntryConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> FaultEntryConfig:
-        triggers = ("at_message", "every_messages", "probability", "at_s", "every_s")
-        given = [t for t in triggers if getattr(self, t) is not None]
+        given = [t for t in TRIGGERS if getattr(self, t) is not None]
         if len(given) != 1:
             raise ValueError(f"a fault on '{self.instrument}' has triggers {given or 'none'} "
-                             f"(allowed: exactly one of {', '.join(triggers)})")
+                             f"(allowed: exactly one of {', '.join(TRIGGERS)})")
         if self.kind == "unavailable" and not self.duration_s > 0:
             raise ValueError(f"an 'unavailable' fault on '{self.instrument}' needs duration_s > 0 "
                              "(allowed: how long no connection is accepted, s)")

@@ -22,18 +22,19 @@ as labctl opens them through :class:`drivers.io_helpers.DeadlineVISAAdapter`, an
 ``timeout``
     The query runs but its reply (and a serial console's prompt) never comes; an echo still does.
     In-process: the read raises ``pyvisa.errors.VisaIOError`` with ``error_code ==
-    StatusCode.error_timeout`` after the resource's timeout has passed on the bench clock (the adapter sleeps
-    ``timeout`` ms on it: honest timing). TCP: the same ``VisaIOError(error_timeout)`` after the timeout in
-    real time (pyvisa-py and DeadlineVISAAdapter alike).
+    StatusCode.error_timeout`` after the resource's timeout (``instruments.<role>.timeout_ms``, or what the
+    driver set meanwhile) has passed on the bench clock: the adapter sleeps it there, honest timing. TCP: the
+    same ``VisaIOError(error_timeout)`` after the timeout in real time (pyvisa-py and DeadlineVISAAdapter alike).
 ``drop``
     The link is closed as the message arrives (the message is lost); the instrument keeps its state.
-    In-process: that message and every later write/read on the adapter raise ``VisaIOError`` with
+    In-process: the write of that message and every later write/read on the adapter raise ``VisaIOError`` with
     ``error_code == StatusCode.error_connection_lost`` until the station reopens the resource (a reopen makes a
     new emulator in-process: :meth:`labctl.station.Station.reconnect` always meets a power-on instrument there).
-    TCP: the server shuts the socket. DeadlineVISAAdapter raises ``ConnectionError`` ("the peer closed the
-    connection") on the next write or read; plain pyvisa-py raises ``VisaIOError(error_timeout)`` on the read,
-    or ``VisaIOError(error_connection_lost)`` / ``BrokenPipeError`` / ``ConnectionResetError`` on a write
-    into the dead socket. The served instrument keeps its state for the next connection.
+    TCP: the server shuts the socket; the write that carried the message succeeded, so the read waiting for its
+    reply raises ``VisaIOError(error_timeout)`` after the timeout (DeadlineVISAAdapter and plain pyvisa-py);
+    then DeadlineVISAAdapter raises ``ConnectionError`` ("the peer closed the connection") at once on every
+    write or read, plain pyvisa-py ``BrokenPipeError`` / ``ConnectionResetError`` on a write and
+    ``VisaIOError(error_timeout)`` on a read. The served instrument keeps its state for the next connection.
 ``garbage``
     The reply is replaced by :data:`GARBAGE` (bytes that are no number, no keyword, not ASCII) and the read
     termination. In-process: ``read()`` returns ``GARBAGE.decode("latin-1")``; TCP through DeadlineVISAAdapter
@@ -46,7 +47,9 @@ as labctl opens them through :class:`drivers.io_helpers.DeadlineVISAAdapter`, an
     A power cycle as the message arrives (the message is lost): the instrument's state goes back to power-on /
     ``*RST`` defaults (:func:`power_on_reset`: output off, levels 0, error queue empty) and the link drops as for
     ``drop`` (over TCP every connection of that instrument). The client sees exactly what ``drop`` shows; after
-    reconnecting, ``*IDN?`` answers and the read-back shows the defaults (``:OUTP?`` -> ``0``).
+    reconnecting, ``*IDN?`` answers and the read-back shows the defaults (``:OUTP?`` -> ``0``). Emulators with a
+    state model: the SMUs (2400, 2450), the FW102C (its saved settings), the Cornerstone, and every SCPI emulator
+    (``*RST`` + ``*CLS``); the others (SC10, LaserBoxx, SR830, SR570) keep their state (``state_reset`` False).
 ``reset``
     The instrument's state goes back to the defaults as for ``reboot``, the link stays up, the message then runs
     on the reset instrument. No exception at all: only a read-back (``:OUTP?`` -> ``0``, ``:SOUR:VOLT?`` ->
@@ -54,9 +57,12 @@ as labctl opens them through :class:`drivers.io_helpers.DeadlineVISAAdapter`, an
 ``unavailable``
     The link drops as for ``drop`` and for ``duration_s`` of station time the instrument accepts no
     connection. In-process: opening the resource raises ``VisaIOError`` with ``error_code ==
-    StatusCode.error_resource_not_found`` (the station wraps it in ``StationError("cannot open instrument ...")``,
-    the VisaIOError as its ``__cause__``). TCP: the port is closed for that time: pyvisa-py's ``open_resource``
-    raises ``VisaIOError`` (``error_code == StatusCode.error_resource_not_found``: connection refused).
+    StatusCode.error_resource_not_found`` (no emulator is made); the station wraps it in ``StationError("cannot
+    open instrument ...")`` with that VisaIOError as ``__cause__``. TCP: the port is closed for that time (connect
+    refused). pyvisa-py's ``open_resource`` still returns a resource; its first write raises
+    ``ConnectionRefusedError``; through DeadlineVISAAdapter the first write raises ``ConnectionError``, so the
+    station's open is ``StationError("cannot open instrument ... no answer to '*IDN?' (ConnectionError: ...")``
+    (``__cause__`` an ``IdentityError`` whose ``__cause__`` is the ``ConnectionError``).
 ``stall``
     A move of a filter wheel (FW102C ``pos=n``) or of a monochromator (Cornerstone ``GOWAVE``, ``GRAT``,
     ``FILTER``) never completes: the FW102C echoes the command and never prints its prompt; the Cornerstone
@@ -152,7 +158,9 @@ class FaultSchedule:
     clock: Any
     seed: int | None = 0
     specs: list[FaultSpec] = field(default_factory=list)
-    #: every fault injected, in order: {"kind", "instrument", "role", "time", "message", "transport"}
+    #: every fault injected, in order: {"kind", "instrument" (sim name), "role" (None when the link has none),
+    #: "time" (station time, s), "message" (the one that met it), "transport" ("in-process" | "tcp")}, and for
+    #: reboot / reset "state_reset" (False: the emulator has no state model, :func:`power_on_reset`)
     injected: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -228,9 +236,9 @@ class FaultSchedule:
                 until = now + chosen.duration_s
                 for n in names:
                     self._unavailable_until[n] = max(until, self._unavailable_until.get(n, -1.0))
-            self._record(chosen, names, message, transport, now)
+            record = self._record(chosen, names, message, transport, now)
         if chosen.kind in ("reboot", "reset"):
-            power_on_reset(emulator)
+            record["state_reset"] = power_on_reset(emulator)
         return chosen.kind
 
     def reply_fault(self, names: tuple[str, ...], message: str, transport: str) -> str | None:
@@ -276,9 +284,13 @@ class FaultSchedule:
         until = now + spec.duration_s if spec.duration_s > 0 else None
         return hook is not None and bool(hook(message, until))
 
-    def _record(self, spec: FaultSpec, names: tuple[str, ...], message: str, transport: str, now: float) -> None:
-        self.injected.append({"kind": spec.kind, "instrument": names[0], "role": names[1] if len(names) > 1 else None,
-                              "time": now, "message": message, "transport": transport})
+    def _record(self, spec: FaultSpec, names: tuple[str, ...], message: str, transport: str,
+                now: float) -> dict[str, Any]:
+        record = {"kind": spec.kind, "instrument": names[0] if names else None,
+                  "role": names[1] if len(names) > 1 else None, "time": now, "message": message,
+                  "transport": transport}
+        self.injected.append(record)
+        return record
 
 
 def power_on_reset(emulator: Any) -> bool:

@@ -79,6 +79,12 @@ class Simulator:
         if sim and not section.enabled:
             return (f"instruments {sim} use sim:// resources but simulation.enabled is false "
                     "(allowed: enable the simulation, or give real resource strings)")
+        names = set(instruments) | {r.removeprefix("sim://") for r in (str(i.resource) for i in instruments.values())
+                                    if r.startswith("sim://")}
+        for i, fault in enumerate(section.faults.schedule if sim else ()):  # a served copy has no sim:// names
+            if fault.instrument not in names:
+                return (f"simulation.faults.schedule[{i}].instrument = '{fault.instrument}': the station has no such "
+                        f"instrument (allowed: a role or a sim:// name: {', '.join(sorted(names))})")
         for name, inst in instruments.items():
             resource = str(inst.resource)
             if resource in ("sim://monitor", "sim://monitor_smu") and section.enabled and section.sphere is None:

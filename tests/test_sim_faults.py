@@ -8,6 +8,7 @@ never from the simulator: a timeout in-process costs exactly ``instruments.<role
 from __future__ import annotations
 
 import time
+import typing
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from pyvisa.errors import VisaIOError
 from labctl.config import ConfigError, parse_station
 from labctl.station import Station, StationError
 from sim_instruments.bench import Bench
+from sim_instruments.config import FaultEntryConfig
 from sim_instruments.faults import GARBAGE, KINDS, FaultSpec
 from sim_instruments.keithley2400 import Keithley2400Emulator
 from sim_instruments.keithley2450 import Keithley2450Emulator
@@ -248,12 +250,21 @@ def test_a_bad_fault_entry_is_one_config_error_naming_it(entry: dict, needle: st
     assert "simulation.faults" in str(exc.value)
 
 
+def test_a_fault_on_an_instrument_the_station_lacks_is_refused_naming_the_allowed_ones():
+    data = default_station()
+    data["simulation"]["faults"] = {"schedule": [{"instrument": "smu", "kind": "drop", "at_message": 3},
+                                                 {"instrument": "smuu", "kind": "drop", "at_message": 3}]}
+    with pytest.raises(ConfigError, match=r"schedule\[1\]\.instrument = 'smuu'.*allowed.*filter_wheel"):
+        parse_station(data)
+
+
 def test_fault_spec_refuses_an_unknown_kind_and_two_triggers():
     with pytest.raises(ValueError, match="allowed"):
         FaultSpec("smu", "melt", at_message=1)
     with pytest.raises(ValueError, match="exactly one trigger"):
         FaultSpec("smu", "drop", at_message=1, at_s=3)
     assert set(KINDS) == {"timeout", "drop", "garbage", "reboot", "reset", "unavailable", "stall"}
+    assert typing.get_args(FaultEntryConfig.model_fields["kind"].annotation) == KINDS  # one list of kinds
 
 
 # -- the source meters' source history and output query ---------------------------------------------------------
