@@ -422,3 +422,59 @@ def test_labctl_sim_serve_takes_faults_from_station_yaml_and_a_station_sees_the_
         new = station.reconnect("smu")
         assert _ask(new.adapter, ":OUTP?").strip() == "0"
         station.close()
+
+
+def test_every_s_fires_once_per_period_of_station_time_however_many_passed_unseen():
+    station = _station()
+    adapter, clock = station["smu"].adapter, station.clock
+    station.bench.faults.add(FaultSpec("smu", "garbage", every_s=60.0))
+    garbage = GARBAGE.decode("latin-1")
+    assert _ask(adapter, ":OUTP?") != garbage  # t = 0: no period is over yet
+    clock.sleep(60.0)
+    assert _ask(adapter, ":OUTP?") == garbage
+    assert _ask(adapter, ":OUTP?") != garbage  # one per period
+    clock.sleep(150.0)  # two more periods passed without a message: one fault, not two
+    assert _ask(adapter, ":OUTP?") == garbage
+    assert _ask(adapter, ":OUTP?") != garbage
+    assert [f["time"] for f in station.bench.faults.injected] == [60.0, 210.0]
+    station.close()
+
+
+def test_tcp_reboot_drops_every_connection_of_the_instrument(rm: pyvisa.ResourceManager):
+    server, resources = _served()
+    try:
+        first, second = _open(rm, resources["smu"]), _open(rm, resources["smu"])
+        assert first.query("*IDN?").startswith("KEITHLEY") and second.query("*IDN?").startswith("KEITHLEY")
+        server.bench.faults.add(FaultSpec("smu", "reboot", at_message=1))
+        with pytest.raises(VisaIOError):
+            first.query(":OUTP?")
+        with pytest.raises((BrokenPipeError, ConnectionResetError, VisaIOError)):
+            second.query(":OUTP?")  # the other client's link went with the power cycle
+        first.close()
+        second.close()
+        assert [f["kind"] for f in server.bench.faults.injected] == ["reboot"]
+        assert server.bench.faults.injected[0]["state_reset"] is True
+    finally:
+        server.close()
+
+
+def test_tcp_stall_of_the_filter_wheel_echoes_pos_and_never_prompts(rm: pyvisa.ResourceManager):
+    server, resources = _served()
+    try:
+        wheel = _open(rm, resources["filter_wheel"], term="\r")
+        assert wheel.query("pos?") == "pos?"  # echo, then the reply, then the prompt
+        start = int(wheel.read())
+        assert wheel.read_bytes(2) == b"> "
+        target = start % 6 + 1
+        server.bench.faults.add(FaultSpec("filter_wheel", "stall", every_messages=1, count=1))
+        wheel.write(f"pos={target}")
+        assert wheel.read() == f"pos={target}"  # the echo comes
+        with pytest.raises(VisaIOError) as exc:
+            wheel.read_bytes(2)  # the prompt "> " that says "in position" never does
+        assert _code(exc) == StatusCode.error_timeout
+        wheel.write("pos?")
+        assert wheel.read() == "pos?"
+        assert int(wheel.read()) == start  # it never moved
+        wheel.close()
+    finally:
+        server.close()
