@@ -8,7 +8,8 @@ of ``labctl sim serve``), so a schedule acts the same in-process and over loopba
 appended to :attr:`FaultSchedule.injected` (kind, instrument, role, station time, message, transport) so that
 a test can check that each one was noticed and journaled.
 
-Triggers (one per spec; messages are counted per spec, over every link of the instrument, from 1):
+Triggers (one per spec; messages are counted per spec, over every link of the instrument, from 1 for the first
+message after the spec was added: with station.yaml's schedule the station's ``*IDN?`` on connecting is 1):
 ``at_message`` (the n-th message), ``every_messages`` (every n-th), ``probability`` (each message, seeded by
 ``simulation.faults.seed``), ``at_s`` (the first message at or after ``at_s`` seconds of station time after the
 schedule was made), ``every_s`` (the first message of each further period). ``count`` caps the injections of a
