@@ -21,6 +21,7 @@ in-process and over TCP); what a client then sees is listed in that module's doc
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Protocol
 
@@ -248,8 +249,9 @@ class EmulatorAdapter(Adapter):
         """What a VISA read does when the data never completes: it waits the timeout (on the bench clock), the
         partial data is lost, then it raises."""
         self._out.clear()
-        if self.clock is not None and self.timeout and self.timeout > 0:
-            self.clock.sleep(self.timeout / 1000.0)
+        timeout_ms = self.timeout
+        if self.clock is not None and isinstance(timeout_ms, (int, float)) and 0 < timeout_ms < math.inf:
+            self.clock.sleep(timeout_ms / 1000.0)  # an infinite timeout would hang: in-process it raises at once
         return VisaIOError(StatusCode.error_timeout)
 
     def _feed(self, data: bytes, whole_message: bool) -> None:

@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,11 +208,6 @@ class FaultSchedule:
         with self._lock:
             return any(self._unavailable_until.get(n, -1.0) > now for n in names)
 
-    def available_at_s(self, names: Iterable[str]) -> float:
-        """Station time (s) from which the instrument accepts connections again (now or earlier: it does)."""
-        with self._lock:
-            return max((self._unavailable_until.get(n, -1.0) for n in names), default=-1.0)
-
     def before(self, names: tuple[str, ...], emulator: Any, message: str, transport: str) -> str | None:
         """Count ``message`` for the instrument called ``names`` (its sim name first, then its role) and apply a
         fault that acts before it runs: returns ``"drop"`` / ``"reboot"`` / ``"unavailable"`` (the link
@@ -310,18 +305,3 @@ def power_on_reset(emulator: Any) -> bool:
     if callable(clear):
         clear()
     return True
-
-
-def schedule_from(section: Any, clock: Any) -> FaultSchedule:
-    """A :class:`FaultSchedule` on ``clock`` with the entries of ``simulation.faults`` (None: empty)."""
-    schedule = FaultSchedule(clock, seed=getattr(section, "seed", 0))
-    schedule.configure(section)
-    return schedule
-
-
-def describe(injected: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """How many faults of each kind ``injected`` holds (kinds absent: 0)."""
-    counts = dict.fromkeys(KINDS, 0)
-    for fault in injected:
-        counts[fault["kind"]] += 1
-    return counts

@@ -59,6 +59,10 @@ def served_station(config: Any, resources: dict[str, str]) -> dict:
 def run_server(config: Any, latency_s: float, write_station: str | None, duration_s: float) -> None:
     server = start_server(config, latency_s)
     resources = server.resource_strings()
+    scheduled = server.bench.faults.specs
+    if scheduled:  # first: a reader that stops once the station file exists has read at least this line
+        kinds = ", ".join(sorted({spec.kind for spec in scheduled}))
+        click.echo(f"faults: {len(scheduled)} scheduled (simulation.faults: {kinds})")
     for role, resource in resources.items():
         click.echo(f"{role}: {resource}")
     if write_station:

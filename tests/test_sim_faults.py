@@ -409,8 +409,10 @@ def test_labctl_sim_serve_takes_faults_from_station_yaml_and_a_station_sees_the_
     data["instruments"] = {"smu": data["instruments"]["smu"]}
     data["instruments"]["smu"]["timeout_ms"] = 500
     data["simulation"]["faults"] = {"schedule": [{"instrument": "smu", "kind": "reboot", "at_message": 5}]}
-    with served_bench(tmp_path, data, duration_s=60) as (served_path, _printed):
+    with served_bench(tmp_path, data, duration_s=60) as (served_path, printed):
         import yaml
+
+        assert "faults: 1 scheduled (simulation.faults: reboot)" in printed
 
         station = Station(parse_station(yaml.safe_load(served_path.read_text())))
         station.connect(["smu"])  # *IDN? is message 1, then the registration's configure
