@@ -480,3 +480,19 @@ def test_tcp_stall_of_the_filter_wheel_echoes_pos_and_never_prompts(rm: pyvisa.R
         wheel.close()
     finally:
         server.close()
+
+
+def test_triggers_while_a_fault_waits_for_its_query_do_not_pile_up():
+    station = _station()
+    adapter = station["smu"].adapter
+    station.bench.faults.add(FaultSpec("smu", "timeout", every_messages=3))
+    for _ in range(6):  # messages 1-6, commands: the triggers at 3 and 6 arm one timeout
+        adapter.write(":SOUR:VOLT 0.1")
+    outcomes = []
+    for _ in range(3):  # messages 7, 8, 9 (9 triggers again)
+        try:
+            outcomes.append(_ask(adapter, ":OUTP?").strip())
+        except VisaIOError:
+            outcomes.append("timeout")
+    assert outcomes == ["timeout", "0", "timeout"]
+    station.close()
