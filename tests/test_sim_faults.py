@@ -376,8 +376,7 @@ def test_tcp_unavailable_refuses_connections_for_its_duration(rm: pyvisa.Resourc
         with pytest.raises(ConnectionRefusedError):
             refused.write("*IDN?")
         refused.close()
-        assert time.monotonic() - t0 < UNAVAILABLE_S, "the machine was too slow to see the refusal window"
-        time.sleep(max(0.0, UNAVAILABLE_S + 0.2 - (time.monotonic() - t0)))
+        time.sleep(max(0.0, 1.2 - (time.monotonic() - t0)))
         back = _open(rm, resources["smu"])
         assert back.query("*IDN?").startswith("KEITHLEY INSTRUMENTS INC.,MODEL 2400")
         back.close()
@@ -500,7 +499,8 @@ def test_triggers_while_a_fault_waits_for_its_query_do_not_pile_up():
 
 
 UNAVAILABLE_S = 4.0
-"""Long enough that a loaded 2-core machine still reaches the refused reconnect inside the window (s)."""
+"""The refusal window of the test below: long enough that a loaded 2-core machine still reaches the refused
+reconnect inside it (s)."""
 
 
 def test_tcp_faults_as_a_station_sees_them_through_labctls_visa_adapter():
@@ -519,17 +519,30 @@ def test_tcp_faults_as_a_station_sees_them_through_labctls_visa_adapter():
         station.connect(["smu"])
         server.bench.faults.add(FaultSpec("smu", "unavailable", at_message=1, duration_s=UNAVAILABLE_S))
         t0 = time.monotonic()
-        with pytest.raises(VisaIOError) as exc:  # the query's reply was lost with the link
+        # the query's reply is lost with the link: a read already waiting times out; one that starts after the
+        # close was seen fails at once (which comes first is the OS's scheduling, not the adapter's choice)
+        with pytest.raises((VisaIOError, ConnectionError)) as exc:
             _ask(station["smu"].adapter, ":OUTP?")
-        assert _code(exc) == StatusCode.error_timeout
+        if isinstance(exc.value, VisaIOError):
+            assert _code(exc) == StatusCode.error_timeout
+        else:
+            assert "the peer closed the connection" in str(exc.value)
         with pytest.raises(ConnectionError, match="the peer closed the connection"):
             _ask(station["smu"].adapter, ":OUTP?")
         with pytest.raises(StationError, match=r"cannot open instrument 'smu'.*ConnectionError") as refused:
             station.reconnect("smu")
         assert isinstance(refused.value.__cause__, IdentityError)
         assert isinstance(refused.value.__cause__.__cause__, ConnectionError)
-        time.sleep(max(0.0, 1.2 - (time.monotonic() - t0)))
-        assert _ask(station.reconnect("smu").adapter, "*IDN?").startswith("KEITHLEY")
+        assert time.monotonic() - t0 < UNAVAILABLE_S, "the machine was too slow to see the refusal window"
+        while True:  # reachable again once the window is over (polled: the served bench keeps its own clock)
+            try:
+                identity = _ask(station.reconnect("smu").adapter, "*IDN?")
+                break
+            except StationError:
+                assert time.monotonic() - t0 < UNAVAILABLE_S + 10.0, "still refused long after the window"
+                time.sleep(0.2)
+        assert identity.startswith("KEITHLEY")
+        assert time.monotonic() - t0 >= UNAVAILABLE_S - 0.5  # not before the window ended
         station.close()
     finally:
         server.close()
