@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -81,6 +82,7 @@ class StatusWriter:
         self._written_at = -math.inf
         self._t0 = time.monotonic()
         self._f0: float | None = None
+        self._lock = threading.Lock()  # documents may come from the watchdog's or the alerts' thread too
 
     def __call__(self, name: str, doc: Any) -> None:
         if name == START:
@@ -124,15 +126,16 @@ class StatusWriter:
         now = time.monotonic()
         if self.path is None or (not force and now - self._written_at < self.interval_s):
             return
-        self._written_at = now
-        data = dict(self.state)
-        data.update(updated=utc_now_iso(), rows=dict(self._rows), last=dict(self._last_rows),
-                    events=list(self._events))
-        try:
-            data.update(self.extra())
-        except Exception as exc:  # noqa: BLE001 - the status must not end the run
-            data["extra_error"] = f"{type(exc).__name__}: {exc}"
-        write_atomically(self.path, data)
+        with self._lock:
+            self._written_at = now
+            data = dict(self.state)
+            data.update(updated=utc_now_iso(), rows=dict(self._rows), last=dict(self._last_rows),
+                        events=list(self._events))
+            try:
+                data.update(self.extra())
+            except Exception as exc:  # noqa: BLE001 - the status must not end the run
+                data["extra_error"] = f"{type(exc).__name__}: {exc}"
+            write_atomically(self.path, data)
 
 
 def read_status(run_path: str | Path) -> dict[str, Any] | None:
