@@ -349,3 +349,29 @@ def test_an_abort_during_the_back_off_ends_the_recovery_as_an_abort():
             recovery.call("smu", lambda inst: inst.check_errors())
         assert [e["action"] for e in journal] == ["fault", "gave_up"]
         station.close()
+
+
+def test_the_engine_gives_each_run_a_recovery_with_the_station_policy_and_none_outside(tmp_path):
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["recovery"] = {"attempts": 2, "backoff_s": 0.25}
+    station = Station(parse_station(data))
+    seen = {}
+
+    class Looks(LabProcedure):
+        NAME = "looks"
+
+        def execute(self) -> None:
+            seen["policy"] = self.recovery.policy
+            seen["io"] = self.io("smu", lambda smu: smu)
+
+    looks = Looks()
+    looks.REQUIRES = ("smu",)
+    assert RunEngine(station, tmp_path, catalog=False).run(looks).status == "completed"
+    assert seen["policy"] == RecoveryPolicy(attempts=2, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=60.0)
+    assert seen["io"] is station["smu"]
+    outside = Looks()
+    outside.station = station
+    assert outside.recovery is None and outside.io("smu", lambda smu: smu) is station["smu"]  # no retries
+    station.close()
