@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import serial
@@ -375,3 +376,42 @@ def test_the_engine_gives_each_run_a_recovery_with_the_station_policy_and_none_o
     outside.station = station
     assert outside.recovery is None and outside.io("smu", lambda smu: smu) is station["smu"]  # no retries
     station.close()
+
+
+def test_a_served_smu_whose_link_is_cut_is_reconnected_through_pyvisa_py_and_measures_again(tmp_path):
+    """`labctl sim serve` (real time, 127.0.0.1) and pyvisa-py, as with hardware: the SMU's TCP link is cut under
+    the driver (the socket shut down: the next exchange finds it closed); the recovery reconnects to the served
+    port, the instrument answers *IDN? and its configuration is replayed, and the reading is taken."""
+    import socket
+
+    from drivers.io_helpers import session_socket
+    from labctl.config import load_station
+    from tests.helpers import default_station, served_bench
+
+    with served_bench(tmp_path, default_station(), duration_s=60.0) as (served_path, _):
+        station = Station(load_station(served_path))
+        station.clock = StepClock()
+        station.connect(["smu"])
+        station["smu"].configure_voltage_source(compliance_A=0.005, nplc=0.1)
+        old = station["smu"]
+        session_socket(old.adapter.connection).shutdown(socket.SHUT_RDWR)
+        journal: list[dict] = []
+        restored: list[Any] = []
+
+        def restore(smu: Any) -> None:
+            smu.set_voltage(0.0)
+            smu.enable_output()
+            restored.append(smu)
+
+        data = Recovery(station, RecoveryPolicy(), journal.append).call(
+            "smu", lambda smu: smu.measure_point(), restore=restore, what="reading")
+        assert len(data.current_A) == 1 and np.isfinite(data.current_A[0])
+        assert [(e["action"], e["kind"]) for e in journal] == [("fault", CONNECTION_RESET),
+                                                              ("reconnected", CONNECTION_RESET),
+                                                              ("retry", CONNECTION_RESET)]
+        assert journal[1]["detail"].startswith("KEITHLEY INSTRUMENTS")
+        new = station["smu"]
+        assert new is not old and restored == [new]
+        assert float(new.ask(":SENS:CURR:PROT?")) == pytest.approx(0.005)  # as configured before the cut
+        station.safe_state()
+        station.close()
