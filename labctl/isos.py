@@ -29,11 +29,11 @@ FIELDS: dict[str, str] = {
     "isos_light_spectrum": "light spectrum and filters",
     "isos_light_calibration": "light calibration (reference cell and certificate)",
     "isos_temperature": "device temperature (in shadow and/or under light)",
-    "isos_temperature_sensor": "temperature: how it is measured (sensor type and place)",
+    "isos_temperature_sensor": "temperature sensor (type and place)",
     "isos_atmosphere": "atmosphere (air, glovebox, pouch, chamber)",
     "isos_humidity": "relative humidity (controlled or monitored)",
     "isos_encapsulation": "encapsulation (materials, edge sealant)",
-    "isos_area_method": "active area: how it was determined (mask, aperture)",
+    "isos_area_method": "active area, how it was determined (mask, aperture)",
 }
 
 

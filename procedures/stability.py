@@ -125,13 +125,13 @@ class StabilityProcedure(LabProcedure):
     suspend_bias.allowed = "oc, sc, off, or a voltage in V within the station's limits"
     jv_interval_min = FloatParameter("J-V every (0 = none; the first at the start)", units="min", default=0.0,
                                      minimum=0, maximum=1e6)
-    jv_start_V = FloatParameter("Periodic J-V: forward-scan start voltage", units="V", default=-0.1,
+    jv_start_V = FloatParameter("Periodic J-V, forward-scan start voltage", units="V", default=-0.1,
                                 minimum=-210, maximum=210)
-    jv_stop_V = FloatParameter("Periodic J-V: forward-scan stop voltage", units="V", default=1.3, minimum=-210,
+    jv_stop_V = FloatParameter("Periodic J-V, forward-scan stop voltage", units="V", default=1.3, minimum=-210,
                                maximum=210)
-    jv_step_V = FloatParameter("Periodic J-V: voltage step", units="V", default=0.01, minimum=1e-5, maximum=10)
-    jv_scan_rate_V_s = FloatParameter("Periodic J-V: scan rate", units="V/s", default=0.1, minimum=0, maximum=1000)
-    jv_direction = ListParameter("Periodic J-V: direction and order", choices=list(ORDERS),
+    jv_step_V = FloatParameter("Periodic J-V, voltage step", units="V", default=0.01, minimum=1e-5, maximum=10)
+    jv_scan_rate_V_s = FloatParameter("Periodic J-V, scan rate", units="V/s", default=0.1, minimum=0, maximum=1000)
+    jv_direction = ListParameter("Periodic J-V, direction and order", choices=list(ORDERS),
                                  default="reverse-forward")
     preset = Parameter("ISOS protocol preset (e.g. ISOS-L-1I; empty = none)", default="")
     preset.allowed = "empty, or " + ", ".join(isos.PRESETS)
