@@ -118,7 +118,7 @@ class HoldProcedure(StabilityProcedure):
         super().startup()
         bias = parse_bias(self.bias)
         what = {OPEN_CIRCUIT: "open circuit (I = 0 A)", SHORT_CIRCUIT: "short circuit (V = 0 V)"}.get(
-            bias, f"{bias:g} V")  # type: ignore[str-format]
+            str(bias), f"{bias} V")
         n = self.points()
         start = (f", resuming at reading {self.start_index + 1} of {n} (t = {self.start_index * self.interval_s:g} s)"
                  if self.start_index else "")

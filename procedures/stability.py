@@ -475,6 +475,9 @@ class StabilityProcedure(LabProcedure):
         results["io_faults"] = int((journal["action"] == "fault").sum()) if journal is not None and len(journal) else 0
         scans = streams.get(JV_FIGURES)
         results["jv_scans"] = int(scans["jv_index"].nunique()) if scans is not None and len(scans) else 0
+        main = streams.get(self.MAIN_STREAM)
+        results["hours"] = (float(np.nanmax(main["time_s"].to_numpy(float))) / 3600.0
+                            if main is not None and len(main) else 0.0)
         t_h, metric, name = self.metric_series(streams)
         results["metric"] = name or None
         results["t80_h"] = results["ts80_h"] = results["retained_pce_pct"] = None
