@@ -181,3 +181,21 @@ def checklist(parameters: Mapping[str, Any], station: Mapping[str, Any] | None =
 def missing(items: list[tuple[str, str | None]]) -> list[str]:
     """The checklist items without a value."""
     return [item for item, value in items if value is None]
+
+
+def is_stability_run(parameters: Mapping[str, Any]) -> bool:
+    """Whether a run's stored parameters are those of a stability run (they carry the ISOS fields)."""
+    return "preset" in parameters and all(key in parameters for key in FIELDS)
+
+
+def checklist_lines(parameters: Mapping[str, Any], station: Mapping[str, Any] | None = None,
+                    procedure: str = "") -> list[str]:
+    """The checklist as printed by ``labctl show``: one line per item (``MISSING`` where the run does not say),
+    then one line listing what is missing (or that nothing is)."""
+    items = checklist(parameters, station, procedure)
+    width = max(len(item) for item, _ in items)
+    lines = ["ISOS reporting checklist (Khenkin et al. 2020, Table 3):"]
+    lines += [f"  {item:<{width}}  {value if value is not None else 'MISSING'}" for item, value in items]
+    gaps = missing(items)
+    lines.append(f"  missing ({len(gaps)}): {', '.join(gaps)}" if gaps else "  missing: none")
+    return lines
