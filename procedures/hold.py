@@ -27,7 +27,14 @@ from pymeasure.experiment import FloatParameter, Parameter
 from labctl.config import ConfigError
 from labctl.storage import Column
 from procedures.base import StreamSpec, source_meter_limits
-from procedures.stability import COMMON_STREAMS, JV_FIGURES, OPEN_CIRCUIT, SHORT_CIRCUIT, StabilityProcedure
+from procedures.stability import (
+    COMMON_STREAMS,
+    JV_FIGURES,
+    OPEN_CIRCUIT,
+    SHORT_CIRCUIT,
+    StabilityProcedure,
+    shade_interruptions,
+)
 
 HOLD_STREAM = "hold"
 
@@ -222,6 +229,7 @@ class HoldProcedure(StabilityProcedure):
                 ax.axvline(hours[first], color="0.4", lw=0.8, ls="--")
                 ax.text(hours[first], 0.98, f" segment {seg['index']}", transform=ax.get_xaxis_transform(),
                         fontsize=7, va="top")
+        shade_interruptions(ax, run)
         ax.set_xlabel("Time held (h)")
         ax.set_ylabel(label)
         return cls.NAME

@@ -86,6 +86,19 @@ def parse_level(text: str, words: tuple[str, ...]) -> str | float:
     return value
 
 
+def shade_interruptions(ax: Any, run: Any) -> None:
+    """Shade each interruption of ``run`` (a :class:`labctl.storage.RunData`) on ``ax`` against stress time (h):
+    a suspension or recovery as a band, a gap between segments (zero width in stress time) as a dashed line."""
+    stops = run.streams.get(INTERRUPTIONS)
+    if stops is None or stops.empty:
+        return
+    for row in stops.itertuples():
+        if row.end_s > row.start_s:
+            ax.axvspan(row.start_s / 3600.0, row.end_s / 3600.0, color="orange", alpha=0.25, lw=0)
+        else:
+            ax.axvline(row.start_s / 3600.0, color="0.4", lw=0.8, ls="--")
+
+
 def _nan(value: Any) -> float:
     return float(value) if value is not None else math.nan
 
@@ -501,8 +514,6 @@ class StabilityProcedure(LabProcedure):
     def plot(cls, ax: Any, run: Any) -> str:
         """PCE, Voc, Jsc and FF against stress time (h) on four stacked axes (``ax`` is split), the periodic
         J–V's figures as points (and the tracked PCE of an MPP run as a line), interruptions shaded."""
-        from procedures import plots
-
         fig = ax.figure
         grid = ax.get_subplotspec().subgridspec(4, 1, hspace=0.08)
         ax.set_subplotspec(grid[0])
@@ -517,13 +528,8 @@ class StabilityProcedure(LabProcedure):
                               label=DIRECTION_NAMES.get(int(direction), str(direction)))
             axis.set_ylabel(label, fontsize=8)
             axis.grid(alpha=0.3)
-        if plots.has_rows(run, INTERRUPTIONS):
-            for row in run.streams[INTERRUPTIONS].itertuples():
-                for axis in axes:
-                    if row.end_s > row.start_s:
-                        axis.axvspan(row.start_s / 3600.0, row.end_s / 3600.0, color="orange", alpha=0.25, lw=0)
-                    else:
-                        axis.axvline(row.start_s / 3600.0, color="0.4", lw=0.8, ls="--")
+        for axis in axes:
+            shade_interruptions(axis, run)
         for axis in axes[:-1]:
             axis.tick_params(labelbottom=False)
         if figures is not None and len(figures):

@@ -17,6 +17,7 @@ from scipy import constants
 
 from labctl.config import parse_station
 from labctl.engine import RunEngine
+from labctl.plotting import figure, plt
 from labctl.station import Station
 from labctl.storage import load_run
 from procedures.hold import HoldProcedure
@@ -82,6 +83,12 @@ def test_a_hold_with_periodic_jv_stores_the_scans_and_their_figures(tmp_path):
     assert results["jv_scans"] == 3 and results["metric"] == "pce_pct"
     assert results["retained_pce_pct"] == pytest.approx(100.0, abs=0.3)
     assert results["t80_h"] is None or results["t80_extrapolated"]
+    fig = figure(run)  # PCE, Voc, Jsc, FF against stress time
+    try:
+        assert [ax.get_ylabel() for ax in fig.axes] == ["PCE (%)", "Voc (V)", "Jsc (mA/cm²)", "FF (%)"]
+        assert all(len(ax.lines) == 2 for ax in fig.axes)  # reverse and forward
+    finally:
+        plt.close(fig)
 
 
 def test_a_suspension_holds_the_device_at_the_suspend_bias_and_is_masked(tmp_path):
@@ -114,6 +121,12 @@ def test_a_suspension_holds_the_device_at_the_suspend_bias_and_is_masked(tmp_pat
     assert np.all(np.abs(run.streams["hold"]["voltage_V"] - VOC_V) < 2e-3)  # back at open circuit after
     assert result.results["interruptions"] == 1
     assert result.results["suspended_h"] == pytest.approx(600 / 3600, abs=12 / 3600)
+    fig = figure(run)  # the plot: the suspension shaded
+    try:
+        shaded = [p for p in fig.axes[0].patches if p.get_alpha() == 0.25]
+        assert len(shaded) == 1
+    finally:
+        plt.close(fig)
 
 
 def test_an_instrument_reset_mid_hold_is_noticed_by_read_back_and_the_bias_ramped_back(tmp_path):
