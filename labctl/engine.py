@@ -61,7 +61,7 @@ from labctl.documents import (
     Subscriber,
 )
 from labctl.recovery import Recovery, RecoveryFailed, RecoveryPolicy
-from labctl.station import Station
+from labctl.station import SAFE_STATE_BUDGET_S, Station
 from labctl.status import StatusWriter
 from labctl.storage import RunFileWriter, utc_now_iso
 from labctl.suspenders import ThresholdSuspender, station_suspenders, suspender_roles
@@ -180,6 +180,7 @@ class RunEngine:
         self._run_thread_id: int | None = None
         self._alerts: AlertSender | None = None
         self._status: StatusWriter | None = None
+        self._run_roles: list[str] = []
 
     def subscribe(self, subscriber: Subscriber, critical: bool = False) -> None:
         """Add a document subscriber for the runs that start from now on (``critical``: its failure fails the
@@ -507,6 +508,7 @@ class RunEngine:
         if suspendable:  # the instruments the station's suspenders read are part of the run
             roles += [r for r in suspender_roles(self.station) if r not in roles]
         self.station.connect(roles)
+        self._run_roles = list(roles)
         idn = self.station.idn()
 
         run_file = self._run_file(procedure)
@@ -630,6 +632,32 @@ class RunEngine:
                 log.warning("alert '%s' still being sent after alerts.timeout_s", status)
         self._procedure, self._run_suspenders, self._status = None, [], None
 
+    def _reconnect_lost_roles(self) -> list[str]:
+        """Roles of this run that a recovery left disconnected get one reconnection (within the safe-state budget
+        per instrument), so the safe state reaches them if they are back; those still lost are returned as
+        safe-state failures ("role: reason")."""
+        lost = [role for role in self._run_roles if role not in self.station.instruments]
+        failures = []
+        for role in lost:
+            outcome: list[str] = []
+
+            def attempt(role: str = role, outcome: list[str] = outcome) -> None:
+                try:
+                    self.station.reconnect(role)
+                    outcome.append("")
+                except Exception as exc:  # noqa: BLE001 - reported as not safe
+                    outcome.append(f"{type(exc).__name__}: {exc}")
+
+            thread = threading.Thread(target=attempt, name=f"labctl-reconnect-{role}", daemon=True)
+            thread.start()
+            thread.join(SAFE_STATE_BUDGET_S)
+            if not outcome or outcome[0]:
+                why = outcome[0] if outcome else f"no answer within {SAFE_STATE_BUDGET_S:g} s"
+                failures.append(f"{role}: not connected (the recovery gave up), not made safe: {why}")
+            else:
+                self._note(f"safe state: {role}: reconnected for the safe state")
+        return failures
+
     def _run_file(self, procedure: LabProcedure) -> RunFile:
         """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one."""
         run_id = make_run_id(procedure.NAME, self.sample)
@@ -659,7 +687,8 @@ class RunEngine:
                 self._note(f"shutdown failed: {type(exc).__name__}: {exc}")
                 if status == COMPLETED:
                     status, error = FAILED, f"shutdown failed: {exc}"
-            failures = self.station.safe_state()
+            lost = self._reconnect_lost_roles()
+            failures = self.station.safe_state() + lost
             for outcome in self.station.safe_report:
                 if outcome.ok:
                     self._note(f"safe state: {outcome.role}: {outcome.detail} ({outcome.elapsed_s:.2f} s)")

@@ -98,24 +98,23 @@ def classify_io_error(exc: BaseException) -> str | None:
     """The transport fault ``exc`` is (one of :data:`FAULT_KINDS`), or None when it is not one.
 
     See the module docstring for what each kind covers. A :class:`labctl.station.StationError` is classified by
-    the error it was raised from (``__cause__``; an instrument that answered with a different identity is not a
-    transport fault); one raised without a cause because the link could not be opened is ``resource_gone``.
+    the error it was raised from (``__cause__``), except that an instrument that could not be (re)opened
+    ("cannot open ...", whatever the link said) is ``resource_gone``; an instrument that answered ``*IDN?`` with
+    a different identity is not a transport fault.
     """
     from drivers.keithley2400 import ReplyError
     from labctl.station import StationError
 
     if isinstance(exc, StationError):
-        cause = exc.__cause__
-        if cause is not None:
-            kind = classify_io_error(cause)
-            if kind is not None:
-                return kind
-            from drivers.identity import IdentityError
+        if str(exc).startswith("cannot open"):  # the resource could not be reopened: whatever the link said
+            return RESOURCE_GONE
+        return classify_io_error(exc.__cause__) if exc.__cause__ is not None else None
+    from drivers.identity import IdentityError
 
-            if isinstance(cause, IdentityError):
-                return None if cause.answered else TIMEOUT
-            return RESOURCE_GONE if str(exc).startswith("cannot open") else None
-        return RESOURCE_GONE if str(exc).startswith("cannot open") else None
+    if isinstance(exc, IdentityError):  # another instrument answered: not a fault a reconnection mends
+        if exc.answered:
+            return None
+        return (classify_io_error(exc.__cause__) if exc.__cause__ is not None else None) or TIMEOUT
     kind = _visa_kind(exc)
     if kind is not None:
         return kind

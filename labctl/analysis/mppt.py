@@ -22,11 +22,14 @@ Algorithms (:data:`ALGORITHMS`):
   explains (``noise_sigmas`` × the typical |ΔP| at convergence, or the given ``noise_mW_cm2``), the step is
   re-inflated to ``step_max_V``: an irradiance or temperature change moved the MPP (§7.1).
 * ``"gradient-momentum"``: gradient ascent with momentum on the relative power,
-  ``v ← μ·v + η·(ΔP/ΔV)/|P|``, ``V ← V + v``, with |v| clipped to [``step_min_V``, ``step_max_V``] (the minimum
-  keeps a perturbation so the finite-difference gradient stays defined). Normalising by |P| makes the gain
-  independent of the irradiance and of the cell's size; η = ``gain_V2`` (V²) should be below 1/|P''/P| at the
-  MPP (≈ 0.04 V² for set A of methods ref. §1.6, P''/P ≈ −24.5 V⁻²). Momentum smooths the noisy
-  finite-difference gradient and crosses flat regions quickly.
+  ``v ← μ·v + η·g/|P|``, ``V ← V + v``, with |v| clipped to [``step_min_V``, ``step_max_V``] (the minimum keeps
+  a perturbation so the gradient stays observable). The gradient g = dP/dV is the slope of an exponentially
+  weighted least-squares line of P against V over the readings so far (memory factor λ = ``memory`` per
+  reading, ≈ 1/(1 − λ) readings): a two-point difference ΔP/ΔV at 1 mV steps amplifies the reading noise by
+  √2/ΔV, the regression averages it. Normalising by |P| makes the gain independent of the irradiance and of the
+  cell's size; η = ``gain_V2`` (V²) must stay well below 1/|P''/P| at the MPP (≈ 0.04 V² for set A of methods
+  ref. §1.6, P''/P ≈ −24.5 V⁻²). The defaults (η = 0.01 V², μ = 0.2, λ = 0.6) were chosen on set A: ⟨P⟩ ≥ 99.99 %
+  of Pmp without noise and ≥ 99.9 % with reading noise of 0.1 % of Pmp; P&O is the more noise-robust of the two.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class TrackerState:
         Running estimate of the typical |ΔP| at convergence (mW/cm²); None until measured.
     noise_samples : int
         Readings that went into ``noise_mW_cm2``.
+    regression : tuple of 5 floats or None
+        Gradient-momentum: the exponentially weighted sums (Σw, Σw·V, Σw·P, Σw·V², Σw·V·P) of the readings while
+        tracking; None before the first one.
     updates : int
         Readings fed so far.
     reinflations : int
@@ -87,6 +93,7 @@ class TrackerState:
     velocity_V: float = 0.0
     noise_mW_cm2: float | None = None
     noise_samples: int = 0
+    regression: tuple[float, float, float, float, float] | None = None
     updates: int = 0
     reinflations: int = 0
 
@@ -104,6 +111,12 @@ class TrackerState:
         for key in ("algorithm", "voltage_V", "step_V", "direction", "phase"):
             if key not in d:
                 raise ValueError(f"tracker state: missing key {key!r}")
+        d = dict(d)
+        if d.get("regression") is not None:
+            reg = d["regression"]
+            if len(reg) != 5:
+                raise ValueError(f"tracker state: regression={reg!r}; allowed: None or 5 numbers")
+            d["regression"] = tuple(float(x) for x in reg)
         state = cls(**d)
         _check_state(state)
         return state
@@ -135,8 +148,9 @@ class TrackerSettings:
     ramp_step_V: float = 0.01
     noise_mW_cm2: float | None = None
     noise_sigmas: float = 6.0
-    momentum: float = 0.5
-    gain_V2: float = 0.02
+    momentum: float = 0.2
+    gain_V2: float = 0.01
+    memory: float = 0.6
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -153,6 +167,7 @@ class TrackerSettings:
         need(self.grow >= 1.0, f"grow={self.grow!r}; allowed: >= 1")
         need(self.shrink <= 1.0, f"shrink={self.shrink!r}; allowed: 0 < shrink <= 1")
         need(0.0 <= self.momentum < 1.0, f"momentum={self.momentum!r}; allowed: 0 <= momentum < 1")
+        need(0.0 <= self.memory < 1.0, f"memory={self.memory!r}; allowed: 0 <= memory < 1")
         need(self.noise_mW_cm2 is None or (math.isfinite(self.noise_mW_cm2) and self.noise_mW_cm2 >= 0),
              f"noise_mW_cm2={self.noise_mW_cm2!r}; allowed: None or a finite number >= 0")
 
@@ -268,14 +283,25 @@ class GradientMomentumTracker(Tracker):
 
     algorithm = "gradient-momentum"
 
+    def _gradient(self, voltage_V: float, power_mW_cm2: float) -> float | None:
+        """Add the reading to the weighted sums; their least-squares slope dP/dV (mW/cm²/V), None if undefined."""
+        lam = self.settings.memory
+        w, sv, sp, svv, svp = self.state.regression or (0.0, 0.0, 0.0, 0.0, 0.0)
+        v, p = voltage_V, power_mW_cm2
+        w, sv, sp, svv, svp = (lam * w + 1.0, lam * sv + v, lam * sp + p, lam * svv + v * v, lam * svp + v * p)
+        self.state.regression = (w, sv, sp, svv, svp)
+        spread = w * svv - sv * sv
+        if w <= 1.0 or not spread > 1e-14 * w * w:
+            return None
+        return (w * svp - sv * sp) / spread
+
     def _track(self, voltage_V: float, power_mW_cm2: float) -> float:
         s, cfg = self.state, self.settings
-        if s.last_power_mW_cm2 is None or s.last_voltage_V is None or voltage_V == s.last_voltage_V:
+        gradient = self._gradient(voltage_V, power_mW_cm2)
+        if gradient is None:
             v = s.direction * s.step_V
         else:
-            dv = voltage_V - s.last_voltage_V
-            grad_rel = (power_mW_cm2 - s.last_power_mW_cm2) / dv / max(abs(power_mW_cm2), 1e-300)
-            v = cfg.momentum * s.velocity_V + cfg.gain_V2 * grad_rel
+            v = cfg.momentum * s.velocity_V + cfg.gain_V2 * gradient / max(abs(power_mW_cm2), 1e-300)
             if not math.isfinite(v):
                 v = s.direction * cfg.step_max_V
         magnitude = cfg.clip_step(abs(v))
@@ -325,7 +351,8 @@ def make_tracker(
     noise_mW_cm2 : float, optional
         Standard deviation of one power reading (mW/cm²) if known; otherwise estimated while converged.
     **extra
-        ``noise_sigmas`` (6), ``momentum`` (0.5), ``gain_V2`` (0.02 V²): see the module docstring.
+        ``noise_sigmas`` (6), ``momentum`` (0.2), ``gain_V2`` (0.01 V²), ``memory`` (0.6): see the module
+        docstring.
     """
     if algorithm not in _TRACKERS:
         raise ValueError(f"MPP tracker: algorithm={algorithm!r}; allowed: {list(ALGORITHMS)}")

@@ -193,8 +193,17 @@ def _extrapolated_h(fit: tuple[float, float] | None, level: float, t_last: float
 
 
 def _threshold(
-    t: NDArray[np.float64], y: NDArray[np.float64], level: float, start: int, fit: tuple[float, float] | None
+    t: NDArray[np.float64],
+    y: NDArray[np.float64],
+    reference: float | None,
+    fraction: float,
+    start: int,
+    fit: tuple[float, float] | None,
 ) -> tuple[float | None, bool, bool]:
+    """(time, reached, extrapolated) of the fall to ``fraction`` × ``reference`` (a positive metric only)."""
+    if reference is None or not reference > 0:
+        return None, False, False
+    level = fraction * reference
     crossed = _crossing_h(t, y, level, start)
     if crossed is not None:
         return crossed, True, False
@@ -271,14 +280,14 @@ def stability_figures(
     start_s = int(np.searchsorted(t, t_s, side="left")) if t_s is not None else 0
     start_s = min(start_s, t.size - 1)
     fit = _line_fit(t[start_s:], y[start_s:])
-    t80 = _threshold(t, y, 0.80 * initial, 0, fit)
-    t95 = _threshold(t, y, 0.95 * initial, 0, fit)
+    t80 = _threshold(t, y, initial, 0.80, 0, fit)
+    t95 = _threshold(t, y, initial, 0.95, 0, fit)
     i_ref = start_s + int(np.argmax(y[start_s:]))
     y_ref = float(y[i_ref])
-    ts80 = _threshold(t, y, 0.80 * y_ref, i_ref, fit)
-    ts95 = _threshold(t, y, 0.95 * y_ref, i_ref, fit)
+    ts80 = _threshold(t, y, y_ref, 0.80, i_ref, fit)
+    ts95 = _threshold(t, y, y_ref, 0.95, i_ref, fit)
     back = fit[0] if fit is not None else None
-    ts80_back = _threshold(t, y, 0.80 * back, start_s, fit) if back is not None else (None, False, False)
+    ts80_back = _threshold(t, y, back, 0.80, start_s, fit)
     eta, eta_x = None, None
     if t[0] <= ETA_AT_H <= t[-1]:
         eta = float(np.interp(ETA_AT_H, t, y))
