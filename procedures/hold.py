@@ -229,7 +229,7 @@ class HoldProcedure(StabilityProcedure):
                 ax.axvline(hours[first], color="0.4", lw=0.8, ls="--")
                 ax.text(hours[first], 0.98, f" segment {seg['index']}", transform=ax.get_xaxis_transform(),
                         fontsize=7, va="top")
-        shade_interruptions(ax, run)
+        shade_interruptions(ax, run, gaps=False)  # the segments are marked above
         ax.set_xlabel("Time held (h)")
         ax.set_ylabel(label)
         return cls.NAME

@@ -86,16 +86,17 @@ def parse_level(text: str, words: tuple[str, ...]) -> str | float:
     return value
 
 
-def shade_interruptions(ax: Any, run: Any) -> None:
+def shade_interruptions(ax: Any, run: Any, gaps: bool = True) -> None:
     """Shade each interruption of ``run`` (a :class:`labctl.storage.RunData`) on ``ax`` against stress time (h):
-    a suspension or recovery as a band, a gap between segments (zero width in stress time) as a dashed line."""
+    a suspension or recovery as a band, a gap between segments (zero width in stress time) as a dashed line
+    (unless ``gaps`` is false: a plot that marks its segments itself)."""
     stops = run.streams.get(INTERRUPTIONS)
     if stops is None or stops.empty:
         return
     for row in stops.itertuples():
         if row.end_s > row.start_s:
             ax.axvspan(row.start_s / 3600.0, row.end_s / 3600.0, color="orange", alpha=0.25, lw=0)
-        else:
+        elif gaps:
             ax.axvline(row.start_s / 3600.0, color="0.4", lw=0.8, ls="--")
 
 

@@ -88,13 +88,11 @@ def test_mpp_tracking_with_the_defaults_holds_the_static_maximum_power(tmp_path)
 
 
 def test_the_alternative_algorithm_tracks_too(tmp_path):
-    """gradient-momentum with its defaults on the bench's noisy readings: measured 99.80 % of Pmp (perturb-observe
-    99.98 %): the issue's 99.9 % is asked of the adaptive P&O (above); the alternative must track within 0.5 %."""
     result, station = _run(tmp_path, _procedure(duration_h=0.1, algorithm="gradient-momentum"))
     station.close()
     assert result.status == "completed", result.error
     track = load_run(result.path).streams["mpp"].query("phase == 'track'")
-    assert track["power_mW_cm2"].iloc[len(track) // 2:].mean() >= 0.995 * PMP_MW_CM2
+    assert track["power_mW_cm2"].iloc[len(track) // 2:].mean() >= 0.999 * PMP_MW_CM2
     assert track["voltage_V"].iloc[len(track) // 2:].mean() == pytest.approx(VMP_V, abs=0.01)
 
 
