@@ -183,3 +183,39 @@ def test_bad_mpp_settings_are_refused_in_one_line_before_any_instrument_is_touch
     assert res.exit_code == 2, res.output
     assert len(res.stderr.strip().splitlines()) == 1 and fragment in res.stderr, res.stderr
     assert not list(tmp_path.rglob("*.h5"))
+
+
+def test_a_transport_fault_during_tracking_is_journaled_and_the_tracker_goes_on_after_a_ramp(tmp_path):
+    """The link to the SMU is reset by its peer in the middle of tracking (the next read raises
+    ConnectionResetError, as a dropped TCP link does): the recovery reconnects, the bias is ramped back from the
+    measured Voc to the tracker's voltage, the step is measured again, and no row is lost or doubled."""
+    station = Station(parse_station(default_station()))
+    engine = RunEngine(station, tmp_path, sample="cell-1", catalog=False)
+    cut = {"done": False}
+
+    def cut_the_link(name, doc):
+        if name == "event" and doc.stream == "mpp" and doc.seq_num == 150 and not cut["done"]:
+            cut["done"] = True
+            adapter = station["smu"].adapter
+
+            def reset_by_peer(*args, **kwargs):
+                raise ConnectionResetError(104, "Connection reset by peer")
+
+            adapter.read = reset_by_peer
+
+    engine.subscribe(cut_the_link)
+    result = engine.run(_procedure(duration_h=0.1))
+    station.close()
+    assert result.status == "completed", result.error
+    run = load_run(result.path)
+    journal, mpp = run.streams["journal"], run.streams["mpp"]
+    assert cut["done"] and "fault" in set(journal["action"]) and "reconnected" in set(journal["action"])
+    assert set(journal["kind"]) == {"connection_reset"}
+    assert list(run.streams["interruptions"]["kind"]) == ["recovery"]
+    assert result.results["io_faults"] == 1
+    times = mpp["time_s"].to_numpy()
+    assert np.all(np.diff(times) > 0.9)  # one row per step, none twice
+    states = [json.loads(s)["updates"] for s in mpp["tracker_state"]]
+    assert states == list(range(1, len(states) + 1))  # every tracker update has its row, in order
+    after = mpp.iloc[150:]
+    assert after["power_mW_cm2"].mean() >= 0.999 * PMP_MW_CM2
