@@ -22,6 +22,7 @@ from labctl.config import parse_station
 from labctl.engine import RunEngine
 from labctl.resume import ResumeEngine, prepare_resume
 from labctl.station import Station
+from labctl.status import status_path
 from labctl.storage import load_run
 from procedures.mpp import MPPProcedure
 from tests.helpers import FOM_A, REPO, SET_A, default_station, smu_emulator
@@ -85,6 +86,11 @@ def test_mpp_tracking_with_the_defaults_holds_the_static_maximum_power(tmp_path)
     assert result.results["settled_power_mW_cm2"] >= 0.999 * PMP_MW_CM2
     state = json.loads(mpp["tracker_state"].iloc[-1])
     assert state["algorithm"] == "perturb-observe" and state["phase"] == "track"
+    # the live figures and the tracker in the status file (labctl status)
+    extra = json.loads(status_path(result.path).read_text())["extra"]
+    assert extra["tracker"] == state
+    assert extra["figures"]["points_used"] > 250 and extra["figures"]["final"] == pytest.approx(
+        mpp["pce_pct"].iloc[-1], rel=2e-3)
 
 
 def test_the_alternative_algorithm_tracks_too(tmp_path):
