@@ -6,7 +6,9 @@
 * **Periodic J–V** every ``jv_interval_min`` of stress time (0 = none; the first at t = 0): the J–V procedure
   (:class:`procedures.jv.JVProcedure`) reused as a sub-run: its ``startup``/``execute`` run on this station with
   their rows redirected into this run's ``jv_scans`` stream (the ``jv`` columns plus ``jv_index`` and
-  ``stress_time_s``) and its own analysis giving one ``jv_figures`` row per scan direction.
+  ``stress_time_s``) and its own analysis giving one ``jv_figures`` row per scan direction. A pause or a
+  suspension takes effect at the checkpoint after a J–V, not inside it; a transport fault during a J–V measures
+  the whole J–V again (its rows are recorded once it is complete).
 * **Careful (re)application of the source level** (:meth:`StabilityProcedure.apply_bias`): measure Voc at I = 0,
   program the voltage source at that Voc, switch to it, then ramp by at most ``ramp_step_V`` per step to the
   target: never a step to a stale voltage (capacitive spikes, methods ref. §7.1). Used at the start, after a J–V,
@@ -308,7 +310,13 @@ class StabilityProcedure(LabProcedure):
         return v, i_a, -self.sign * i_a / self.area_cm2 * 1e3, bool(data.compliance[0])
 
     def set_light(self, on: bool) -> None:
-        self.station.light().set_light(on)
+        """The shutter (through :meth:`LabProcedure.io`), or the simulated lamp; on hardware without a shutter
+        the operator controls the light (as the hold always did: a log line at the start, no prompt)."""
+        if "shutter" in self.station:
+            self.io("shutter", lambda shutter: shutter.open_shutter() if on else shutter.close_shutter(),
+                    what="shutter")
+        else:
+            self.station.set_light_without_shutter(on)
 
     # -- recovery journal, interruptions ------------------------------------------------------------------------
     def on_io_event(self, entry: Mapping[str, Any]) -> None:
@@ -415,8 +423,9 @@ class StabilityProcedure(LabProcedure):
             elif topic == "log":
                 self.log(f"J-V {index}: {record}")
 
-        jv.station, jv.emit = self.station, emit
-        jv.should_stop, jv.pause_point = self.should_stop, self.pause_point
+        jv.station, jv.emit, jv.should_stop = self.station, emit, self.should_stop
+        # no pause or suspension inside the scan (it would leave the SMU configured for the bias, not the sweep):
+        # they take effect at the checkpoint after the J-V; an abort still ends it between its scans
         jv.data_dir, jv.sample = getattr(self, "data_dir", "runs"), getattr(self, "sample", "sample")
 
         def sweep(smu: Any) -> None:
