@@ -320,16 +320,15 @@ class StabilityProcedure(LabProcedure):
 
     # -- recovery journal, interruptions ------------------------------------------------------------------------
     def on_io_event(self, entry: Mapping[str, Any]) -> None:
-        """A recovery event (labctl.recovery): a ``journal`` row and a log line; a fault opens a ``recovery``
-        interruption, ``reconnected``/``gave_up`` closes it."""
+        """A recovery event (labctl.recovery): a ``journal`` row and the base class's log line; a fault opens a
+        ``recovery`` interruption, ``reconnected``/``gave_up`` closes it."""
         stress = self.stress_time_s() if hasattr(self, "_t0") else math.nan
         action = str(entry.get("action", ""))
         self.record(JOURNAL, {"time_s": _nan(entry.get("time")), "stress_time_s": stress,
                               "role": str(entry.get("role", "")), "kind": str(entry.get("kind", "")),
                               "attempt": int(entry.get("attempt") or 0), "action": action,
                               "detail": str(entry.get("detail", "")), "backoff_s": _nan(entry.get("backoff_s"))})
-        self.log(f"recovery: {entry.get('role')} {entry.get('kind')} {action} (attempt {entry.get('attempt')}): "
-                 f"{entry.get('detail', '')}")
+        super().on_io_event(entry)  # the log line (a WARNING for a fault and for giving up)
         if action == "fault" and self._recovery_start is None:
             self._recovery_start = (stress, time.time(), f"{entry.get('kind')} on {entry.get('role')}")
         elif action in ("reconnected", "gave_up") and self._recovery_start is not None:
