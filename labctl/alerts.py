@@ -6,16 +6,18 @@ Each event is one JSON object, ``{"event": "failed" | "suspended" | "resumed" | 
 * ``command`` (an argv list, run without a shell) on its standard input, and/or
 * ``webhook`` (an http(s) URL) as the body of a POST (``Content-Type: application/json``).
 
-An alert never holds up the run: each is sent from its own thread, bounded by ``timeout_s`` (the command is
-killed, the request abandoned). A failure (a command that exits non-zero or cannot start, an HTTP error, a
-timeout) is reported through ``warn`` as a line containing WARNING. :meth:`AlertSender.drain` waits (bounded) for
-the alerts still being sent, so the last one of a run is not lost when the process exits.
+An alert never holds up the run: alerts are queued and sent in order by one background thread, each bounded by
+``timeout_s`` (the command is killed, the request abandoned). A failure (a command that exits non-zero or cannot
+start, an HTTP error, a timeout) is reported through ``warn`` as a line containing WARNING.
+:meth:`AlertSender.drain` waits (bounded) for the alerts still queued, so the last one of a run is not lost when
+the process exits.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import subprocess
 import threading
 import time
@@ -42,26 +44,36 @@ class AlertSender:
     def __init__(self, config: AlertsConfig, warn: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.warn = warn or (lambda message: log.warning("%s", message))
-        self._threads: list[threading.Thread] = []
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        #: (event, ok) of every alert sent, in the order they finished
+        #: (event, ok) of every alert sent, in the order they were sent
         self.sent: list[tuple[str, bool]] = []
 
     def wants(self, event: str) -> bool:
         return event in self.config.events
 
     def send(self, event: str, **fields: Any) -> None:
-        """Send ``event`` with ``fields`` (JSON-able) in the background; returns at once."""
+        """Queue ``event`` with ``fields`` (JSON-able) for the background thread; returns at once."""
         if not self.wants(event):
             return
         payload = {"event": event, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
-        body = json.dumps(payload, default=str).encode()
-        thread = threading.Thread(target=self._deliver, args=(event, body), name=f"labctl-alert-{event}",
-                                  daemon=True)
+        self._queue.put((event, json.dumps(payload, default=str).encode()))
         with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
-        thread.start()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="labctl-alerts", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                event, body = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                return
+            try:
+                self._deliver(event, body)
+            finally:
+                self._queue.task_done()
 
     def _deliver(self, event: str, body: bytes) -> None:
         problems = []
@@ -74,8 +86,7 @@ class AlertSender:
                 self.warn(f"WARNING: alert '{event}' not delivered: {problem}")
             except Exception:  # noqa: BLE001 - the run may be over; the Python log still has it
                 log.warning("alert %r not delivered: %s", event, problem)
-        with self._lock:
-            self.sent.append((event, not problems))
+        self.sent.append((event, not problems))
 
     def _run_command(self, body: bytes) -> list[str]:
         argv = list(self.config.command or [])
@@ -102,11 +113,11 @@ class AlertSender:
         return [] if 200 <= status < 300 else [f"webhook {url}: HTTP {status}"]
 
     def drain(self, timeout_s: float | None = None) -> bool:
-        """Wait up to ``timeout_s`` (default: the alert timeout + 1 s) for alerts still being sent; True if none
-        is left."""
+        """Wait up to ``timeout_s`` (default: the alert timeout + 1 s) for the queued alerts to be sent; True if
+        none is left."""
         end = time.monotonic() + (self.config.timeout_s + 1.0 if timeout_s is None else timeout_s)
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(max(0.0, end - time.monotonic()))
-        return not any(t.is_alive() for t in threads)
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True

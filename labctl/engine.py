@@ -356,9 +356,11 @@ class RunEngine:
             return
         if self.paused and not self._stop.is_set():
             self._event("paused")
+            self._write_status()
             while not self._unpaused.wait(PAUSE_POLL_S):
                 if self._watchdog is not None:
                     self._watchdog.kick()
+                self._write_status(force=False)
             if self._stop.is_set():
                 return  # the checkpoint raises RunAborted
             self._event("resumed")
@@ -370,6 +372,7 @@ class RunEngine:
             self.station.clock.sleep(SUSPEND_POLL_S)
             if self._watchdog is not None:
                 self._watchdog.kick()
+            self._write_status(force=False)
             now = self._suspend_reason()
             if now is not None and now != reason:
                 self._event(f"suspended: {now}")
@@ -383,8 +386,8 @@ class RunEngine:
         self._event(f"suspended: {reason}")
         if self._alerts is not None:
             self._alerts.send("suspended", reason=reason, **self._alert_fields())
-        self._suspension_hook("on_suspend", reason)
         self._write_status()
+        self._suspension_hook("on_suspend", reason)
 
     def _suspension_ended(self) -> None:
         since = self._suspension.get("since_s")
@@ -484,10 +487,12 @@ class RunEngine:
             out["extra"] = procedure.status_extra()
         return out
 
-    def _write_status(self) -> None:
+    def _write_status(self, force: bool = True) -> None:
+        """The status file now (``force``), or if its interval has passed (while paused or suspended no documents
+        come to write it)."""
         if self._status is not None:
             try:
-                self._status.write(force=True)
+                self._status.write(force=force)
             except Exception:  # noqa: BLE001 - the status file must not end the run
                 log.exception("status file not written")
 

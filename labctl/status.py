@@ -9,7 +9,7 @@ total), the recovery counts, the tail of the events and ``procedure.status_extra
 
 :func:`station_runs` is ``labctl status``: the runs of one station that the catalog calls running or interrupted,
 each with its status file when there is one; a status file that says ``running`` while its writer's process is
-gone (same host) says ``interrupted``.
+gone (same host) says ``interrupted``, and the rows and last values of an interrupted run are read from its file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -50,6 +51,12 @@ def _jsonable(value: Any) -> Any:
     return None
 
 
+def _is_scalar(value: Any) -> bool:
+    if hasattr(value, "shape"):
+        return getattr(value, "shape", None) == ()
+    return isinstance(value, bool | int | float | str) or value is None
+
+
 def write_atomically(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file in the same folder and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -81,6 +88,7 @@ class StatusWriter:
         self._written_at = -math.inf
         self._t0 = time.monotonic()
         self._f0: float | None = None
+        self._lock = threading.Lock()  # documents may come from the watchdog's or the alerts' thread too
 
     def __call__(self, name: str, doc: Any) -> None:
         if name == START:
@@ -96,8 +104,7 @@ class StatusWriter:
             return
         if name == EVENT:
             self._rows[doc.stream] = int(doc.seq_num)
-            self._last_rows[doc.stream] = {k: _jsonable(v) for k, v in doc.data.items()
-                                           if _jsonable(v) is not None or v is None}
+            self._last_rows[doc.stream] = {k: _jsonable(v) for k, v in doc.data.items() if _is_scalar(v)}
         elif name == PROGRESS:
             self._progress(float(doc.fraction))
         elif name == LOG:
@@ -124,15 +131,16 @@ class StatusWriter:
         now = time.monotonic()
         if self.path is None or (not force and now - self._written_at < self.interval_s):
             return
-        self._written_at = now
-        data = dict(self.state)
-        data.update(updated=utc_now_iso(), rows=dict(self._rows), last=dict(self._last_rows),
-                    events=list(self._events))
-        try:
-            data.update(self.extra())
-        except Exception as exc:  # noqa: BLE001 - the status must not end the run
-            data["extra_error"] = f"{type(exc).__name__}: {exc}"
-        write_atomically(self.path, data)
+        with self._lock:
+            self._written_at = now
+            data = dict(self.state)
+            data.update(updated=utc_now_iso(), rows=dict(self._rows), last=dict(self._last_rows),
+                        events=list(self._events))
+            try:
+                data.update(self.extra())
+            except Exception as exc:  # noqa: BLE001 - the status must not end the run
+                data["extra_error"] = f"{type(exc).__name__}: {exc}"
+            write_atomically(self.path, data)
 
 
 def read_status(run_path: str | Path) -> dict[str, Any] | None:
@@ -150,6 +158,22 @@ def read_status(run_path: str | Path) -> dict[str, Any] | None:
     return data
 
 
+def _stored_rows(path: str | Path) -> dict[str, Any]:
+    """``rows`` and ``last`` (scalars of the last row of each stream) from the run file itself: for a run whose
+    writer died, what was flushed is the truth (its status file may be up to one interval older)."""
+    from labctl.storage import load_run
+
+    try:
+        run = load_run(path)
+    except (OSError, KeyError, ValueError):
+        return {}
+    last = {}
+    for name, frame in run.streams.items():
+        if len(frame):
+            last[name] = {k: _jsonable(v) for k, v in frame.iloc[-1].items() if _is_scalar(v)}
+    return {"rows": {name: len(frame) for name, frame in run.streams.items() if len(frame)}, "last": last}
+
+
 def station_runs(catalog: Any, station: str) -> list[dict[str, Any]]:
     """``labctl status``: the runs of ``station`` that the catalog calls running or interrupted (newest first),
     each as a dict: the catalog's fields, updated by the run's status file when there is one."""
@@ -164,5 +188,7 @@ def station_runs(catalog: Any, station: str) -> list[dict[str, Any]]:
             row.update(status)
             if catalog_status == "interrupted":
                 row["status"] = "interrupted"
+        if row["status"] == "interrupted":
+            row.update(_stored_rows(run.path))
         out.append(row)
     return out

@@ -1,7 +1,8 @@
 """MPP trackers (labctl.analysis.mppt; methods ref. §7.1 and §9 T3).
 
 The cell is SDM set A of methods ref. §1.6 (reference_cases.json), evaluated with pvlib's single-diode functions
-(independent of labctl.analysis.sdm and of the simulator); τ_ion = 0, so P(V) is static.
+(independent of labctl.analysis.sdm and of the simulator); τ_ion = 0, so P(V) is static. The ion-lag rows of the
+§7.1 table use labctl.analysis.sdm's ion-lag model (methods ref. §1.7).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from pvlib import pvsystem
 from scipy.constants import Boltzmann, elementary_charge
 
+from labctl.analysis import sdm
 from labctl.analysis.mppt import (
     ALGORITHMS,
     TrackerState,
@@ -85,6 +87,38 @@ def test_fixed_step_row_of_the_table() -> None:
     assert adaptive[-50:].mean() > ps[-50:].mean()  # what the adaptive step is for
 
 
+def run_ion_lag(tracker, steps: int = 300, dwell_s: float = 1.0):
+    """As :func:`run` on set A with the ion lag of methods ref. §1.7 (β 3, τ_ion 10 s, V_h 0.6 V, w 0.15 V; the
+    labctl.analysis.sdm model, preconditioned at the start voltage): the reading ends each dwell."""
+    cell = sdm.SDMParams(_A["Jph"], _A["J0"], _A["n"], _A["Rs"], _A["Rsh"], _A["T"])
+    ion = sdm.IonLagParams()
+    v = tracker.state.voltage_V
+    s = float(sdm.ion_equilibrium(v, ion.v_half_V, ion.width_V))
+    vs, ps = [], []
+    for _ in range(steps):
+        s = float(sdm.ion_state_step(s, v, dwell_s, ion.tau_s, ion.v_half_V, ion.width_V))
+        p = 1e3 * v * float(sdm.ion_lag_current_density_A_cm2(cell, ion, v, s))
+        vs.append(v)
+        ps.append(p)
+        v = tracker.update(v, p)
+    return np.array(vs), np.array(ps)
+
+
+def test_table_rows_with_ion_lag_converge_to_the_stabilised_mpp() -> None:
+    # §7.1 table, τ_ion = 10 s, t_dwell = 1 s, from 0.936 V, last 50 of 300: fixed 20 mV → 0.9764 V, 14.1 mV,
+    # 99.73 %; adaptive → 0.9779 V, 99.995 % of the static Pmp (the steady state of the ion-lag model is the SDM)
+    fixed = make_tracker("perturb-observe", start_V=0.936, step_initial_V=0.02, step_min_V=0.02, step_max_V=0.02,
+                         grow=1.0, shrink=1.0)
+    vs, ps = run_ion_lag(fixed)
+    assert vs[-50:].mean() == pytest.approx(0.9764, abs=5e-5)
+    assert vs[-50:].std() == pytest.approx(14.1e-3, abs=0.05e-3)
+    assert 100 * ps[-50:].mean() / PMP == pytest.approx(99.73, abs=0.005)
+    for algorithm, at_least in (("perturb-observe", 0.9999), ("gradient-momentum", 0.999)):
+        vs, ps = run_ion_lag(make_tracker(algorithm, start_V=0.936))
+        assert vs[-50:].mean() == pytest.approx(0.9779, abs=0.002), algorithm
+        assert ps[-50:].mean() / PMP >= at_least, algorithm
+
+
 def test_gradient_momentum_holds_999_per_mille() -> None:
     vs, ps = run(make_tracker("gradient-momentum", start_V=0.936), 300)
     assert ps[-50:].mean() / PMP >= 0.999
@@ -104,6 +138,28 @@ def test_approach_ramps_from_voc_without_a_jump_then_tracks(algorithm: str) -> N
     assert np.all(np.diff(seen) < 0) and np.max(np.abs(np.diff(seen))) <= 0.01 + 1e-12
     vs, ps = run(tracker, 300)
     assert ps[-50:].mean() / PMP >= 0.999
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_resumed_tracker_ramps_from_voc_back_to_its_saved_voltage(algorithm: str) -> None:
+    first = make_tracker(algorithm, start_V=0.936)
+    run(first, 150)
+    saved = json.loads(json.dumps(first.state.to_dict()))
+    resumed = tracker_from_state(saved)
+    assert resumed.approach(VOC) == VOC  # apply Voc first (the run measured it at I = 0)
+    assert resumed.state.phase == "approach" and resumed.state.target_V == saved["voltage_V"]
+    v, path = VOC, [VOC]
+    while resumed.state.phase == "approach":
+        v = resumed.update(v, power_mW_cm2(v))
+        path.append(v)
+    assert path[-1] == saved["voltage_V"]  # not 0 V, not a jump
+    assert np.max(np.abs(np.diff(path))) <= 0.01 + 1e-12
+    assert resumed.state.step_V == saved["step_V"]  # the step survives: no re-learning from step_initial
+    vs, ps = run(resumed, 60)
+    assert ps[-30:].mean() / PMP >= 0.999
+    already_there = tracker_from_state(saved)
+    assert already_there.approach(saved["voltage_V"]) == saved["voltage_V"]
+    assert already_there.state.phase == "track" and already_there.state.last_power_mW_cm2 is None
 
 
 def test_no_target_means_tracking_from_the_start() -> None:
@@ -138,6 +194,8 @@ def test_state_errors_name_the_key() -> None:
         TrackerState.from_dict({k: v for k, v in good.items() if k != "phase"})
     with pytest.raises(ValueError, match="algorithm='hill'"):
         make_tracker("hill", start_V=0.9)
+    with pytest.raises(ValueError, match="voltage_V='0.9'; allowed: a number"):
+        TrackerState.from_dict({**good, "voltage_V": "0.9"})
     with pytest.raises(ValueError, match="step_min_V=0.1 > step_max_V=0.05"):
         make_tracker("perturb-observe", start_V=0.9, step_min_V=0.1)
     with pytest.raises(ValueError, match="shrink=1.5"):
@@ -195,7 +253,20 @@ def test_never_a_step_above_the_maximum_and_always_finite(algorithm, cfg, start,
         assert tracker.state.voltage_V == nxt
         assert cfg["step_min_V"] <= tracker.state.step_V <= cfg["step_max_V"]
         v = nxt
-    assert TrackerState.from_dict(json.loads(json.dumps(tracker.state.to_dict()))) == tracker.state
+    text = json.dumps(tracker.state.to_dict(), allow_nan=False)  # strict JSON: no NaN/Infinity in the state
+    assert TrackerState.from_dict(json.loads(text)) == tracker.state
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_absurd_readings_leave_a_strict_json_state(algorithm: str) -> None:
+    tracker = make_tracker(algorithm, start_V=0.9, step_initial_V=0.001)  # converged-sized steps from the start
+    v = tracker.state.voltage_V
+    for k in range(40):
+        v = tracker.update(v, (-1) ** k * 1.7e308)  # differences overflow to ±inf
+        assert math.isfinite(v)
+    json.dumps(tracker.state.to_dict(), allow_nan=False)
+    vs, ps = run(tracker, 300)  # and it still finds the MPP afterwards
+    assert ps[-50:].mean() / PMP >= 0.999
 
 
 @settings(max_examples=20, deadline=None)

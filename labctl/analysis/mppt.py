@@ -127,6 +127,12 @@ def _check_state(state: TrackerState) -> None:
         raise ValueError(f"tracker state: algorithm={state.algorithm!r}; allowed: {list(ALGORITHMS)}")
     if state.phase not in PHASES:
         raise ValueError(f"tracker state: phase={state.phase!r}; allowed: {list(PHASES)}")
+    for key in ("voltage_V", "step_V", "velocity_V", "target_V", "last_voltage_V", "last_power_mW_cm2",
+                "noise_mW_cm2"):
+        value = getattr(state, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"tracker state: {key}={value!r}; allowed: a number" +
+                             ("" if key in ("voltage_V", "step_V", "velocity_V") else " or None"))
     if state.direction not in (1, -1):
         raise ValueError(f"tracker state: direction={state.direction!r}; allowed: 1 or -1")
     if not (math.isfinite(state.voltage_V) and math.isfinite(state.step_V) and state.step_V > 0):
@@ -167,7 +173,7 @@ class TrackerSettings:
         need(self.grow >= 1.0, f"grow={self.grow!r}; allowed: >= 1")
         need(self.shrink <= 1.0, f"shrink={self.shrink!r}; allowed: 0 < shrink <= 1")
         need(0.0 <= self.momentum < 1.0, f"momentum={self.momentum!r}; allowed: 0 <= momentum < 1")
-        need(0.0 <= self.memory < 1.0, f"memory={self.memory!r}; allowed: 0 <= memory < 1")
+        need(0.0 < self.memory < 1.0, f"memory={self.memory!r}; allowed: 0 < memory < 1")
         need(self.noise_mW_cm2 is None or (math.isfinite(self.noise_mW_cm2) and self.noise_mW_cm2 >= 0),
              f"noise_mW_cm2={self.noise_mW_cm2!r}; allowed: None or a finite number >= 0")
 
@@ -222,6 +228,28 @@ class Tracker:
         s.voltage_V = nxt
         return nxt
 
+    def approach(self, start_V: float, target_V: float | None = None) -> float:
+        """Start a new approach from ``start_V`` (V) to ``target_V`` (default: the state's ``voltage_V``, the
+        voltage it would have applied next) and return ``start_V``, the voltage to apply now.
+
+        For a resumed run (from Voc to the saved voltage) or after a suspension (from the safe bias): the step,
+        direction and noise estimate are kept; the previous reading is forgotten (it is from another time).
+        """
+        s = self.state
+        start_V = float(start_V)
+        target = s.voltage_V if target_V is None else float(target_V)
+        if not (math.isfinite(start_V) and math.isfinite(target)):
+            raise ValueError(f"MPP tracker: start_V={start_V!r}, target_V={target_V!r}; allowed: finite numbers")
+        s.last_voltage_V = s.last_power_mW_cm2 = None
+        s.regression = None
+        s.velocity_V = 0.0
+        if target == start_V:
+            s.phase, s.target_V = "track", None
+        else:
+            s.phase, s.target_V, s.direction = "approach", target, _sign(target - start_V)
+        s.voltage_V = start_V
+        return start_V
+
     def _approach(self, voltage_V: float) -> float:
         s = self.state
         assert s.target_V is not None
@@ -250,7 +278,7 @@ class PerturbObserveTracker(Tracker):
         dp = power_mW_cm2 - s.last_power_mW_cm2
         moved = _sign(voltage_V - s.last_voltage_V)
         converged = s.step_V <= CONVERGED_STEP_FACTOR * cfg.step_min_V
-        if converged and self._more_than_noise(abs(dp), power_mW_cm2):
+        if converged and s.step_V < cfg.step_max_V and self._more_than_noise(abs(dp), power_mW_cm2):
             s.step_V = cfg.step_max_V
             s.reinflations += 1
         else:
@@ -273,6 +301,8 @@ class PerturbObserveTracker(Tracker):
 
     def _learn_noise(self, abs_dp: float) -> None:
         s = self.state
+        if not math.isfinite(abs_dp):  # the difference of two absurd readings overflowed
+            return
         s.noise_mW_cm2 = abs_dp if s.noise_mW_cm2 is None else (
             (1.0 - NOISE_EWMA_WEIGHT) * s.noise_mW_cm2 + NOISE_EWMA_WEIGHT * abs_dp)
         s.noise_samples += 1
@@ -289,6 +319,9 @@ class GradientMomentumTracker(Tracker):
         w, sv, sp, svv, svp = self.state.regression or (0.0, 0.0, 0.0, 0.0, 0.0)
         v, p = voltage_V, power_mW_cm2
         w, sv, sp, svv, svp = (lam * w + 1.0, lam * sv + v, lam * sp + p, lam * svv + v * v, lam * svp + v * p)
+        if not all(math.isfinite(x) for x in (sv, sp, svv, svp)):  # absurd readings: start the memory afresh
+            self.state.regression = None
+            return None
         self.state.regression = (w, sv, sp, svv, svp)
         spread = w * svv - sv * sv
         if w <= 1.0 or not spread > 1e-14 * w * w:

@@ -29,9 +29,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import median_filter as _ndimage_median_filter
 
-LINEAR_RMS_FACTOR = 1.5  # a suffix is "linear" when its fit residual is within this × the last half's residual...
+LINEAR_RESIDUAL_SIGMAS = 3.0  # the linear region: smoothed residuals within this × their spread on the last half...
 LINEAR_RMS_FLOOR = 1e-3  # ... plus this fraction of the initial value (0.1 %: below a J–V's reproducibility)
-RISE_FRACTION = 1e-3  # a maximum this much above the initial value marks a rising (light-soaking) burn-in
 ETA_AT_H = 1000.0
 
 Interval = tuple[float, float]
@@ -50,18 +49,20 @@ def median_filter(y: ArrayLike, window: int = 5) -> NDArray[np.float64]:
     return _ndimage_median_filter(arr, size=int(window), mode="nearest")
 
 
-def _intervals(intervals_h: Iterable[Sequence[float]]) -> list[Interval]:
+def _intervals(intervals_h: Iterable[Sequence[float | None]]) -> list[Interval]:
     out: list[Interval] = []
     for iv in intervals_h:
-        start, end = float(iv[0]), float(iv[1])
+        start = float(iv[0])  # type: ignore[arg-type]
+        end = math.inf if iv[1] is None else float(iv[1])  # still open (a suspension going on)
         if math.isnan(start) or math.isnan(end) or end < start:
             raise ValueError(f"interval [{start!r}, {end!r}] h; allowed: start <= end, not NaN")
         out.append((start, end))
     return out
 
 
-def keep_mask(t_h: ArrayLike, intervals_h: Iterable[Sequence[float]] = ()) -> NDArray[np.bool_]:
-    """True for the samples outside every interval ``[start_h, end_h]`` (closed), False inside one."""
+def keep_mask(t_h: ArrayLike, intervals_h: Iterable[Sequence[float | None]] = ()) -> NDArray[np.bool_]:
+    """True for the samples outside every interval ``[start_h, end_h]`` (closed; ``end_h`` None: still open),
+    False inside one."""
     t = np.asarray(t_h, dtype=float)
     keep = np.ones(t.shape, dtype=bool)
     for start, end in _intervals(intervals_h):
@@ -141,45 +142,45 @@ def _line_fit(t: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, fl
     return float(y.mean() - b * t.mean()), b
 
 
-def _suffix_rms(t: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """rms residual of the straight-line fit over ``[t[i], t[-1]]`` for every i, in O(n) (suffix sums)."""
-    tc = t - t.mean()
-    yc = y - y.mean()
-
-    def suffix(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.cumsum(x[::-1])[::-1]
-
-    n = suffix(np.ones_like(tc))
-    st, sy, stt, sty, syy = suffix(tc), suffix(yc), suffix(tc * tc), suffix(tc * yc), suffix(yc * yc)
-    var_t = stt - st * st / n
-    cov = sty - st * sy / n
-    var_y = syy - sy * sy / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rss = np.where(var_t > 0, var_y - cov * cov / var_t, 0.0)
-    return np.sqrt(np.maximum(rss, 0.0) / n)
+def _moving_average(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
+    """Centred running mean over ``window`` samples (shrinking at the ends)."""
+    if window <= 1:
+        return x.copy()
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    half = window // 2
+    lo = np.clip(np.arange(x.size) - half, 0, x.size)
+    hi = np.clip(np.arange(x.size) + half + 1, 0, x.size)
+    return (c[hi] - c[lo]) / (hi - lo)
 
 
 def detect_burn_in_h(t_h: ArrayLike, y: ArrayLike) -> float | None:
     """End of the burn-in of a (filtered, masked) curve, in h.
 
-    The linear region is found as the longest suffix of the curve that a straight line fits as well as it fits the
-    last half of the run: the earliest sample (within the first half) from which the fit's rms residual is at most
-    ``LINEAR_RMS_FACTOR`` × the last half's plus ``LINEAR_RMS_FLOOR`` × |initial value|; the burn-in ends there.
-    When the curve first rises (light soaking: its maximum exceeds the initial value by ``RISE_FRACTION``) and that
-    maximum comes before the linear region, the burn-in ends at the maximum instead. None with < 3 samples.
+    The last half of the run is taken as linear: a straight line is fitted to it and the residuals of the whole
+    curve from that line are smoothed (running mean over 2 % of the samples). The linear region starts after the
+    last sample of the first half whose smoothed residual exceeds ``LINEAR_RESIDUAL_SIGMAS`` × the smoothed
+    residuals' standard deviation over the last half plus ``LINEAR_RMS_FLOOR`` × |initial value|; the burn-in
+    ends there. When the curve first rises (light soaking: the smoothed curve's maximum exceeds its start by more
+    than that tolerance) and the maximum comes before the linear region, the burn-in ends at the maximum instead.
+    None with fewer than 3 samples.
     """
     t = np.asarray(t_h, dtype=float)
     v = np.asarray(y, dtype=float)
     if t.size < 3 or t[-1] == t[0]:
         return None
     mid = int(np.searchsorted(t, t[0] + 0.5 * (t[-1] - t[0]), side="left"))
-    mid = min(max(mid, 0), t.size - 2)
-    rms = _suffix_rms(t, v)
-    limit = LINEAR_RMS_FACTOR * rms[mid] + LINEAR_RMS_FLOOR * abs(v[0])
-    ok = np.flatnonzero(rms[: mid + 1] <= limit)
-    i_lin = int(ok[0]) if ok.size else mid
+    mid = min(max(mid, 1), t.size - 2)
+    fit = _line_fit(t[mid:], v[mid:])
+    if fit is None:
+        return float(t[0])
+    window = max(1, t.size // 50)
+    residual = _moving_average(v - (fit[0] + fit[1] * t), window)
+    tol = LINEAR_RESIDUAL_SIGMAS * float(np.std(residual[mid:])) + LINEAR_RMS_FLOOR * abs(v[0])
+    outside = np.flatnonzero(np.abs(residual[:mid]) > tol)
+    i_lin = int(outside[-1]) + 1 if outside.size else 0
+    smooth = _moving_average(v, window)
     i_peak = int(np.argmax(v))
-    if v[i_peak] > v[0] + RISE_FRACTION * abs(v[0]) and i_peak < i_lin:
+    if float(np.max(smooth)) - smooth[0] > tol and i_peak < i_lin:  # a rise above what noise explains
         return float(t[i_peak])
     return float(t[i_lin])
 
@@ -238,7 +239,7 @@ def stability_figures(
     t_h: ArrayLike,
     metric: ArrayLike,
     *,
-    intervals_h: Iterable[Sequence[float]] = (),
+    intervals_h: Iterable[Sequence[float | None]] = (),
     burn_in_h: float | None = None,
     median_window: int = 5,
     t_end_h: float | None = None,
@@ -265,6 +266,12 @@ def stability_figures(
     StabilityFigures
         The initial value is the filtered metric's first kept sample, the final its last; the linear region is
         ``t ≥ burn_in_h`` (the whole curve if none).
+
+    Notes
+    -----
+    A first crossing comes early on a noisy curve by a few σ/|slope| (σ after the median filter); for dense readings
+    (MPP every few seconds) average them into bins first — :class:`LiveStabilityFigures` does so once it holds
+    ``max_points`` points. Periodic J–V (every 30 min) needs no binning.
     """
     t_all, y_all = _clean(t_h, metric)
     keep = keep_mask(t_all, intervals_h)
@@ -316,7 +323,7 @@ def retained_at(
     metric: ArrayLike,
     at_h: float,
     *,
-    intervals_h: Iterable[Sequence[float]] = (),
+    intervals_h: Iterable[Sequence[float | None]] = (),
     median_window: int = 5,
 ) -> float | None:
     """Retained metric at ``at_h`` (h), in % of the initial value (methods ref. §7.3: PCE(t)/PCE(t0)), from the
@@ -383,6 +390,7 @@ class LiveStabilityFigures:
     def __init__(self, max_points: int = 4096, *, burn_in_h: float | None = None, median_window: int = 5) -> None:
         if not isinstance(max_points, int) or max_points < 16:
             raise ValueError(f"LiveStabilityFigures: max_points={max_points!r}; allowed: an integer >= 16")
+        median_filter([0.0], median_window)  # the window's one-line error now, not at the first figures()
         self.max_points = max_points
         self.burn_in_h = burn_in_h
         self.median_window = median_window
