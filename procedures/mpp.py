@@ -161,6 +161,8 @@ class MPPProcedure(StabilityProcedure):
         tracker = self._first_tracker()
         self._tracker = tracker
         self.set_bias(tracker.state.voltage_V)  # from the measured Voc, by a ramp
+        if self._resume_state is not None:
+            self.bias_reapplied()
         limits = source_meter_limits(self.station)
         v_low, v_high = -limits.voltage_max_V, limits.voltage_max_V
         end_s = self.duration_h * 3600.0
@@ -187,6 +189,12 @@ class MPPProcedure(StabilityProcedure):
             self.progress(min(t_s / end_s, 1.0))
         self.smu_io(lambda smu: smu.disable_output(), what="output off")
         self.set_light(False)
+
+    def bias_reapplied(self) -> None:
+        """The tracker goes on from its voltage, its step and noise estimate kept, its last reading forgotten (it is
+        from before the J–V, the suspension, the reconnection or the gap between segments)."""
+        if self._tracker is not None:
+            self._tracker.approach(self._tracker.state.voltage_V)
 
     # -- live figures -------------------------------------------------------------------------------------------
     def live_metric(self, stream: str, data: Mapping[str, Any]) -> float | None:

@@ -279,6 +279,11 @@ class StabilityProcedure(LabProcedure):
         """After a reconnection (the instrument may have been reset): light as it should be, the bias by
         :meth:`apply_bias` (the reconnect already replayed the configuration)."""
         self.apply_bias(smu, self.target_level())
+        self.bias_reapplied()
+
+    def bias_reapplied(self) -> None:
+        """Called after the bias was applied again (after a J–V, a suspension, a reconnection): readings from
+        before are from another state of the device. Default: nothing."""
 
     def set_bias(self, target: str | float) -> float | None:
         """:meth:`apply_bias` through :meth:`smu_io`."""
@@ -354,6 +359,7 @@ class StabilityProcedure(LabProcedure):
     def on_resume(self) -> None:
         """The suspension is over: the bias is ramped back and the interval becomes a ``suspended`` row."""
         self.set_bias(self.target_level())
+        self.bias_reapplied()
         self.skip_missed = True
         if self._suspended is not None:
             start, wall, reason = self._suspended
@@ -406,6 +412,7 @@ class StabilityProcedure(LabProcedure):
         self.run_jv()
         self.set_light(self.light)
         self.set_bias(self.target_level())
+        self.bias_reapplied()
         self.skip_missed = True
         return True
 

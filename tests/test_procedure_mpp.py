@@ -225,3 +225,23 @@ def test_a_transport_fault_during_tracking_is_journaled_and_the_tracker_goes_on_
     assert states == list(range(1, len(states) + 1))  # every tracker update has its row, in order
     after = mpp.iloc[150:]
     assert after["power_mW_cm2"].mean() >= 0.999 * PMP_MW_CM2
+
+
+def test_mpp_with_periodic_jv_goes_on_tracking_at_its_voltage_after_each_jv(tmp_path):
+    result, station = _run(tmp_path, _procedure(duration_h=0.1, jv_interval_min=2))
+    station.close()
+    assert result.status == "completed", result.error
+    run = load_run(result.path)
+    figures, mpp = run.streams["jv_figures"], run.streams["mpp"]
+    starts = figures.groupby("jv_index")["stress_time_s"].first().to_numpy()
+    assert len(starts) == 3 and starts[0] == 0.0  # at 0, 2 and 4 min: each J-V needs ~30 s of the 2 min
+    np.testing.assert_allclose(figures["pce_pct"], PMP_MW_CM2, rtol=3e-3)  # PCE % = Pmp in mW/cm² at 1 sun
+    t, v = mpp["time_s"].to_numpy(), mpp["voltage_V"].to_numpy()
+    for start in starts[1:]:
+        before, after = np.flatnonzero(t < start)[-1], np.flatnonzero(t > start)[0]
+        assert t[after] - start > 20  # no tracking step during the J-V
+        assert abs(v[after] - v[before]) <= 0.05  # tracking goes on where it was, not from a new approach
+        assert mpp["phase"].iloc[after] == "track"
+    track = mpp[mpp["phase"] == "track"]
+    assert track["power_mW_cm2"].iloc[len(track) // 2:].mean() >= 0.999 * PMP_MW_CM2
+    assert result.results["metric"] == "pce_pct" and result.results["jv_scans"] == 3
