@@ -119,6 +119,7 @@ class StabilityProcedure(LabProcedure):
     OPTIONAL = {"shutter": "shutter"}
     MAIN_STREAM: ClassVar[str] = ""
     _live: Any = None
+    _live_seed: tuple[np.ndarray, np.ndarray, list[tuple[float, float]]] | None = None
     _recovery_start: tuple[float, float, str] | None = None
     _suspended: tuple[float, float, str] | None = None
     _bias_applied: str | float | None = None
@@ -224,6 +225,11 @@ class StabilityProcedure(LabProcedure):
                 if values.size:
                     last = max(last, float(values.max()))
         self.stress_offset_s = last
+        t_h, values, _ = self.metric_series(streams)
+        stops = streams.get(INTERRUPTIONS)
+        masks = ([(r.start_s / 3600.0, r.end_s / 3600.0) for r in stops.itertuples() if r.end_s > r.start_s]
+                 if stops is not None and len(stops) else [])
+        self._live_seed = (t_h, values, masks)  # the live figures start from what the file already has
         figures = streams.get(JV_FIGURES)
         scans = streams.get(JV_SCANS)
         indices = [int(f["jv_index"].max()) for f in (figures, scans) if f is not None and len(f)]
@@ -379,6 +385,14 @@ class StabilityProcedure(LabProcedure):
         from labctl.analysis.stability import LiveStabilityFigures
 
         self._live = LiveStabilityFigures()
+        if self._live_seed is not None:
+            t_h, values, masks = self._live_seed
+            self._live_seed = None
+            for t, value in zip(t_h, values, strict=True):
+                if math.isfinite(value):
+                    self._live.add(float(t), float(value))
+            for start, end in masks:
+                self._live.mask(start, end)
 
         def subscriber(name: str, doc: Any) -> None:
             if name != EVENT:

@@ -147,6 +147,11 @@ def test_a_resumed_mpp_run_continues_from_the_saved_tracker_voltage_by_a_ramp_fr
     assert new["time_s"].iloc[0] - before["time_s"].iloc[-1] < 3.0
     gaps = run.streams["interruptions"]
     assert list(gaps["kind"]) == ["gap"] and gaps["start_s"].iloc[0] == pytest.approx(before["time_s"].max())
+    # the live figures (status file) go on from the rows of the first segment
+    live = json.loads(status_path(first.path).read_text())["extra"]["figures"]
+    tracked = mpp[mpp["phase"] == "track"]
+    assert live["points_used"] == len(tracked) and live["hours"] == pytest.approx(tracked["time_s"].max() / 3600,
+                                                                                  rel=1e-3)
 
 
 def test_mpp_from_a_jv_approaches_the_jv_vmp_and_reports_the_stability_figures(tmp_path):
