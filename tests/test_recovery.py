@@ -312,3 +312,40 @@ def test_a_run_whose_instrument_is_gone_fails_with_the_reason_and_can_be_resumed
     assert any(" WARNING: I/O recovery gave up: smu:" in line for line in run.events)
     # the safe state could not reach the instrument that is gone: said so, not hidden
     assert any(" SAFE STATE FAILED: smu: not connected (the recovery gave up)" in line for line in run.events)
+
+
+def test_a_reset_the_procedure_noticed_is_mended_by_a_journaled_reconnection():
+    """The transport is fine but a read-back says the instrument was reset (output off): recover() reconnects it,
+    replays its configuration and restores the level, journaled like a transport fault."""
+    from labctl.recovery import INSTRUMENT_RESET
+
+    smu = FlakyKeithley()
+    journal: list[dict] = []
+    restored: list[Any] = []
+    with LoopbackPeer(smu.handler) as peer:
+        station = _station(peer.resource)
+        station.connect(["smu"])
+        old = station["smu"]
+        recovery = Recovery(station, RecoveryPolicy(), journal.append)
+        new = recovery.recover("smu", INSTRUMENT_RESET, "output reads off", restore=restored.append)
+        assert new is station["smu"] is not old and restored == [new]
+        assert [(e["action"], e["kind"]) for e in journal] == [("fault", INSTRUMENT_RESET),
+                                                              ("reconnected", INSTRUMENT_RESET),
+                                                              ("retry", INSTRUMENT_RESET)]
+        assert journal[0]["detail"] == "output reads off" and smu.received[1][0] == "*IDN?"
+        station.close()
+
+
+def test_an_abort_during_the_back_off_ends_the_recovery_as_an_abort():
+    from procedures.base import RunAborted
+
+    smu = FlakyKeithley(["garbage"])
+    journal: list[dict] = []
+    with LoopbackPeer(smu.handler) as peer:
+        station = _station(peer.resource)
+        station.connect(["smu"])
+        recovery = Recovery(station, RecoveryPolicy(), journal.append, should_stop=lambda: True)
+        with pytest.raises(RunAborted, match="while recovering instrument 'smu' \\(garbage_reply\\)"):
+            recovery.call("smu", lambda inst: inst.check_errors())
+        assert [e["action"] for e in journal] == ["fault", "gave_up"]
+        station.close()
