@@ -302,15 +302,12 @@ class StabilityProcedure(LabProcedure):
             return
         if self.smu_io(lambda smu: bool(smu.source_enabled), what="read back the output state"):
             return
-        t = self.stress_time_s()
-        self.log(f"WARNING: the source meter's output was found off at t = {t:.1f} s (instrument reset?): "
-                 "reconnecting and ramping the bias back")
-        self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
-                          "action": "fault", "detail": "output found off by read-back", "backoff_s": 0.0})
-        smu = self.station.reconnect("smu")
-        self.restore_source(smu)
-        self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
-                          "action": "reconnected", "detail": "re-configured, bias ramped back", "backoff_s": 0.0})
+        from labctl.recovery import INSTRUMENT_RESET
+
+        self.log(f"WARNING: the source meter's output was found off at t = {self.stress_time_s():.1f} s (instrument "
+                 "reset?): reconnecting and ramping the bias back")
+        self.reconnect("smu", INSTRUMENT_RESET, "output found off by read-back", restore=self.restore_source,
+                       what="re-apply the bias")
 
     def read_point(self) -> tuple[float, float, float, bool]:
         """One verified reading: (device voltage V, SMU current A, J mA/cm² photocurrent-positive, compliance)."""

@@ -176,7 +176,8 @@ def test_an_instrument_reset_mid_hold_is_noticed_by_read_back_and_the_bias_rampe
     assert state["reset"] and len(hold) == 90
     np.testing.assert_allclose(hold["voltage_V"], 0.95, atol=1e-3)
     np.testing.assert_allclose(hold["j_mA_cm2"], _j_mA_cm2(0.95), rtol=2e-3)
-    assert list(journal["action"]) == ["fault", "reconnected"] and set(journal["kind"]) == {"reset"}
+    assert list(journal["action"]) == ["fault", "reconnected", "retry"]
+    assert set(journal["kind"]) == {"instrument_reset"}
     assert list(run.streams["interruptions"]["kind"]) == ["recovery"]
     assert any("output was found off" in e and "WARNING" in e for e in run.events)
     runs = [[]]
