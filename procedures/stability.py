@@ -194,7 +194,19 @@ class StabilityProcedure(LabProcedure):
             if not self.light:
                 raise ConfigError(f"parameter jv_interval_min = {self.jv_interval_min:g}: a periodic J-V needs "
                                   "light = true (allowed: 0 in the dark)")
-            self.jv_procedure().validate(station)
+            jv = self.jv_procedure()
+            jv.validate(station)
+            jv_s = self.jv_duration_s(jv, limits.driver.reading_time_s(self.nplc, station.line_frequency_Hz()))
+            if jv_s >= self.jv_interval_min * 60.0:
+                raise ConfigError(f"parameter jv_interval_min = {self.jv_interval_min:g}: one periodic J-V takes about "
+                                  f"{jv_s:.0f} s ({jv.points_per_scan()} points x {len(ORDERS[self.jv_direction])} "
+                                  f"scans), longer than the interval; allowed: more than {jv_s / 60:.2g} min, or 0")
+
+    @staticmethod
+    def jv_duration_s(jv: JVProcedure, reading_s: float) -> float:
+        """About how long a staircase J–V of ``jv`` takes (s): points × time per point × scans."""
+        per_point = jv.step_V / jv.scan_rate_V_s if jv.scan_rate_V_s > 0 else jv.delay_s + reading_s
+        return jv.points_per_scan() * per_point * len(ORDERS[jv.direction])
 
     def _parameter_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._parameters}
