@@ -254,3 +254,26 @@ def test_mpp_with_periodic_jv_goes_on_tracking_at_its_voltage_after_each_jv(tmp_
     track = mpp[mpp["phase"] == "track"]
     assert track["power_mW_cm2"].iloc[len(track) // 2:].mean() >= 0.999 * PMP_MW_CM2
     assert result.results["metric"] == "pce_pct" and result.results["jv_scans"] == 3
+
+
+def test_a_suspended_mpp_run_waits_at_open_circuit_and_goes_on_tracking_where_it_was(tmp_path):
+    station = Station(parse_station(default_station()))
+    engine = RunEngine(station, tmp_path, sample="cell-1", catalog=False)
+    t0 = station.clock.now()
+    engine.add_suspender(lambda: "irradiance low" if 150 <= station.clock.now() - t0 < 250 else None)
+    result = engine.run(_procedure(duration_h=0.1))
+    station.close()
+    assert result.status == "completed", result.error
+    run = load_run(result.path)
+    mpp, stops = run.streams["mpp"], run.streams["interruptions"]
+    (stop,) = stops.itertuples()
+    assert stop.kind == "suspended" and stop.reason == "irradiance low"
+    assert stop.start_s == pytest.approx(150, abs=3) and stop.end_s == pytest.approx(250, abs=3)
+    t, v = mpp["time_s"].to_numpy(), mpp["voltage_V"].to_numpy()
+    assert not np.any((t > stop.start_s + 1) & (t < stop.end_s))
+    before, after = np.flatnonzero(t < stop.start_s)[-1], np.flatnonzero(t > stop.end_s)[0]
+    assert abs(v[after] - v[before]) < 0.01 and mpp["phase"].iloc[after] == "track"
+    assert any("device held at oc" in e for e in run.events)
+    assert result.results["suspended_h"] == pytest.approx(100 / 3600, abs=3 / 3600)
+    assert result.results["figures"]["points_masked"] == 0  # no reading was taken while suspended
+    assert mpp["power_mW_cm2"].iloc[after:].mean() >= 0.999 * PMP_MW_CM2
