@@ -104,7 +104,7 @@ class MPPProcedure(StabilityProcedure):
             raise ConfigError(f"parameter dwell_s = {self.dwell_s:g}: longer than duration_h = {self.duration_h:g} h; "
                               f"allowed up to {self.duration_h * 3600:g} s")
         if self.approach == FROM_JV and self.jv_interval_min <= 0:
-            self.jv_procedure().validate(station)  # the J-V that gives Vmp
+            self.validate_jv(self.jv_procedure(), station)  # the J-V that gives Vmp
 
     def tracker_settings(self) -> dict[str, float]:
         """The tracker's settings: the run's parameters (not part of its saved state)."""

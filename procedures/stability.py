@@ -35,6 +35,7 @@ current density photocurrent-positive, J = −I/A (mA/cm²).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -55,6 +56,9 @@ SUSPENDED, GAP, RECOVERY = "suspended", "gap", "recovery"
 OPEN_CIRCUIT, SHORT_CIRCUIT, OUTPUT_OFF = "oc", "sc", "off"
 #: the J–V figures kept per scan (jv_figures columns), from :func:`procedures.jv.analyse_jv`
 JV_FIGURE_KEYS = ("voc_V", "jsc_mA_cm2", "ff_pct", "pce_pct", "vmp_V", "jmp_mA_cm2")
+
+#: the J–V sub-run's parameters that this run names with a ``jv_`` prefix
+_JV_PARAMETERS = ("start_V", "stop_V", "step_V", "scan_rate_V_s", "direction")
 
 COMMON_STREAMS: dict[str, StreamSpec] = {
     JV_SCANS: StreamSpec(
@@ -195,12 +199,23 @@ class StabilityProcedure(LabProcedure):
                 raise ConfigError(f"parameter jv_interval_min = {self.jv_interval_min:g}: a periodic J-V needs "
                                   "light = true (allowed: 0 in the dark)")
             jv = self.jv_procedure()
-            jv.validate(station)
+            self.validate_jv(jv, station)
             jv_s = self.jv_duration_s(jv, limits.driver.reading_time_s(self.nplc, station.line_frequency_Hz()))
             if jv_s >= self.jv_interval_min * 60.0:
                 raise ConfigError(f"parameter jv_interval_min = {self.jv_interval_min:g}: one periodic J-V takes about "
                                   f"{jv_s:.0f} s ({jv.points_per_scan()} points x {len(ORDERS[self.jv_direction])} "
                                   f"scans), longer than the interval; allowed: more than {jv_s / 60:.2g} min, or 0")
+
+    @staticmethod
+    def validate_jv(jv: JVProcedure, station: Any) -> None:
+        """The J–V sub-run's own checks, its errors naming this run's parameters (``jv_stop_V``, not ``stop_V``)."""
+        try:
+            jv.validate(station)
+        except ConfigError as exc:
+            text = str(exc)
+            for name in _JV_PARAMETERS:
+                text = re.sub(rf"(?<!\w){name}\b", f"jv_{name}", text)
+            raise ConfigError(text) from None
 
     @staticmethod
     def jv_duration_s(jv: JVProcedure, reading_s: float) -> float:

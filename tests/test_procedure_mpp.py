@@ -187,6 +187,8 @@ def test_mpp_from_a_jv_approaches_the_jv_vmp_and_reports_the_stability_figures(t
     (["dwell_s=600", "duration_h=0.1"], "parameter dwell_s = 600: longer than duration_h = 0.1 h"),
     (["suspend_bias=maybe"], "parameter suspend_bias = 'maybe': allowed oc, sc, off or a voltage"),
     (["algorithm=guess"], "algorithm"),
+    (["jv_interval_min=30", "jv_stop_V=1.6"], "parameter jv_stop_V = 1.6: allowed range is -1.5 to 1.5"),
+    (["approach=from_jv", "jv_step_V=0.001", "jv_start_V=-1", "jv_stop_V=1.5"], "parameter jv_step_V = 0.001: "),
     (["jv_interval_min=0.4"], "parameter jv_interval_min = 0.4: one periodic J-V takes about 28 s (141 points x 2"),
 ])
 def test_bad_mpp_settings_are_refused_in_one_line_before_any_instrument_is_touched(tmp_path, settings, fragment):
