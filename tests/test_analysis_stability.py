@@ -308,3 +308,27 @@ def test_live_equals_batch_before_the_buffer_fills(values, where, length) -> Non
         live.add(a, b)
     live.mask(*interval)
     assert live.figures() == stability_figures(t, values, intervals_h=[interval])
+
+
+def test_no_extrapolated_t80_from_a_flat_noisy_curve():
+    """A static cell measured for 2 h with 0.05 % reading noise has no decline to extrapolate: T80 is "not reached"
+    (None, not flagged as extrapolated), not a time of thousands of hours drawn from the noise's chance slope."""
+    rng = np.random.default_rng(7)
+    t_h = np.arange(0.0, 2.0, 1 / 360)  # one reading every 10 s
+    flat = 16.765 * (1.0 + 5e-4 * rng.standard_normal(t_h.size))
+    fig = stability_figures(t_h, flat)
+    assert fig.t80_h is None and not fig.t80_extrapolated and not fig.t80_reached
+    assert fig.t95_h is None and not fig.t95_extrapolated
+    assert fig.decline_significant is False
+
+
+def test_a_real_decline_under_noise_is_still_extrapolated():
+    """Linear loss to 94 % at 600 h (methods ref. §9 T2) under 0.2 % noise: the decline is significant and T80 is
+    extrapolated near 2000 h, flagged."""
+    rng = np.random.default_rng(3)
+    t_h = np.arange(0.0, 600.0, 0.5)
+    y = (1.0 - 1e-4 * t_h) * (1.0 + 2e-3 * rng.standard_normal(t_h.size))
+    fig = stability_figures(t_h, y, burn_in_h=0.0)
+    assert fig.decline_significant is True
+    assert fig.t80_extrapolated and not fig.t80_reached
+    assert fig.t80_h == pytest.approx(2000.0, rel=0.05)

@@ -9,7 +9,9 @@ procedures", Nat. Energy 5, 35 (2020), its Table 5 of reported figures):
 * intervals that must not count (suspended, recovering from a fault) are removed first (:func:`keep_mask`);
 * **T80** / **T95**: the first time the filtered metric falls to 0.80 / 0.95 of its initial value, by linear
   interpolation between the bracketing samples. Not crossed: the time is extrapolated by a straight line fitted to
-  the post-burn-in region and flagged (``t80_extrapolated``); "T80 > t_end" is what is reported then;
+  the post-burn-in region and flagged (``t80_extrapolated``) when that region falls significantly (its slope
+  below zero by more than ``DECLINE_SIGMAS`` standard errors; otherwise there is no time: "not reached");
+  "T80 > t_end" is what is reported then;
 * **TS80** / **TS95** relative to the stabilised value after burn-in, two ways:
   from the maximum of the filtered metric after the burn-in (``ts80_h``; time counted from t = 0, from where that
   maximum is), and from the linear region's fit back-extrapolated to t = 0 (``ts80_backextrapolated_h``, the
@@ -78,7 +80,9 @@ class StabilityFigures:
     straight line fitted to the post-burn-in region instead (never both). ``burn_in_detected`` says ``burn_in_h``
     was found by :func:`detect_burn_in_h` rather than given. ``stabilised_reference`` is the post-burn-in maximum
     (at ``stabilised_reference_h``), ``backextrapolated_reference`` the linear fit at t = 0,
-    ``linear_slope_per_h`` that fit's slope (metric per h). ``eta1000`` is the filtered metric at 1000 h when the
+    ``linear_slope_per_h`` that fit's slope (metric per h) and ``linear_slope_stderr_per_h`` its standard error (from
+    the unfiltered readings); ``decline_significant`` says the slope is below zero by more than ``DECLINE_SIGMAS``
+    standard errors — only then are threshold times extrapolated. ``eta1000`` is the filtered metric at 1000 h when the
     data reach it; otherwise ``eta1000_extrapolated`` is the linear fit's value there. ``points_used`` and
     ``points_masked`` count raw readings.
     """
@@ -107,6 +111,8 @@ class StabilityFigures:
     stabilised_reference_h: float | None
     backextrapolated_reference: float | None
     linear_slope_per_h: float | None
+    linear_slope_stderr_per_h: float | None
+    decline_significant: bool
     eta1000: float | None
     eta1000_extrapolated: float | None
     points_used: int
@@ -140,6 +146,27 @@ def _line_fit(t: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, fl
     tc = t - t.mean()
     b = float(np.dot(tc, y - y.mean()) / np.dot(tc, tc))
     return float(y.mean() - b * t.mean()), b
+
+
+DECLINE_SIGMAS = 3.0
+"""A linear decline is extrapolated only when the fitted slope is below zero by at least this many of its standard
+errors (computed from the unfiltered readings: the median filter's output is correlated). Below that, the slope is
+what the noise gives a flat curve, and an extrapolated T80 of it would be a number made of noise."""
+
+
+def _decline_is_significant(t: NDArray[np.float64], raw: NDArray[np.float64]) -> tuple[bool, float | None]:
+    """(whether ``raw`` falls with t by more than ``DECLINE_SIGMAS`` standard errors of the slope, that standard
+    error in metric per h); (False, None) with fewer than three distinct times."""
+    if t.size < 3 or t[-1] == t[0]:
+        return False, None
+    fit = _line_fit(t, raw)
+    assert fit is not None
+    a, b = fit
+    tc = t - t.mean()
+    dof = t.size - 2
+    s2 = float(np.sum((raw - (a + b * t)) ** 2)) / dof
+    se = math.sqrt(s2 / float(np.dot(tc, tc)))
+    return bool(b + DECLINE_SIGMAS * se < 0), se
 
 
 def _moving_average(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
@@ -230,7 +257,8 @@ def _empty(hours: float | None, used: int, masked: int, burn_in_h: float | None)
         ts80_h=None, ts80_reached=False, ts80_extrapolated=False, ts95_h=None, ts95_reached=False,
         ts95_extrapolated=False, ts80_backextrapolated_h=None, ts80_backextrapolated_reached=False,
         burn_in_h=burn_in_h, burn_in_detected=False, stabilised_reference=None, stabilised_reference_h=None,
-        backextrapolated_reference=None, linear_slope_per_h=None, eta1000=None, eta1000_extrapolated=None,
+        backextrapolated_reference=None, linear_slope_per_h=None, linear_slope_stderr_per_h=None,
+        decline_significant=False, eta1000=None, eta1000_extrapolated=None,
         points_used=used, points_masked=masked,
     )
 
@@ -287,14 +315,16 @@ def stability_figures(
     start_s = int(np.searchsorted(t, t_s, side="left")) if t_s is not None else 0
     start_s = min(start_s, t.size - 1)
     fit = _line_fit(t[start_s:], y[start_s:])
-    t80 = _threshold(t, y, initial, 0.80, 0, fit)
-    t95 = _threshold(t, y, initial, 0.95, 0, fit)
+    significant, slope_se = _decline_is_significant(t[start_s:], raw[start_s:])
+    falling = fit if significant else None  # the line threshold times are extrapolated along, if any
+    t80 = _threshold(t, y, initial, 0.80, 0, falling)
+    t95 = _threshold(t, y, initial, 0.95, 0, falling)
     i_ref = start_s + int(np.argmax(y[start_s:]))
     y_ref = float(y[i_ref])
-    ts80 = _threshold(t, y, y_ref, 0.80, i_ref, fit)
-    ts95 = _threshold(t, y, y_ref, 0.95, i_ref, fit)
+    ts80 = _threshold(t, y, y_ref, 0.80, i_ref, falling)
+    ts95 = _threshold(t, y, y_ref, 0.95, i_ref, falling)
     back = fit[0] if fit is not None else None
-    ts80_back = _threshold(t, y, back, 0.80, start_s, fit)
+    ts80_back = _threshold(t, y, back, 0.80, start_s, falling)
     eta, eta_x = None, None
     if t[0] <= ETA_AT_H <= t[-1]:
         eta = float(np.interp(ETA_AT_H, t, y))
@@ -313,6 +343,7 @@ def stability_figures(
         burn_in_h=t_s, burn_in_detected=detected and t_s is not None,
         stabilised_reference=y_ref, stabilised_reference_h=float(t[i_ref]),
         backextrapolated_reference=back, linear_slope_per_h=fit[1] if fit is not None else None,
+        linear_slope_stderr_per_h=_finite_or_none(slope_se), decline_significant=significant,
         eta1000=eta, eta1000_extrapolated=_finite_or_none(eta_x),
         points_used=int(t.size), points_masked=masked,
     )
