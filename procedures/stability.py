@@ -564,6 +564,21 @@ class StabilityProcedure(LabProcedure):
         return results
 
     # -- for people ---------------------------------------------------------------------------------------------
+    #: results that :func:`procedures.summary.print_stability` shows, not repeated among the other scalars
+    SUMMARY_SHOWN = ("t80_h", "t80_reached", "t80_extrapolated", "t95_h", "ts80_h", "ts95_h", "ts80_backextrapolated_h",
+                     "burn_in_h", "eta1000", "eta1000_extrapolated", "retained_pct", "retained_pce_pct", "hours",
+                     "interruptions", "suspended_h", "io_faults", "jv_scans", "pce_initial_pct", "pce_final_pct")
+
+    @classmethod
+    def summarise(cls, console: Any, results: Mapping[str, Any]) -> None:
+        """The stability table (threshold times: measured, extrapolated and flagged, or not reached), the
+        interruptions, then the procedure's other scalar results (ISOS fields: ``labctl show``'s checklist)."""
+        from procedures import summary
+
+        summary.print_stability(console, results)
+        summary.print_scalars(console, {k: v for k, v in results.items()
+                                        if k not in cls.SUMMARY_SHOWN and not k.startswith("isos_")})
+
     @classmethod
     def plot(cls, ax: Any, run: Any) -> str:
         """PCE, Voc, Jsc and FF against stress time (h) on four stacked axes (``ax`` is split), the periodic

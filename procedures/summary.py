@@ -149,3 +149,56 @@ def print_voc_intensity(console: Console, results: Mapping[str, Any]) -> None:
     if results.get("up_down_max_abs_dvoc_mV") is not None:
         console.print(f"up/down drift: |ΔVoc| max {results['up_down_max_abs_dvoc_mV']:.3f} mV, mean "
                       f"{results['up_down_mean_abs_dvoc_mV']:.3f} mV", highlight=False)
+
+
+#: the stability table: the threshold figures (results key of the time, its figure key prefix, label)
+STABILITY_THRESHOLDS = [
+    ("t80_h", "t80", "T80 (to 80 % of the initial value)"),
+    ("t95_h", "t95", "T95 (to 95 % of the initial value)"),
+    ("ts80_h", "ts80", "TS80 (80 % of the post-burn-in maximum)"),
+    ("ts95_h", "ts95", "TS95 (95 % of the post-burn-in maximum)"),
+    ("ts80_backextrapolated_h", "ts80_backextrapolated", "TS80 (80 % of the back-extrapolated E_S)"),
+]
+
+
+def threshold_text(figures: Mapping[str, Any], key: str, prefix: str, hours: float | None) -> str:
+    """One threshold time for a person: "500.0 h", "not reached (> 600 h); ≈ 2000 h extrapolated", or
+    "not reached (> 2 h); no significant decline to extrapolate" — never an extrapolated time shown as measured."""
+    value = figures.get(key)
+    if figures.get(f"{prefix}_reached"):
+        return f"{value:.1f} h"
+    bound = f"> {hours:.3g} h" if hours is not None else "> the end of the run"
+    if value is not None and figures.get(f"{prefix}_extrapolated", key.startswith("ts80_back")):
+        return f"not reached ({bound}); ≈ {value:.0f} h extrapolated (linear, post-burn-in)"
+    if figures.get("decline_significant") is False:
+        return f"not reached ({bound}); no significant decline to extrapolate"
+    return f"not reached ({bound})"
+
+
+def print_stability(console: Console, results: Mapping[str, Any]) -> None:
+    """The stability figures (ISOS consensus Table 5; methods ref. §7.3) as a table, then the interruptions line."""
+    figures = results.get("figures")
+    hours = results.get("hours")
+    metric = results.get("metric") or "metric"
+    if not isinstance(figures, Mapping):
+        console.print(f"stability figures: not computed (too few {metric} readings)", highlight=False)
+        return
+    table = Table(title=f"Stability ({metric}, interruptions masked)")
+    table.add_column("")
+    table.add_column("value", justify="left")
+    table.add_row("initial → final", f"{fmt('{:.4g}', figures.get('initial'))} → {fmt('{:.4g}', figures.get('final'))}")
+    table.add_row("retained", fmt("{:.2f} %", figures.get("retained_pct")))
+    for key, prefix, label in STABILITY_THRESHOLDS:
+        table.add_row(label, threshold_text(figures, key, prefix, hours))
+    burn_in = figures.get("burn_in_h")
+    how = "detected" if figures.get("burn_in_detected") else "given"
+    table.add_row("burn-in ends", f"{burn_in:.3g} h ({how})" if burn_in is not None else "—")
+    eta = figures.get("eta1000")
+    eta_x = figures.get("eta1000_extrapolated")
+    table.add_row("η1000", fmt("{:.4g}", eta) if eta is not None else (
+        f"not reached; ≈ {eta_x:.4g} extrapolated" if eta_x is not None else "—"))
+    console.print(table)
+    suspended = fmt("{:.3g}", results.get("suspended_h"))
+    console.print(f"hours: {fmt('{:.4g}', hours)}, interruptions: {results.get('interruptions', 0)}, suspended: "
+                  f"{suspended} h, I/O faults recovered: {results.get('io_faults', 0)}, J–V scans: "
+                  f"{results.get('jv_scans', 0)}", highlight=False)

@@ -320,6 +320,7 @@ def test_no_extrapolated_t80_from_a_flat_noisy_curve():
     assert fig.t80_h is None and not fig.t80_extrapolated and not fig.t80_reached
     assert fig.t95_h is None and not fig.t95_extrapolated
     assert fig.decline_significant is False
+    assert fig.eta1000 is None and fig.eta1000_extrapolated is None  # nor an η1000 projected along the noise
 
 
 def test_a_real_decline_under_noise_is_still_extrapolated():

@@ -83,7 +83,7 @@ class StabilityFigures:
     ``linear_slope_per_h`` that fit's slope (metric per h) and ``linear_slope_stderr_per_h`` its standard error (from
     the unfiltered readings); ``decline_significant`` says the slope is below zero by more than ``DECLINE_SIGMAS``
     standard errors — only then are threshold times extrapolated. ``eta1000`` is the filtered metric at 1000 h when the
-    data reach it; otherwise ``eta1000_extrapolated`` is the linear fit's value there. ``points_used`` and
+    data reach it; otherwise ``eta1000_extrapolated`` is the linear fit's value there (when the decline is significant). ``points_used`` and
     ``points_masked`` count raw readings.
     """
 
@@ -328,8 +328,8 @@ def stability_figures(
     eta, eta_x = None, None
     if t[0] <= ETA_AT_H <= t[-1]:
         eta = float(np.interp(ETA_AT_H, t, y))
-    elif fit is not None and t[-1] < ETA_AT_H:
-        eta_x = fit[0] + fit[1] * ETA_AT_H
+    elif falling is not None and t[-1] < ETA_AT_H:
+        eta_x = falling[0] + falling[1] * ETA_AT_H
     return StabilityFigures(
         initial=initial,
         final=final,
