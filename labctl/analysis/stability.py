@@ -83,8 +83,8 @@ class StabilityFigures:
     ``linear_slope_per_h`` that fit's slope (metric per h) and ``linear_slope_stderr_per_h`` its standard error (from
     the unfiltered readings); ``decline_significant`` says the slope is below zero by more than ``DECLINE_SIGMAS``
     standard errors — only then are threshold times extrapolated. ``eta1000`` is the filtered metric at 1000 h when the
-    data reach it; otherwise ``eta1000_extrapolated`` is the linear fit's value there (when the decline is significant). ``points_used`` and
-    ``points_masked`` count raw readings.
+    data reach it; otherwise ``eta1000_extrapolated`` is the linear fit's value there (when the decline is
+    significant). ``points_used`` and ``points_masked`` count raw readings.
     """
 
     initial: float | None
