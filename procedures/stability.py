@@ -523,7 +523,7 @@ class StabilityProcedure(LabProcedure):
 
     def stability_results(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         """The figures over the whole run with interruptions masked, the interruptions counted, the ISOS fields."""
-        from labctl.analysis.stability import stability_figures
+        from labctl.analysis.stability import DENSE_POINTS, bin_average, keep_mask, stability_figures
 
         results: dict[str, Any] = {}
         stops = streams.get(INTERRUPTIONS)
@@ -549,6 +549,10 @@ class StabilityProcedure(LabProcedure):
         results["metric"] = name or None
         results["t80_h"] = results["ts80_h"] = results["retained_pce_pct"] = None
         results["t80_extrapolated"] = False
+        if t_h.size > DENSE_POINTS:  # tracked every few seconds: interruptions out, then binned (analysis docs)
+            keep = keep_mask(t_h, intervals)
+            t_h, metric = bin_average(t_h[keep], metric[keep])
+            results["figures_binned_from"] = int(keep.sum())
         if t_h.size >= 2 and name:
             figures = stability_figures(t_h, metric, intervals_h=intervals).to_dict()
             results["figures"] = figures

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from labctl.analysis.stability import (
+    DENSE_POINTS,
     LiveStabilityFigures,
+    bin_average,
     keep_mask,
     median_filter,
     retained_at,
@@ -333,3 +335,32 @@ def test_a_real_decline_under_noise_is_still_extrapolated():
     assert fig.decline_significant is True
     assert fig.t80_extrapolated and not fig.t80_reached
     assert fig.t80_h == pytest.approx(2000.0, rel=0.05)
+
+
+def test_dense_noisy_readings_binned_give_the_curves_t80():
+    """MPP readings every 10 s for 600 h with 0.3 % noise on a linear loss reaching 0.8 at 500 h: the first crossing
+    of the raw readings comes early by a few σ/|slope| (after the 5-point median σ ≈ 0.15 %: 0.15 % / 4e-4 h⁻¹ ≈ 4 h
+    per σ; noise reaches 0.8 before the curve does); averaged into DENSE_POINTS bins first (≈ 53 readings each, σ ≈ 0.04 %), the bias is at most
+    ≈ 3 h and T80 is 500 h within that."""
+    rng = np.random.default_rng(11)
+    t_h = np.arange(0.0, 600.0, 10 / 3600)
+    y = (1.0 - 4e-4 * t_h) * (1.0 + 3e-3 * rng.standard_normal(t_h.size))
+    raw = stability_figures(t_h, y, burn_in_h=0.0).t80_h
+    tb, yb = bin_average(t_h, y)
+    assert tb.size == DENSE_POINTS
+    binned = stability_figures(tb, yb, burn_in_h=0.0).t80_h
+    assert binned == pytest.approx(500.0, abs=3.0)
+    assert raw < 495.0  # the bias the binning removes
+
+
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=300), st.integers(1, 50))
+@settings(max_examples=60, deadline=None)
+def test_bin_average_keeps_the_mean_and_the_count(values, max_points):
+    """Equal-count bins: at most max_points of them, time-ordered, and the mean over all readings is kept."""
+    t = np.arange(len(values), dtype=float)
+    v = np.asarray(values)
+    tb, vb = bin_average(t, v, max_points)
+    assert tb.size == min(len(values), max_points)
+    assert np.all(np.diff(tb) > 0)
+    edges = np.linspace(0, t.size, tb.size + 1).round().astype(int)
+    assert np.average(vb, weights=np.diff(edges)) == pytest.approx(v.mean(), abs=1e-9)

@@ -72,6 +72,30 @@ def keep_mask(t_h: ArrayLike, intervals_h: Iterable[Sequence[float | None]] = ()
     return keep
 
 
+DENSE_POINTS = 4096
+"""Above this many readings a curve is averaged into this many equal-count bins before its figures
+(:func:`bin_average`): a first crossing on dense noisy readings comes early by a few σ/|slope|."""
+
+
+def bin_average(t_h: ArrayLike, y: ArrayLike, max_points: int = DENSE_POINTS
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean time and mean value of consecutive equal-count bins, at most ``max_points`` of them (the readings as
+    they are when there are no more than that). Non-finite readings are dropped first; ``t_h`` must be sorted."""
+    t = np.asarray(t_h, dtype=float).ravel()
+    v = np.asarray(y, dtype=float).ravel()
+    finite = np.isfinite(t) & np.isfinite(v)
+    t, v = t[finite], v[finite]
+    if max_points < 1:
+        raise ValueError(f"bin_average: max_points = {max_points}; allowed: 1 or more")
+    if t.size <= max_points:
+        return t, v
+    edges = np.linspace(0, t.size, max_points + 1).round().astype(int)
+    counts = np.diff(edges)
+    sums_t = np.add.reduceat(t, edges[:-1])
+    sums_v = np.add.reduceat(v, edges[:-1])
+    return sums_t / counts, sums_v / counts
+
+
 @dataclass(frozen=True)
 class StabilityFigures:
     """Stability figures (methods ref. §7.3). Times in h from t = 0, the metric in its own unit; None: not available.
@@ -166,7 +190,8 @@ def _decline_is_significant(t: NDArray[np.float64], raw: NDArray[np.float64]) ->
     dof = t.size - 2
     s2 = float(np.sum((raw - (a + b * t)) ** 2)) / dof
     se = math.sqrt(s2 / float(np.dot(tc, tc)))
-    return bool(b + DECLINE_SIGMAS * se < 0), se
+    # as a t ratio with a margin, so that scaling the metric (a unit) cannot move a borderline case across
+    return bool(b < 0 and (se == 0 or -b / se > DECLINE_SIGMAS * (1 + 1e-9))), se
 
 
 def _moving_average(x: NDArray[np.float64], window: int) -> NDArray[np.float64]:
