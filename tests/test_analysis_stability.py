@@ -338,10 +338,11 @@ def test_a_real_decline_under_noise_is_still_extrapolated():
 
 
 def test_dense_noisy_readings_binned_give_the_curves_t80():
-    """MPP readings every 10 s for 600 h with 0.3 % noise on a linear loss reaching 0.8 at 500 h: the first crossing
-    of the raw readings comes early by a few σ/|slope| (after the 5-point median σ ≈ 0.15 %: 0.15 % / 4e-4 h⁻¹ ≈ 4 h
-    per σ; noise reaches 0.8 before the curve does); averaged into DENSE_POINTS bins first (≈ 53 readings each, σ ≈ 0.04 %), the bias is at most
-    ≈ 3 h and T80 is 500 h within that."""
+    """MPP readings every 10 s for 600 h with 0.3 % noise on a linear loss reaching 0.8 at 500 h.
+
+    The first crossing of the raw readings comes early by a few σ/|slope| (after the 5-point median σ ≈ 0.15 %:
+    0.15 % / 4e-4 h⁻¹ ≈ 4 h per σ; noise reaches 0.8 before the curve does). Averaged into DENSE_POINTS bins first
+    (≈ 53 readings each, σ ≈ 0.04 %), the bias is at most ≈ 3 h and T80 is 500 h within that."""
     rng = np.random.default_rng(11)
     t_h = np.arange(0.0, 600.0, 10 / 3600)
     y = (1.0 - 4e-4 * t_h) * (1.0 + 3e-3 * rng.standard_normal(t_h.size))
