@@ -46,6 +46,10 @@ from labctl.documents import EVENT, LOG, START, STOP, Column, Descriptor, RunSta
 
 CHUNK_ROWS = 4096
 _STR = h5py.string_dtype("utf-8")
+COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+"""Every stream column of fixed size (numbers, fixed-width text ``S<n>``) is stored chunked and compressed, so a
+long run's file grows linearly at a fraction of the raw size; variable-length text (``str``) cannot be (HDF5
+keeps it in a heap the filters do not reach): use ``S<n>`` for text written on every row."""
 RUNNING, INTERRUPTED = "running", "interrupted"
 STALE_FLUSHES = 5
 """A heartbeat older than this many flush intervals means the writer is gone (killed, crashed or hung)."""
@@ -107,6 +111,14 @@ def writer_gone(
     return age_s > max(STALE_FLUSHES * flush_interval_s, STALE_MIN_S)
 
 
+def _fixed_text(stream: str, column: str, value: Any, width: int) -> bytes:
+    """``value`` as the ASCII bytes of a fixed-width text column; ValueError rather than a silent truncation."""
+    data = str(value).encode("ascii")
+    if len(data) > width:
+        raise ValueError(f"stream {stream}: column {column}: {len(data)} characters, the column holds {width}")
+    return data
+
+
 def check_columns(stream: str, columns: Sequence[Column]) -> None:
     """Raise ValueError (one line naming the stream, the column and what is allowed) for a column the writer
     cannot store: a text column with a shape, axis names or fixed axis values that do not fit the shape, or a
@@ -137,6 +149,7 @@ class _Stream:
                  eager: bool = False) -> None:
         self.columns = list(columns)
         self._nd_columns = [c for c in self.columns if c.shape]
+        self._text_columns = [c for c in self.columns if c.dtype != "str" and np.dtype(c.dtype).kind == "S"]
         self._parent, self._name, self._signal, self._axes = parent, name, signal, axes
         self.datasets: dict[str, h5py.Dataset] = {}
         self.pending: list[Mapping[str, Any]] = []
@@ -170,7 +183,7 @@ class _Stream:
             shape = tuple(int(n) for n in col.shape)
             chunk_rows = max(1, CHUNK_ROWS // int(np.prod(shape, dtype=np.int64))) if shape else CHUNK_ROWS
             ds = group.create_dataset(col.name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                                      chunks=(chunk_rows, *shape))
+                                      chunks=(chunk_rows, *shape), **({} if dtype is _STR else COMPRESSION))
             units = col.units or ("1" if np.dtype(dtype).kind in "iu" else "")  # indices, flags, counts
             if units:
                 ds.attrs["units"] = units
@@ -188,6 +201,9 @@ class _Stream:
     def add(self, row: Mapping[str, Any]) -> None:
         """Queue one row; the values of N-D columns are checked against the column's shape at once (ValueError),
         so a wrong spectrum fails the procedure that recorded it, not the flush thread."""
+        for col in self._text_columns:
+            if col.name in row:
+                _fixed_text(self._name, col.name, row[col.name], np.dtype(col.dtype).itemsize)
         for col in self._nd_columns:
             if col.name in row and np.shape(row[col.name]) != tuple(col.shape):
                 raise ValueError(f"stream {self._name}: column {col.name} takes values of shape {tuple(col.shape)}, "
@@ -205,6 +221,9 @@ class _Stream:
             ds = self.datasets[col.name]
             if col.dtype == "str":
                 values = np.asarray([str(row.get(col.name, "")) for row in self.pending], dtype=object)
+            elif ds.dtype.kind == "S":
+                values = np.asarray([_fixed_text(self._name, col.name, row.get(col.name, ""), ds.dtype.itemsize)
+                                     for row in self.pending], dtype=ds.dtype)
             else:
                 missing = np.nan if ds.dtype.kind == "f" else -1  # documented fill values
                 if col.shape:
@@ -653,6 +672,28 @@ class StoredStreams(Mapping[str, pd.DataFrame]):
     def __contains__(self, name: object) -> bool:
         return name in self._frames or name in self._groups()
 
+    def columns(self, name: str, columns: Sequence[str], rows: slice | None = None) -> pd.DataFrame:
+        """Only ``columns`` of stream ``name`` (rows ``rows``, default all) read from the file, not kept: what a
+        long run's analysis uses so its memory holds the few columns it needs, not the whole stream."""
+        with self._writer._lock:
+            groups = self._groups()
+            if name not in groups:
+                raise KeyError(name)
+            group = groups[name]
+            n = min((group[c].shape[0] for c in group.attrs.get("columns", ()) if _text(c) in group), default=0)
+            span = rows if rows is not None else slice(0, n)
+            start, stop, _ = span.indices(n)
+            return pd.DataFrame({c: _read_column_span(group[c], start, stop) for c in columns})
+
+    def row_count(self, name: str) -> int:
+        """Rows of stream ``name`` on disk (0 for a stream without rows)."""
+        with self._writer._lock:
+            group = self._groups().get(name)
+            if group is None:
+                return 0
+            return min((group[_text(c)].shape[0] for c in group.attrs.get("columns", ()) if _text(c) in group),
+                       default=0)
+
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._groups()))
 
@@ -772,6 +813,36 @@ def _read_column(ds: h5py.Dataset, rows: int | None = None) -> Any:
     return pd.Series(rows, dtype=object)
 
 
+def _read_column_span(ds: h5py.Dataset, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a scalar column: text decoded, numbers as stored."""
+    if h5py.check_string_dtype(ds.dtype):
+        return ds.asstr()[start:stop]
+    return ds[start:stop]
+
+
+def stream_columns(streams: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str],
+                   rows: slice | None = None) -> pd.DataFrame:
+    """``columns`` of stream ``name`` from what ``analyse()`` gets: read from the file alone when ``streams`` is the
+    run file's (:class:`StoredStreams`), else taken from the DataFrame; empty (those columns) without the stream."""
+    if isinstance(streams, StoredStreams):
+        if name not in streams:
+            return pd.DataFrame({c: [] for c in columns})
+        return streams.columns(name, columns, rows)
+    frame = streams.get(name)
+    if frame is None:
+        return pd.DataFrame({c: [] for c in columns})
+    part = frame[list(columns)]
+    return part.iloc[rows] if rows is not None else part
+
+
+def stream_rows(streams: Mapping[str, pd.DataFrame], name: str) -> int:
+    """Rows of stream ``name`` (without reading it from a run file)."""
+    if isinstance(streams, StoredStreams):
+        return streams.row_count(name)
+    frame = streams.get(name)
+    return 0 if frame is None else len(frame)
+
+
 def _column_info(group: h5py.Group, name: str) -> Column:
     """The :class:`Column` of dataset ``group[name]``, with its fixed axis values where the group has them."""
     ds = group[name]
@@ -781,7 +852,7 @@ def _column_info(group: h5py.Group, name: str) -> Column:
     fixed = [tuple(float(x) for x in group[a][()]) if a in group and a not in columns else () for a in axes]
     while fixed and not fixed[-1]:
         fixed.pop()
-    dtype = "str" if h5py.check_string_dtype(ds.dtype) else ds.dtype.str.lstrip("<>=|")
+    dtype = "str" if ds.dtype.kind == "O" else ds.dtype.str.lstrip("<>=|")  # vlen text, or e.g. f8, i4, S512
     return Column(name, _text(attrs.get("units", "")), dtype, tuple(int(n) for n in ds.shape[1:]), axes,
                   tuple(_text(u) for u in attrs.get("axis_units", ())), tuple(fixed))
 
