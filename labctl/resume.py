@@ -20,7 +20,7 @@ from typing import Any
 
 from labctl.config import ConfigError
 from labctl.engine import RunEngine, RunFile
-from labctl.storage import RunData, load_run
+from labctl.storage import RunData, load_run, stream_rows
 from procedures.base import LabProcedure
 
 RESUMABLE_STATUSES = ("interrupted", "aborted", "failed")
@@ -119,11 +119,11 @@ def interrupted_runs(config: Any, data_dir: str | Path) -> list[Path]:
 def prepare_resume(path: str | Path, reason: str = "") -> Resumption:
     """Read the run file ``path`` and prepare its next segment (:func:`procedure_to_resume`; ``reason``
     default: "resumed after <status>"). Raises ConfigError for a run that cannot be resumed."""
-    run = load_run(path)
+    run = load_run(path, lazy=True)  # a 600 h run's streams are read only as far as resume_from asks
     procedure = procedure_to_resume(run)
     run_file = RunFile(run.info["run_id"], Path(run.path), segment=len(run.segments),
                        reason=reason or f"resumed after {run.status}",
-                       rows={name: len(frame) for name, frame in run.streams.items()})
+                       rows={name: stream_rows(run.streams, name) for name in run.streams})
     sample = run.info.get("sample", "sample")
     title = f"{procedure.NAME} {sample} (segment {run_file.segment})"
     return Resumption(run_file, sample, run.info.get("operator"), procedure, title)

@@ -822,9 +822,10 @@ def _read_column_span(ds: h5py.Dataset, start: int, stop: int) -> Any:
 
 def stream_columns(streams: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str],
                    rows: slice | None = None) -> pd.DataFrame:
-    """``columns`` of stream ``name`` from what ``analyse()`` gets: read from the file alone when ``streams`` is the
-    run file's (:class:`StoredStreams`), else taken from the DataFrame; empty (those columns) without the stream."""
-    if isinstance(streams, StoredStreams):
+    """``columns`` of stream ``name`` from what ``analyse()`` or ``resume_from()`` gets: read from the file alone when
+    ``streams`` reads a run file (:class:`StoredStreams`, :class:`FileStreams`), else taken from the DataFrame; empty
+    (those columns) without the stream."""
+    if isinstance(streams, (StoredStreams, FileStreams)):
         if name not in streams:
             return pd.DataFrame({c: [] for c in columns})
         return streams.columns(name, columns, rows)
@@ -837,7 +838,7 @@ def stream_columns(streams: Mapping[str, pd.DataFrame], name: str, columns: Sequ
 
 def stream_rows(streams: Mapping[str, pd.DataFrame], name: str) -> int:
     """Rows of stream ``name`` (without reading it from a run file)."""
-    if isinstance(streams, StoredStreams):
+    if isinstance(streams, (StoredStreams, FileStreams)):
         return streams.row_count(name)
     frame = streams.get(name)
     return 0 if frame is None else len(frame)
@@ -857,8 +858,59 @@ def _column_info(group: h5py.Group, name: str) -> Column:
                   tuple(_text(u) for u in attrs.get("axis_units", ())), tuple(fixed))
 
 
-def load_run(path: str | Path) -> RunData:
-    """Read a run file (also one still being written or left by a crashed run) into memory."""
+class FileStreams(Mapping[str, pd.DataFrame]):
+    """The streams of a run file read on demand: a stream as a whole when first asked for (then kept), or only some
+    of its columns and rows (:meth:`columns`, not kept), or its row count — for a long run whose streams would not
+    fit in memory at once (``load_run(path, lazy=True)``: what ``labctl resume`` reads)."""
+
+    def __init__(self, path: Path, names: Sequence[str]) -> None:
+        self._path = path
+        self._names = list(names)
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def _group(self, f: h5py.File, name: str) -> h5py.Group:
+        if name not in self._names:
+            raise KeyError(name)
+        return f["entry"][name]
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            with h5py.File(self._path, "r", locking=False) as f:
+                self._frames[name] = _read_stream(self._group(f, name))
+        return self._frames[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def columns(self, name: str, columns: Sequence[str], rows: slice | None = None) -> pd.DataFrame:
+        """Only ``columns`` of stream ``name`` (rows ``rows``, default all), not kept."""
+        with h5py.File(self._path, "r", locking=False) as f:
+            group = self._group(f, name)
+            start, stop, _ = (rows or slice(None)).indices(_group_rows(group))
+            return pd.DataFrame({c: _read_column_span(group[c], start, stop) for c in columns})
+
+    def row_count(self, name: str) -> int:
+        """Rows of stream ``name``, without reading them."""
+        if name not in self._names:
+            return 0
+        with h5py.File(self._path, "r", locking=False) as f:
+            return _group_rows(self._group(f, name))
+
+
+def _group_rows(group: h5py.Group) -> int:
+    """Rows every column of a stream group has (a writer killed between two columns' writes leaves one longer)."""
+    order = [_text(c) for c in group.attrs.get("columns", sorted(group)) if _text(c) in group]
+    return min((group[c].shape[0] for c in order), default=0)
+
+
+def load_run(path: str | Path, lazy: bool = False) -> RunData:
+    """Read a run file (also one still being written or left by a crashed run) into memory.
+
+    ``lazy``: the streams are a :class:`FileStreams` (read when asked for, or a few columns at a time) instead
+    of DataFrames read at once; ``columns`` is filled either way."""
     path = Path(path)
     with h5py.File(path, "r", locking=False) as f:
         e = f["entry"]
@@ -885,9 +937,14 @@ def load_run(path: str | Path) -> RunData:
         run.events = [_text(x) for x in e["events"][()]] if "events" in e else []
         run.segments = _read_segments(e, run.info)
         run.gaps = gaps_between(run.segments)
-        for name, group in _stream_groups(e):
-            run.streams[name] = _read_stream(group)
-            run.columns[name] = {col: _column_info(group, col) for col in run.streams[name].columns}
+        groups = _stream_groups(e)
+        for name, group in groups:
+            if not lazy:
+                run.streams[name] = _read_stream(group)
+            order = [_text(c) for c in group.attrs.get("columns", sorted(group)) if _text(c) in group]
+            run.columns[name] = {col: _column_info(group, col) for col in order}
+        if lazy:
+            run.streams = FileStreams(path, [name for name, _ in groups])  # type: ignore[assignment]
         return run
 
 

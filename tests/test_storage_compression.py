@@ -86,3 +86,21 @@ def test_stored_streams_read_only_the_columns_asked_for(tmp_path):
     assert stream_columns(frame, "mpp", ["direction"], slice(0, 3))["direction"].tolist() == [-1, 1, -1]
     assert stream_rows({}, "mpp") == 0 and stream_columns({}, "mpp", ["time_s"]).empty
     w.close("completed")
+
+
+def test_load_run_lazy_reads_streams_only_when_asked(tmp_path):
+    """``load_run(path, lazy=True)`` (what ``labctl resume`` reads): metadata at once, a stream's rows counted and a
+    few columns read without loading the stream, the whole stream when asked for — equal to the eager read."""
+    path = tmp_path / "run.h5"
+    w = _writer(path)
+    for k in range(500):
+        w.append("mpp", _row(k))
+    w.close("interrupted")
+    lazy = load_run(path, lazy=True)
+    assert list(lazy.streams) == ["mpp"] and set(lazy.columns["mpp"]) == {c.name for c in COLUMNS}
+    assert stream_rows(lazy.streams, "mpp") == 500
+    last = stream_columns(lazy.streams, "mpp", ["state"], slice(-1, None))
+    assert json.loads(last["state"].iloc[0])["k"] == 499
+    assert lazy.streams._frames == {}
+    eager = load_run(path)
+    assert lazy.streams["mpp"].equals(eager.streams["mpp"])
