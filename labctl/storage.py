@@ -885,6 +885,9 @@ class FileStreams(Mapping[str, pd.DataFrame]):
     def __len__(self) -> int:
         return len(self._names)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._names  # without reading the stream (Mapping's default would)
+
     def columns(self, name: str, columns: Sequence[str], rows: slice | None = None) -> pd.DataFrame:
         """Only ``columns`` of stream ``name`` (rows ``rows``, default all), not kept."""
         with h5py.File(self._path, "r", locking=False) as f:
