@@ -246,7 +246,7 @@ def _execute_on_station(procedure: Any, station: Any, title: str, as_json: bool,
         from labctl.storage import load_run
 
         try:
-            png = plot_run(load_run(result.path))
+            png = plot_run(load_run(result.path, lazy=True))  # streams read as the plot asks for them
         except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
             err_console.print(f"warning: plot failed: {exc}", highlight=False, soft_wrap=True)
     results = _with_segments(procedure, result)
@@ -398,11 +398,13 @@ def params_cmd(procedure_name: str) -> None:
 
 
 # -- files ----------------------------------------------------------------------------------------------------
-def _open_run(file: str) -> Any:
+def _open_run(file: str, lazy: bool = False) -> Any:
+    """The run file read back (``lazy``: its streams read only as far as they are asked for, for show and plot of
+    a long run); one line naming the file when it cannot be read."""
     from labctl.storage import load_run
 
     try:
-        return load_run(file)
+        return load_run(file, lazy=lazy)
     except (OSError, KeyError) as exc:
         raise _InputError(f"cannot read run file {file}: {exc}") from None
 
@@ -427,7 +429,7 @@ def _bench_and_clock(station: dict[str, Any]) -> tuple[str, str]:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def show_cmd(file: str) -> None:
     """Summary of a run file."""
-    run = _open_run(file)
+    run = _open_run(file, lazy=True)
     console = _out_console()
     for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
         value = run.info.get(key, "—")
@@ -438,8 +440,11 @@ def show_cmd(file: str) -> None:
     bench, clock = _bench_and_clock(run.station)
     console.print(f"{'bench':>17}: {bench}", highlight=False, soft_wrap=True)
     console.print(f"{'clock':>17}: {clock}", highlight=False, soft_wrap=True)
-    for name, frame in run.streams.items():
-        console.print(f"{'stream ' + name:>17}: {len(frame)} rows, columns {', '.join(frame.columns)}")
+    from labctl.storage import stream_rows
+
+    for name in run.streams:  # counted, not read: a 600 h run has millions of rows
+        console.print(f"{'stream ' + name:>17}: {stream_rows(run.streams, name)} rows, columns "
+                      f"{', '.join(run.columns.get(name, {}))}")
     if len(run.segments) > 1:  # a resumed run: where it stopped, for how long, and why it went on
         for seg in run.segments:
             console.print(f"{'segment ' + str(seg['index']):>17}: {seg['start']} to {seg['end'] or '(running)'}, "
@@ -498,7 +503,7 @@ def plot_cmd(file: str, out: str | None) -> None:
     """Write a PNG plot of a run file; prints its path on stdout."""
     from labctl.plotting import plot_run
 
-    run = _open_run(file)
+    run = _open_run(file, lazy=True)
     target = _plot_target(run, out)
     try:
         click.echo(str(plot_run(run, target)))

@@ -9,9 +9,10 @@ ramps by at most ``ramp_step_V`` per step to the start of tracking: 0.8·Voc (``
 Vmp/Voc: 0.936 V for set A of methods ref. §1.6, the start of the §7.1 worked table) or the Vmp of a J–V measured
 first (``from_jv``).
 
-Every step is one row of the ``mpp`` stream, with the tracker's whole state after the step as JSON
-(``tracker_state``): a resumed run (``labctl resume FILE``, :meth:`MPPProcedure.resume_from`) continues with that
-state, from its saved voltage, reached by a ramp from the measured Voc, never from 0 V. The periodic J–V, ISOS
+Every step is one row of the ``mpp`` stream, with the tracker's whole state after the step as compact JSON
+(``tracker_state``, fixed-width ASCII so that the column is compressed like the numbers): a resumed run
+(``labctl resume FILE``, :meth:`MPPProcedure.resume_from`) continues with that state, from its saved voltage,
+reached by a ramp from the measured Voc, never from 0 V. The periodic J–V, ISOS
 fields, suspensions, recovery and figures are those of every stability run (:mod:`procedures.stability`); the
 figures of an MPP run are those of its tracked PCE.
 """
@@ -29,7 +30,7 @@ from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
 from labctl.analysis.mppt import ALGORITHMS, CONVERGED_STEP_FACTOR, Tracker, make_tracker, tracker_from_state
 from labctl.config import ConfigError
-from labctl.storage import Column
+from labctl.storage import Column, stream_columns, stream_rows
 from procedures.base import StreamSpec, source_meter_limits
 from procedures.stability import COMMON_STREAMS, JV_FIGURES, OPEN_CIRCUIT, StabilityProcedure
 
@@ -39,6 +40,12 @@ APPROACH_FRACTION_OF_VOC = 0.8
 """``from_voc``: tracking starts at this fraction of the measured Voc (a typical Vmp/Voc of a good cell)."""
 SETTLED_FRACTION = 0.1
 """The results' "settled" means are over the last this fraction of the tracking steps."""
+TRACKER_STATE_CHARS = 640
+"""Width of the ``tracker_state`` column (ASCII): the compact JSON of a state is ~430 characters, 560 at most with
+every number at full precision and a 3-digit exponent. Fixed width so the column is compressed on disk."""
+ANALYSIS_CHUNK_ROWS = 262_144
+"""The ``mpp`` stream is read this many rows at a time after the run: the analysis of a 600 h run at 1 s holds two
+float columns of it (16 bytes per step), not the whole stream."""
 
 
 class MPPProcedure(StabilityProcedure):
@@ -57,8 +64,8 @@ class MPPProcedure(StabilityProcedure):
                 Column("pce_pct", "%"),
                 Column("step_V", "V"),
                 Column("direction", "", "i4"),
-                Column("phase", "", "str"),
-                Column("tracker_state", "", "str"),
+                Column("phase", "", "S8"),
+                Column("tracker_state", "", f"S{TRACKER_STATE_CHARS}"),
                 Column("segment", "", "i4"),
                 Column("compliance", "", "i1"),
             ],
@@ -114,11 +121,11 @@ class MPPProcedure(StabilityProcedure):
     # -- resuming -----------------------------------------------------------------------------------------------
     def resume_from(self, streams: Mapping[str, pd.DataFrame], segment: int) -> None:
         """Continue after the rows in the run file, the tracker from the state of the last ``mpp`` row."""
-        super().resume_from(streams, segment)
-        frame = streams.get(MPP_STREAM)
-        if frame is not None and len(frame):
-            self._resume_state = json.loads(str(frame["tracker_state"].iloc[-1]))
-            self._live_converged = bool(self.metric_series(streams)[0].size)
+        super().resume_from(streams, segment)  # seeds the live figures from metric_series
+        last = stream_columns(streams, MPP_STREAM, ["tracker_state"], slice(-1, None))
+        if len(last):
+            self._resume_state = json.loads(str(last["tracker_state"].iloc[0]))
+            self._live_converged = bool(self._live_seed is not None and len(self._live_seed[0]))
 
     # -- the measurement ----------------------------------------------------------------------------------------
     def target_level(self) -> str | float:
@@ -186,7 +193,7 @@ class MPPProcedure(StabilityProcedure):
                 self.record(MPP_STREAM, {
                     "time_s": t_s, "voltage_V": v, "current_A": i_a, "j_mA_cm2": j, "power_mW_cm2": power,
                     "pce_pct": power * pce_per_mw, "step_V": state.step_V, "direction": int(state.direction),
-                    "phase": state.phase, "tracker_state": json.dumps(state.to_dict()), "segment": segment,
+                    "phase": state.phase, "tracker_state": _state_json(state), "segment": segment,
                     "compliance": int(compliance)})
             self.progress(min(t_s / end_s, 1.0))
         self.smu_io(lambda smu: smu.disable_output(), what="output off")
@@ -214,44 +221,88 @@ class MPPProcedure(StabilityProcedure):
         return extra
 
     # -- after the run ------------------------------------------------------------------------------------------
+    def _chunks(self, streams: Mapping[str, pd.DataFrame], columns: list[str]):  # noqa: ANN202 - a generator
+        """(first row, DataFrame of ``columns``) of the ``mpp`` stream, ANALYSIS_CHUNK_ROWS rows at a time."""
+        n = stream_rows(streams, MPP_STREAM)
+        for start in range(0, n, ANALYSIS_CHUNK_ROWS):
+            yield start, stream_columns(streams, MPP_STREAM, columns, slice(start, start + ANALYSIS_CHUNK_ROWS))
+
+    def _converged(self, frame: pd.DataFrame) -> np.ndarray:
+        return (frame["phase"] == "track").to_numpy() & (
+            frame["step_V"].to_numpy(float) <= CONVERGED_STEP_FACTOR * self.step_min_V * (1 + 1e-9))
+
     def metric_series(self, streams: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, str]:
         """The tracked PCE (%) against stress time (h), not in compliance, from the first tracking step at which the
         tracker had converged (its step at most ``CONVERGED_STEP_FACTOR`` × ``step_min_V``: "the first MPP reading
-        after stabilisation", methods ref. §7.3), or from the first tracking step if it never did."""
-        frame = streams.get(MPP_STREAM)
-        if frame is None or not len(frame):
+        after stabilisation", methods ref. §7.3), or from the first tracking step if it never did. Read in chunks of
+        five columns; only the two float arrays returned grow with the run."""
+        columns = ["time_s", "pce_pct", "phase", "step_V", "compliance"]
+        first_converged = first_track = None
+        for start, frame in self._chunks(streams, columns):
+            if first_converged is None:
+                hits = np.flatnonzero(self._converged(frame))
+                first_converged = start + int(hits[0]) if hits.size else None
+            if first_track is None:
+                hits = np.flatnonzero((frame["phase"] == "track").to_numpy())
+                first_track = start + int(hits[0]) if hits.size else None
+            if first_converged is not None:
+                break
+        first = first_converged if first_converged is not None else first_track
+        if first is None:
             return np.empty(0), np.empty(0), ""
-        track = (frame["phase"] == "track").to_numpy()
-        converged = track & (frame["step_V"].to_numpy(float) <= CONVERGED_STEP_FACTOR * self.step_min_V * (1 + 1e-9))
-        first = np.flatnonzero(converged if converged.any() else track)
-        if not first.size:
-            return np.empty(0), np.empty(0), ""
-        rows = frame.iloc[first[0]:]
-        good = rows[(rows["compliance"] == 0) & (rows["phase"] == "track")]
-        return good["time_s"].to_numpy(float) / 3600.0, good["pce_pct"].to_numpy(float), "pce_pct"
+        times, values = [], []
+        for start, frame in self._chunks(streams, columns):
+            if start + len(frame) <= first:
+                continue
+            rows = frame.iloc[max(0, first - start):]
+            good = (rows["compliance"].to_numpy() == 0) & (rows["phase"] == "track").to_numpy()
+            times.append(rows["time_s"].to_numpy(float)[good] / 3600.0)
+            values.append(rows["pce_pct"].to_numpy(float)[good])
+        return np.concatenate(times), np.concatenate(values), "pce_pct"
 
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         """Steps, the settled tracking (means over the last 10 % of the tracking steps: voltage, power, PCE), the
-        final tracker state, then the stability figures of the tracked PCE."""
-        frame = streams.get(MPP_STREAM)
-        results: dict[str, Any] = {"steps": 0 if frame is None else int(len(frame))}
-        if frame is not None and len(frame):
-            track = frame[frame["phase"] == "track"]
-            results["points_in_compliance"] = int(frame["compliance"].sum())
-            if len(track):
-                tail = track.iloc[-max(1, int(len(track) * SETTLED_FRACTION)):]
-                results["settled_voltage_V"] = float(tail["voltage_V"].mean())
-                results["settled_power_mW_cm2"] = float(tail["power_mW_cm2"].mean())
-                results["settled_pce_pct"] = float(tail["pce_pct"].mean())
-            results["final_tracker_voltage_V"] = float(json.loads(frame["tracker_state"].iloc[-1])["voltage_V"])
+        final tracker state, then the stability figures of the tracked PCE. The stream is read a few columns and
+        ANALYSIS_CHUNK_ROWS rows at a time."""
+        n = stream_rows(streams, MPP_STREAM)
+        results: dict[str, Any] = {"steps": n}
+        if n:
+            in_compliance = track_rows = 0
+            for _, frame in self._chunks(streams, ["phase", "compliance"]):
+                in_compliance += int(frame["compliance"].sum())
+                track_rows += int((frame["phase"] == "track").sum())
+            results["points_in_compliance"] = in_compliance
+            if track_rows:
+                wanted = max(1, int(track_rows * SETTLED_FRACTION))
+                tail, stop = [], n
+                while wanted > 0 and stop > 0:  # the last `wanted` tracking rows, read backwards
+                    start = max(0, stop - ANALYSIS_CHUNK_ROWS)
+                    frame = stream_columns(streams, MPP_STREAM, ["phase", "voltage_V", "power_mW_cm2", "pce_pct"],
+                                           slice(start, stop))
+                    track = frame[frame["phase"] == "track"].iloc[-wanted:]
+                    tail.append(track)
+                    wanted -= len(track)
+                    stop = start
+                settled = pd.concat(tail)
+                results["settled_voltage_V"] = float(settled["voltage_V"].mean())
+                results["settled_power_mW_cm2"] = float(settled["power_mW_cm2"].mean())
+                results["settled_pce_pct"] = float(settled["pce_pct"].mean())
+            last = stream_columns(streams, MPP_STREAM, ["tracker_state"], slice(-1, None))
+            results["final_tracker_voltage_V"] = float(json.loads(last["tracker_state"].iloc[0])["voltage_V"])
         return results | self.stability_results(streams)
 
     @classmethod
     def plot_main(cls, ax: Any, run: Any) -> None:
         """The tracked PCE (a line, at most ~5000 points drawn) on the PCE axis."""
-        frame = run.streams.get(MPP_STREAM)
-        if frame is None or frame.empty:
+        n = stream_rows(run.streams, MPP_STREAM)
+        if not n:
             return
-        stride = max(1, len(frame) // 5000)
+        stride = max(1, n // 5000)
+        frame = stream_columns(run.streams, MPP_STREAM, ["time_s", "pce_pct"])  # two columns, not the stream
         ax.plot(frame["time_s"].to_numpy()[::stride] / 3600.0, frame["pce_pct"].to_numpy()[::stride], lw=0.8,
                 color="0.2", label="tracked")
+
+
+def _state_json(state: Any) -> str:
+    """The tracker's state as the compact ASCII JSON of the ``tracker_state`` column."""
+    return json.dumps(state.to_dict(), separators=(",", ":"))

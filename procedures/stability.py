@@ -47,7 +47,7 @@ from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter
 from labctl import isos
 from labctl.config import ConfigError
 from labctl.documents import EVENT
-from labctl.storage import Column
+from labctl.storage import Column, stream_columns
 from procedures.base import LabProcedure, StreamSpec, source_meter_limits
 from procedures.jv import DIRECTION_NAMES, ORDERS, JVProcedure
 
@@ -245,8 +245,8 @@ class StabilityProcedure(LabProcedure):
         last = 0.0
         for name, column in ((self.MAIN_STREAM, "time_s"), (JV_SCANS, "stress_time_s"),
                              (JV_FIGURES, "stress_time_s")):
-            frame = streams.get(name)
-            if frame is not None and len(frame) and column in frame:
+            frame = stream_columns(streams, name, [column])  # one column, not a long run's whole stream
+            if len(frame):
                 values = frame[column].to_numpy(dtype=float)
                 values = values[np.isfinite(values)]
                 if values.size:
@@ -257,9 +257,8 @@ class StabilityProcedure(LabProcedure):
         masks = ([(r.start_s / 3600.0, r.end_s / 3600.0) for r in stops.itertuples() if r.end_s > r.start_s]
                  if stops is not None and len(stops) else [])
         self._live_seed = (t_h, values, masks)  # the live figures start from what the file already has
-        figures = streams.get(JV_FIGURES)
-        scans = streams.get(JV_SCANS)
-        indices = [int(f["jv_index"].max()) for f in (figures, scans) if f is not None and len(f)]
+        indices = [int(f["jv_index"].max()) for f in (stream_columns(streams, name, ["jv_index"])
+                                                      for name in (JV_FIGURES, JV_SCANS)) if len(f)]
         self.next_jv_index = max(indices) + 1 if indices else 0
 
     # -- time -----------------------------------------------------------------------------------------------------
@@ -542,9 +541,8 @@ class StabilityProcedure(LabProcedure):
         results["io_faults"] = int((journal["action"] == "fault").sum()) if journal is not None and len(journal) else 0
         scans = streams.get(JV_FIGURES)
         results["jv_scans"] = int(scans["jv_index"].nunique()) if scans is not None and len(scans) else 0
-        main = streams.get(self.MAIN_STREAM)
-        results["hours"] = (float(np.nanmax(main["time_s"].to_numpy(float))) / 3600.0
-                            if main is not None and len(main) else 0.0)
+        main = stream_columns(streams, self.MAIN_STREAM, ["time_s"])
+        results["hours"] = float(np.nanmax(main["time_s"].to_numpy(float))) / 3600.0 if len(main) else 0.0
         t_h, metric, name = self.metric_series(streams)
         results["metric"] = name or None
         results["t80_h"] = results["ts80_h"] = results["retained_pce_pct"] = None

@@ -280,3 +280,31 @@ def test_a_suspended_mpp_run_waits_at_open_circuit_and_goes_on_tracking_where_it
     inside = int(((t >= stop.start_s) & (t <= stop.end_s)).sum())  # at most the first reading, at its very end
     assert inside <= 1 and result.results["figures"]["points_masked"] == inside
     assert mpp["power_mW_cm2"].iloc[after:].mean() >= 0.999 * PMP_MW_CM2
+
+
+def test_the_analysis_reads_the_stream_in_chunks_with_the_same_results(tmp_path, monkeypatch):
+    """A 600 h run's analysis reads the ``mpp`` stream a few columns and ANALYSIS_CHUNK_ROWS rows at a time: with
+    chunks of 7 rows (every boundary inside the approach, the convergence and the settled tail) the results are
+    those of the whole stream at once; the per-row state is compressed fixed-width text on disk."""
+    import h5py
+
+    import procedures.mpp as mpp_module
+
+    result, station = _run(tmp_path, _procedure(duration_h=0.05))
+    station.close()
+    assert result.status == "completed", result.error
+    streams = load_run(result.path).streams
+    whole = MPPProcedure()
+    whole.duration_h = 0.05
+    expected = whole.analyse(streams)
+    monkeypatch.setattr(mpp_module, "ANALYSIS_CHUNK_ROWS", 7)
+    lazy = load_run(result.path, lazy=True).streams
+    chunked = whole.analyse(lazy)
+    assert lazy._frames == {}  # the stream was never read whole
+    for key in ("steps", "points_in_compliance", "settled_voltage_V", "settled_power_mW_cm2", "settled_pce_pct",
+                "final_tracker_voltage_V", "retained_pce_pct", "hours"):
+        assert chunked[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert chunked["figures"]["points_used"] == expected["figures"]["points_used"] > 100
+    with h5py.File(result.path) as f:
+        state = f["entry/mpp/tracker_state"]
+        assert state.dtype.kind == "S" and state.compression == "gzip"
