@@ -86,6 +86,10 @@ class MPPProcedure(StabilityProcedure):
     approach = ListParameter("How Vmp is approached (a ramp from Voc to 0.8 Voc, or to the Vmp of a J-V first)",
                              choices=[FROM_VOC, FROM_JV], default=FROM_VOC)
     record_every = IntegerParameter("Record every n-th tracking step", default=1, minimum=1, maximum=100_000)
+    stabilised_window_s = FloatParameter("Stabilised PCE, the window whose drift is judged", units="s", default=300.0,
+                                         minimum=1, maximum=86_400)
+    stabilised_max_drift_pct_h = FloatParameter("Stabilised PCE, largest drift over the window", units="%/h",
+                                                default=1.0, minimum=0, maximum=100)
 
     _tracker: Tracker | None = None
     _resume_state: dict[str, Any] | None = None
@@ -289,7 +293,33 @@ class MPPProcedure(StabilityProcedure):
                 results["settled_pce_pct"] = float(settled["pce_pct"].mean())
             last = stream_columns(streams, MPP_STREAM, ["tracker_state"], slice(-1, None))
             results["final_tracker_voltage_V"] = float(json.loads(last["tracker_state"].iloc[0])["voltage_V"])
+        results |= self.stabilised_pce(streams)
         return results | self.stability_results(streams)
+
+    def stabilised_pce(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+        """The stabilised (steady-state) PCE: the mean tracked PCE over the first ``stabilised_window_s`` window
+        whose drift is at most ``stabilised_max_drift_pct_h`` (labctl.analysis.stability.stabilised_value; stop on
+        a drift criterion, not a fixed time — anchors ref. §4, NREL's calibration guidance), looked for from the
+        converged tracker on, in half-window steps; None with the drift criterion never met."""
+        from labctl.analysis.stability import stabilised_value
+
+        t_h, pce, _ = self.metric_series(streams)
+        out: dict[str, Any] = {"stabilised_pce_pct": None, "stabilised_at_h": None, "stabilised_drift_pct_h": None}
+        if t_h.size < 2:
+            return out
+        t_s = t_h * 3600.0
+        window, limit = self.stabilised_window_s, self.stabilised_max_drift_pct_h / 100.0
+        end = t_s[0] + window
+        while end <= t_s[-1] + 1e-9:
+            lo = max(0, int(np.searchsorted(t_s, end - window, side="right")) - 1)  # the reading at or before the
+            hi = int(np.searchsorted(t_s, end, side="left")) + 1  # start and the one at or after its end, so
+            # that the readings span the whole window
+            value, stable, drift = stabilised_value(t_s[lo:hi], pce[lo:hi], window_s=window, max_drift_per_h=limit)
+            if stable:
+                return {"stabilised_pce_pct": value, "stabilised_at_h": end / 3600.0,
+                        "stabilised_drift_pct_h": 100.0 * drift}
+            end += window / 2
+        return out
 
     @classmethod
     def plot_main(cls, ax: Any, run: Any) -> None:

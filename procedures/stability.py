@@ -81,6 +81,10 @@ COMMON_STREAMS: dict[str, StreamSpec] = {
 }
 
 
+RETAINED_AT_H = (1.0, 24.0, 100.0, 250.0, 500.0, 1000.0)
+"""The results give the retained metric (% of the initial value) at these stress times (h) that the run reached."""
+
+
 def parse_level(text: str, words: tuple[str, ...]) -> str | float:
     """One of ``words`` (lower case) or a finite voltage (V) from a parameter's text; ValueError otherwise."""
     word = str(text).strip().lower()
@@ -522,7 +526,7 @@ class StabilityProcedure(LabProcedure):
 
     def stability_results(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         """The figures over the whole run with interruptions masked, the interruptions counted, the ISOS fields."""
-        from labctl.analysis.stability import DENSE_POINTS, bin_average, keep_mask, stability_figures
+        from labctl.analysis.stability import DENSE_POINTS, bin_average, keep_mask, retained_at, stability_figures
 
         results: dict[str, Any] = {}
         stops = streams.get(INTERRUPTIONS)
@@ -552,6 +556,9 @@ class StabilityProcedure(LabProcedure):
             t_h, metric = bin_average(t_h[keep], metric[keep])
             results["figures_binned_from"] = int(keep.sum())
         if t_h.size >= 2 and name:
+            results["retained_pct_at_h"] = {
+                f"{at:g}": retained_at(t_h, metric, at, intervals_h=intervals)
+                for at in RETAINED_AT_H if at <= t_h[-1]}
             figures = stability_figures(t_h, metric, intervals_h=intervals).to_dict()
             results["figures"] = figures
             for key in ("t80_h", "t80_reached", "t80_extrapolated", "ts80_h", "ts80_backextrapolated_h", "t95_h",

@@ -87,6 +87,9 @@ def test_mpp_tracking_with_the_defaults_holds_the_static_maximum_power(tmp_path)
     assert result.results["retained_pce_pct"] == pytest.approx(100.0, abs=0.3)  # from the converged tracker on
     state = json.loads(mpp["tracker_state"].iloc[-1])
     assert state["algorithm"] == "perturb-observe" and state["phase"] == "track"
+    # the stabilised PCE (drift ≤ 1 %/h over 300 s): the static cell's pvlib Pmp at 1 sun, soon after convergence
+    assert result.results["stabilised_pce_pct"] == pytest.approx(PMP_MW_CM2, rel=1e-3)
+    assert abs(result.results["stabilised_drift_pct_h"]) <= 1.0 and result.results["stabilised_at_h"] < 0.1
     # the live figures and the tracker in the status file (labctl status)
     extra = json.loads(status_path(result.path).read_text())["extra"]
     assert extra["tracker"] == state
