@@ -8,6 +8,11 @@ a time (:meth:`Bench.select_device`; one device by default). Emulators only read
 device's terminal quantities through it, so the Keithley, the shutter and the lock-in all see the same device.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
+
+The environment of a stability run: the lamp drifts and dips in bench time (:class:`Light`), each device warms
+under light and follows the bench's temperature schedule (:attr:`SolarCell.temperature_K`), the light dose that
+drives the degradation integrates both, and a Si reference cell may sit under the same lamp
+(:mod:`sim_instruments.reference_cell`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -83,6 +89,10 @@ class CellParameters:
     #: voltage settles with τ = C·dV/dJ (:meth:`Bench.source_current`); 0: it follows the light at once
     capacitance_nF_cm2: float = 0.0
     temperature_K: float = sdm.STC_TEMPERATURE_K
+    #: warming under light (K at 1 sun, steady state; proportional to the light) with time constant
+    #: ``temperature_tau_s`` (s), on top of ``temperature_K`` (:attr:`SolarCell.temperature_K`)
+    temperature_rise_K: float = 0.0
+    temperature_tau_s: float = 600.0
     bandgap_eV: float = 1.5789
     j0_reference_temperature_K: float = sdm.STC_TEMPERATURE_K
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
@@ -106,25 +116,62 @@ class _Watched:
                 listener()
 
 
+@dataclass(frozen=True)
+class Interval:
+    """An interval of bench time [start_s, start_s + duration_s) (s) carrying a ``value`` (a dip's depth, a
+    temperature change in K)."""
+
+    start_s: float
+    duration_s: float
+    value: float
+
+    def covers(self, t_s: float) -> bool:
+        return self.start_s <= t_s < self.start_s + self.duration_s
+
+
+def schedule_value(intervals: tuple[Interval, ...], t_s: float) -> float:
+    """The sum of the values of the ``intervals`` covering ``t_s`` (s) (0 outside all of them)."""
+    return sum(i.value for i in intervals if i.covers(t_s))
+
+
 @dataclass
 class Light(_Watched):
-    """A solar simulator: nominal irradiance (W/m²), a shutter, and relative flicker (fraction, 1 σ).
+    """A solar simulator: nominal irradiance (W/m²), a shutter, relative flicker (fraction, 1 σ), a drift and dips.
 
-    ``listeners`` are called after the shutter or the irradiance changes (the EQE optics use it as bias light).
+    The lamp burns from bench time ``lamp_on_since_s`` (the shutter only blocks it): its irradiance drifts by
+    ``drift_per_h`` (relative, per hour of lamp-on time, linear, never below 0) and loses the fraction ``depth``
+    during each of ``dips`` (:class:`Interval` in bench time, depths of overlapping dips add up, capped at 1).
+    Bench time is the clock's time since the bench was built (station time on the virtual clock). Drift and
+    dips are what the device and the reference cell see; they do not call the ``listeners``, which are called
+    after the shutter or the nominal irradiance changes (the EQE optics use it as bias light).
     """
 
     irradiance_W_m2: float = 1000.0
     shutter_open: bool = True
     flicker: float = 0.0
+    drift_per_h: float = 0.0
+    dips: tuple[Interval, ...] = ()
+    lamp_on_since_s: float = 0.0
     listeners: list = field(default_factory=list, repr=False, compare=False)
     _watched = ("shutter_open", "irradiance_W_m2")
 
-    def effective_irradiance_W_m2(self, rng: np.random.Generator) -> float:
+    def irradiance_at_W_m2(self, t_s: float) -> float:
+        """The lamp's irradiance (W/m², no flicker, shutter ignored) at bench time ``t_s`` (s)."""
+        if not self.dips and not self.drift_per_h:
+            return self.irradiance_W_m2
+        drift = max(1.0 + self.drift_per_h * (t_s - self.lamp_on_since_s) / HOUR_S, 0.0)
+        dip = min(schedule_value(self.dips, t_s), 1.0)
+        return self.irradiance_W_m2 * drift * (1.0 - dip)
+
+    def effective_irradiance_W_m2(self, rng: np.random.Generator, t_s: float = 0.0) -> float:
+        """The irradiance on the sample plane (W/m²) at bench time ``t_s`` (s): 0 with the shutter closed, else
+        :meth:`irradiance_at_W_m2` with a new draw of the flicker."""
         if not self.shutter_open:
             return 0.0
+        irradiance = self.irradiance_at_W_m2(t_s)
         if self.flicker > 0:
-            return self.irradiance_W_m2 * (1.0 + self.flicker * float(rng.standard_normal()))
-        return self.irradiance_W_m2
+            return irradiance * (1.0 + self.flicker * float(rng.standard_normal()))
+        return irradiance
 
 
 @dataclass
@@ -163,12 +210,31 @@ class SolarCell:
         hyst = params.hysteresis
         self.ion_state = sdm.ion_equilibrium(0.0, hyst.v_half_V, hyst.width_V)
         self.light_dose_s = 0.0
+        #: warming under light now (K): first order towards temperature_rise_K·suns (:meth:`warm`)
+        self.heating_K = 0.0
+        #: the bench's temperature schedule now (K; :attr:`Bench.temperature_schedule`)
+        self.schedule_K = 0.0
+
+    @property
+    def temperature_K(self) -> float:
+        """The device temperature now (K): ``params.temperature_K`` plus the warming under light and the
+        schedule's change; J0 follows it (:meth:`_j0_now`), and so does the thermal voltage."""
+        return self.params.temperature_K + self.heating_K + self.schedule_K
+
+    def warm(self, suns: float, dt_s: float) -> None:
+        """``dt_s`` (s) under ``suns``: the warming relaxes towards temperature_rise_K·suns with
+        temperature_tau_s (exact exponential update, the light taken as constant over the interval)."""
+        p = self.params
+        if p.temperature_rise_K <= 0 and self.heating_K == 0.0:
+            return
+        target = p.temperature_rise_K * suns
+        self.heating_K = target + (self.heating_K - target) * math.exp(-dt_s / p.temperature_tau_s)
 
     def _j0_now(self, j0_ref_A_cm2: float, ideality: float) -> float:
         """J0 (A/cm²) of a diode of ``ideality`` at the cell temperature, grown by the degradation so far."""
         p, d = self.params, self.params.degradation
         j0 = float(sdm.j0_at_temperature_A_cm2(
-            j0_ref_A_cm2, p.temperature_K, p.bandgap_eV, ideality, p.j0_reference_temperature_K
+            j0_ref_A_cm2, self.temperature_K, p.bandgap_eV, ideality, p.j0_reference_temperature_K
         ))
         if d.enabled and d.j0_growth_tau_h:
             j0 *= math.exp(self.light_dose_s / HOUR_S / d.j0_growth_tau_h)
@@ -199,9 +265,9 @@ class SolarCell:
         jph, j0, rs = self.parameters_now()
         if p.extra_diodes:
             return sdm.multi_diode_current_density_A_cm2(voltage_V, jph * suns, self.diodes_now(j0), rs,
-                                                         p.rsh_ohm_cm2, p.temperature_K)
+                                                         p.rsh_ohm_cm2, self.temperature_K)
         return float(sdm.current_density_A_cm2(voltage_V, jph * suns, j0, p.ideality, rs, p.rsh_ohm_cm2,
-                                               p.temperature_K))
+                                               self.temperature_K))
 
     def voltage_at_density_V(self, current_density_A_cm2: float, suns: float) -> float:
         """Terminal voltage (V) at which the cell (ions in equilibrium) carries photocurrent-positive J (A/cm²)."""
@@ -209,9 +275,9 @@ class SolarCell:
         jph, j0, rs = self.parameters_now()
         if p.extra_diodes:
             return sdm.multi_diode_voltage_V(current_density_A_cm2, jph * suns, self.diodes_now(j0), rs,
-                                             p.rsh_ohm_cm2, p.temperature_K)
+                                             p.rsh_ohm_cm2, self.temperature_K)
         return float(sdm.voltage_V(float(current_density_A_cm2), float(jph * suns), float(j0), float(p.ideality),
-                                   float(rs), float(p.rsh_ohm_cm2), float(p.temperature_K)))
+                                   float(rs), float(p.rsh_ohm_cm2), float(self.temperature_K)))
 
     def responsivity_A_W(self, wavelength_nm: float) -> float:
         """Short-circuit responsivity (A/W) to a small signal at ``wavelength_nm``: EQE·λ/(hc/q)·Rsh/(Rs + Rsh),
@@ -262,10 +328,10 @@ class SolarCell:
         if p.extra_diodes:
             diodes = self.diodes_now(j0, self._j0_eff(voltage_V, 1.0))
             return sdm.multi_diode_current_density_A_cm2(voltage_V, jph * suns, diodes, rs, p.rsh_ohm_cm2,
-                                                         p.temperature_K)
+                                                         self.temperature_K)
         return float(
             sdm.current_density_A_cm2(
-                voltage_V, jph * suns, self._j0_eff(voltage_V, j0), p.ideality, rs, p.rsh_ohm_cm2, p.temperature_K
+                voltage_V, jph * suns, self._j0_eff(voltage_V, j0), p.ideality, rs, p.rsh_ohm_cm2, self.temperature_K
             )
         )
 
@@ -286,6 +352,11 @@ class Bench:
     laser: the laser slot (default: off, no power).
     sphere: the integrating sphere at the end of the laser path (None: the beam goes straight to the device).
     od_wheels: the filter wheels on the laser path by ``sim://`` name (od_wheel_1, od_wheel_2).
+    temperature_schedule: changes of every device's temperature in bench time (:class:`Interval`, value in K).
+    reference_cell: the Si reference cell under the solar simulator (``sim://reference_cell``; None: none).
+
+    Bench time (:meth:`time_s`) is the clock's time since the bench was built: the lamp's drift and dips and the
+    temperature schedule are given in it (on the virtual clock it is the station time).
     """
 
     def __init__(
@@ -300,8 +371,14 @@ class Bench:
         laser: Laser | None = None,
         sphere: Sphere | None = None,
         od_wheels: dict[str, AttenuatorWheel] | None = None,
+        temperature_schedule: tuple[Interval, ...] = (),
+        reference_cell: Any = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
+        self.start_s = self.clock.now()
+        self.temperature_schedule = tuple(temperature_schedule)
+        #: the reference cell's parameters (:class:`sim_instruments.reference_cell.ReferenceCell`) or None
+        self.reference_cell = reference_cell
         self.light = light if light is not None else Light()
         self.laser = laser if laser is not None else Laser()
         params = devices if devices else [cell if cell is not None else CellParameters()]
@@ -375,8 +452,25 @@ class Bench:
             jsc = self.cell.static_current_density_A_cm2(0.0, self.suns)
             self.optics.set_bias_light(jsc * self.cell.params.area_cm2)
 
+    def time_s(self) -> float:
+        """Bench time (s): the clock's time since the bench was built."""
+        return self.clock.now() - self.start_s
+
     def _solar_suns(self) -> float:
-        return self.light.irradiance_W_m2 / 1000.0 if self.light.shutter_open else 0.0
+        return self.light.irradiance_at_W_m2(self.time_s()) / 1000.0 if self.light.shutter_open else 0.0
+
+    def _mean_solar_suns(self, t0_s: float, t1_s: float) -> float:
+        """The solar simulator's mean light (suns, no flicker) over bench time [t0_s, t1_s]: the interval cut at
+        the dips' edges, each piece at its midpoint (exact for the linear drift)."""
+        if not self.light.shutter_open:
+            return 0.0
+        if not self.light.dips and not self.light.drift_per_h:
+            return self.light.irradiance_W_m2 / 1000.0
+        edges = {t0_s, t1_s}
+        for dip in self.light.dips:
+            edges.update(t for t in (dip.start_s, dip.start_s + dip.duration_s) if t0_s < t < t1_s)
+        total = sum((b - a) * self.light.irradiance_at_W_m2(0.5 * (a + b)) for a, b in pairwise(sorted(edges)))
+        return total / (t1_s - t0_s) / 1000.0
 
     def suns_on(self, device: SolarCell) -> float:
         """Photogeneration in ``device`` in suns without flicker: solar simulator (0 with its shutter closed)
@@ -396,15 +490,21 @@ class Bench:
         dt = now - self._t_last
         if dt <= 0:
             return
+        t0_s, t1_s = self._t_last - self.start_s, now - self.start_s
         self._t_last = now
         if self._source is not None:
             self._charge_terminal(dt)
+        solar_mean, solar_now = self._mean_solar_suns(t0_s, t1_s), self._solar_suns()
+        schedule_K = schedule_value(self.temperature_schedule, t1_s) if self.temperature_schedule else 0.0
         for device in self.devices:
             suns = self.suns_on(device)
+            mean_suns = solar_mean + suns - solar_now  # the laser's part is constant over the interval
+            device.warm(mean_suns, dt)
+            device.schedule_K = schedule_K
             forced = self._bias_V if device is self.cell else None
             device.relax(forced if forced is not None else device.open_circuit_voltage_V(suns), dt)
-            if suns > 0:
-                device.light_dose_s += dt * suns
+            if mean_suns > 0:
+                device.light_dose_s += dt * mean_suns
 
     @property
     def _sign(self) -> float:
@@ -524,7 +624,8 @@ class Bench:
     def _draw_suns(self) -> float:
         """The light on the cell now (suns), with a new draw of the lamp's flicker and of the laser's noise."""
         power_W = self.laser_path.device_power_W(self.cell.params.area_cm2)
-        return self.light.effective_irradiance_W_m2(self.rng) / 1000.0 + self.cell.laser_suns(self.laser, power_W)
+        return (self.light.effective_irradiance_W_m2(self.rng, self.time_s()) / 1000.0
+                + self.cell.laser_suns(self.laser, power_W))
 
     def _suns_now(self) -> float:
         """The light on the cell for this reading (suns): the one held by :meth:`steady_light`, else a new draw."""
@@ -553,6 +654,12 @@ class Bench:
             suns = self._suns_now()
             j = -self._sign * current_A / cell.params.area_cm2  # photocurrent-positive J of the cell (A/cm²)
             return self._sign * cell.voltage_at_density_V(j, suns)
+
+    def device_temperature_K(self) -> float:
+        """The selected device's temperature now (K; :attr:`SolarCell.temperature_K`), what a sensor on it reads."""
+        with self.lock:
+            self._advance()
+            return self.cell.temperature_K
 
     def open_circuit_voltage_V(self) -> float:
         """Terminal voltage (HI − LO) with nothing forcing the cell (V): the static Voc, or the voltage of a

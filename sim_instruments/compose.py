@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sim_instruments.bench import Bench, CellParameters, Degradation, Hysteresis, Laser, Light
+from sim_instruments.bench import HOUR_S, Bench, CellParameters, Degradation, Hysteresis, Interval, Laser, Light
 from sim_instruments.clock import Clock
 from sim_instruments.config import DeviceConfig, FilterWheelsConfig, SphereConfig
 from sim_instruments.laser_path import (
@@ -26,6 +26,7 @@ from sim_instruments.laser_path import (
 )
 from sim_instruments.optics import Grating, Optics, dut_eqe_function
 from sim_instruments.pl import build_pl
+from sim_instruments.reference_cell import ReferenceCell
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
         area_cm2=dev.area_cm2,
         capacitance_nF_cm2=dev.capacitance_nF_cm2,
         temperature_K=dev.temperature_K,
+        temperature_rise_K=dev.temperature_rise_K,
+        temperature_tau_s=dev.temperature_tau_s,
         bandgap_eV=dev.eqe.bandgap_eV,
         j0_reference_temperature_K=dev.j0_reference_temperature_K,
         hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
@@ -54,16 +57,23 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
 def build_bench(config: Any, clock: Clock) -> Bench:
     """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`): its
     devices (``devices``, else the one ``device``) with ``selected_device`` connected, the solar simulator
-    (shutter closed), the laser slot with its beam path (``filter_wheels``, ``sphere``), the EQE optics and the PL
+    (shutter closed; its drift and dips), the temperature schedule, the reference cell (``reference_cell``),
+    the laser slot with its beam path (``filter_wheels``, ``sphere``), the EQE optics and the PL
     path (``pl``; None without it)."""
     sim = config.simulation
-    light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False)
+    light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False,
+                  drift_per_h=sim.light.drift_per_h,
+                  dips=tuple(Interval(d.start_h * HOUR_S, d.duration_h * HOUR_S, d.depth) for d in sim.light.dips))
+    schedule = tuple(Interval(s.start_h * HOUR_S, s.duration_h * HOUR_S, s.rise_K) for s in sim.temperature_schedule)
+    ref = sim.reference_cell
+    reference_cell = None if ref is None else ReferenceCell(ref.isc_at_1000_W_m2_A, ref.voc_at_1000_W_m2_V)
     laser = Laser(wavelength_nm=sim.laser.wavelength_nm, power_W=sim.laser.power_mW * 1e-3, on=sim.laser.on,
                   power_noise=sim.laser.power_noise, power_drift_per_h=sim.laser.power_drift_per_h)
     bench = Bench(devices=[cell_parameters(d) for d in sim.devices or [sim.device]], light=light, laser=laser,
                   clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
                   optics=build_optics(config, clock), sphere=build_sphere(sim.sphere),
-                  od_wheels=build_od_wheels(sim.filter_wheels))
+                  od_wheels=build_od_wheels(sim.filter_wheels), temperature_schedule=schedule,
+                  reference_cell=reference_cell)
     bench.select_device(sim.selected_device)
     bench.pl = build_pl(sim.pl, bench)
     k2450 = sim.keithley2450

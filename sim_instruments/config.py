@@ -32,13 +32,30 @@ class HysteresisConfig(_Strict):
     width_V: float = Field(0.15, gt=0)
 
 
+#: J0 growth time constant (h) of the calibrated default degradation (methods ref. §1.7): set A "retains 94 % of
+#: PCE after 600 h at 1 sun, OC" (Hao et al. 2020) with J0 x 4.791, tau = 600 h / ln 4.791 = 383.0 h
+DEFAULT_J0_GROWTH_TAU_H = 383.0
+#: the degradation laws' keys; `enabled: true` with none of them given is the calibrated default above
+DEGRADATION_LAW_KEYS = ("burn_in_fraction", "linear_loss_per_h", "j0_growth_tau_h", "rs_growth_per_h")
+
+
 class DegradationConfig(_Strict):
+    """Degradation laws driven by the light dose (methods ref. §1.7). ``enabled: true`` without any law key is the
+    calibrated default: J0 grows with τ = :data:`DEFAULT_J0_GROWTH_TAU_H` (≈ 6 % PCE loss after 600 h of 1 sun at
+    open circuit for the default cell); giving any law key uses exactly the laws given."""
+
     enabled: bool = False
     burn_in_fraction: float = Field(0.0, ge=0, lt=1)
     burn_in_tau_h: float = Field(20.0, gt=0)
     linear_loss_per_h: float = Field(0.0, ge=0)
     j0_growth_tau_h: float | None = Field(None, gt=0)
     rs_growth_per_h: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _calibrated_default(self) -> DegradationConfig:
+        if self.enabled and not self.model_fields_set.intersection(DEGRADATION_LAW_KEYS):
+            self.__dict__["j0_growth_tau_h"] = DEFAULT_J0_GROWTH_TAU_H
+        return self
 
 
 class EQEConfig(_Strict):
@@ -86,6 +103,10 @@ class DeviceConfig(_Strict):
         description="junction capacitance (nF/cm²): Voc at a sourced current settles with τ = C·dV/dJ; 0: at once",
     )
     temperature_K: float = Field(298.15, gt=0, le=500)
+    temperature_rise_K: float = Field(
+        0.0, ge=0, le=200, description="steady-state warming under 1 sun (K), proportional to the light"
+    )
+    temperature_tau_s: float = Field(600.0, gt=0, description="time constant of the warming under light (s)")
     j0_reference_temperature_K: float = Field(298.15, gt=0, le=500, description="temperature of j0_A_cm2 (K)")
     hysteresis: HysteresisConfig = Field(default_factory=HysteresisConfig)
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
@@ -144,9 +165,43 @@ class OpticsConfig(_Strict):
     bandpass_nm: float = Field(10.0, gt=0, le=50)
 
 
+class LampDipConfig(_Strict):
+    """One dip of the solar simulator's lamp in station time: ``depth`` (fraction of the light lost, 1 = dark)
+    from ``start_h`` for ``duration_h`` (h)."""
+
+    start_h: float = Field(ge=0, description="station time the dip starts (h)")
+    duration_h: float = Field(gt=0, description="how long it lasts (h)")
+    depth: float = Field(gt=0, le=1, description="fraction of the irradiance lost during the dip")
+
+
 class LightConfig(_Strict):
+    """The solar simulator: nominal irradiance, flicker (1 σ per reading), a drift (relative per hour of lamp-on
+    time, which on the bench is station time: the lamp burns from the start, the shutter only blocks it) and
+    dips in station time, seen alike by the device and the reference cell."""
+
     irradiance_W_m2: float = Field(1000.0, ge=0, le=5000)
     flicker: float = Field(0.0, ge=0, le=0.1, description="relative lamp flicker, 1 sigma")
+    drift_per_h: float = Field(0.0, ge=-0.01, le=0.01, description="relative irradiance change per hour of lamp-on")
+    dips: list[LampDipConfig] = Field(default_factory=list, description="[{start_h, duration_h, depth}, ...]")
+
+
+class TemperatureStepConfig(_Strict):
+    """A change of the device temperature in station time: ``rise_K`` (K, may be negative) from ``start_h`` for
+    ``duration_h`` (h), on top of ``device.temperature_K`` and the rise under light."""
+
+    start_h: float = Field(ge=0, description="station time it starts (h)")
+    duration_h: float = Field(gt=0, description="how long it lasts (h)")
+    rise_K: float = Field(ge=-100, le=200, description="temperature change (K)")
+
+
+class ReferenceCellConfig(_Strict):
+    """A linear Si reference cell under the solar simulator (same shutter, flicker, drift and dips as the device),
+    read by a source-meter at ``sim://reference_cell``: I(V) = Isc − I_s·(exp(V/V_t) − 1), Isc proportional to
+    the irradiance, I_s from ``voc_at_1000_W_m2_V``, V_t = kT/q at 298.15 K; area and spectral mismatch are in
+    ``isc_at_1000_W_m2_A`` (its calibration value, IEC 60904-2)."""
+
+    isc_at_1000_W_m2_A: float = Field(0.1, gt=0, le=10, description="short-circuit current at 1000 W/m² (A)")
+    voc_at_1000_W_m2_V: float = Field(0.60, gt=0.1, lt=1.0, description="open-circuit voltage at 1000 W/m² (V)")
 
 
 class LaserConfig(_Strict):
@@ -285,6 +340,12 @@ class SimulationConfig(_Strict):
     selected_device: int = Field(1, ge=1, description="the device connected to the SMU (number from 1)")
     optics: OpticsConfig = Field(default_factory=OpticsConfig)
     pl: PLConfig | None = Field(None, description="the PL path (modulated PLQY); null: none")
+    temperature_schedule: list[TemperatureStepConfig] = Field(
+        default_factory=list, description="[{start_h, duration_h, rise_K}, ...]: device temperature changes"
+    )
+    reference_cell: ReferenceCellConfig | None = Field(
+        None, description="a Si reference cell under the solar simulator at sim://reference_cell; null: none"
+    )
     operator_resource: str | None = Field(
         None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
     )

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from labctl.analysis.smu_timing import READING_OVERHEAD_S, integration_time_s
 from sim_instruments.laser_path import PhotodiodeTerminal
+from sim_instruments.reference_cell import ReferenceCellTerminal
 from sim_instruments.scpi import Command, Params, ScpiError, ScpiInstrument
 from sim_instruments.smu_physics import (
     HEADROOM,
@@ -56,8 +57,9 @@ class SmuEmulator(ScpiInstrument):
     range, auto), ``source_fn``, ``output``, ``_active_range`` and ``_v_last`` in :meth:`reset`."""
 
     #: the ``sim://<name>`` resources of the bench this emulator can be: the source meter on the device, or the
-    #: one on the in-sphere monitor photodiode (:class:`sim_instruments.laser_path.PhotodiodeTerminal`)
-    SIM_NAMES: tuple[str, ...] = ("smu", "monitor_smu")
+    #: one on the in-sphere monitor photodiode (:class:`sim_instruments.laser_path.PhotodiodeTerminal`), or the
+    #: one on the reference cell (:class:`sim_instruments.reference_cell.ReferenceCellTerminal`)
+    SIM_NAMES: tuple[str, ...] = ("smu", "monitor_smu", "reference_cell")
 
     #: (event register attribute, its summary bit in the status byte)
     STATUS_REGISTERS: ClassVar[tuple[tuple[str, int], ...]] = ()
@@ -80,6 +82,8 @@ class SmuEmulator(ScpiInstrument):
             raise ValueError(f"no source meter {sim_name!r} on the bench (allowed: {', '.join(self.SIM_NAMES)})")
         if sim_name == "monitor_smu":
             bench = PhotodiodeTerminal(bench)  # the SMU's terminals are on the monitor photodiode
+        elif sim_name == "reference_cell":
+            bench = ReferenceCellTerminal(bench)  # ... on the reference cell under the solar simulator
         self.bench = bench
         self.model = model
         self.serial = serial

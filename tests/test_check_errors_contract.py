@@ -25,6 +25,7 @@ ROLES = {
     "thorlabs_pm100d": ("meter", "sim://power_meter"), "thorlabs_pm100usb": ("meter", "sim://power_meter"),
     "keysight_n9010a": ("analyser", "sim://spectrum_analyser"),
     "keysight_33500b": ("fgen", "sim://fgen"),
+    "lakeshore211": ("temperature", "sim://temperature"),
 }
 #: drivers whose instrument keeps an error for a later query (the others answer an error at once, or never)
 REPORTING = {"keithley2400", "keithley2420", "keithley2450", "sr830", "cornerstone260", "cornerstone130",

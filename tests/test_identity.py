@@ -40,7 +40,7 @@ TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n"
                 "thorlabs_sc10": "\r", "thorlabs_fw102c": "\r", "sr570": "\r",
                 "cornerstone260": "\r\n", "cornerstone130": "\r\n", "oxxius_laserboxx": ("\r\n", "\r"),
                 "thorlabs_pm100d": "\n", "thorlabs_pm100usb": "\n", "keysight_n9010a": "\n",
-                "keysight_33500b": "\n"}
+                "keysight_33500b": "\n", "lakeshore211": "\r\n"}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
 
@@ -86,6 +86,7 @@ def _lines(text: str) -> list[str]:
         ("keysight_n9010a", "Agilent Technologies,N9010A,MY51234567,A.14.16"),  # instruments ref. §6.1
         ("keysight_n9010a", "Keysight Technologies,N9010A,MY51234567,A.25.05"),
         ("keysight_33500b", "Agilent Technologies,33522B,MY52800000,3.05-1.19-2.00-52-00"),  # [L] example values
+        ("lakeshore211", "LSCI,MODEL211,21A0000,022607"),  # the Model 211 manual's example (§4.1.6.2)
     ],
 )
 def test_each_driver_accepts_its_model_and_no_other_drivers_does(driver, reply):

@@ -96,7 +96,8 @@ def test_emulator_comes_from_the_registration():
     bench = build_bench(parse_station(default_station()), VirtualClock())
     as_2420 = replace(registration("keithley2400"), emulator_options={"model": "2420"})
     assert "MODEL 2420" in make_emulator(as_2420, bench).handle("*IDN?")
-    with pytest.raises(ValueError, match=r"no keithley2400 named 'preamp' \(allowed: 'sim://smu', 'sim://monitor_smu'\)"):
+    with pytest.raises(ValueError, match=r"no keithley2400 named 'preamp' \(allowed: 'sim://smu', 'sim://monitor_smu', "
+                                         r"'sim://reference_cell'\)"):
         make_emulator(as_2420, bench, name="preamp")
     with pytest.raises(ValueError, match="no simulated instrument for driver 'keithley2400'"):
         make_emulator(replace(as_2420, emulator=None), bench)
