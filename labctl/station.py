@@ -211,7 +211,7 @@ class Station:
                 if self.simulator is None:
                     raise StationError("no simulator for sim:// resources (simulation.enabled is false)")
                 adapter = self.simulator.adapter(role, cfg.resource, reg, read_termination=cfg.read_termination,
-                                                 write_termination=cfg.write_termination)
+                                                 write_termination=cfg.write_termination, timeout_ms=cfg.timeout_ms)
             else:
                 kwargs: dict[str, Any] = {
                     "read_termination": cfg.read_termination,

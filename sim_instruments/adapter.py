@@ -10,12 +10,18 @@ the instrument sends back is appended to an output buffer:
 
 Reads take from that buffer with VISA semantics: :meth:`read` returns up to the read termination; nothing
 (or no termination) buffered raises ``VisaIOError(error_timeout)`` exactly where a VISA read would time
-out, so drivers' error handling is the same as with hardware. Nothing here sleeps: the emulator runs on
-the bench clock.
+out, so drivers' error handling is the same as with hardware; such a read costs the resource's timeout on the
+bench clock (a virtual clock passes it at once), as the read would on hardware. Otherwise nothing here sleeps:
+the emulator runs on the bench clock.
+
+Faults (:mod:`sim_instruments.faults`): a link given the bench's :class:`~sim_instruments.faults.FaultSchedule`
+asks it about every complete message (both transports share :class:`InstrumentLink`, so a schedule acts alike
+in-process and over TCP); what a client then sees is listed in that module's docstring.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Protocol
 
@@ -24,6 +30,7 @@ from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
 from sim_instruments.clock import bench_lock_held
+from sim_instruments.faults import GARBAGE, LINK_FAULTS, LinkDropped
 
 ENCODING = "latin-1"  # lossless for bytes 0-255: binary blocks survive the str round trip
 
@@ -65,6 +72,10 @@ class InstrumentLink:
     """The instrument side of a link: feeds complete messages to the emulator, returns the bytes it sends.
 
     Shared by the in-process adapter and the TCP server so both frame messages identically.
+
+    faults: the bench's :class:`~sim_instruments.faults.FaultSchedule` (None: no faults), asked about every
+    message as the instrument called ``names`` (its sim name, then its station role); ``transport`` goes into
+    the record of each fault injected (``"in-process"`` or ``"tcp"``).
     """
 
     def __init__(
@@ -75,6 +86,9 @@ class InstrumentLink:
         echo: bool = False,
         prompt: str = "",
         lock: Any = None,
+        faults: Any = None,
+        names: tuple[str, ...] = (),
+        transport: str = "in-process",
     ) -> None:
         self.emulator = emulator
         self.read_termination = read_termination
@@ -82,6 +96,9 @@ class InstrumentLink:
         self.echo = echo
         self.prompt = prompt
         self.lock = lock if lock is not None else threading.RLock()
+        self.faults = faults
+        self.names = tuple(names)
+        self.transport = transport
         self._pending = b""
 
     def feed(self, data: bytes, whole_message: bool = False) -> tuple[bytes, int]:
@@ -115,18 +132,34 @@ class InstrumentLink:
         return bool(handler(message)) if handler is not None else False
 
     def execute(self, message: str) -> tuple[bytes, int]:
-        """Run one complete message; return (bytes the instrument sends back, number of replies)."""
+        """Run one complete message; return (bytes the instrument sends back, number of replies).
+
+        Raises :class:`~sim_instruments.faults.LinkDropped` when a scheduled fault closes the link (the message
+        is lost); a ``timeout`` fault withholds the reply and the prompt, a ``garbage`` one replaces the reply
+        (:data:`~sim_instruments.faults.GARBAGE` + the read termination)."""
         out, replies = bytearray(), 0
-        if self.echo:
-            out += (message + self.write_termination).encode(ENCODING)
+        faults, fault = self.faults, None
         with instrument_lock(self.emulator), bench_lock_held(self.lock):
+            if faults is not None:
+                kind = faults.before(self.names, self.emulator, message, self.transport)
+                if kind in LINK_FAULTS:
+                    raise LinkDropped(kind, every_link=kind != "drop")
             clock = getattr(getattr(self.emulator, "bench", None), "clock", None)
             if hasattr(clock, "resync"):
                 clock.resync()  # the instrument starts on a command when it arrives, never earlier
             reply = self.emulator.handle(message)
             sends_prompt = getattr(self.emulator, "sends_prompt", None)  # e.g. a jammed FW102C withholds it
             prompt = self.prompt if sends_prompt is None or sends_prompt() else ""
-        if reply is not None:
+            if faults is not None and reply is not None:
+                fault = faults.reply_fault(self.names, message, self.transport)
+        if self.echo:
+            out += (message + self.write_termination).encode(ENCODING)
+        if fault == "timeout":
+            return bytes(out), 0  # the reply never comes, nor the prompt after it
+        if fault == "garbage":
+            out += GARBAGE + self.read_termination.encode(ENCODING)
+            replies += 1
+        elif reply is not None:
             out += (reply + self.read_termination).encode(ENCODING, errors="replace")
             replies += 1
         out += prompt.encode(ENCODING)
@@ -152,8 +185,12 @@ class EmulatorAdapter(Adapter):
     read_termination: what ends the instrument's replies; write_termination: what ends commands.
     echo: the instrument echoes every command + write_termination before its reply (None: ask the emulator).
     prompt: text the instrument prints after each command, e.g. ``"> "`` (None: ask the emulator).
-    timeout: nominal VISA timeout (ms), stored for drivers that read or set it; no read ever waits.
+    timeout: VISA timeout (ms): a read that times out costs it on ``clock``.
     lock: held while the emulator handles a message (share it with other threads using the same bench).
+    faults: the bench's :class:`~sim_instruments.faults.FaultSchedule` (None: none); ``name`` (the ``sim://``
+    name; None: the emulator's ``sim_name``) and ``role`` are what its entries may call the instrument. Opening
+    an instrument the schedule holds ``unavailable`` raises ``VisaIOError(error_resource_not_found)``.
+    clock: the clock a timeout is spent on (None: the schedule's, else the emulator's ``bench.clock``, else none).
     """
 
     def __init__(
@@ -165,13 +202,25 @@ class EmulatorAdapter(Adapter):
         prompt: str | None = None,
         timeout: float = 2000,
         lock: Any = None,
+        faults: Any = None,
+        name: str | None = None,
+        role: str | None = None,
+        clock: Any = None,
         **kwargs: Any,
     ) -> None:
+        name = name if name is not None else getattr(emulator, "sim_name", None)
+        names = tuple(n for n in (name, role) if n)
+        if faults is not None and faults.refuses_open(names):
+            raise VisaIOError(StatusCode.error_resource_not_found)
         super().__init__(**kwargs)
         echo, prompt = framing_hint(emulator, echo, prompt)
         self.emulator = emulator
-        self.link = InstrumentLink(emulator, read_termination, write_termination, echo, prompt, lock)
+        self.link = InstrumentLink(emulator, read_termination, write_termination, echo, prompt, lock,
+                                   faults=faults, names=names)
         self.connection = EmulatorConnection(timeout, read_termination, write_termination)
+        if clock is None:
+            clock = faults.clock if faults is not None else getattr(getattr(emulator, "bench", None), "clock", None)
+        self.clock = clock
         self._out = bytearray()
 
     @property
@@ -197,9 +246,23 @@ class EmulatorAdapter(Adapter):
             raise VisaIOError(StatusCode.error_connection_lost)
 
     def _timeout(self) -> VisaIOError:
-        """What a VISA read does when the data never completes: the partial data is lost, then it raises."""
+        """What a VISA read does when the data never completes: it waits the timeout (on the bench clock), the
+        partial data is lost, then it raises."""
         self._out.clear()
+        timeout_ms = self.timeout
+        if self.clock is not None and isinstance(timeout_ms, (int, float)) and 0 < timeout_ms < math.inf:
+            self.clock.sleep(timeout_ms / 1000.0)  # an infinite timeout would hang: in-process it raises at once
         return VisaIOError(StatusCode.error_timeout)
+
+    def _feed(self, data: bytes, whole_message: bool) -> None:
+        """Send ``data`` to the instrument; a fault that closes the link closes this adapter (then raises)."""
+        try:
+            out, _ = self.link.feed(data, whole_message=whole_message)
+        except LinkDropped:
+            self.connection.close()
+            self._out.clear()
+            raise VisaIOError(StatusCode.error_connection_lost) from None
+        self._out += out
 
     def _take(self, n: int) -> bytes:
         data = bytes(self._out[:n])
@@ -212,13 +275,11 @@ class EmulatorAdapter(Adapter):
         if self.write_termination:
             self._write_bytes((command + self.write_termination).encode(ENCODING))
         else:
-            out, _ = self.link.feed(command.encode(ENCODING), whole_message=True)
-            self._out += out
+            self._feed(command.encode(ENCODING), whole_message=True)
 
     def _write_bytes(self, content: bytes, **kwargs: Any) -> None:
         self._check_open()
-        out, _ = self.link.feed(bytes(content), whole_message=not self.write_termination)
-        self._out += out
+        self._feed(bytes(content), whole_message=not self.write_termination)
 
     def _read(self, **kwargs: Any) -> str:
         self._check_open()

@@ -30,6 +30,7 @@ import numpy as np
 from labctl.analysis import sdm
 from sim_instruments.capacitance import CurrentSource, relax_voltage_V
 from sim_instruments.clock import Clock, VirtualClock
+from sim_instruments.faults import FaultSchedule
 from sim_instruments.laser_path import AttenuatorWheel, LaserPath, Sphere
 from sim_instruments.optics import HC_NM_V, Optics
 
@@ -403,6 +404,8 @@ class Bench:
         self.instrument_options: dict[str, dict[str, float]] = {}
         #: the PL path of the device at open circuit (:class:`sim_instruments.pl.PLPath`; None: no PL path)
         self.pl: Any = None
+        #: the faults the transports inject (:mod:`sim_instruments.faults`; ``simulation.faults``, tests' ``add``)
+        self.faults = FaultSchedule(self.clock)
         self._dut_changed()
 
     @property

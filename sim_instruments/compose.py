@@ -75,6 +75,7 @@ def build_bench(config: Any, clock: Clock) -> Bench:
                   od_wheels=build_od_wheels(sim.filter_wheels), temperature_schedule=schedule,
                   reference_cell=reference_cell)
     bench.select_device(sim.selected_device)
+    bench.faults.configure(sim.faults)
     bench.pl = build_pl(sim.pl, bench)
     k2450 = sim.keithley2450
     bench.instrument_options["keithley2450"] = {

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim_instruments.faults import TRIGGERS
 from sim_instruments.optics import dut_eqe_plateau, eqe_limits
 
 #: in the message of a check of one block, the station's error lines put that block's key path where this stands
@@ -322,6 +323,38 @@ class PLConfig(_Strict):
     emission_blocked: bool = Field(False, description="a non-emissive blank in the device's place at start")
 
 
+class FaultEntryConfig(_Strict):
+    """One scheduled fault (:class:`sim_instruments.faults.FaultSpec`; what a client sees: that module)."""
+
+    instrument: str = Field(min_length=1, description="sim:// name (e.g. smu) or station role")
+    kind: Literal["timeout", "drop", "garbage", "reboot", "reset", "unavailable", "stall"]  # faults.KINDS
+    at_message: int | None = Field(None, ge=1, description="the n-th message to the instrument (from 1)")
+    every_messages: int | None = Field(None, ge=1, description="every n-th message")
+    probability: float | None = Field(None, gt=0, le=1, description="per message")
+    at_s: float | None = Field(None, ge=0, description="first message at or after this station time (s)")
+    every_s: float | None = Field(None, gt=0, description="first message of each period (s)")
+    duration_s: float = Field(0.0, ge=0, description="unavailable: connections refused; stall: how long (s)")
+    count: int | None = Field(None, ge=1, description="most injections (null: 1 for at_*, else unlimited)")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> FaultEntryConfig:
+        given = [t for t in TRIGGERS if getattr(self, t) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a fault on '{self.instrument}' has triggers {given or 'none'} "
+                             f"(allowed: exactly one of {', '.join(TRIGGERS)})")
+        if self.kind == "unavailable" and not self.duration_s > 0:
+            raise ValueError(f"an 'unavailable' fault on '{self.instrument}' needs duration_s > 0 "
+                             "(allowed: how long no connection is accepted, s)")
+        return self
+
+
+class FaultsConfig(_Strict):
+    """``simulation.faults``: injected transport and instrument faults (:mod:`sim_instruments.faults`)."""
+
+    seed: int | None = Field(0, description="seed of the probability draws")
+    schedule: list[FaultEntryConfig] = Field(default_factory=list)
+
+
 class SimulationConfig(_Strict):
     enabled: bool = True
     clock: Literal["virtual", "real"] = "virtual"
@@ -349,6 +382,7 @@ class SimulationConfig(_Strict):
     operator_resource: str | None = Field(
         None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
     )
+    faults: FaultsConfig = Field(default_factory=FaultsConfig, description="injected faults; default: none")
 
     @model_validator(mode="before")
     @classmethod

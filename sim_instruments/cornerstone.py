@@ -28,6 +28,9 @@ from the lab's instrument reference §4:
   (``20``; ``status_decimal=True`` prints ``32``), ``INFO?``/``*IDN?`` texts, labels limited to 8 characters
   for gratings too, a grating change clamping the wavelength into the new grating's range, ``ABORT`` acting
   on wavelength slews only, and the ``WAVE?`` number formats in UM/WN are assumptions [L].
+- Fault injection (:mod:`sim_instruments.faults`): a stalled move (:meth:`CornerstoneEmulator.stall`) changes
+  nothing and the unit answers nothing until the stall is over; :meth:`CornerstoneEmulator.power_on` is a power
+  cycle (units NM, handshake off, no error, labels and optics kept) [L].
 - Not emulated: ``ECHO 0`` (echo is a transport setting here), ``OUTPORT``, ``SLITn``, ``STEP``, ``GRATnLINES``/
   ``ZERO``/``FACTOR``/``OFFSET``, ``*ESR?``, error 7 (older CS260 only), 8 and 10: they answer error 1.
 """
@@ -111,10 +114,47 @@ class CornerstoneEmulator:
         self._slew: tuple[float, float, float, float] | None = None  # (t0_s, t1_s, from_nm, to_nm)
         self.filter_labels = {n: "" for n in range(1, FILTER_POSITIONS + 1)}
         self.grating_labels = {g.number: str(g.label).upper() for g in self.optics.gratings}
+        self._stalled = self._stall_fresh = False  # fault injection: a move that never completes
+        self._stall_until_s: float | None = None
+
+    # -- fault injection -----------------------------------------------------------------------------------
+    def stall(self, message: str, until_s: float | None) -> bool:
+        """If ``message`` is a move (``GOWAVE``, ``GRAT``, ``FILTER`` with an argument), it never completes:
+        nothing moves, and no statement is answered until station time ``until_s`` (None: the next statement
+        is lost too, then the unit answers again). True when it stalled (False: not a move)."""
+        keyword, arg = _split(message)
+        if keyword not in ("GOWAVE", "GRAT", "FILTER") or arg is None:
+            return False
+        self._stalled = self._stall_fresh = True
+        self._stall_until_s = until_s
+        return True
+
+    def power_on(self) -> None:
+        """A power cycle: units NM, handshake off, no error; the optics stay where they are, a stall is over."""
+        self.units, self.handshake, self.error_code, self.status_error = "NM", False, ERR_NONE, False
+        self.busy_until_s, self._slew = self.clock.now(), None
+        self._stalled = self._stall_fresh = False
+
+    def _stalled_now(self) -> bool:
+        """Whether this statement is lost to a stalled move (and the stall's end)."""
+        if not self._stalled:
+            return False
+        if self._stall_fresh:
+            self._stall_fresh = False
+            return True
+        if self._stall_until_s is None:
+            self._stalled = False
+            return True
+        if self.clock.now() < self._stall_until_s:
+            return True
+        self._stalled = False
+        return False
 
     # -- protocol ------------------------------------------------------------------------------------------
     def handle(self, message: str) -> str | None:
         """One statement (terminator stripped) in; the answer line out, or None (echo only)."""
+        if self._stalled_now():
+            return None
         keyword, arg = _split(message)
         if keyword == "ABORT" and arg is None:
             self._abort()

@@ -22,6 +22,8 @@ all from the lab's instrument reference §5:
   (nothing is written at construction) [L]; the prompt comes right after the echo when already in position
   [L]; upper-case keywords and a bare CR answer CMD_NOT_DEFINED (no NUL bytes are emulated) [M].
 - A jammed wheel (:attr:`FW102CEmulator.stuck`) echoes ``pos=n`` and never prints the prompt [L].
+- Fault injection (:mod:`sim_instruments.faults`): ``stall`` jams one move (:meth:`FW102CEmulator.stall`), a
+  power cycle (:meth:`FW102CEmulator.power_on`) loads the saved settings (``save``) [L].
 """
 
 from __future__ import annotations
@@ -81,6 +83,33 @@ class FW102CEmulator:
         #: fault injection: the wheel is jammed (``pos=n`` never answers its prompt)
         self.stuck = False
         self._withhold_prompt = False
+        self._stalled = False  # a stalled move (fault injection): stuck until _stall_until_s (None: one move)
+        self._stall_fresh = False
+        self._stall_until_s: float | None = None
+
+    def stall(self, message: str, until_s: float | None) -> bool:
+        """Fault injection: if ``message`` is a valid ``pos=n``, this move stalls (echo, no prompt, the wheel
+        stays) and the wheel stays jammed until station time ``until_s`` (None: for this move only). True when
+        it stalled; False (not a move) leaves the fault for a later message."""
+        key, sep, arg = message.strip().partition("=")
+        target = _integer(arg) if sep and key == "pos" else None
+        if target is None or not 1 <= target <= self.settings["pcount"]:
+            return False
+        self.stuck = self._stalled = self._stall_fresh = True
+        self._stall_until_s = until_s
+        return True
+
+    def power_on(self) -> None:
+        """A power cycle: the saved settings are loaded, a jam from a stalled move is gone (the wheel stays
+        where it is)."""
+        self.settings = dict(self.saved_settings)
+        self._end_stall()
+        self._withhold_prompt = False
+
+    def _end_stall(self) -> None:
+        if self._stalled:
+            self.stuck = self._stalled = self._stall_fresh = False
+            self._stall_until_s = None
 
     def sends_prompt(self) -> bool:
         """Whether the last command's prompt is sent (not after ``pos=n`` on a stuck wheel); the transport asks
@@ -104,6 +133,11 @@ class FW102CEmulator:
         """One command (terminator stripped) in; reply line out, or None for commands that print nothing."""
         cmd = message.strip()
         self._withhold_prompt = False
+        if self._stalled:
+            if self._stall_fresh:
+                self._stall_fresh = False  # this is the move that stalls
+            elif self._stall_until_s is None or self.clock.now() >= self._stall_until_s:
+                self._end_stall()
         if cmd == "*idn?":
             return IDENTITY
         if cmd == "pos?":

@@ -79,6 +79,12 @@ class Simulator:
         if sim and not section.enabled:
             return (f"instruments {sim} use sim:// resources but simulation.enabled is false "
                     "(allowed: enable the simulation, or give real resource strings)")
+        names = set(instruments) | {r.removeprefix("sim://") for r in (str(i.resource) for i in instruments.values())
+                                    if r.startswith("sim://")}
+        for i, fault in enumerate(section.faults.schedule if sim else ()):  # a served copy has no sim:// names
+            if fault.instrument not in names:
+                return (f"simulation.faults.schedule[{i}].instrument = '{fault.instrument}': the station has no such "
+                        f"instrument (allowed: a role or a sim:// name: {', '.join(sorted(names))})")
         for name, inst in instruments.items():
             resource = str(inst.resource)
             if resource in ("sim://monitor", "sim://monitor_smu") and section.enabled and section.sphere is None:
@@ -144,13 +150,23 @@ class Simulator:
         return make_emulator(registration, self.bench, name=resource.removeprefix("sim://"))
 
     def adapter(self, role: str, resource: str, registration: Any, read_termination: str = "\n",
-                write_termination: str = "\n") -> Any:
+                write_termination: str = "\n", timeout_ms: float | None = None) -> Any:
         """A PyMeasure adapter connected in-process to a new emulator of ``registration``'s instrument model
-        for ``role`` at ``resource`` (``sim://<name>``), framed with the station's terminations."""
+        for ``role`` at ``resource`` (``sim://<name>``), framed with the station's terminations; a read that
+        times out costs ``timeout_ms`` (the resource's timeout; None: 2000 ms) on the bench clock. The bench's
+        faults (``bench.faults``) act on it; an instrument they hold ``unavailable`` is not opened:
+        ``VisaIOError(error_resource_not_found)``."""
         from sim_instruments.adapter import EmulatorAdapter
 
+        name, faults = resource.removeprefix("sim://"), getattr(self.bench, "faults", None)
+        if faults is not None and faults.refuses_open((name, role)):  # an `unavailable` fault: nothing powers up
+            from pyvisa.constants import StatusCode
+            from pyvisa.errors import VisaIOError
+
+            raise VisaIOError(StatusCode.error_resource_not_found)
         return EmulatorAdapter(self.emulator(registration, resource), read_termination=read_termination,
-                               write_termination=write_termination)
+                               write_termination=write_termination, faults=faults, name=name, role=role,
+                               **({"timeout": timeout_ms} if timeout_ms is not None else {}))
 
     # -- named questions ---------------------------------------------------------------------------------------
     def answer(self, question: str, **kwargs: Any) -> Any:

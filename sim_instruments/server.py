@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from sim_instruments.adapter import Emulator, InstrumentLink, framing_hint
+from sim_instruments.faults import LinkDropped
 
 POLL_S = 0.05  # how often blocked threads look at the stop flag (s)
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -36,6 +37,8 @@ class Endpoint(NamedTuple):
     read_termination: ends the instrument's replies; write_termination: ends the commands it receives.
     echo / prompt: serial-console behaviour (None: the emulator's ``echo``/``prompt`` attributes).
     serial: advertise an ``ASRLsocket://`` resource instead of ``TCPIP::...::SOCKET``.
+    faults: the bench's :class:`~sim_instruments.faults.FaultSchedule` (None: no faults); ``names``: what its
+    entries may call this instrument (the ``sim://`` name, then the station role).
     """
 
     emulator: Emulator
@@ -44,6 +47,8 @@ class Endpoint(NamedTuple):
     echo: bool | None = None
     prompt: str | None = None
     serial: bool = False
+    faults: Any = None
+    names: tuple[str, ...] = ()
 
 
 def _check_loopback(host: str) -> str:
@@ -62,24 +67,73 @@ class _InstrumentServer:
         self.owner = owner
         echo, prompt = framing_hint(endpoint.emulator, endpoint.echo, endpoint.prompt)
         self.echo, self.prompt = echo, prompt
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(4)
-        self.sock.settimeout(POLL_S)
+        self.host = host
+        self._sock_lock = threading.Lock()
+        #: the listening socket; None while a fault holds the instrument ``unavailable`` (connections refused)
+        self.sock: socket.socket | None = self._listen(port)
         self.port: int = self.sock.getsockname()[1]
         self.connections: list[tuple[socket.socket, threading.Thread]] = []
         self.thread = threading.Thread(target=self._accept_loop, name=f"sim-{name}-accept", daemon=True)
         self.thread.start()
 
+    def _listen(self, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, port))
+            sock.listen(4)
+        except OSError:
+            sock.close()
+            raise
+        sock.settimeout(POLL_S)
+        return sock
+
+    def go_offline(self) -> None:
+        """Close the listening socket (a client's connect is refused) and every connection; the accept loop
+        listens again on the same port once the fault schedule lets the instrument be reached."""
+        with self._sock_lock:
+            sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Shut every client connection of this instrument (a power cycle, an unplugged cable)."""
+        for conn, _ in list(self.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _refused(self) -> bool:
+        faults = self.endpoint.faults
+        return faults is not None and faults.refuses_open(self.endpoint.names)
+
     def _accept_loop(self) -> None:
         while not self.owner.stopping.is_set():
+            with self._sock_lock:
+                sock = self.sock
+            if sock is None:
+                if self._refused():
+                    self.owner.stopping.wait(POLL_S)
+                    continue
+                try:
+                    with self._sock_lock:
+                        self.sock = sock = self._listen(self.port)
+                except OSError:
+                    self.owner.stopping.wait(POLL_S)  # the port is not free yet: try again
+                    continue
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = sock.accept()
             except TimeoutError:
                 continue
             except OSError:
+                if self.sock is None and not self.owner.stopping.is_set():
+                    continue  # taken offline by a fault
                 return  # listening socket closed
+            if self._refused():
+                conn.close()  # accepted just before the fault closed the port
+                continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(POLL_S)
             name = f"sim-{self.name}-conn"
@@ -96,7 +150,7 @@ class _InstrumentServer:
         instrument's input buffer."""
         ep = self.endpoint
         link = InstrumentLink(ep.emulator, ep.read_termination, ep.write_termination, self.echo, self.prompt,
-                              lock=self.owner.lock)
+                              lock=self.owner.lock, faults=ep.faults, names=ep.names, transport="tcp")
         messages: queue.Queue[str | None] = queue.Queue()
         executor = threading.Thread(target=self._execute, args=(conn, link, messages),
                                     name=f"sim-{self.name}-exec", daemon=True)
@@ -131,7 +185,11 @@ class _InstrumentServer:
                 message = messages.get()
                 if message is None or self.owner.stopping.is_set():
                     return
-                out, replies = link.execute(message)
+                try:
+                    out, replies = link.execute(message)
+                except LinkDropped as exc:
+                    self._link_dropped(conn, exc)
+                    return
                 if replies and self.owner.latency_s > 0:
                     time.sleep(self.owner.latency_s * replies)
                 if out:
@@ -140,13 +198,28 @@ class _InstrumentServer:
                     except OSError:
                         pass  # the client has gone; its remaining commands still run (as they would)
 
+    def _link_dropped(self, conn: socket.socket, exc: LinkDropped) -> None:
+        """A fault closed the link: this connection (``drop``), every one (``reboot``), and the port too
+        (``unavailable``); the messages queued behind it are lost with the connection."""
+        if exc.kind == "unavailable":
+            self.go_offline()
+        elif exc.every_link:
+            self.drop_connections()
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def resource_string(self, host: str) -> str:
         if self.endpoint.serial:
             return f"ASRLsocket://{host}:{self.port}::INSTR"
         return f"TCPIP::{host}::{self.port}::SOCKET"
 
     def close(self, timeout_s: float) -> None:
-        self.sock.close()
+        with self._sock_lock:
+            sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
         for conn, _ in self.connections:
             try:
                 conn.shutdown(socket.SHUT_RDWR)

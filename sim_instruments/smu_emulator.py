@@ -10,6 +10,7 @@ source nodes they have in common.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -31,6 +32,15 @@ from sim_instruments.smu_physics import (
 FRAMING: dict[str, Any] = {"read_termination": "\n", "write_termination": "\n"}
 WAIT_SLICE_S = 0.02
 """Longest piece of instrument time slept at once in a running sweep (s): how soon an abort is acted on."""
+SOURCE_HISTORY_MAX = 10_000
+"""Entries kept in a source meter's :attr:`SmuEmulator.source_history` (the oldest go first)."""
+
+
+def shared_source_history(bench: Any, sim_name: str) -> deque[tuple[float, bool, str, float]]:
+    """The source history of the source meter ``sim_name`` on ``bench``, kept on the bench so that it spans the
+    emulators a station opens for it (in-process every reconnect makes a new one)."""
+    histories = bench.__dict__.setdefault("_source_histories", {})
+    return histories.setdefault(sim_name, deque(maxlen=SOURCE_HISTORY_MAX))
 
 
 class SweepAborted(Exception):
@@ -80,6 +90,11 @@ class SmuEmulator(ScpiInstrument):
         super().__init__()
         if sim_name not in self.SIM_NAMES:
             raise ValueError(f"no source meter {sim_name!r} on the bench (allowed: {', '.join(self.SIM_NAMES)})")
+        #: what the output did, oldest first, bounded (:data:`SOURCE_HISTORY_MAX`): (station time s, output on,
+        #: source function "VOLT" / "CURR", level V or A) at each change, e.g. for "the source never stepped to
+        #: a stale level" tests; shared by every emulator of this ``sim_name`` on the bench
+        self.source_history = shared_source_history(bench, sim_name)
+        self.sim_name = sim_name
         if sim_name == "monitor_smu":
             bench = PhotodiodeTerminal(bench)  # the SMU's terminals are on the monitor photodiode
         elif sim_name == "reference_cell":
@@ -152,6 +167,18 @@ class SmuEmulator(ScpiInstrument):
     def identity(self) -> str:
         return f"KEITHLEY INSTRUMENTS INC.,MODEL {self.model.name},{self.serial},{self.model.firmware}"
 
+    def power_on(self) -> None:
+        """A power cycle (fault injection, :func:`sim_instruments.faults.power_on_reset`): a running sweep ends,
+        the settings go to their ``*RST`` defaults (output off, levels 0), the error queue and the status
+        registers are cleared and their enables preset."""
+        if self.busy:
+            self._abort.set()
+        self.busy = False
+        self.reset()
+        self.clear_status()
+        self.preset_status()
+        self.ese = self.sre = 0
+
     def clear_status(self) -> None:
         super().clear_status()
         for name, _ in self.STATUS_REGISTERS:
@@ -193,7 +220,15 @@ class SmuEmulator(ScpiInstrument):
         """Whether a new level of the source function goes to the output at once (output on)."""
         return True
 
+    def _record_source(self, output_on: bool, level: float) -> None:
+        """Append (now, output on, source function, level) to :attr:`source_history` if it changed."""
+        entry = (float(self.bench.clock.now()), bool(output_on), self.source_fn, float(level))
+        history = self.source_history
+        if not history or history[-1][1:] != entry[1:]:
+            history.append(entry)
+
     def _force(self, value: float) -> Terminal:
+        self._record_source(self.output, value)
         limit = self._source_limit()
         if self.source_fn == "VOLT":
             # in compliance the load sets the voltage, on any source range (smu_physics.force_voltage)
@@ -209,6 +244,7 @@ class SmuEmulator(ScpiInstrument):
         if self.output:
             self._force(self.src[self.source_fn].level)
         else:
+            self._record_source(False, self.src[self.source_fn].level)
             self.bench.set_cell_bias(0.0 if self._output_off_mode() == "ZERO" else None)
 
     def _integrate(
