@@ -196,6 +196,16 @@ def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_
                     make_engine: Any) -> None:
     """Run ``procedure`` on ``station`` with the engine ``make_engine(station, subscribers)`` (a new run, or
     ``labctl resume``'s), with the progress bar and live warnings; print or echo the outcome; exit."""
+    code, payload = _execute_on_station(procedure, station, title, as_json, no_plot, make_engine)
+    if as_json:
+        click.echo(json.dumps(payload))
+    sys.exit(code)
+
+
+def _execute_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_plot: bool,
+                        make_engine: Any) -> tuple[int, dict[str, Any]]:
+    """:func:`_run_on_station` without the JSON echo and the exit: (exit code, the JSON object
+    ``{"file", "status", "results"}``); the human summary is printed unless ``as_json``."""
     from labctl.storage import RunFileError
 
     if sys.stdin.isatty():
@@ -240,16 +250,15 @@ def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_
         except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the run's result
             err_console.print(f"warning: plot failed: {exc}", highlight=False, soft_wrap=True)
     results = _with_segments(procedure, result)
-    if as_json:
-        click.echo(json.dumps({"file": str(result.path), "status": result.status, "results": results}))
-    else:
+    payload = {"file": str(result.path), "status": result.status, "results": results}
+    if not as_json:
         type(procedure).summarise(out_console, result.results)
         out_console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
                           soft_wrap=True)
         out_console.print(f"file:   {result.path}", highlight=False, soft_wrap=True)
         if png:
             out_console.print(f"plot:   {png}", highlight=False, soft_wrap=True)
-    sys.exit(0 if result.status == "completed" else 1)
+    return (0 if result.status == "completed" else 1), payload
 
 
 def _with_segments(procedure: Any, result: Any) -> dict[str, Any]:
@@ -321,17 +330,30 @@ def _summarise(console: Console, procedure_name: str, results: dict[str, Any]) -
 
 
 @main.command("resume")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--interrupted", is_flag=True, help="resume every interrupted run of the station, newest first "
+              "(needs station.auto_resume: true)")
 @click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
 @click.option("--reason", default="", help="why the run goes on (default: 'resumed after <its status>')")
 @click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object on stdout")
 @click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
-def resume_cmd(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
+def resume_cmd(file: str | None, interrupted: bool, station_path: str | None, reason: str, as_json: bool,
+               no_plot: bool) -> None:
     """Continue the interrupted (or aborted) run FILE into a new segment of the same file (a hold goes on after
     its last reading). Its parameters are the ones stored in the file; the instruments are the station's.
 
     With --json, stdout holds one JSON object {"file", "status", "results"}; the results hold "rows",
-    "segments" and "gaps" (each with start, end and reason). A run that cannot be resumed: exit 2, one line."""
+    "segments" and "gaps" (each with start, end and reason). A run that cannot be resumed: exit 2, one line.
+
+    --interrupted (no FILE): the station's interrupted runs that can be resumed, newest first, one after the
+    other (for a lab PC that restarts: docs/stability.md); only when the station file sets station.auto_resume:
+    true. None to resume: says so, exit 0. With --json: {"station", "runs": [{"file", "status", "results"}]}."""
+    if interrupted == (file is not None):
+        raise _InputError("labctl resume: give either a run FILE or --interrupted (not both)")
+    if interrupted:
+        _resume_interrupted(station_path, reason, as_json, no_plot)
+        return
+    assert file is not None
     try:
         _resume(file, station_path, reason, as_json, no_plot)
     except _InputError as exc:
@@ -597,6 +619,46 @@ def analyze_voc_loss(jv_ref: str, eqe_ref: str, plqy_ref: str | None, plqy_value
 # -- the run catalog ------------------------------------------------------------------------------------------
 _STATUSES = ("running", "completed", "aborted", "failed", "interrupted")
 #: the key results shown in the table of `labctl runs` (all of them are in --json)
+def _resume_interrupted(station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
+    from labctl.resume import ResumeEngine, interrupted_runs, prepare_resume
+    from labctl.station import Station
+
+    path, config = _load(station_path)
+    name = config.station.name
+    if not config.station.auto_resume:
+        raise _InputError(f"{path}: station.auto_resume is false: `labctl resume --interrupted` resumes nothing "
+                          "(set station.auto_resume: true, or resume one run with `labctl resume FILE`)")
+    data_dir = path.parent / config.station.data_dir
+    with _catalog_errors():
+        files = interrupted_runs(config, data_dir)
+    if not files:
+        message = f"no interrupted runs of station {name!r} to resume (data folder {data_dir})"
+        if as_json:
+            click.echo(json.dumps({"station": name, "runs": [], "message": message}))
+        else:
+            click.echo(message)
+        sys.exit(0)
+    outcomes, worst = [], 0
+    for file in files:
+        err_console.print(f"resuming {file}", highlight=False, soft_wrap=True)
+        try:
+            plan = prepare_resume(file, reason or "resumed at start-up (labctl resume --interrupted)")
+        except (ConfigError, OSError, KeyError) as exc:  # changed since it was listed: the next one goes on
+            err_console.print(f"[yellow]skipped {file}: {exc}[/]", highlight=False, soft_wrap=True)
+            outcomes.append({"file": str(file), "status": "error", "error": str(exc), "results": {}})
+            worst = max(worst, 1)
+            continue
+        code, payload = _execute_on_station(
+            plan.procedure, Station(config), plan.title, as_json, no_plot,
+            lambda station, subscribers, plan=plan: ResumeEngine(station, plan.run_file, sample=plan.sample,
+                                                                 operator=plan.operator, subscribers=subscribers))
+        outcomes.append(payload)
+        worst = max(worst, code)
+    if as_json:
+        click.echo(json.dumps({"station": name, "runs": outcomes}))
+    sys.exit(worst)
+
+
 _RUN_FIGURES = (("pce_pct", "PCE {:.3g} %"), ("voc_V", "Voc {:.4g} V"), ("jsc_mA_cm2", "Jsc {:.4g} mA/cm²"),
                 ("ff", "FF {:.3g}"), ("jsc_integrated_mA_cm2", "Jsc(EQE) {:.4g} mA/cm²"))
 
@@ -705,6 +767,61 @@ def runs_reindex(folder: str, station_path: str | None) -> None:
                           soft_wrap=True)
     click.echo(f"indexed {report.indexed} run file(s) from {folder} into {_shown_url(url)}; removed "
                f"{report.removed} row(s) whose file is gone; skipped {len(report.unreadable)} unreadable file(s)")
+
+
+# -- status ---------------------------------------------------------------------------------------------------
+@main.command("status")
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object: {\"station\", \"runs\": [...]}")
+def status_cmd(station_path: str | None, as_json: bool) -> None:
+    """What is running on this station: each run the catalog calls running (a dead writer shows interrupted),
+    with its progress, ETA, suspensions and last values, from its status file (<run file>.status.json)."""
+    from labctl.catalog import catalog_exists
+    from labctl.status import station_runs
+
+    path, config = _load(station_path)
+    url = _catalog_url(station_path, None)
+    runs: list[dict[str, Any]] = []
+    if catalog_exists(url):
+        with _open_catalog(url) as catalog, _catalog_errors():
+            runs = station_runs(catalog, config.station.name)
+    if as_json:
+        click.echo(json.dumps({"station": config.station.name, "runs": runs}, default=str))
+        return
+    if not runs:
+        click.echo(f"nothing running on station {config.station.name!r} (catalog {_shown_url(url)})")
+        return
+    console = _out_console()
+    for run in runs:
+        console.print(_status_lines(run), highlight=False, soft_wrap=True)
+
+
+def _status_lines(run: dict[str, Any]) -> str:
+    """A run of ``labctl status`` for a person: id, what, status, progress and ETA, suspensions, last values."""
+    lines = [f"{run.get('run_id')}  {run.get('procedure')}  sample {run.get('sample')}  [bold]{run.get('status')}[/]"]
+    progress = run.get("progress")
+    if isinstance(progress, (int, float)):
+        eta = f", ETA {run['eta']}" if run.get("eta") and run.get("status") == "running" else ""
+        lines.append(f"  progress {100 * progress:.1f} %{eta}")
+    sus = run.get("suspensions") or {}
+    if sus.get("count"):
+        now = f"; now: {sus['current']}" if sus.get("current") else ""
+        lines.append(f"  suspended {sus['count']} time(s), {float(sus.get('total_s') or 0) / 3600:.3g} h in all{now}")
+    recovery = run.get("recovery") or {}
+    if recovery.get("faults"):
+        faults = ", ".join(f"{kind} {n}" for kind, n in sorted(recovery["faults"].items()))
+        lines.append(f"  I/O faults: {faults}; recovered {recovery.get('recovered', 0)}")
+    for stream, row in (run.get("last") or {}).items():
+        values = ", ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(row.items())[:8])
+        lines.append(f"  last {stream}: {values}")
+    extra = run.get("extra") or {}
+    if extra:
+        lines.append("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in list(extra.items())[:8]))
+    if run.get("status") == "interrupted":
+        lines.append(f"  resume with: labctl resume {run.get('path')}")
+    lines.append(f"  file {run.get('path')}")
+    return "\n".join(lines)
 
 
 # -- station --------------------------------------------------------------------------------------------------

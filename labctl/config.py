@@ -48,6 +48,88 @@ class StationInfo(_Strict):
                              "~/.pgpass or $PGPASSWORD instead") from None
         return value
 
+    watchdog_s: float = Field(600.0, ge=0, le=604_800,
+                              description="a run with no document nor checkpoint for this long (wall s) is forced "
+                              "to its safe state and fails; 0: no watchdog")
+    auto_resume: bool = Field(False, description="`labctl resume --interrupted` resumes this station's interrupted "
+                              "runs (e.g. from a systemd unit at boot)")
+
+
+class RecoveryConfig(_Strict):
+    """How a run mends transport faults (labctl.recovery): attempts per failing call and the back-off."""
+
+    attempts: int = Field(5, ge=0, le=1000, description="recoveries per failing call; 0: fail at the first fault")
+    backoff_s: float = Field(1.0, ge=0, le=3600, description="wait before the first reconnection (s, station clock)")
+    backoff_factor: float = Field(2.0, ge=1, le=10, description="each further wait is this many times the last")
+    backoff_max_s: float = Field(60.0, ge=0, le=3600, description="longest wait (s)")
+
+
+SUSPENDER_SIGNALS = ("irradiance_W_m2", "temperature_K")
+
+
+class SuspenderConfig(_Strict):
+    """A threshold suspender (labctl.suspenders): hold the run while a monitored signal is out of its band.
+
+    One of ``suspend_below`` / ``suspend_above``; the matching resume threshold (``resume_above`` with
+    ``suspend_below``, ``resume_below`` with ``suspend_above``; default: the suspend threshold) gives the
+    hysteresis, and the signal must stay back in band for ``settle_s`` before the run goes on."""
+
+    name: str = Field(min_length=1)
+    role: str = Field(min_length=1, description="the instrument that reads the signal")
+    signal: Literal["irradiance_W_m2", "temperature_K"]
+    suspend_below: float | None = None
+    suspend_above: float | None = None
+    resume_above: float | None = None
+    resume_below: float | None = None
+    settle_s: float = Field(0.0, ge=0, le=86_400, description="time back in band before resuming (s, station clock)")
+    poll_s: float = Field(10.0, gt=0, le=86_400, description="the signal is read at most this often (s)")
+    isc_at_1000_W_m2_A: float | None = Field(None, gt=0, description="irradiance from a source meter at short "
+                                             "circuit: its Isc (A) at 1000 W/m²")
+
+    @model_validator(mode="after")
+    def _band(self) -> SuspenderConfig:
+        if (self.suspend_below is None) == (self.suspend_above is None):
+            raise ValueError(f"suspender {self.name!r}: give exactly one of suspend_below, suspend_above")
+        if self.suspend_below is not None:
+            if self.resume_below is not None:
+                raise ValueError(f"suspender {self.name!r}: resume_below = {self.resume_below:g} goes with "
+                                 "suspend_above; with suspend_below give resume_above")
+            if self.resume_above is not None and self.resume_above < self.suspend_below:
+                raise ValueError(f"suspender {self.name!r}: resume_above = {self.resume_above:g} is below "
+                                 f"suspend_below = {self.suspend_below:g}; allowed: >= suspend_below")
+        else:
+            if self.resume_above is not None:
+                raise ValueError(f"suspender {self.name!r}: resume_above = {self.resume_above:g} goes with "
+                                 "suspend_below; with suspend_above give resume_below")
+            assert self.suspend_above is not None
+            if self.resume_below is not None and self.resume_below > self.suspend_above:
+                raise ValueError(f"suspender {self.name!r}: resume_below = {self.resume_below:g} is above "
+                                 f"suspend_above = {self.suspend_above:g}; allowed: <= suspend_above")
+        if self.signal == "irradiance_W_m2" and self.isc_at_1000_W_m2_A is None:
+            raise ValueError(f"suspender {self.name!r}: signal irradiance_W_m2 needs isc_at_1000_W_m2_A (the "
+                             "reference cell's short-circuit current at 1000 W/m², A)")
+        return self
+
+
+ALERT_EVENTS = ("failed", "suspended", "resumed", "completed", "aborted")
+
+
+class AlertsConfig(_Strict):
+    """Who hears about a run (labctl.alerts): a command (the event as JSON on stdin) and/or a webhook (POST)."""
+
+    command: list[str] | None = Field(None, min_length=1, description="argv of a command run per event")
+    webhook: str | None = Field(None, description="http(s) URL the event is POSTed to as JSON")
+    events: list[Literal["failed", "suspended", "resumed", "completed", "aborted"]] = Field(
+        default_factory=lambda: ["failed", "suspended", "resumed", "completed", "aborted"])
+    timeout_s: float = Field(10.0, gt=0, le=600, description="longest time one alert may take (s)")
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("not an http:// or https:// URL")
+        return value
+
 
 class Limits(_Strict):
     """Device-safety limits of the cells on this bench: procedures may never exceed them."""
@@ -367,6 +449,20 @@ class StationConfig(_Strict):
     plqy: PLQYBenchConfig | None = Field(None, description="the PLQY bench's detection chain; null: none")
     simulation: Any = Field(default_factory=_no_simulation,
                             description="the simulated bench: opaque to labctl, validated by the simulator")
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    suspenders: list[SuspenderConfig] = Field(default_factory=list)
+    alerts: AlertsConfig | None = None
+
+    @model_validator(mode="after")
+    def _suspender_roles(self) -> StationConfig:
+        names = [s.name for s in self.suspenders]
+        for i, sus in enumerate(self.suspenders):
+            if names.count(sus.name) > 1:
+                raise ValueError(f"suspenders[{i}].name = {sus.name!r}: used twice; allowed: one name per suspender")
+            if sus.role not in self.instruments:
+                raise ValueError(f"suspenders[{i}].role = {sus.role!r}: no such instrument (the station has: "
+                                 f"{', '.join(sorted(self.instruments))})")
+        return self
 
     @field_validator("simulation", mode="before")
     @classmethod

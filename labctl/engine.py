@@ -43,6 +43,7 @@ from typing import Any
 import pandas as pd
 
 from labctl import __version__
+from labctl.alerts import AlertSender
 from labctl.documents import (
     DESCRIPTOR,
     EVENT,
@@ -59,8 +60,12 @@ from labctl.documents import (
     RunStop,
     Subscriber,
 )
-from labctl.station import Station
+from labctl.recovery import Recovery, RecoveryFailed, RecoveryPolicy
+from labctl.station import SAFE_STATE_BUDGET_S, Station
+from labctl.status import StatusWriter
 from labctl.storage import RunFileWriter, utc_now_iso
+from labctl.suspenders import ThresholdSuspender, station_suspenders, suspender_roles
+from labctl.watchdog import Watchdog, WatchdogStall, raise_in_thread
 from procedures.base import LabProcedure, RunAborted
 
 log = logging.getLogger(__name__)
@@ -166,6 +171,16 @@ class RunEngine:
         self._streams: frozenset[str] = frozenset()
         self._seq: dict[str, int] = {}
         self._progress = -1.0  # the fraction of the last progress document
+        self._procedure: LabProcedure | None = None
+        self._run_suspenders: list[ThresholdSuspender] = []  # station.yaml's, for a SUSPENDABLE procedure's run
+        self._in_suspension_hook = False
+        self._suspension: dict[str, Any] = _no_suspensions()
+        self._watchdog: Watchdog | None = None
+        self._watchdog_reason: str | None = None
+        self._run_thread_id: int | None = None
+        self._alerts: AlertSender | None = None
+        self._status: StatusWriter | None = None
+        self._run_roles: list[str] = []
 
     def subscribe(self, subscriber: Subscriber, critical: bool = False) -> None:
         """Add a document subscriber for the runs that start from now on (``critical``: its failure fails the
@@ -276,6 +291,8 @@ class RunEngine:
             log.exception("could not record %r", message)
 
     def _publish(self, name: str, doc: Any) -> None:
+        if self._watchdog is not None:
+            self._watchdog.kick()
         if self.bus is not None:
             self.bus.emit(name, doc)
 
@@ -326,35 +343,158 @@ class RunEngine:
 
     # -- pause, suspend -----------------------------------------------------------------------------------------
     def _pause_point(self) -> None:
-        """Called at each ``procedure.checkpoint()``: hold while paused or suspended; return on an abort."""
-        if self._unpaused.is_set() and not self._suspenders:
+        """Called at each ``procedure.checkpoint()``: hold while paused or suspended; return on an abort.
+
+        A suspension calls ``procedure.on_suspend(reason)`` once when it starts and ``procedure.on_resume()`` once
+        when it ends (the suspenders' settle time is part of it); a checkpoint or wait inside those hooks does
+        not suspend again."""
+        if self._watchdog is not None:
+            self._watchdog.kick()
+        if self._in_suspension_hook:
+            return
+        if self._unpaused.is_set() and not self._suspenders and not self._run_suspenders:
             return
         if self.paused and not self._stop.is_set():
             self._event("paused")
+            self._write_status()
             while not self._unpaused.wait(PAUSE_POLL_S):
-                pass
+                if self._watchdog is not None:
+                    self._watchdog.kick()
+                self._write_status(force=False)
             if self._stop.is_set():
                 return  # the checkpoint raises RunAborted
             self._event("resumed")
         reason = self._suspend_reason()
         if reason is None:
             return
-        self._event(f"suspended: {reason}")
+        self._suspension_started(reason)
         while reason is not None and not self._stop.is_set():
             self.station.clock.sleep(SUSPEND_POLL_S)
+            if self._watchdog is not None:
+                self._watchdog.kick()
+            self._write_status(force=False)
             now = self._suspend_reason()
             if now is not None and now != reason:
                 self._event(f"suspended: {now}")
+                self._suspension["current"] = now
             reason = now
-        if not self._stop.is_set():
-            self._event("resumed")
+        self._suspension_ended()
+
+    def _suspension_started(self, reason: str) -> None:
+        clock_now = float(self.station.clock.now())
+        self._suspension.update(current=reason, since_s=clock_now, count=self._suspension["count"] + 1)
+        self._event(f"suspended: {reason}")
+        if self._alerts is not None:
+            self._alerts.send("suspended", reason=reason, **self._alert_fields())
+        self._write_status()
+        self._suspension_hook("on_suspend", reason)
+
+    def _suspension_ended(self) -> None:
+        since = self._suspension.get("since_s")
+        if since is not None:
+            self._suspension["total_s"] += float(self.station.clock.now()) - float(since)
+        self._suspension.update(current=None, since_s=None)
+        if self._stop.is_set():
+            return
+        self._event("resumed")
+        if self._alerts is not None:
+            self._alerts.send("resumed", reason="", **self._alert_fields())
+        self._suspension_hook("on_resume")
+        self._write_status()
+
+    def _suspension_hook(self, name: str, *args: Any) -> None:
+        """``procedure.on_suspend`` / ``on_resume`` in the run's thread, without re-entering the pause point."""
+        if self._procedure is None:
+            return
+        self._in_suspension_hook = True
+        try:
+            getattr(self._procedure, name)(*args)
+        finally:
+            self._in_suspension_hook = False
 
     def _suspend_reason(self) -> str | None:
-        for condition in list(self._suspenders):
+        for condition in [*self._suspenders, *self._run_suspenders]:
             reason = condition()
             if reason:
                 return str(reason)
         return None
+
+    # -- recovery, watchdog, alerts, status ---------------------------------------------------------------------
+    def _recovery(self, procedure: LabProcedure) -> Recovery:
+        """The run's transport-fault recovery (station.yaml ``recovery:``): its journal goes to
+        ``procedure.on_io_event``; a back-off keeps the watchdog quiet and ends on an abort."""
+        def should_stop() -> bool:
+            if self._watchdog is not None:
+                self._watchdog.kick()
+            return self._stop.is_set()
+
+        return Recovery(self.station, RecoveryPolicy.from_config(self.station.config.recovery),
+                        journal=procedure.on_io_event, should_stop=should_stop)
+
+    def _start_watchdog(self) -> None:
+        timeout_s = float(self.station.config.station.watchdog_s)
+        self._watchdog_reason = None
+        self._run_thread_id = threading.get_ident()
+        self._watchdog = Watchdog(timeout_s, self._on_stall)
+        self._watchdog.start()
+
+    def _on_stall(self, idle_s: float) -> None:
+        """In the watchdog's thread: the run has been quiet for ``idle_s``: safe state now, then fail the run."""
+        limit = self.station.config.station.watchdog_s
+        self._watchdog_reason = (f"watchdog: no activity for {idle_s:.0f} s (station.watchdog_s = {limit:g}): "
+                                 "the procedure stalled; safe state forced")
+        self._note(f"WARNING: {self._watchdog_reason}")
+        failures = self.station.safe_state()
+        for outcome in self.station.safe_report:
+            self._note(f"watchdog safe state: {outcome.role}: {outcome.detail}" if outcome.ok
+                       else f"SAFE STATE FAILED (watchdog): {outcome.role}: {outcome.detail}")
+        if failures:
+            log.error("watchdog safe state failed: %s", failures)
+        if self._run_thread_id is not None:
+            raise_in_thread(self._run_thread_id, WatchdogStall)
+
+    def _stop_watchdog(self) -> None:
+        """Disarm the watchdog; a stall exception not yet delivered to this thread is cancelled."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        while True:
+            try:
+                watchdog.stop()
+                if watchdog.fired_after_s is not None and self._run_thread_id is not None:
+                    raise_in_thread(self._run_thread_id, None)
+                return
+            except WatchdogStall:
+                continue  # delivered while disarming: the run already ends failed (_watchdog_reason)
+
+    def _alert_fields(self) -> dict[str, Any]:
+        return {"run_id": self._run_id, "procedure": getattr(self._procedure, "NAME", ""), "sample": self.sample,
+                "station": self.station.config.station.name,
+                "path": str(getattr(self, "_run_path", ""))}
+
+    def _status_extra(self) -> dict[str, Any]:
+        """The engine's part of the status file: suspensions, recovery counts, the procedure's own values."""
+        sus = dict(self._suspension)
+        if sus.get("since_s") is not None:
+            sus["current_s"] = float(self.station.clock.now()) - float(sus["since_s"])
+        out: dict[str, Any] = {"suspensions": sus, "paused": self.paused,
+                               "suspenders": [s.status() for s in self._run_suspenders]}
+        procedure = self._procedure
+        if procedure is not None:
+            recovery = getattr(procedure, "recovery", None)
+            if recovery is not None:
+                out["recovery"] = recovery.summary()
+            out["extra"] = procedure.status_extra()
+        return out
+
+    def _write_status(self, force: bool = True) -> None:
+        """The status file now (``force``), or if its interval has passed (while paused or suspended no documents
+        come to write it)."""
+        if self._status is not None:
+            try:
+                self._status.write(force=force)
+            except Exception:  # noqa: BLE001 - the status file must not end the run
+                log.exception("status file not written")
 
     # -- the run ------------------------------------------------------------------------------------------------
     def run(self, procedure: LabProcedure) -> RunResult:
@@ -369,7 +509,11 @@ class RunEngine:
         procedure.sample = self.sample  # e.g. to find the sample's newest J–V run in the catalog
         procedure.validate(self.station)
         roles = list(procedure.REQUIRES) + [r for r in procedure.OPTIONAL if r in self.station.config.instruments]
+        suspendable = bool(getattr(procedure, "SUSPENDABLE", False)) and bool(self.station.config.suspenders)
+        if suspendable:  # the instruments the station's suspenders read are part of the run
+            roles += [r for r in suspender_roles(self.station) if r not in roles]
         self.station.connect(roles)
+        self._run_roles = list(roles)
         idn = self.station.idn()
 
         run_file = self._run_file(procedure)
@@ -377,7 +521,9 @@ class RunEngine:
         self._run_id, self._streams = run_id, frozenset(procedure.STREAMS)
         self._seq = {name: int(run_file.rows.get(name, 0)) for name in procedure.STREAMS}
         self._progress = -1.0
+        self._run_path = path
         writer = self._open_bus()
+        self._prepare_reliability(procedure, suspendable)
         try:
             self._publish(START, RunStart(
                 run_id=run_id,
@@ -410,6 +556,7 @@ class RunEngine:
         deferred = _signals_deferred()
         with _signals_raise_interrupt():
             try:
+                self._start_watchdog()
                 self._event(f"run {run_id} started")
                 if self.catalog and self._catalog_problem:
                     self._event(self._catalog_problem)
@@ -418,12 +565,20 @@ class RunEngine:
                 self._execute(procedure)
                 if self._stop.is_set():
                     status = ABORTED
+            except WatchdogStall:
+                status, error = FAILED, self._watchdog_reason or "watchdog: the procedure stalled"
             except (RunAborted, KeyboardInterrupt, RunInterrupted) as exc:
                 status, error = ABORTED, f"{type(exc).__name__}: {exc}".rstrip(": ")
+            except RecoveryFailed as exc:  # one clear line: the journal above says what was tried
+                status, error = FAILED, f"RecoveryFailed: {exc}"
+                self._event(f"WARNING: {error}; the run can be resumed (labctl resume {path})")
             except Exception as exc:  # noqa: BLE001 - any failure of the procedure ends the run as 'failed'
                 status, error = FAILED, f"{type(exc).__name__}: {exc}"
                 self._event("procedure failed:\n" + traceback.format_exc())
             finally:
+                self._stop_watchdog()
+                if self._watchdog_reason and status != FAILED:
+                    status, error = FAILED, self._watchdog_reason
                 status, error = self._finish(procedure, status, error, deferred)
 
         results: dict[str, Any] = {}
@@ -441,13 +596,72 @@ class RunEngine:
                         status, error = FAILED, f"analysis failed: {exc}"
             self._event(f"ended: {status}: {error}" if error else f"ended: {status}")
             num_events = dict(self._seq)
+            alert_fields = self._alert_fields()
             try:
                 self._publish(STOP, RunStop(run_id, utc_now_iso(), status, error, results, num_events))
             finally:
                 writer.close(status)  # no-op once the stop document closed it
                 self.bus = self._file = None
+                self._end_reliability(status, error, alert_fields)
         return RunResult(run_id=run_id, path=path, status=status, results=results, error=error,
                          num_events=num_events)
+
+    def _prepare_reliability(self, procedure: LabProcedure, suspendable: bool) -> None:
+        """The run's recovery (injected into the procedure), the station's suspenders for a SUSPENDABLE
+        procedure, the status file, the alerts and the procedure's live subscribers (all on the bus, non-critical)."""
+        assert self.bus is not None
+        self._procedure = procedure
+        procedure.recovery = self._recovery(procedure)
+        self._run_suspenders = station_suspenders(self.station, io=procedure.recovery.call) if suspendable else []
+        self._suspension = _no_suspensions()
+        self._status = StatusWriter(extra=self._status_extra)
+        self.bus.subscribe(self._status)
+        alerts = self.station.config.alerts
+        self._alerts = AlertSender(alerts, warn=self._alert_warning) if alerts is not None else None
+        for subscriber in procedure.live_subscribers():
+            self.bus.subscribe(subscriber)
+
+    def _alert_warning(self, message: str) -> None:
+        """A failed alert: a WARNING line in the run while it is open, else in the Python log."""
+        if self.bus is not None:
+            self._note(message)
+        else:
+            log.warning("%s", message)
+
+    def _end_reliability(self, status: str, error: str | None, alert_fields: dict[str, Any]) -> None:
+        """After the stop document: the terminal alert (waited for, bounded by alerts.timeout_s); forget the run."""
+        alerts, self._alerts = self._alerts, None
+        if alerts is not None:
+            alerts.send(status, reason=error or "", **alert_fields)
+            if not alerts.drain():
+                log.warning("alert '%s' still being sent after alerts.timeout_s", status)
+        self._procedure, self._run_suspenders, self._status = None, [], None
+
+    def _reconnect_lost_roles(self) -> list[str]:
+        """Roles of this run that a recovery left disconnected get one reconnection (within the safe-state budget
+        per instrument), so the safe state reaches them if they are back; those still lost are returned as
+        safe-state failures ("role: reason")."""
+        lost = [role for role in self._run_roles if role not in self.station.instruments]
+        failures = []
+        for role in lost:
+            outcome: list[str] = []
+
+            def attempt(role: str = role, outcome: list[str] = outcome) -> None:
+                try:
+                    self.station.reconnect(role)
+                    outcome.append("")
+                except Exception as exc:  # noqa: BLE001 - reported as not safe
+                    outcome.append(f"{type(exc).__name__}: {exc}")
+
+            thread = threading.Thread(target=attempt, name=f"labctl-reconnect-{role}", daemon=True)
+            thread.start()
+            thread.join(SAFE_STATE_BUDGET_S)
+            if not outcome or outcome[0]:
+                why = outcome[0] if outcome else f"no answer within {SAFE_STATE_BUDGET_S:g} s"
+                failures.append(f"{role}: not connected (the recovery gave up), not made safe: {why}")
+            else:
+                self._note(f"safe state: {role}: reconnected for the safe state")
+        return failures
 
     def _run_file(self, procedure: LabProcedure) -> RunFile:
         """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one."""
@@ -478,7 +692,8 @@ class RunEngine:
                 self._note(f"shutdown failed: {type(exc).__name__}: {exc}")
                 if status == COMPLETED:
                     status, error = FAILED, f"shutdown failed: {exc}"
-            failures = self.station.safe_state()
+            lost = self._reconnect_lost_roles()
+            failures = self.station.safe_state() + lost
             for outcome in self.station.safe_report:
                 if outcome.ok:
                     self._note(f"safe state: {outcome.role}: {outcome.detail} ({outcome.elapsed_s:.2f} s)")
@@ -487,6 +702,11 @@ class RunEngine:
             if failures and status == COMPLETED:
                 status, error = FAILED, "safe state failed: " + "; ".join(failures)
         return status, error
+
+
+def _no_suspensions() -> dict[str, Any]:
+    """The suspension record of a run that has not been suspended (station times in s)."""
+    return {"current": None, "since_s": None, "count": 0, "total_s": 0.0}
 
 
 class _signals_abort:

@@ -83,6 +83,39 @@ class ResumeEngine(RunEngine):
         return self.run_file.path.parent.parent  # run files are <data folder>/<day>/<run id>.h5
 
 
+def interrupted_runs(config: Any, data_dir: str | Path) -> list[Path]:
+    """The run files of station ``config`` that were interrupted (their writer died: killed, a power cut) and
+    whose procedure can be resumed, newest first: what ``labctl resume --interrupted`` continues.
+
+    Found through the station's run catalog (``station.catalog``, else ``<data_dir>/catalog.sqlite``; a run the
+    catalog still calls running is checked against its file first); a data folder without a catalog is indexed
+    first. Each file is read back: its own status must say ``interrupted``. No instrument I/O."""
+    from labctl.catalog import Catalog, catalog_exists, catalog_url
+    from labctl.storage import INTERRUPTED
+    from procedures import REGISTRY
+
+    data_dir = Path(data_dir)
+    url = catalog_url(config.station.catalog, data_dir)
+    existed = catalog_exists(url)
+    if not existed and not data_dir.is_dir():
+        return []
+    resumable = {name for name, cls in REGISTRY.items() if hasattr(cls, "resume_from")}
+    found: list[Path] = []
+    with Catalog(url) as catalog:
+        if not existed and data_dir.is_dir():
+            catalog.reindex(data_dir)
+        for run in catalog.runs(station=config.station.name, status=INTERRUPTED, newest_first=True):
+            path = Path(run.path)
+            if run.procedure not in resumable or not path.is_file():
+                continue
+            try:
+                if load_run(path).status == INTERRUPTED:
+                    found.append(path)
+            except (OSError, KeyError, ValueError):
+                continue  # unreadable: not something to resume unattended
+    return found
+
+
 def prepare_resume(path: str | Path, reason: str = "") -> Resumption:
     """Read the run file ``path`` and prepare its next segment (:func:`procedure_to_resume`; ``reason``
     default: "resumed after <status>"). Raises ConfigError for a run that cannot be resumed."""

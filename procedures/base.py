@@ -10,7 +10,7 @@ any instrument is touched. After the run, :meth:`analyse` gets the streams read 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,7 +23,8 @@ from labctl.config import ConfigError
 from labctl.storage import RunData
 
 if TYPE_CHECKING:
-    from labctl.documents import Column
+    from labctl.documents import Column, Subscriber
+    from labctl.recovery import Recovery
     from labctl.station import Station
 
 
@@ -75,8 +76,13 @@ class LabProcedure(Procedure):
     REQUIRES: ClassVar[Mapping[str, str] | tuple[str, ...]] = ()
     OPTIONAL: ClassVar[Mapping[str, str] | tuple[str, ...]] = ()
     STREAMS: ClassVar[dict[str, StreamSpec]] = {}
+    #: True: the engine adds the station's threshold suspenders (station.yaml ``suspenders:``) to runs of it
+    SUSPENDABLE: ClassVar[bool] = False
 
     station: Station
+    #: transport-fault recovery for :meth:`io` (injected by the run engine from station.yaml ``recovery:``);
+    #: None outside an engine: no retries, errors as the transport raised them
+    recovery: Recovery | None = None
 
     # -- set-up checks ------------------------------------------------------------------------------------------
     def validate(self, station: Station) -> None:
@@ -152,6 +158,54 @@ class LabProcedure(Procedure):
 
     def log(self, message: str) -> None:
         self.emit("log", message)
+
+    # -- instrument I/O that survives transport faults ------------------------------------------------------------
+    def io(self, role: str, operation: Callable[[Any], Any], *, restore: Callable[[Any], Any] | None = None,
+           what: str = "") -> Any:
+        """``operation(station[role])`` through :attr:`recovery` (:meth:`labctl.recovery.Recovery.call`): a timeout,
+        a reset or vanished link or a garbage reply is journaled (:meth:`on_io_event`), backed off on the station
+        clock, the role reconnected (``*IDN?`` verified, configuration replayed), ``restore(instrument)`` called (a
+        careful re-application of the source level) and the operation retried; :class:`labctl.recovery.
+        RecoveryFailed` when the station's budget is spent. Outside an engine: the operation once, no retries.
+
+        Give ``operation`` the instrument it is handed (``lambda smu: smu.measure_point()``), not one captured
+        before: after a reconnection ``station[role]`` is a new driver instance."""
+        if self.recovery is None:
+            return operation(self.station[role])
+        return self.recovery.call(role, operation, restore=restore, what=what)
+
+    def on_io_event(self, entry: Mapping[str, Any]) -> None:
+        """One journal entry of :attr:`recovery` (keys ``time``, ``role``, ``kind``, ``attempt``, ``action``,
+        ``detail``, ``backoff_s``). Default: a log line (a WARNING for a fault and for giving up). A procedure that
+        keeps a journal stream records the entry there as well (and may call this for the line)."""
+        action = entry.get("action")
+        text = (f"{entry.get('role')}: {entry.get('kind')} (attempt {entry.get('attempt')}): {action}: "
+                f"{entry.get('detail', '')}")
+        if action == "fault":
+            self.log(f"WARNING: I/O fault: {text}; reconnecting after {float(entry.get('backoff_s', 0)):g} s")
+        elif action == "gave_up":
+            self.log(f"WARNING: I/O recovery gave up: {text}")
+        else:
+            self.log(f"I/O recovery: {text}")
+
+    # -- hooks of a stability run ---------------------------------------------------------------------------------
+    def on_suspend(self, reason: str) -> None:
+        """Called once by the engine, in the run's thread, when a suspension starts (``reason``: the suspender's
+        words); e.g. put the device at a safe bias. Default: nothing. :meth:`wait` and :meth:`checkpoint` inside
+        it do not suspend again."""
+
+    def on_resume(self) -> None:
+        """Called once by the engine, in the run's thread, when a suspension ends (after the suspender's settle
+        time); e.g. ramp back to the bias. Default: nothing."""
+
+    def live_subscribers(self) -> list[Subscriber]:
+        """Document subscribers the engine adds to this run (non-critical: one that fails is dropped), e.g. live
+        stability figures. Called once, after :meth:`validate`. Default: none."""
+        return []
+
+    def status_extra(self) -> dict[str, Any]:
+        """Extra JSON-able values for the run's status file (``labctl status``), e.g. live T80. Default: none."""
+        return {}
 
     def pause_point(self) -> None:
         """Hold while the engine is paused or suspended (injected by the run engine; no-op outside a run)."""
