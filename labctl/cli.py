@@ -456,6 +456,11 @@ def show_cmd(file: str) -> None:
     params = ", ".join(f"{k}={v}{(' ' + run.units[k]) if run.units.get(k, '1') != '1' else ''}"
                        for k, v in run.parameters.items())
     console.print(f"parameters: {params}", highlight=False)
+    from labctl import isos
+
+    if isos.is_stability_run(run.parameters):
+        for line in isos.checklist_lines(run.parameters, run.station, run.info.get("procedure", "")):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
     if run.events:
         console.print(f"last event: {run.events[-1]}", highlight=False)
 

@@ -22,13 +22,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pymeasure.experiment import BooleanParameter, FloatParameter, ListParameter, Parameter
+from pymeasure.experiment import FloatParameter, Parameter
 
 from labctl.config import ConfigError
 from labctl.storage import Column
-from procedures.base import LabProcedure, StreamSpec, source_meter_limits
+from procedures.base import StreamSpec, source_meter_limits
+from procedures.stability import (
+    COMMON_STREAMS,
+    JV_FIGURES,
+    OPEN_CIRCUIT,
+    SHORT_CIRCUIT,
+    StabilityProcedure,
+    shade_interruptions,
+)
 
-OPEN_CIRCUIT, SHORT_CIRCUIT = "oc", "sc"
 HOLD_STREAM = "hold"
 
 
@@ -43,12 +50,11 @@ def parse_bias(text: str) -> str | float:
     return value
 
 
-class HoldProcedure(LabProcedure):
+class HoldProcedure(StabilityProcedure):
     """Hold a bias (open circuit, short circuit or a voltage) for a duration, sampling at an interval."""
 
     NAME = "hold"
-    REQUIRES = ("smu",)
-    OPTIONAL = ("shutter",)
+    MAIN_STREAM = HOLD_STREAM
     STREAMS = {
         HOLD_STREAM: StreamSpec(
             [
@@ -63,31 +69,20 @@ class HoldProcedure(LabProcedure):
             signal="j_mA_cm2",
             axes="time_s",
         ),
+        **COMMON_STREAMS,
     }
 
     bias = Parameter("Bias (oc = open circuit, I = 0; sc = short circuit, V = 0; or a voltage in V)", default="oc")
     bias.allowed = "oc, sc, or a voltage in V within the station's limits"  # what `labctl params hold` shows
-    duration_h = FloatParameter("Duration", units="h", default=1.0, minimum=1e-4, maximum=10_000)
     interval_s = FloatParameter("Sampling interval", units="s", default=10.0, minimum=0.01, maximum=86_400)
-    light = BooleanParameter("Light on during the hold", default=True)
-    area_cm2 = FloatParameter("Aperture area", units="cm^2", default=0.049, minimum=1e-6, maximum=1000)
-    compliance_A = FloatParameter("Current compliance (sc or a voltage bias)", units="A", default=0.01,
-                                  minimum=1e-9, maximum=3.15)
-    compliance_V = FloatParameter("Voltage compliance (oc)", units="V", default=1.5, minimum=0.02, maximum=210)
-    nplc = FloatParameter("Integration time", units="PLC", default=1.0, minimum=0.01, maximum=10)
-    polarity = ListParameter("Device polarity", choices=["n-i-p", "p-i-n"], default="n-i-p")
 
-    #: the first reading to take (0 for a new run; set by :meth:`resume_from`) and the segment being written
+    #: the first reading to take (0 for a new run; set by :meth:`resume_from`)
     start_index: int = 0
-    segment: int = 0
 
     # -- checks before anything is touched ----------------------------------------------------------------------
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
-        super().validate(station)
-        cfg = station.config.instruments["smu"]
         limits = source_meter_limits(station)
-        driver, model, v_max, i_max, why = (limits.driver, limits.driver.limits, limits.voltage_max_V,
-                                            limits.current_max_A, limits.why)
+        driver, v_max, why = limits.driver, limits.voltage_max_V, limits.why
         try:
             bias = parse_bias(self.bias)
         except ValueError:
@@ -95,12 +90,7 @@ class HoldProcedure(LabProcedure):
                               f"circuit, V = 0) or a voltage from {-v_max:g} to {v_max:g} V ({why})") from None
         if isinstance(bias, float):
             self.check_range("bias", bias, -v_max, v_max, f"V, {why}")
-        if bias == OPEN_CIRCUIT:
-            self.check_range("compliance_V", self.compliance_V, 0.02, v_max, why)
-        else:
-            self.check_range("compliance_A", self.compliance_A, getattr(driver, "compliance_min_A", 0.0), i_max,
-                             why)
-        self.check_range("nplc", self.nplc, *model.nplc_range, f"{cfg.driver} integration range")
+        super().validate(station)
         reading_s = driver.reading_time_s(self.nplc, station.line_frequency_Hz())
         if self.interval_s < reading_s:
             raise ConfigError(f"parameter interval_s = {self.interval_s:g}: shorter than one reading at nplc = "
@@ -119,94 +109,76 @@ class HoldProcedure(LabProcedure):
     def resume_from(self, streams: Mapping[str, pd.DataFrame], segment: int) -> None:
         """Continue after the rows already in the run file: the next reading is the one after the last
         ``time_s`` stored (readings are due at k·interval_s). ``segment``: index of the new segment."""
+        super().resume_from(streams, segment)
         frame = streams.get(HOLD_STREAM)
         times = frame["time_s"].to_numpy() if frame is not None and len(frame) else np.empty(0)
         times = times[np.isfinite(times)]
         self.start_index = int(math.floor(times.max() / self.interval_s + 1e-6)) + 1 if times.size else 0
-        self.segment = segment
+        self.stress_offset_s = max(self.stress_offset_s, self.start_index * self.interval_s)
 
     # -- the measurement ----------------------------------------------------------------------------------------
-    @property
-    def _sign(self) -> float:
-        return -1.0 if self.polarity == "p-i-n" else 1.0
-
-    def _set_light(self, on: bool) -> None:
-        if "shutter" in self.station:
-            shutter = self.station["shutter"]
-            if on:
-                shutter.open_shutter()
-            else:
-                shutter.close_shutter()
-        else:
-            self.station.set_light_without_shutter(on)
+    def target_level(self) -> str | float:
+        bias = parse_bias(self.bias)
+        return 0.0 if bias == SHORT_CIRCUIT else bias
 
     def startup(self) -> None:
-        smu = self.station["smu"]
+        super().startup()
         bias = parse_bias(self.bias)
-        if bias == OPEN_CIRCUIT:
-            smu.configure_current_source(compliance_V=self.compliance_V, nplc=self.nplc)
-            smu.set_current(0.0)
-            what = "open circuit (I = 0 A)"
-        else:
-            smu.configure_voltage_source(compliance_A=self.compliance_A, nplc=self.nplc)
-            volts = 0.0 if bias == SHORT_CIRCUIT else float(bias)
-            smu.set_voltage(self._sign * volts)
-            what = "short circuit (V = 0 V)" if bias == SHORT_CIRCUIT else f"{volts:g} V"
+        what = {OPEN_CIRCUIT: "open circuit (I = 0 A)", SHORT_CIRCUIT: "short circuit (V = 0 V)"}.get(
+            str(bias), f"{bias} V")
         n = self.points()
         start = (f", resuming at reading {self.start_index + 1} of {n} (t = {self.start_index * self.interval_s:g} s)"
                  if self.start_index else "")
+        jv = f", J-V every {self.jv_interval_min:g} min" if self.jv_interval_min > 0 else ""
         self.log(f"hold at {what} for {self.duration_h:g} h, one reading every {self.interval_s:g} s ({n} readings), "
-                 f"light {'on' if self.light else 'off'}{start}")
-        if self.light and self.station.light_is_operator_controlled:
-            self.log("no shutter in the station: light is controlled by the operator")
+                 f"light {'on' if self.light else 'off'}{jv}{start}")
 
     def execute(self) -> None:
-        smu = self.station["smu"]
-        clock = self.station.clock
         n = self.points()
-        self._set_light(self.light)
-        smu.enable_output()
-        interval_s, sign, segment = self.interval_s, self._sign, self.segment  # read once: the loop runs 10^5 times
-        j_per_a = -sign / self.area_cm2 * 1e3  # mA/cm² per A of SMU current, photocurrent positive
-        t0 = clock.now() - self.start_index * interval_s  # time held, continued across segments
+        self.set_light(self.light)
+        self.set_bias(self.target_level())
+        interval_s, segment = self.interval_s, self.segment  # read once: the loop runs 10^5 times
+        self.start_stress_clock(self.start_index * interval_s)  # time held, continued across segments
         warned = False
-        for k in range(self.start_index, n):
-            remaining = t0 + k * interval_s - clock.now()
+        k = self.start_index
+        while k < n:
+            self.maybe_jv()
+            if self.skip_missed:  # after a J-V or a suspension: the next slot from now, no burst of late readings
+                self.skip_missed = False
+                k = max(k, math.ceil(self.stress_time_s() / interval_s - 1e-9))
+                if k >= n:
+                    break
+            remaining = k * interval_s - self.stress_time_s()
             if remaining > 0:
                 self.wait(remaining)
             else:
                 self.checkpoint()
-            t_s = clock.now() - t0  # when the reading starts (it takes NPLC/f_line x 3 with auto-zero)
-            data = smu.measure_point()
-            v = sign * float(data.voltage_V[0])
-            i_a = float(data.current_A[0])
-            j = j_per_a * i_a
-            compliance = bool(data.compliance[0])
+            if self.skip_missed:
+                continue
+            t_s = self.stress_time_s()  # when the reading starts (it takes NPLC/f_line x 3 with auto-zero)
+            v, i_a, j, compliance = self.read_point()
             self.record(HOLD_STREAM, {"time_s": t_s, "voltage_V": v, "current_A": i_a, "j_mA_cm2": j,
                                       "power_mW_cm2": v * j, "compliance": int(compliance), "segment": segment})
             if compliance and not warned:
                 warned = True
                 self.log(f"WARNING: hold reading {k + 1} in compliance (V = {v:.4g} V, I = {i_a:.4g} A); raise "
                          f"{'compliance_V' if parse_bias(self.bias) == OPEN_CIRCUIT else 'compliance_A'}")
-            self.progress((k + 1) / n)  # the engine sends a progress document every 0.1 %
-        smu.disable_output()
-        self._set_light(False)
-
-    def shutdown(self) -> None:
-        """Output off (the engine then applies the station's safe state)."""
-        if "smu" in self.station:
-            self.station["smu"].disable_output()
+            k += 1
+            self.progress(k / n)  # the engine sends a progress document every 0.1 %
+        self.smu_io(lambda smu: smu.disable_output(), what="output off")
+        self.set_light(False)
 
     # -- after the run ------------------------------------------------------------------------------------------
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         """Rows, the time held and the first/last/mean/min/max of the held quantity: Voc (V) at open circuit,
         Jsc (mA/cm²) at short circuit, J (mA/cm²) and power (mW/cm²) at a voltage; readings in compliance are
-        left out of the figures and counted."""
+        left out of the figures and counted. Then the stability figures (:meth:`StabilityProcedure.
+        stability_results`): of the periodic J–V's PCE when there is one, else of the held quantity."""
         frame = streams.get(HOLD_STREAM)
         rows = 0 if frame is None else len(frame)
         results: dict[str, Any] = {"rows": rows, "readings_planned": self.points()}
         if not rows:
-            return results
+            return results | self.stability_results(streams)
         good = frame[frame["compliance"] == 0]
         results["points_in_compliance"] = int(rows - len(good))
         results["time_held_s"] = float(frame["time_s"].max())
@@ -222,13 +194,29 @@ class HoldProcedure(LabProcedure):
                 results[f"{name}_{stat}_{unit}"] = float(value)
             if values[0] != 0:
                 results[f"{name}_final_over_initial"] = float(values[-1] / values[0])
-        return results
+        return results | self.stability_results(streams)
+
+    def metric_series(self, streams: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, str]:
+        """The periodic J–V's PCE when there is one, else the held quantity (Voc at open circuit, Jsc at short
+        circuit, the power at a voltage; readings in compliance left out) against stress time (h)."""
+        t_h, values, name = super().metric_series(streams)
+        frame = streams.get(HOLD_STREAM)
+        if name or frame is None or not len(frame):
+            return t_h, values, name
+        good = frame[frame["compliance"] == 0]
+        column = {OPEN_CIRCUIT: "voltage_V", SHORT_CIRCUIT: "j_mA_cm2"}.get(parse_bias(self.bias), "power_mW_cm2")
+        return good["time_s"].to_numpy(float) / 3600.0, good[column].to_numpy(float), column
 
     @classmethod
     def plot(cls, ax: Any, run: Any) -> str:
         """Draw a hold on ``ax`` (a matplotlib Axes): the held quantity against the time held in hours (Voc at open
         circuit, else J), one continuous run across its segments, a dashed line where each resumed segment
-        starts. ``run``: a :class:`labctl.storage.RunData`. Returns the name for the title."""
+        starts. ``run``: a :class:`labctl.storage.RunData`. Returns the name for the title. A hold with periodic
+        J–V is drawn as every stability run (:meth:`StabilityProcedure.plot`: PCE, Voc, Jsc, FF)."""
+        from procedures.plots import has_rows
+
+        if has_rows(run, JV_FIGURES):
+            return super().plot(ax, run)
         data = run.streams[HOLD_STREAM]
         oc = str(run.parameters.get("bias", "")).strip().lower() == OPEN_CIRCUIT
         column, label = ("voltage_V", "Voltage (V), open circuit") if oc else (
@@ -241,6 +229,7 @@ class HoldProcedure(LabProcedure):
                 ax.axvline(hours[first], color="0.4", lw=0.8, ls="--")
                 ax.text(hours[first], 0.98, f" segment {seg['index']}", transform=ax.get_xaxis_transform(),
                         fontsize=7, va="top")
+        shade_interruptions(ax, run, gaps=False)  # the segments are marked above
         ax.set_xlabel("Time held (h)")
         ax.set_ylabel(label)
         return cls.NAME
