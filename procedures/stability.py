@@ -261,8 +261,14 @@ class StabilityProcedure(LabProcedure):
             smu.disable_output()
             self._bias_applied = OUTPUT_OFF
             return None
-        smu.configure_current_source(compliance_V=self.compliance_V, nplc=self.nplc)
-        smu.set_current(0.0)
+        for _ in range(3):  # read back: an instrument reset since then would switch on a *RST voltage source at 0 V
+            smu.configure_current_source(compliance_V=self.compliance_V, nplc=self.nplc)
+            smu.set_current(0.0)
+            if str(smu.ask(":SOUR:FUNC?")).strip().upper().startswith("CURR"):
+                break
+            self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
+                              "action": "fault", "detail": "not a current source by read-back: re-configured",
+                              "backoff_s": 0.0})
         smu.enable_output()
         if target == OPEN_CIRCUIT:
             self._bias_applied = OPEN_CIRCUIT
@@ -296,8 +302,15 @@ class StabilityProcedure(LabProcedure):
                  "reconnecting and ramping the bias back")
         self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
                           "action": "fault", "detail": "output found off by read-back", "backoff_s": 0.0})
-        smu = self.station.reconnect("smu")
-        self.restore_source(smu)
+        mended = []  # through the recovery: a transport fault while reconnecting is one more fault to mend (its
+        # own reconnect and restore then did the job), not the run's end
+
+        def mend(_: Any) -> None:
+            if not mended:
+                mended.append(True)
+                self.restore_source(self.station.reconnect("smu"))
+
+        self.smu_io(mend, what="reconnect after a reset")
         self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
                           "action": "reconnected", "detail": "re-configured, bias ramped back", "backoff_s": 0.0})
 
