@@ -253,7 +253,20 @@ def test_never_a_step_above_the_maximum_and_always_finite(algorithm, cfg, start,
         assert tracker.state.voltage_V == nxt
         assert cfg["step_min_V"] <= tracker.state.step_V <= cfg["step_max_V"]
         v = nxt
-    assert TrackerState.from_dict(json.loads(json.dumps(tracker.state.to_dict()))) == tracker.state
+    text = json.dumps(tracker.state.to_dict(), allow_nan=False)  # strict JSON: no NaN/Infinity in the state
+    assert TrackerState.from_dict(json.loads(text)) == tracker.state
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_absurd_readings_leave_a_strict_json_state(algorithm: str) -> None:
+    tracker = make_tracker(algorithm, start_V=0.9, step_initial_V=0.001)  # converged-sized steps from the start
+    v = tracker.state.voltage_V
+    for k in range(40):
+        v = tracker.update(v, (-1) ** k * 1.7e308)  # differences overflow to ±inf
+        assert math.isfinite(v)
+    json.dumps(tracker.state.to_dict(), allow_nan=False)
+    vs, ps = run(tracker, 300)  # and it still finds the MPP afterwards
+    assert ps[-50:].mean() / PMP >= 0.999
 
 
 @settings(max_examples=20, deadline=None)

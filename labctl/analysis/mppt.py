@@ -173,7 +173,7 @@ class TrackerSettings:
         need(self.grow >= 1.0, f"grow={self.grow!r}; allowed: >= 1")
         need(self.shrink <= 1.0, f"shrink={self.shrink!r}; allowed: 0 < shrink <= 1")
         need(0.0 <= self.momentum < 1.0, f"momentum={self.momentum!r}; allowed: 0 <= momentum < 1")
-        need(0.0 <= self.memory < 1.0, f"memory={self.memory!r}; allowed: 0 <= memory < 1")
+        need(0.0 < self.memory < 1.0, f"memory={self.memory!r}; allowed: 0 < memory < 1")
         need(self.noise_mW_cm2 is None or (math.isfinite(self.noise_mW_cm2) and self.noise_mW_cm2 >= 0),
              f"noise_mW_cm2={self.noise_mW_cm2!r}; allowed: None or a finite number >= 0")
 
@@ -278,7 +278,7 @@ class PerturbObserveTracker(Tracker):
         dp = power_mW_cm2 - s.last_power_mW_cm2
         moved = _sign(voltage_V - s.last_voltage_V)
         converged = s.step_V <= CONVERGED_STEP_FACTOR * cfg.step_min_V
-        if converged and self._more_than_noise(abs(dp), power_mW_cm2):
+        if converged and s.step_V < cfg.step_max_V and self._more_than_noise(abs(dp), power_mW_cm2):
             s.step_V = cfg.step_max_V
             s.reinflations += 1
         else:
@@ -301,6 +301,8 @@ class PerturbObserveTracker(Tracker):
 
     def _learn_noise(self, abs_dp: float) -> None:
         s = self.state
+        if not math.isfinite(abs_dp):  # the difference of two absurd readings overflowed
+            return
         s.noise_mW_cm2 = abs_dp if s.noise_mW_cm2 is None else (
             (1.0 - NOISE_EWMA_WEIGHT) * s.noise_mW_cm2 + NOISE_EWMA_WEIGHT * abs_dp)
         s.noise_samples += 1
@@ -317,6 +319,9 @@ class GradientMomentumTracker(Tracker):
         w, sv, sp, svv, svp = self.state.regression or (0.0, 0.0, 0.0, 0.0, 0.0)
         v, p = voltage_V, power_mW_cm2
         w, sv, sp, svv, svp = (lam * w + 1.0, lam * sv + v, lam * sp + p, lam * svv + v * v, lam * svp + v * p)
+        if not all(math.isfinite(x) for x in (sv, sp, svv, svp)):  # absurd readings: start the memory afresh
+            self.state.regression = None
+            return None
         self.state.regression = (w, sv, sp, svv, svp)
         spread = w * svv - sv * sv
         if w <= 1.0 or not spread > 1e-14 * w * w:
