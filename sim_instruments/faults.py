@@ -14,7 +14,8 @@ message after the spec was added: with station.yaml's schedule the station's ``*
 ``simulation.faults.seed``), ``at_s`` (the first message at or after ``at_s`` seconds of station time after the
 schedule was made), ``every_s`` (the first message of each further period). ``count`` caps the injections of a
 spec (default: 1 for ``at_message`` / ``at_s``, unlimited otherwise). A fault that needs a particular message
-(``timeout`` and ``garbage`` a reply, ``stall`` a move) waits, armed, for the next such message.
+(``timeout`` and ``garbage`` a reply, ``stall`` a move) waits, armed, for the next such message; triggers
+meanwhile add nothing (one armed fault per spec), so ``every_messages: 3`` never piles up faults behind commands.
 
 What a client sees, per kind (in-process: the :class:`~sim_instruments.adapter.EmulatorAdapter` a station opens
 for ``sim://`` resources; over TCP: pyvisa-py ``TCPIP::127.0.0.1::<port>::SOCKET`` / ``ASRLsocket://`` resources,
@@ -219,7 +220,7 @@ class FaultSchedule:
             for spec, state in self._matching(names):
                 state.messages += 1
                 if self._fires(spec, state, now):
-                    state.armed += 1
+                    state.armed = 1  # a fault still waiting for its message absorbs the triggers meanwhile
                 if chosen is None and state.armed and spec.kind not in ("timeout", "garbage"):
                     if spec.kind == "stall" and not self._stall(spec, emulator, message, now):
                         continue

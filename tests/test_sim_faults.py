@@ -480,3 +480,51 @@ def test_tcp_stall_of_the_filter_wheel_echoes_pos_and_never_prompts(rm: pyvisa.R
         wheel.close()
     finally:
         server.close()
+
+
+def test_triggers_while_a_fault_waits_for_its_query_do_not_pile_up():
+    station = _station()
+    adapter = station["smu"].adapter
+    station.bench.faults.add(FaultSpec("smu", "timeout", every_messages=3))
+    for _ in range(6):  # messages 1-6, commands: the triggers at 3 and 6 arm one timeout
+        adapter.write(":SOUR:VOLT 0.1")
+    outcomes = []
+    for _ in range(3):  # messages 7, 8, 9 (9 triggers again)
+        try:
+            outcomes.append(_ask(adapter, ":OUTP?").strip())
+        except VisaIOError:
+            outcomes.append("timeout")
+    assert outcomes == ["timeout", "0", "timeout"]
+    station.close()
+
+
+def test_tcp_faults_as_a_station_sees_them_through_labctls_visa_adapter():
+    """What labctl.recovery classifies over TCP: DeadlineVISAAdapter's exceptions (the faults docstring)."""
+    from drivers.identity import IdentityError
+    from sim_instruments.serve import served_station
+
+    data = default_station()
+    data["instruments"] = {"smu": data["instruments"]["smu"]}
+    data["instruments"]["smu"]["timeout_ms"] = 300
+    data["simulation"]["clock"] = "real"
+    config = parse_station(data)
+    server = start_server(config)
+    try:
+        station = Station(parse_station(served_station(config, server.resource_strings())))
+        station.connect(["smu"])
+        server.bench.faults.add(FaultSpec("smu", "unavailable", at_message=1, duration_s=1.0))
+        t0 = time.monotonic()
+        with pytest.raises(VisaIOError) as exc:  # the query's reply was lost with the link
+            _ask(station["smu"].adapter, ":OUTP?")
+        assert _code(exc) == StatusCode.error_timeout
+        with pytest.raises(ConnectionError, match="the peer closed the connection"):
+            _ask(station["smu"].adapter, ":OUTP?")
+        with pytest.raises(StationError, match=r"cannot open instrument 'smu'.*ConnectionError") as refused:
+            station.reconnect("smu")
+        assert isinstance(refused.value.__cause__, IdentityError)
+        assert isinstance(refused.value.__cause__.__cause__, ConnectionError)
+        time.sleep(max(0.0, 1.2 - (time.monotonic() - t0)))
+        assert _ask(station.reconnect("smu").adapter, "*IDN?").startswith("KEITHLEY")
+        station.close()
+    finally:
+        server.close()
