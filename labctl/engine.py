@@ -24,6 +24,13 @@ run goes in the main thread; a run started with :meth:`RunEngine.start` (a GUI) 
 Control while running, from any thread: :meth:`~RunEngine.abort`, :meth:`~RunEngine.pause` /
 :meth:`~RunEngine.resume`, and :meth:`~RunEngine.add_suspender` (a condition that holds the run while it gives a
 reason). They take effect where the procedure calls ``checkpoint()`` (between points) or ``wait()``.
+
+For long unattended runs (docs/stability.md) each run also gets: ``procedure.recovery`` (labctl.recovery, the
+station's ``recovery:`` policy; ``procedure.io(...)`` goes through it, its journal to ``procedure.on_io_event``);
+the station's ``suspenders:`` when the procedure declares ``SUSPENDABLE`` (``on_suspend(reason)`` once when a
+suspension starts, ``on_resume()`` once when it ends, in the run's thread); a watchdog (``station.watchdog_s``: a
+run with no document nor checkpoint that long is forced to its safe state and fails); the status file
+(labctl.status, ``<run file>.status.json``); the alerts (``alerts:``); and ``procedure.live_subscribers()``.
 """
 
 from __future__ import annotations

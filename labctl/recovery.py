@@ -47,6 +47,10 @@ RESOURCE_GONE, GARBAGE_REPLY = "resource_gone", "garbage_reply"
 FAULT_KINDS: tuple[str, ...] = (TIMEOUT, CONNECTION_RESET, RESOURCE_GONE, GARBAGE_REPLY)
 """The transport faults :func:`classify_io_error` names."""
 
+INSTRUMENT_RESET = "instrument_reset"
+"""A fault a procedure notices by read-back, not the transport (the instrument's state was reset: output off,
+levels at their power-on values); :meth:`Recovery.recover` mends it by a reconnection as for the others."""
+
 FAULT, RECONNECTED, RETRY, GAVE_UP = "fault", "reconnected", "retry", "gave_up"
 ACTIONS: tuple[str, ...] = (FAULT, RECONNECTED, RETRY, GAVE_UP)
 """The ``action`` of a journal entry."""
@@ -190,6 +194,14 @@ class RecoveryFailed(Exception):
 Journal = Callable[[dict[str, Any]], None]
 
 
+class _Noticed(Exception):
+    """A fault handed to :meth:`Recovery.recover` (internal: enters the same loop as a transport fault)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
+
+
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return " ".join(text.split())[:300]
@@ -251,33 +263,49 @@ class Recovery:
 
         ``restore(instrument)`` is called after each reconnection, before the operation is retried (a transport
         fault inside it counts as a further attempt). ``what`` names the operation in the journal and the error.
-        Raises :class:`RecoveryFailed` when the budget is spent, and any non-transport error unchanged."""
+        Raises :class:`RecoveryFailed` when the budget is spent, any non-transport error unchanged, and
+        :class:`procedures.base.RunAborted` when the run is aborted during a back-off."""
+        return self._attempt(role, operation, restore, what, pending=None)
+
+    def recover(self, role: str, kind: str, detail: str, *, restore: Callable[[Any], Any] | None = None,
+                what: str = "") -> Any:
+        """Reconnect ``role`` for a fault the procedure found itself, not the transport (e.g. ``kind =
+        INSTRUMENT_RESET``: a read-back says the output went off, as after a power cycle): journaled as a fault of
+        that kind, then back-off, reconnection (configuration replayed) and ``restore`` as in :meth:`call`, with
+        the same budget. Returns the new instrument."""
+        return self._attempt(role, lambda inst: inst, restore, what, pending=(kind, detail))
+
+    def _attempt(self, role: str, operation: Callable[[Any], Any], restore: Callable[[Any], Any] | None,
+                 what: str, pending: tuple[str, str] | None) -> Any:
         attempt = 0
         reconnect_needed = False
         last_kind = ""
         while True:
             try:
+                if pending is not None:
+                    raise _Noticed(*pending)
                 if reconnect_needed:
                     self.station.reconnect(role)
-                    self._entry(role, last_kind, attempt, RECONNECTED,
-                                self.station.identities.get(role, ""))
+                    self._entry(role, last_kind, attempt, RECONNECTED, self.station.identities.get(role, ""))
                     if restore is not None:
                         restore(self.station[role])
                     self._entry(role, last_kind, attempt, RETRY, what or "operation")
                     reconnect_needed = False
                 result = operation(self.station[role])
             except Exception as exc:
-                kind = classify_io_error(exc)
+                if isinstance(exc, _Noticed):
+                    kind, detail, pending = exc.kind, exc.detail, None
+                else:
+                    kind, detail = classify_io_error(exc), _describe(exc)
                 if kind is None:
                     if attempt:  # a recovery that ends in a different error: journaled, then raised as it is
                         self.failed += 1
-                        self._entry(role, "other", attempt, GAVE_UP, _describe(exc))
+                        self._entry(role, "other", attempt, GAVE_UP, detail)
                     self.recovering = False
                     raise
                 last_kind = kind
                 attempt += 1
                 self.faults[kind] += 1
-                detail = _describe(exc)
                 if attempt > self.policy.attempts:
                     self._gave_up(role, kind, attempt, detail)
                     raise RecoveryFailed(role, kind, attempt - 1, detail, what) from exc
@@ -285,8 +313,10 @@ class Recovery:
                 self.recovering = True
                 self._entry(role, kind, attempt, FAULT, f"{what}: {detail}" if what else detail, delay)
                 if not self._back_off(delay):
+                    from procedures.base import RunAborted
+
                     self._gave_up(role, kind, attempt, "abort requested during the back-off")
-                    raise RecoveryFailed(role, kind, attempt, "abort requested during the back-off", what) from exc
+                    raise RunAborted(f"abort requested while recovering instrument '{role}' ({kind})") from exc
                 reconnect_needed = True
                 continue
             if attempt:

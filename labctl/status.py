@@ -88,7 +88,7 @@ class StatusWriter:
         self._written_at = -math.inf
         self._t0 = time.monotonic()
         self._f0: float | None = None
-        self._lock = threading.Lock()  # documents may come from the watchdog's or the alerts' thread too
+        self._lock = threading.RLock()  # documents may come from the watchdog's or the alerts' thread too
 
     def __call__(self, name: str, doc: Any) -> None:
         if name == START:

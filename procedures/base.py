@@ -174,6 +174,19 @@ class LabProcedure(Procedure):
             return operation(self.station[role])
         return self.recovery.call(role, operation, restore=restore, what=what)
 
+    def reconnect(self, role: str, kind: str, detail: str, *, restore: Callable[[Any], Any] | None = None,
+                  what: str = "") -> Any:
+        """Reconnect ``role`` for a fault found by read-back (``kind``, e.g. ``labctl.recovery.INSTRUMENT_RESET``:
+        the output went off): journaled, backed off, reconnected (configuration replayed) and restored
+        within the station's recovery budget (:meth:`labctl.recovery.Recovery.recover`); the new instrument.
+        Outside an engine: ``station.reconnect(role)`` and ``restore`` once."""
+        if self.recovery is None:
+            instrument = self.station.reconnect(role)
+            if restore is not None:
+                restore(instrument)
+            return instrument
+        return self.recovery.recover(role, kind, detail, restore=restore, what=what)
+
     def on_io_event(self, entry: Mapping[str, Any]) -> None:
         """One journal entry of :attr:`recovery` (keys ``time``, ``role``, ``kind``, ``attempt``, ``action``,
         ``detail``, ``backoff_s``). Default: a log line (a WARNING for a fault and for giving up). A procedure that

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def interrupted_hold(station_file: Path, sample: str, rows: int = 12) -> Path:
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
+        signal.alarm(60)  # a child that hangs (e.g. on a lock another thread of the parent held at the fork) dies
         try:
             config = load_station(station_file)
             hold = HoldProcedure()
@@ -57,7 +59,7 @@ def interrupted_hold(station_file: Path, sample: str, rows: int = 12) -> Path:
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 9
+    assert os.waitstatus_to_exitcode(status) == 9, f"the child ended with {os.waitstatus_to_exitcode(status)}"
     (path,) = [p for p in (station_file.parent / "runs").rglob("*.h5") if f"_hold_{sample}_" in p.name]
     assert load_run(path).status == "interrupted"
     return path

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import serial
@@ -312,3 +313,105 @@ def test_a_run_whose_instrument_is_gone_fails_with_the_reason_and_can_be_resumed
     assert any(" WARNING: I/O recovery gave up: smu:" in line for line in run.events)
     # the safe state could not reach the instrument that is gone: said so, not hidden
     assert any(" SAFE STATE FAILED: smu: not connected (the recovery gave up)" in line for line in run.events)
+
+
+def test_a_reset_the_procedure_noticed_is_mended_by_a_journaled_reconnection():
+    """The transport is fine but a read-back says the instrument was reset (output off): recover() reconnects it,
+    replays its configuration and restores the level, journaled like a transport fault."""
+    from labctl.recovery import INSTRUMENT_RESET
+
+    smu = FlakyKeithley()
+    journal: list[dict] = []
+    restored: list[Any] = []
+    with LoopbackPeer(smu.handler) as peer:
+        station = _station(peer.resource)
+        station.connect(["smu"])
+        old = station["smu"]
+        recovery = Recovery(station, RecoveryPolicy(), journal.append)
+        new = recovery.recover("smu", INSTRUMENT_RESET, "output reads off", restore=restored.append)
+        assert new is station["smu"] is not old and restored == [new]
+        assert [(e["action"], e["kind"]) for e in journal] == [("fault", INSTRUMENT_RESET),
+                                                              ("reconnected", INSTRUMENT_RESET),
+                                                              ("retry", INSTRUMENT_RESET)]
+        assert journal[0]["detail"] == "output reads off" and smu.received[1][0] == "*IDN?"
+        station.close()
+
+
+def test_an_abort_during_the_back_off_ends_the_recovery_as_an_abort():
+    from procedures.base import RunAborted
+
+    smu = FlakyKeithley(["garbage"])
+    journal: list[dict] = []
+    with LoopbackPeer(smu.handler) as peer:
+        station = _station(peer.resource)
+        station.connect(["smu"])
+        recovery = Recovery(station, RecoveryPolicy(), journal.append, should_stop=lambda: True)
+        with pytest.raises(RunAborted, match="while recovering instrument 'smu' \\(garbage_reply\\)"):
+            recovery.call("smu", lambda inst: inst.check_errors())
+        assert [e["action"] for e in journal] == ["fault", "gave_up"]
+        station.close()
+
+
+def test_the_engine_gives_each_run_a_recovery_with_the_station_policy_and_none_outside(tmp_path):
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["recovery"] = {"attempts": 2, "backoff_s": 0.25}
+    station = Station(parse_station(data))
+    seen = {}
+
+    class Looks(LabProcedure):
+        NAME = "looks"
+
+        def execute(self) -> None:
+            seen["policy"] = self.recovery.policy
+            seen["io"] = self.io("smu", lambda smu: smu)
+
+    looks = Looks()
+    looks.REQUIRES = ("smu",)
+    assert RunEngine(station, tmp_path, catalog=False).run(looks).status == "completed"
+    assert seen["policy"] == RecoveryPolicy(attempts=2, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=60.0)
+    assert seen["io"] is station["smu"]
+    outside = Looks()
+    outside.station = station
+    assert outside.recovery is None and outside.io("smu", lambda smu: smu) is station["smu"]  # no retries
+    station.close()
+
+
+def test_a_served_smu_whose_link_is_cut_is_reconnected_through_pyvisa_py_and_measures_again(tmp_path):
+    """`labctl sim serve` (real time, 127.0.0.1) and pyvisa-py, as with hardware: the SMU's TCP link is cut under
+    the driver (the socket shut down: the next exchange finds it closed); the recovery reconnects to the served
+    port, the instrument answers *IDN? and its configuration is replayed, and the reading is taken."""
+    import socket
+
+    from drivers.io_helpers import session_socket
+    from labctl.config import load_station
+    from tests.helpers import default_station, served_bench
+
+    with served_bench(tmp_path, default_station(), duration_s=60.0) as (served_path, _):
+        station = Station(load_station(served_path))
+        station.clock = StepClock()
+        station.connect(["smu"])
+        station["smu"].configure_voltage_source(compliance_A=0.005, nplc=0.1)
+        old = station["smu"]
+        session_socket(old.adapter.connection).shutdown(socket.SHUT_RDWR)
+        journal: list[dict] = []
+        restored: list[Any] = []
+
+        def restore(smu: Any) -> None:
+            smu.set_voltage(0.0)
+            smu.enable_output()
+            restored.append(smu)
+
+        data = Recovery(station, RecoveryPolicy(), journal.append).call(
+            "smu", lambda smu: smu.measure_point(), restore=restore, what="reading")
+        assert len(data.current_A) == 1 and np.isfinite(data.current_A[0])
+        assert [(e["action"], e["kind"]) for e in journal] == [("fault", CONNECTION_RESET),
+                                                              ("reconnected", CONNECTION_RESET),
+                                                              ("retry", CONNECTION_RESET)]
+        assert journal[1]["detail"].startswith("KEITHLEY INSTRUMENTS")
+        new = station["smu"]
+        assert new is not old and restored == [new]
+        assert float(new.ask(":SENS:CURR:PROT?")) == pytest.approx(0.005)  # as configured before the cut
+        station.safe_state()
+        station.close()
