@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
-from labctl.analysis.mppt import ALGORITHMS, Tracker, make_tracker, tracker_from_state
+from labctl.analysis.mppt import ALGORITHMS, CONVERGED_STEP_FACTOR, Tracker, make_tracker, tracker_from_state
 from labctl.config import ConfigError
 from labctl.storage import Column
 from procedures.base import StreamSpec, source_meter_limits
@@ -83,6 +83,7 @@ class MPPProcedure(StabilityProcedure):
     _tracker: Tracker | None = None
     _resume_state: dict[str, Any] | None = None
     _jv_vmp: float | None = None
+    _live_converged: bool = False
 
     # -- checks before anything is touched ----------------------------------------------------------------------
     def validate(self, station) -> None:  # noqa: ANN001 - Station, imported lazily to avoid a cycle
@@ -103,7 +104,7 @@ class MPPProcedure(StabilityProcedure):
             raise ConfigError(f"parameter dwell_s = {self.dwell_s:g}: longer than duration_h = {self.duration_h:g} h; "
                               f"allowed up to {self.duration_h * 3600:g} s")
         if self.approach == FROM_JV and self.jv_interval_min <= 0:
-            self.jv_procedure().validate(station)  # the J-V that gives Vmp
+            self.validate_jv(self.jv_procedure(), station)  # the J-V that gives Vmp
 
     def tracker_settings(self) -> dict[str, float]:
         """The tracker's settings: the run's parameters (not part of its saved state)."""
@@ -117,6 +118,7 @@ class MPPProcedure(StabilityProcedure):
         frame = streams.get(MPP_STREAM)
         if frame is not None and len(frame):
             self._resume_state = json.loads(str(frame["tracker_state"].iloc[-1]))
+            self._live_converged = bool(self.metric_series(streams)[0].size)
 
     # -- the measurement ----------------------------------------------------------------------------------------
     def target_level(self) -> str | float:
@@ -161,6 +163,8 @@ class MPPProcedure(StabilityProcedure):
         tracker = self._first_tracker()
         self._tracker = tracker
         self.set_bias(tracker.state.voltage_V)  # from the measured Voc, by a ramp
+        if self._resume_state is not None:
+            self.bias_reapplied()
         limits = source_meter_limits(self.station)
         v_low, v_high = -limits.voltage_max_V, limits.voltage_max_V
         end_s = self.duration_h * 3600.0
@@ -188,10 +192,20 @@ class MPPProcedure(StabilityProcedure):
         self.smu_io(lambda smu: smu.disable_output(), what="output off")
         self.set_light(False)
 
+    def bias_reapplied(self) -> None:
+        """The tracker goes on from its voltage, its step and noise estimate kept, its last reading forgotten (it is
+        from before the J–V, the suspension, the reconnection or the gap between segments)."""
+        if self._tracker is not None:
+            self._tracker.approach(self._tracker.state.voltage_V)
+
     # -- live figures -------------------------------------------------------------------------------------------
     def live_metric(self, stream: str, data: Mapping[str, Any]) -> float | None:
-        """The tracked PCE (%)."""
-        return float(data["pce_pct"]) if stream == MPP_STREAM and data.get("pce_pct") is not None else None
+        """The tracked PCE (%), from the first step at which the tracker had converged (as :meth:`metric_series`)."""
+        if stream != MPP_STREAM or data.get("pce_pct") is None or data.get("phase") != "track":
+            return None
+        if not self._live_converged:
+            self._live_converged = float(data["step_V"]) <= CONVERGED_STEP_FACTOR * self.step_min_V * (1 + 1e-9)
+        return float(data["pce_pct"]) if self._live_converged and not data.get("compliance") else None
 
     def status_extra(self) -> dict[str, Any]:
         extra = super().status_extra()
@@ -201,11 +215,19 @@ class MPPProcedure(StabilityProcedure):
 
     # -- after the run ------------------------------------------------------------------------------------------
     def metric_series(self, streams: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, str]:
-        """The tracked PCE (%) against stress time (h), tracking steps only (not the approach), not in compliance."""
+        """The tracked PCE (%) against stress time (h), not in compliance, from the first tracking step at which the
+        tracker had converged (its step at most ``CONVERGED_STEP_FACTOR`` × ``step_min_V``: "the first MPP reading
+        after stabilisation", methods ref. §7.3), or from the first tracking step if it never did."""
         frame = streams.get(MPP_STREAM)
         if frame is None or not len(frame):
             return np.empty(0), np.empty(0), ""
-        good = frame[(frame["compliance"] == 0) & (frame["phase"] == "track")]
+        track = (frame["phase"] == "track").to_numpy()
+        converged = track & (frame["step_V"].to_numpy(float) <= CONVERGED_STEP_FACTOR * self.step_min_V * (1 + 1e-9))
+        first = np.flatnonzero(converged if converged.any() else track)
+        if not first.size:
+            return np.empty(0), np.empty(0), ""
+        rows = frame.iloc[first[0]:]
+        good = rows[(rows["compliance"] == 0) & (rows["phase"] == "track")]
         return good["time_s"].to_numpy(float) / 3600.0, good["pce_pct"].to_numpy(float), "pce_pct"
 
     def analyse(self, streams: Mapping[str, pd.DataFrame]) -> dict[str, Any]:

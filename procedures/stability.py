@@ -35,6 +35,7 @@ current density photocurrent-positive, J = −I/A (mA/cm²).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -55,6 +56,9 @@ SUSPENDED, GAP, RECOVERY = "suspended", "gap", "recovery"
 OPEN_CIRCUIT, SHORT_CIRCUIT, OUTPUT_OFF = "oc", "sc", "off"
 #: the J–V figures kept per scan (jv_figures columns), from :func:`procedures.jv.analyse_jv`
 JV_FIGURE_KEYS = ("voc_V", "jsc_mA_cm2", "ff_pct", "pce_pct", "vmp_V", "jmp_mA_cm2")
+
+#: the J–V sub-run's parameters that this run names with a ``jv_`` prefix
+_JV_PARAMETERS = ("start_V", "stop_V", "step_V", "scan_rate_V_s", "direction")
 
 COMMON_STREAMS: dict[str, StreamSpec] = {
     JV_SCANS: StreamSpec(
@@ -119,6 +123,7 @@ class StabilityProcedure(LabProcedure):
     OPTIONAL = {"shutter": "shutter"}
     MAIN_STREAM: ClassVar[str] = ""
     _live: Any = None
+    _live_seed: tuple[np.ndarray, np.ndarray, list[tuple[float, float]]] | None = None
     _recovery_start: tuple[float, float, str] | None = None
     _suspended: tuple[float, float, str] | None = None
     _bias_applied: str | float | None = None
@@ -193,7 +198,30 @@ class StabilityProcedure(LabProcedure):
             if not self.light:
                 raise ConfigError(f"parameter jv_interval_min = {self.jv_interval_min:g}: a periodic J-V needs "
                                   "light = true (allowed: 0 in the dark)")
-            self.jv_procedure().validate(station)
+            jv = self.jv_procedure()
+            self.validate_jv(jv, station)
+            jv_s = self.jv_duration_s(jv, limits.driver.reading_time_s(self.nplc, station.line_frequency_Hz()))
+            if jv_s >= self.jv_interval_min * 60.0:
+                raise ConfigError(f"parameter jv_interval_min = {self.jv_interval_min:g}: one periodic J-V takes about "
+                                  f"{jv_s:.0f} s ({jv.points_per_scan()} points x {len(ORDERS[self.jv_direction])} "
+                                  f"scans), longer than the interval; allowed: more than {jv_s / 60:.2g} min, or 0")
+
+    @staticmethod
+    def validate_jv(jv: JVProcedure, station: Any) -> None:
+        """The J–V sub-run's own checks, its errors naming this run's parameters (``jv_stop_V``, not ``stop_V``)."""
+        try:
+            jv.validate(station)
+        except ConfigError as exc:
+            text = str(exc)
+            for name in _JV_PARAMETERS:
+                text = re.sub(rf"(?<!\w){name}\b", f"jv_{name}", text)
+            raise ConfigError(text) from None
+
+    @staticmethod
+    def jv_duration_s(jv: JVProcedure, reading_s: float) -> float:
+        """About how long a staircase J–V of ``jv`` takes (s): points × time per point × scans."""
+        per_point = jv.step_V / jv.scan_rate_V_s if jv.scan_rate_V_s > 0 else jv.delay_s + reading_s
+        return jv.points_per_scan() * per_point * len(ORDERS[jv.direction])
 
     def _parameter_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._parameters}
@@ -224,6 +252,11 @@ class StabilityProcedure(LabProcedure):
                 if values.size:
                     last = max(last, float(values.max()))
         self.stress_offset_s = last
+        t_h, values, _ = self.metric_series(streams)
+        stops = streams.get(INTERRUPTIONS)
+        masks = ([(r.start_s / 3600.0, r.end_s / 3600.0) for r in stops.itertuples() if r.end_s > r.start_s]
+                 if stops is not None and len(stops) else [])
+        self._live_seed = (t_h, values, masks)  # the live figures start from what the file already has
         figures = streams.get(JV_FIGURES)
         scans = streams.get(JV_SCANS)
         indices = [int(f["jv_index"].max()) for f in (figures, scans) if f is not None and len(f)]
@@ -266,7 +299,7 @@ class StabilityProcedure(LabProcedure):
             smu.set_current(0.0)
             if str(smu.ask(":SOUR:FUNC?")).strip().upper().startswith("CURR"):
                 break
-            self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
+            self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "instrument_reset", "attempt": 1,
                               "action": "fault", "detail": "not a current source by read-back: re-configured",
                               "backoff_s": 0.0})
         smu.enable_output()
@@ -285,6 +318,11 @@ class StabilityProcedure(LabProcedure):
         """After a reconnection (the instrument may have been reset): light as it should be, the bias by
         :meth:`apply_bias` (the reconnect already replayed the configuration)."""
         self.apply_bias(smu, self.target_level())
+        self.bias_reapplied()
+
+    def bias_reapplied(self) -> None:
+        """Called after the bias was applied again (after a J–V, a suspension, a reconnection): readings from
+        before are from another state of the device. Default: nothing."""
 
     def set_bias(self, target: str | float) -> float | None:
         """:meth:`apply_bias` through :meth:`smu_io`."""
@@ -297,22 +335,12 @@ class StabilityProcedure(LabProcedure):
             return
         if self.smu_io(lambda smu: bool(smu.source_enabled), what="read back the output state"):
             return
-        t = self.stress_time_s()
-        self.log(f"WARNING: the source meter's output was found off at t = {t:.1f} s (instrument reset?): "
-                 "reconnecting and ramping the bias back")
-        self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
-                          "action": "fault", "detail": "output found off by read-back", "backoff_s": 0.0})
-        mended = []  # through the recovery: a transport fault while reconnecting is one more fault to mend (its
-        # own reconnect and restore then did the job), not the run's end
+        from labctl.recovery import INSTRUMENT_RESET
 
-        def mend(_: Any) -> None:
-            if not mended:
-                mended.append(True)
-                self.restore_source(self.station.reconnect("smu"))
-
-        self.smu_io(mend, what="reconnect after a reset")
-        self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "reset", "attempt": 1,
-                          "action": "reconnected", "detail": "re-configured, bias ramped back", "backoff_s": 0.0})
+        self.log(f"WARNING: the source meter's output was found off at t = {self.stress_time_s():.1f} s (instrument "
+                 "reset?): reconnecting and ramping the bias back")
+        self.reconnect("smu", INSTRUMENT_RESET, "output found off by read-back", restore=self.restore_source,
+                       what="re-apply the bias")
 
     def read_point(self) -> tuple[float, float, float, bool]:
         """One verified reading: (device voltage V, SMU current A, J mA/cm² photocurrent-positive, compliance)."""
@@ -333,16 +361,15 @@ class StabilityProcedure(LabProcedure):
 
     # -- recovery journal, interruptions ------------------------------------------------------------------------
     def on_io_event(self, entry: Mapping[str, Any]) -> None:
-        """A recovery event (labctl.recovery): a ``journal`` row and a log line; a fault opens a ``recovery``
-        interruption, ``reconnected``/``gave_up`` closes it."""
+        """A recovery event (labctl.recovery): a ``journal`` row and the base class's log line; a fault opens a
+        ``recovery`` interruption, ``reconnected``/``gave_up`` closes it."""
         stress = self.stress_time_s() if hasattr(self, "_t0") else math.nan
         action = str(entry.get("action", ""))
         self.record(JOURNAL, {"time_s": _nan(entry.get("time")), "stress_time_s": stress,
                               "role": str(entry.get("role", "")), "kind": str(entry.get("kind", "")),
                               "attempt": int(entry.get("attempt") or 0), "action": action,
                               "detail": str(entry.get("detail", "")), "backoff_s": _nan(entry.get("backoff_s"))})
-        self.log(f"recovery: {entry.get('role')} {entry.get('kind')} {action} (attempt {entry.get('attempt')}): "
-                 f"{entry.get('detail', '')}")
+        super().on_io_event(entry)  # the log line (a WARNING for a fault and for giving up)
         if action == "fault" and self._recovery_start is None:
             self._recovery_start = (stress, time.time(), f"{entry.get('kind')} on {entry.get('role')}")
         elif action in ("reconnected", "gave_up") and self._recovery_start is not None:
@@ -368,6 +395,7 @@ class StabilityProcedure(LabProcedure):
     def on_resume(self) -> None:
         """The suspension is over: the bias is ramped back and the interval becomes a ``suspended`` row."""
         self.set_bias(self.target_level())
+        self.bias_reapplied()
         self.skip_missed = True
         if self._suspended is not None:
             start, wall, reason = self._suspended
@@ -387,6 +415,14 @@ class StabilityProcedure(LabProcedure):
         from labctl.analysis.stability import LiveStabilityFigures
 
         self._live = LiveStabilityFigures()
+        if self._live_seed is not None:
+            t_h, values, masks = self._live_seed
+            self._live_seed = None
+            for t, value in zip(t_h, values, strict=True):
+                if math.isfinite(value):
+                    self._live.add(float(t), float(value))
+            for start, end in masks:
+                self._live.mask(start, end)
 
         def subscriber(name: str, doc: Any) -> None:
             if name != EVENT:
@@ -420,6 +456,7 @@ class StabilityProcedure(LabProcedure):
         self.run_jv()
         self.set_light(self.light)
         self.set_bias(self.target_level())
+        self.bias_reapplied()
         self.skip_missed = True
         return True
 

@@ -84,13 +84,16 @@ def test_mpp_tracking_with_the_defaults_holds_the_static_maximum_power(tmp_path)
     assert settled["voltage_V"].mean() == pytest.approx(VMP_V, abs=5e-3)
     np.testing.assert_allclose(mpp["pce_pct"], mpp["power_mW_cm2"])  # 1000 W/m² = 100 mW/cm²
     assert result.results["settled_power_mW_cm2"] >= 0.999 * PMP_MW_CM2
+    assert result.results["retained_pce_pct"] == pytest.approx(100.0, abs=0.3)  # from the converged tracker on
     state = json.loads(mpp["tracker_state"].iloc[-1])
     assert state["algorithm"] == "perturb-observe" and state["phase"] == "track"
     # the live figures and the tracker in the status file (labctl status)
     extra = json.loads(status_path(result.path).read_text())["extra"]
     assert extra["tracker"] == state
-    assert extra["figures"]["points_used"] > 250 and extra["figures"]["final"] == pytest.approx(
-        mpp["pce_pct"].iloc[-1], rel=2e-3)
+    batch = result.results["figures"]
+    assert extra["figures"]["points_used"] == batch["points_used"] > 250
+    assert extra["figures"]["initial"] == pytest.approx(batch["initial"], rel=1e-9)
+    assert extra["figures"]["final"] == pytest.approx(batch["final"], rel=1e-9)
 
 
 def test_the_alternative_algorithm_tracks_too(tmp_path):
@@ -147,6 +150,11 @@ def test_a_resumed_mpp_run_continues_from_the_saved_tracker_voltage_by_a_ramp_fr
     assert new["time_s"].iloc[0] - before["time_s"].iloc[-1] < 3.0
     gaps = run.streams["interruptions"]
     assert list(gaps["kind"]) == ["gap"] and gaps["start_s"].iloc[0] == pytest.approx(before["time_s"].max())
+    # the live figures (status file) go on from the rows of the first segment: as many as the final analysis uses
+    live = json.loads(status_path(first.path).read_text())["extra"]["figures"]
+    batch = second.results["figures"]
+    assert live["points_used"] == batch["points_used"] > len(new)
+    assert live["hours"] == pytest.approx(mpp["time_s"].max() / 3600, rel=1e-3)
 
 
 def test_mpp_from_a_jv_approaches_the_jv_vmp_and_reports_the_stability_figures(tmp_path):
@@ -179,6 +187,9 @@ def test_mpp_from_a_jv_approaches_the_jv_vmp_and_reports_the_stability_figures(t
     (["dwell_s=600", "duration_h=0.1"], "parameter dwell_s = 600: longer than duration_h = 0.1 h"),
     (["suspend_bias=maybe"], "parameter suspend_bias = 'maybe': allowed oc, sc, off or a voltage"),
     (["algorithm=guess"], "algorithm"),
+    (["jv_interval_min=30", "jv_stop_V=1.6"], "parameter jv_stop_V = 1.6: allowed range is -1.5 to 1.5"),
+    (["approach=from_jv", "jv_step_V=0.001", "jv_start_V=-1", "jv_stop_V=1.5"], "parameter jv_step_V = 0.001: "),
+    (["jv_interval_min=0.4"], "parameter jv_interval_min = 0.4: one periodic J-V takes about 28 s (141 points x 2"),
 ])
 def test_bad_mpp_settings_are_refused_in_one_line_before_any_instrument_is_touched(tmp_path, settings, fragment):
     args = ["run", "mpp", "--station", str(REPO / "station.yaml"), "--out", str(tmp_path / "runs"), "--json",
@@ -225,3 +236,47 @@ def test_a_transport_fault_during_tracking_is_journaled_and_the_tracker_goes_on_
     assert states == list(range(1, len(states) + 1))  # every tracker update has its row, in order
     after = mpp.iloc[150:]
     assert after["power_mW_cm2"].mean() >= 0.999 * PMP_MW_CM2
+
+
+def test_mpp_with_periodic_jv_goes_on_tracking_at_its_voltage_after_each_jv(tmp_path):
+    result, station = _run(tmp_path, _procedure(duration_h=0.1, jv_interval_min=2))
+    station.close()
+    assert result.status == "completed", result.error
+    run = load_run(result.path)
+    figures, mpp = run.streams["jv_figures"], run.streams["mpp"]
+    starts = figures.groupby("jv_index")["stress_time_s"].first().to_numpy()
+    assert len(starts) == 3 and starts[0] == 0.0  # at 0, 2 and 4 min: each J-V needs ~30 s of the 2 min
+    np.testing.assert_allclose(figures["pce_pct"], PMP_MW_CM2, rtol=3e-3)  # PCE % = Pmp in mW/cm² at 1 sun
+    t, v = mpp["time_s"].to_numpy(), mpp["voltage_V"].to_numpy()
+    for start in starts[1:]:
+        before, after = np.flatnonzero(t < start)[-1], np.flatnonzero(t > start)[0]
+        assert t[after] - start > 20  # no tracking step during the J-V
+        assert abs(v[after] - v[before]) <= 0.05  # tracking goes on where it was, not from a new approach
+        assert mpp["phase"].iloc[after] == "track"
+    track = mpp[mpp["phase"] == "track"]
+    assert track["power_mW_cm2"].iloc[len(track) // 2:].mean() >= 0.999 * PMP_MW_CM2
+    assert result.results["metric"] == "pce_pct" and result.results["jv_scans"] == 3
+
+
+def test_a_suspended_mpp_run_waits_at_open_circuit_and_goes_on_tracking_where_it_was(tmp_path):
+    station = Station(parse_station(default_station()))
+    engine = RunEngine(station, tmp_path, sample="cell-1", catalog=False)
+    t0 = station.clock.now()
+    engine.add_suspender(lambda: "irradiance low" if 150 <= station.clock.now() - t0 < 250 else None)
+    result = engine.run(_procedure(duration_h=0.1))
+    station.close()
+    assert result.status == "completed", result.error
+    run = load_run(result.path)
+    mpp, stops = run.streams["mpp"], run.streams["interruptions"]
+    (stop,) = stops.itertuples()
+    assert stop.kind == "suspended" and stop.reason == "irradiance low"
+    assert stop.start_s == pytest.approx(150, abs=3) and stop.end_s == pytest.approx(250, abs=3)
+    t, v = mpp["time_s"].to_numpy(), mpp["voltage_V"].to_numpy()
+    assert not np.any((t > stop.start_s + 1) & (t < stop.end_s))
+    before, after = np.flatnonzero(t < stop.start_s)[-1], np.flatnonzero(t > stop.end_s)[0]
+    assert abs(v[after] - v[before]) < 0.01 and mpp["phase"].iloc[after] == "track"
+    assert any("device held at oc" in e for e in run.events)
+    assert result.results["suspended_h"] == pytest.approx(100 / 3600, abs=3 / 3600)
+    inside = int(((t >= stop.start_s) & (t <= stop.end_s)).sum())  # at most the first reading, at its very end
+    assert inside <= 1 and result.results["figures"]["points_masked"] == inside
+    assert mpp["power_mW_cm2"].iloc[after:].mean() >= 0.999 * PMP_MW_CM2

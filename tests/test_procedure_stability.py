@@ -176,7 +176,8 @@ def test_an_instrument_reset_mid_hold_is_noticed_by_read_back_and_the_bias_rampe
     assert state["reset"] and len(hold) == 90
     np.testing.assert_allclose(hold["voltage_V"], 0.95, atol=1e-3)
     np.testing.assert_allclose(hold["j_mA_cm2"], _j_mA_cm2(0.95), rtol=2e-3)
-    assert list(journal["action"]) == ["fault", "reconnected"] and set(journal["kind"]) == {"reset"}
+    assert list(journal["action"]) == ["fault", "reconnected", "retry"]
+    assert set(journal["kind"]) == {"instrument_reset"}
     assert list(run.streams["interruptions"]["kind"]) == ["recovery"]
     assert any("output was found off" in e and "WARNING" in e for e in run.events)
     runs = [[]]
@@ -214,3 +215,37 @@ def test_stability_figures_mask_the_interruptions_and_count_them():
     assert results["retained_pce_pct"] == pytest.approx(100 * pce[-1] / pce[0], abs=0.5)
     unmasked = procedure.analyse({"hold": hold, "jv_figures": figures})
     assert unmasked["t80_h"] < 6.0  # the same dip, not masked, is taken for degradation
+
+
+def test_a_resumed_hold_goes_on_with_the_next_jv_and_the_stress_time(tmp_path):
+    from labctl.resume import ResumeEngine, prepare_resume
+
+    engine, station = _engine(tmp_path)
+
+    def stop(name, doc):
+        if name == "event" and doc.stream == "hold" and doc.seq_num == 70:  # t ≈ 730 s: after the J-V at 600 s
+            engine.abort()
+
+    engine.subscribe(stop)
+    first = engine.run(_hold(duration_h=0.5, interval_s=10, jv_interval_min=10))
+    station.close()
+    assert first.status == "aborted"
+    before = load_run(first.path)
+    assert sorted(set(before.streams["jv_figures"]["jv_index"])) == [0, 1]
+    resumption = prepare_resume(first.path)
+    station = Station(parse_station(default_station()))
+    second = ResumeEngine(station, resumption.run_file, sample=resumption.sample, catalog=False).run(
+        resumption.procedure)
+    station.close()
+    assert second.status == "completed", second.error
+    run = load_run(first.path)
+    figures, hold = run.streams["jv_figures"], run.streams["hold"]
+    assert list(figures["jv_index"]) == [0, 0, 1, 1, 2, 2]  # the next J-V, not the last one again
+    assert figures[figures["jv_index"] == 2]["stress_time_s"].iloc[0] == pytest.approx(1200, abs=11)
+    assert list(figures["segment"]) == [0, 0, 0, 0, 1, 1]
+    t = hold["time_s"].to_numpy()
+    assert np.all(np.diff(t) > 0) and t[-1] < 1800
+    (gap,) = run.streams["interruptions"].itertuples()
+    assert gap.kind == "gap" and gap.segment == 1 and gap.start_s == pytest.approx(t[69], abs=10)
+    assert second.results["jv_scans"] == 3 and second.results["interruptions"] == 1
+    np.testing.assert_allclose(figures["pce_pct"], PCE_PCT, rtol=3e-3)
