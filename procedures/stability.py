@@ -302,7 +302,9 @@ class StabilityProcedure(LabProcedure):
             self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "instrument_reset", "attempt": 1,
                               "action": "fault", "detail": "not a current source by read-back: re-configured",
                               "backoff_s": 0.0})
-        smu.enable_output()
+        # the output switched on in the same message as the source it needs (SCPI program message units, both
+        # models' manuals): a reset just before it cannot leave a *RST voltage source at 0 V switched on
+        smu.write(":SOUR:FUNC CURR;:SOUR:CURR 0;:OUTP ON")
         if target == OPEN_CIRCUIT:
             self._bias_applied = OPEN_CIRCUIT
             return None
