@@ -128,7 +128,9 @@ class Station:
         cfg = self.config.instruments[role]
         calls = list(self.configuration_calls.get(role, {}).items())
         instrument, identity = self._open(role, cfg)
-        for name, (args, kwargs) in calls:
+        if callable(getattr(instrument, "check_errors", None)):  # errors queued before the link failed (a reading
+            calls.insert(0, ("check_errors", ((), {})))  # refused by an instrument reset meanwhile) are not the
+        for name, (args, kwargs) in calls:  # replayed configuration's: read out (logged by the driver) first
             try:
                 getattr(instrument, name)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - one clear message; the role stays disconnected
