@@ -30,6 +30,7 @@ from tests.helpers import REPO
 BENCH = yaml.safe_load((REPO / "stations" / "stability-bench.yaml").read_text())
 KINDS = ("timeout", "drop", "garbage", "reboot", "reset", "unavailable")
 TCP_SECONDS = 40.0
+REQUIRED_KINDS = frozenset({"timeout", "garbage_reply", "instrument_reset", "connection_reset"})
 TCP_PERIODS = (293, 300, 307, 311, 317, 331)  # messages between two faults of each kind, about 1 in 50 in all
 #: the journal's kind for the error each injected fault shows (labctl.recovery's classes); a reset is seen by the
 #: read-back of the output, or first by the reading itself: a 2400 with its output off answers no :READ? (timeout)
@@ -86,7 +87,8 @@ def _run(tmp_path, data: dict, duration_h: float, faults: list[dict] | None = No
     return result, station, history
 
 
-def _check_every_fault_journaled(injected: list[dict], journal, noticed_within_s: float = 60.0) -> None:
+def _check_every_fault_journaled(injected: list[dict], journal, noticed_within_s: float = 60.0,
+                                 required: frozenset = REQUIRED_KINDS) -> None:
     """Each injected fault (the bench's record) is followed within ``noticed_within_s`` of station time (the
     SMU's timeout and a back-off) by a journal ``fault`` entry (a reset met while a recovery re-configures
     and restores the instrument is undone by that recovery and shows nowhere); the journal's kinds are the classes the
@@ -105,7 +107,7 @@ def _check_every_fault_journaled(injected: list[dict], journal, noticed_within_s
     assert len(faults) >= 0.8 * len(injected)
     allowed = set().union(*JOURNAL_KINDS.values(), {"resource_gone"})
     seen = set(faults["kind"])
-    assert seen <= allowed and {"timeout", "garbage_reply", "instrument_reset", "connection_reset"} <= seen, seen
+    assert seen <= allowed and required <= seen, seen
 
 
 def _check_the_source_never_stepped(history: list[tuple], voc_V: float, max_step_V: float, min_on: int = 1000) -> None:
@@ -319,6 +321,9 @@ def test_injected_faults_of_every_kind_over_real_tcp_are_survived_and_journaled(
         client["recovery"] = {"attempts": 20, "backoff_s": 0.02, "backoff_factor": 2.0, "backoff_max_s": 0.5}
         station = Station(parse_station(client))
         engine = RunEngine(station, tmp_path, sample="cell-tcp", catalog=False)
+        last_row_at = [0.0]  # station time (the real clock) of the last tracking row: then the run winds down
+        engine.subscribe(lambda name, doc: last_row_at.__setitem__(0, station.clock.now())
+                         if name == "event" and doc.stream == "mpp" else None)
         procedure = MPPProcedure()
         procedure.duration_h, procedure.dwell_s, procedure.nplc = TCP_SECONDS / 3600, 0.02, 0.1
         result = engine.run(procedure)
@@ -334,7 +339,10 @@ def test_injected_faults_of_every_kind_over_real_tcp_are_survived_and_journaled(
     assert {f["transport"] for f in injected} == {"tcp"}
     run = load_run(result.path)
     journal, mpp = run.streams["journal"], run.streams["mpp"]
-    _check_every_fault_journaled(injected, journal, noticed_within_s=5.0)
+    # a :READ? waits 10 s more than the station's timeout (the driver's margin); the resets showed as timeouts
+    # (faults met by the engine's safe state after the run are in its log: the journal is the run's own calls')
+    _check_every_fault_journaled([f for f in injected if f["time"] <= last_row_at[0]], journal, noticed_within_s=15.0,
+                                 required=frozenset({"timeout", "garbage_reply", "connection_reset"}))
     states = [json.loads(s)["updates"] for s in mpp["tracker_state"]]
     assert states == list(range(1, len(states) + 1))
     assert np.all(np.diff(mpp["time_s"].to_numpy()) > 0)
