@@ -77,8 +77,8 @@ def test_a_lamp_dip_suspends_the_run_at_the_safe_bias_and_resumes_after_the_sett
     t_h = mpp["time_s"] / 3600
     assert not ((t_h > start_h + 0.01) & (t_h < end_h - 0.01)).any()
     held = [h for h in history if start_h * 3600 + 60 < h[0] < (end_h * 3600) - 60]
-    assert held and all(h[1] and h[2] == "CURR" and h[3] == 0.0 for h in held) or not held
-    last_before = [h for h in history if h[0] <= start_h * 3600 + 60]
+    assert all(h[1] and h[2] == "CURR" and h[3] == 0.0 for h in held)  # nothing else sourced meanwhile
+    last_before = [h for h in history if h[0] <= start_h * 3600 + 60]  # the bias taken at the suspension
     assert last_before[-1][1] and last_before[-1][2] == "CURR" and last_before[-1][3] == 0.0
     # the tracker goes on at the maximum power point after it: the power right after matches before the dip
     before = mpp[(t_h > start_h - 1) & (t_h < start_h - 0.05)]["power_mW_cm2"].mean()
