@@ -89,11 +89,13 @@ def test_a_lamp_dip_suspends_the_run_at_the_safe_bias_and_resumes_after_the_sett
 def test_the_dip_does_not_appear_as_degradation_in_t80_and_unmasked_it_would(runs):
     plain, dip, unmasked = (runs[k][0].results for k in ("plain", "dip", "unmasked"))
     assert plain["t80_h"] is not None and plain["t80_extrapolated"]
-    assert dip["t80_h"] == pytest.approx(plain["t80_h"], rel=0.03)
+    # T80 is extrapolated ~35x beyond a 50 h run: the lamp's 0.1 % flicker moves it by several % between two runs
+    # (measured: 1696 h and 1816 h); the unmasked dip moves it to ~20 h
+    assert dip["t80_h"] == pytest.approx(plain["t80_h"], rel=0.10)
     assert dip["retained_pce_pct"] == pytest.approx(plain["retained_pce_pct"], abs=0.2)
     assert unmasked["interruptions"] == 0
     moved = abs(unmasked["t80_h"] - plain["t80_h"]) if unmasked["t80_h"] is not None else float("inf")
-    assert moved > 3 * abs(dip["t80_h"] - plain["t80_h"]) and moved > 0.03 * plain["t80_h"]
+    assert moved > 3 * abs(dip["t80_h"] - plain["t80_h"]) and moved > 0.5 * plain["t80_h"]
 
 
 def test_suspension_and_resumption_are_told_to_the_local_alert_command(runs):
