@@ -354,9 +354,13 @@ class Station:
                             exc, RuntimeError) and exc.__cause__ is not None else None)  # drivers.safe's steps
                         if kind is None:
                             raise
-                        reopened, identity = self._open(role, self.config.instruments[role])  # no replay: only safe
-                        self.instruments[role], self.identities[role] = reopened, identity
-                        done = f"{self._make_safe(role, reopened)} (after reopening it: {kind})"
+                        try:  # reopened (no configuration replay: only made safe), once
+                            reopened, identity = self._open(role, self.config.instruments[role])
+                            self.instruments[role], self.identities[role] = reopened, identity
+                            done = f"{self._make_safe(role, reopened)} (after reopening it: {kind})"
+                        except Exception as again:  # noqa: BLE001 - both in the report: the first fault first
+                            raise RuntimeError(f"{type(exc).__name__}: {exc}; reopened once: "
+                                               f"{type(again).__name__}: {again}") from again
                     outcomes[role] = SafeOutcome(role, True, done, time.monotonic() - start)
                 except Exception as exc:  # noqa: BLE001 - reported, never raised
                     outcomes[role] = SafeOutcome(role, False, f"{type(exc).__name__}: {exc}",
