@@ -20,18 +20,19 @@ def run_steps(steps: Sequence[SafeStep]) -> list[str]:
     Raises RuntimeError when any step failed: ``"<reason> (not done: a, b)"`` when they all failed for the
     same reason (e.g. a dead link), else ``"a: <reason>; b: <reason>"``.
     """
-    done, failed = [], []
+    done, failed, first = [], [], None
     for what, action in steps:
         try:
             action()
             done.append(what)
         except Exception as exc:  # noqa: BLE001 - keep going: the next action may still work
             failed.append((what, f"{type(exc).__name__}: {exc}"))
-    if failed:
+            first = first or exc
+    if failed:  # the first failure as the cause: the caller can tell a dead link (labctl.recovery) from the rest
         reasons = list(dict.fromkeys(reason for _, reason in failed))
         if len(reasons) == 1:
-            raise RuntimeError(f"{reasons[0]} (not done: {', '.join(what for what, _ in failed)})")
-        raise RuntimeError("; ".join(f"{what}: {reason}" for what, reason in failed))
+            raise RuntimeError(f"{reasons[0]} (not done: {', '.join(what for what, _ in failed)})") from first
+        raise RuntimeError("; ".join(f"{what}: {reason}" for what, reason in failed)) from first
     return done
 
 

@@ -116,8 +116,8 @@ def classify_io_error(exc: BaseException) -> str | None:
     from drivers.identity import IdentityError
 
     if isinstance(exc, IdentityError):  # another instrument answered: not a fault a reconnection mends
-        if exc.answered:
-            return None
+        if exc.answered:  # ... unless the answer is no text at all (IEEE 488.2 *IDN?: printable ASCII)
+            return GARBAGE_REPLY if any(not " " <= c <= "~" for c in exc.answer or "") else None
         return (classify_io_error(exc.__cause__) if exc.__cause__ is not None else None) or TIMEOUT
     kind = _visa_kind(exc)
     if kind is not None:
@@ -135,6 +135,8 @@ def classify_io_error(exc: BaseException) -> str | None:
         return RESOURCE_GONE
     if isinstance(exc, ValueError) and str(exc).startswith(_PARSE_MESSAGES):
         return GARBAGE_REPLY
+    if isinstance(exc, KeyError) and str(exc.args[0] if exc.args else "").endswith("not found in mapped values"):
+        return GARBAGE_REPLY  # PyMeasure's control with mapped values (e.g. a 2400's source_enabled) read garbage
     if type(exc) is Exception and str(exc).startswith("could not connect"):  # pyvisa-py's TCPIP open
         return RESOURCE_GONE
     return None

@@ -113,8 +113,11 @@ class Station:
         registration's ``configure`` with the station file's ``settings``, :attr:`configurations`), then the
         driver's ``configure*`` calls made since (e.g. a source meter's ``configure_voltage_source`` by the
         procedure), the last call of each method, in the order they were last made
-        (:attr:`configuration_calls`), so a power-cycled instrument is set up as it was. Levels, output state and
-        a running sweep are not replayed: the caller decides whether to switch an output back on. Raises
+        (:attr:`configuration_calls`), so a power-cycled instrument is set up as it was. Before that, an
+        output is switched off (``disable_output``: a dropped link leaves it on); a call failing on errors
+        queued before (the driver's error-queue check read them out) is made once more. Levels, output state
+        and a running sweep are not replayed: the caller
+        decides whether to switch an output back on. Raises
         :class:`StationError` (one line naming the role and the resource) when it cannot; the role is then left
         disconnected (not in the station) until a later
         ``reconnect`` or ``connect`` succeeds, so the safe state does not talk to a dead link.
@@ -128,9 +131,21 @@ class Station:
         cfg = self.config.instruments[role]
         calls = list(self.configuration_calls.get(role, {}).items())
         instrument, identity = self._open(role, cfg)
+        # A link that dropped leaves the instrument as it was, output on: replaying its source configuration then
+        # would switch source functions live, at stale levels. Its output goes off first; the caller switches it
+        # back on (the procedure's ramp).
+        if callable(getattr(instrument, "disable_output", None)):
+            calls.insert(0, ("disable_output", ((), {})))
         for name, (args, kwargs) in calls:
             try:
-                getattr(instrument, name)(*args, **kwargs)
+                try:
+                    getattr(instrument, name)(*args, **kwargs)
+                except Exception as exc:  # errors queued before the link failed (a reading refused by a reset
+                    from labctl.recovery import classify_io_error  # meanwhile) fail the first call that checks
+
+                    if classify_io_error(exc) is not None or "error queue" not in str(exc):
+                        raise  # the queue: that check read them out; the call once more
+                    getattr(instrument, name)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - one clear message; the role stays disconnected
                 _close_quietly(instrument)
                 raise StationError(f"instrument '{role}' ({cfg.driver}) at {cfg.resource} was reconnected but "
@@ -330,7 +345,22 @@ class Station:
             def work(role: str = role, inst: Any = inst) -> None:
                 start = time.monotonic()
                 try:
-                    done = self._make_safe(role, inst)
+                    try:
+                        done = self._make_safe(role, inst)
+                    except Exception as exc:  # a transport fault: that instrument reconnected once, made safe
+                        from labctl.recovery import classify_io_error
+
+                        kind = classify_io_error(exc) or (classify_io_error(exc.__cause__) if isinstance(
+                            exc, RuntimeError) and exc.__cause__ is not None else None)  # drivers.safe's steps
+                        if kind is None:
+                            raise
+                        try:  # reopened (no configuration replay: only made safe), once
+                            reopened, identity = self._open(role, self.config.instruments[role])
+                            self.instruments[role], self.identities[role] = reopened, identity
+                            done = f"{self._make_safe(role, reopened)} (after reopening it: {kind})"
+                        except Exception as again:  # noqa: BLE001 - both in the report: the first fault first
+                            raise RuntimeError(f"{type(exc).__name__}: {exc}; reopened once: "
+                                               f"{type(again).__name__}: {again}") from again
                     outcomes[role] = SafeOutcome(role, True, done, time.monotonic() - start)
                 except Exception as exc:  # noqa: BLE001 - reported, never raised
                     outcomes[role] = SafeOutcome(role, False, f"{type(exc).__name__}: {exc}",

@@ -297,9 +297,17 @@ class StabilityProcedure(LabProcedure):
             smu.disable_output()
             self._bias_applied = OUTPUT_OFF
             return None
-        smu.configure_current_source(compliance_V=self.compliance_V, nplc=self.nplc)
-        smu.set_current(0.0)
-        smu.enable_output()
+        for _ in range(3):  # read back: an instrument reset since then would switch on a *RST voltage source at 0 V
+            smu.configure_current_source(compliance_V=self.compliance_V, nplc=self.nplc)
+            smu.set_current(0.0)
+            if str(smu.ask(":SOUR:FUNC?")).strip().upper().startswith("CURR"):
+                break
+            self.on_io_event({"time": self.station.clock.now(), "role": "smu", "kind": "instrument_reset", "attempt": 1,
+                              "action": "fault", "detail": "not a current source by read-back: re-configured",
+                              "backoff_s": 0.0})
+        # the output switched on in the same message as the source it needs (SCPI program message units, both
+        # models' manuals): a reset just before it cannot leave a *RST voltage source at 0 V switched on
+        smu.write(":SOUR:FUNC CURR;:SOUR:CURR 0;:OUTP ON")
         if target == OPEN_CIRCUIT:
             self._bias_applied = OPEN_CIRCUIT
             return None
