@@ -18,6 +18,7 @@ pyserial ``socket://`` URL behind ``ASRLsocket://``) only to *look* whether the 
 
 from __future__ import annotations
 
+import logging
 import math
 import select
 import socket
@@ -30,6 +31,7 @@ from pymeasure.adapters import VISAAdapter
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
+_log = logging.getLogger(__name__)
 READ_CHUNK_BYTES = 1 << 20
 """Largest read asked of PyVISA in one call (bytes); a longer reply is read in several calls."""
 FLUSH_BUDGET_S = 0.5
@@ -170,3 +172,21 @@ class DeadlineVISAAdapter(VISAAdapter):
             self.connection.clear()
             return True
         return False
+
+
+def set_serial_framing(adapter: Any, settings: dict[str, Any]) -> None:
+    """Data bits, parity and stop bits (``settings``: ``data_bits``, ``parity``, ``stop_bits`` as pyvisa takes
+    them) on a pyvisa serial connection given ready-made (PyMeasure sets them only on a port it opens itself);
+    nothing for another connection. A socket-backed ASRL resource that lacks an attribute is logged, not fatal."""
+    connection = getattr(adapter, "connection", None)
+    try:
+        from pyvisa.resources import SerialInstrument
+    except ImportError:  # pragma: no cover - pyvisa is a dependency of PyMeasure
+        return
+    if not isinstance(connection, SerialInstrument):
+        return
+    for attribute in ("data_bits", "parity", "stop_bits"):
+        try:
+            setattr(connection, attribute, settings[attribute])
+        except Exception as exc:  # noqa: BLE001 - e.g. a socket-backed ASRL resource without the attribute
+            _log.warning("%s: cannot set %s on %r: %s", type(adapter).__name__, attribute, connection, exc)

@@ -25,6 +25,7 @@ from pymeasure.instruments.lakeshore.lakeshore211 import LakeShore211 as _StockL
 from pyvisa.constants import Parity, StopBits
 
 from drivers.identity import IdentitySpec
+from drivers.io_helpers import set_serial_framing
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class LakeShore211(_StockLakeShore211):
         kwargs.setdefault("write_termination", "\r\n")
         kwargs["asrl"] = dict(SERIAL_SETTINGS) | kwargs.pop("asrl", {})
         Instrument.__init__(self, adapter, name, includeSCPI=False, **kwargs)
-        _set_serial_framing(self.adapter)
+        set_serial_framing(self.adapter, SERIAL_SETTINGS)
 
     @property
     def id(self) -> str:
@@ -90,22 +91,6 @@ class LakeShore211(_StockLakeShore211):
     def reset(self) -> None:
         """Power-up settings (``*RST``)."""
         self.write("*RST")
-
-
-def _set_serial_framing(adapter: Any) -> None:
-    """7 data bits, odd parity, 1 stop bit on a pyvisa serial connection given ready-made (no-op otherwise)."""
-    connection = getattr(adapter, "connection", None)
-    try:
-        from pyvisa.resources import SerialInstrument
-    except ImportError:  # pragma: no cover - pyvisa is a dependency of PyMeasure
-        return
-    if not isinstance(connection, SerialInstrument):
-        return
-    for attribute in ("data_bits", "parity", "stop_bits"):
-        try:
-            setattr(connection, attribute, SERIAL_SETTINGS[attribute])
-        except Exception as exc:  # noqa: BLE001 - e.g. a socket-backed ASRL resource without the attribute
-            log.warning("%s: cannot set %s on %r: %s", type(adapter).__name__, attribute, connection, exc)
 
 
 class LakeShore211Settings(BaseModel):

@@ -43,6 +43,7 @@ from pymeasure.instruments.srs import SR570 as _StockSR570
 from pyvisa.constants import Parity, StopBits
 
 from drivers.identity import IdentitySpec
+from drivers.io_helpers import set_serial_framing
 from drivers.registration import ConnectionDefaults, InstrumentRegistration
 from drivers.safe import driver_safe_state
 
@@ -227,7 +228,7 @@ class SR570(_StockSR570):
         # Instrument.__init__ directly: the stock chain passes through SCPIUnknownMixin, which only warns
         Instrument.__init__(self, adapter, name, includeSCPI=False, **kwargs)
         self._state: dict[str, Any] = {}
-        _set_serial_framing(self.adapter)
+        set_serial_framing(self.adapter, SERIAL_SETTINGS)
 
     # --- gain ---------------------------------------------------------------------------------------------
     @property
@@ -353,22 +354,6 @@ class SR570(_StockSR570):
         """:meth:`safe_state`, then mark the instrument shut down."""
         self.safe_state()
         super().shutdown()
-
-
-def _set_serial_framing(adapter: Any) -> None:
-    """8 data bits, no parity, 2 stop bits on a pyvisa serial connection given ready-made (no-op otherwise)."""
-    connection = getattr(adapter, "connection", None)
-    try:
-        from pyvisa.resources import SerialInstrument
-    except ImportError:  # pragma: no cover - pyvisa is a dependency of PyMeasure
-        return
-    if not isinstance(connection, SerialInstrument):
-        return
-    for attribute in ("data_bits", "parity", "stop_bits"):
-        try:
-            setattr(connection, attribute, SERIAL_SETTINGS[attribute])
-        except Exception as exc:  # noqa: BLE001 - e.g. a socket-backed ASRL resource without the attribute
-            log.warning("%s: cannot set %s on %r: %s", type(adapter).__name__, attribute, connection, exc)
 
 
 SR570_REGISTRATION = InstrumentRegistration(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from labctl.analysis import sdm
 from sim_instruments.optics import HC_NM_V
+from sim_instruments.terminals import DiodeTerminal
 
 HOUR_S = 3600.0
 #: the two wheels of the laser path, in beam order (their ``sim://`` names)
@@ -302,68 +302,25 @@ MONITOR_SATURATION_CURRENT_A = 1e-10
 MONITOR_TEMPERATURE_K = sdm.STC_TEMPERATURE_K
 
 
-class PhotodiodeTerminal:
-    """The monitor photodiode's terminals as a source-meter sees them (``sim://monitor_smu``): the interface the
-    SMU emulators use on a bench (``set_cell_bias``, ``cell_current_A``, ``voltage_at_current_V``,
-    ``open_circuit_voltage_V``, ``steady_light``, ``clock``, ``rng``, ``lock``, ``line_frequency_Hz``,
-    ``instrument_options``), anode on HI.
+class PhotodiodeTerminal(DiodeTerminal):
+    """The monitor photodiode's terminals as a source-meter sees them (``sim://monitor_smu``;
+    :class:`sim_instruments.terminals.DiodeTerminal`), anode on HI.
 
     Model: photocurrent-positive I(V) = I_mon − I_s·(exp(V/V_t) − 1), I_mon = :meth:`LaserPath.monitor_current_A`
     (photocurrent plus dark current, so 0 V reads what the power meter reads), I_s =
     :data:`MONITOR_SATURATION_CURRENT_A`, V_t = kT/q at 298.15 K; the SMU reports −I (current into HI).
     """
 
+    saturation_current_A = MONITOR_SATURATION_CURRENT_A
+
     def __init__(self, bench: Any) -> None:
         if bench.laser_path.sphere is None:
             raise ValueError("sim://monitor_smu is the in-sphere photodiode, and the simulated bench has no "
                              "integrating sphere (allowed: give simulation.sphere)")
-        self.bench = bench
+        super().__init__(bench)
         self.path: LaserPath = bench.laser_path
-        self.clock = bench.clock
-        self.rng = bench.rng
-        self.lock = bench.lock
-        self.line_frequency_Hz = bench.line_frequency_Hz
-        self.instrument_options = getattr(bench, "instrument_options", {})
-        self._bias_V: float | None = None
-        self._held_A: float | None = None
+        self.vt_V = float(sdm.thermal_voltage_V(MONITOR_TEMPERATURE_K))
 
-    @property
-    def _vt_V(self) -> float:
-        return float(sdm.thermal_voltage_V(MONITOR_TEMPERATURE_K))
-
-    def _light_A(self) -> float:
-        return self._held_A if self._held_A is not None else self.path.monitor_current_A()
-
-    @contextmanager
-    def steady_light(self) -> Any:
-        """One laser noise draw for everything inside (one reading)."""
-        with self.lock:
-            held = self._held_A
-            if held is None:
-                self._held_A = self.path.monitor_current_A()
-            try:
-                yield
-            finally:
-                self._held_A = held
-
-    def set_cell_bias(self, voltage_V: float | None) -> None:
-        """The terminal voltage the SMU forces (V); None = open circuit."""
-        self._bias_V = None if voltage_V is None else float(voltage_V)
-
-    def cell_current_A(self) -> float:
-        """Current into HI at the forced bias (A): −I(V); 0 at open circuit."""
-        with self.lock:
-            if self._bias_V is None:
-                return 0.0
-            return -(self._light_A() - MONITOR_SATURATION_CURRENT_A * math.expm1(self._bias_V / self._vt_V))
-
-    def voltage_at_current_V(self, current_A: float) -> float | None:
-        """Terminal voltage (V) at which the SMU's current into HI is ``current_A``: V_t·ln(1 + (I_mon + I)/I_s)
-        (None when no voltage gives it: more reverse current than the light makes)."""
-        with self.lock:
-            arg = (self._light_A() + current_A) / MONITOR_SATURATION_CURRENT_A
-            return self._vt_V * math.log1p(arg) if arg > -1.0 else None
-
-    def open_circuit_voltage_V(self) -> float:
-        """Voltage with nothing forcing the photodiode (V)."""
-        return self.voltage_at_current_V(0.0) or 0.0
+    def light_current_A(self) -> float:
+        """I_mon (A) now: the monitor's current with a new draw of the laser's noise."""
+        return self.path.monitor_current_A()
