@@ -323,12 +323,13 @@ class MPPProcedure(StabilityProcedure):
 
     @classmethod
     def plot_main(cls, ax: Any, run: Any) -> None:
-        """The tracked PCE (a line, at most ~5000 points drawn) on the PCE axis."""
+        """The tracked PCE while tracking (a line, at most ~5000 points drawn) on the PCE axis."""
         n = stream_rows(run.streams, MPP_STREAM)
         if not n:
             return
-        stride = max(1, n // 5000)
-        frame = stream_columns(run.streams, MPP_STREAM, ["time_s", "pce_pct"])  # two columns, not the stream
+        frame = stream_columns(run.streams, MPP_STREAM, ["time_s", "pce_pct", "phase"])  # three columns, not all
+        frame = frame[frame["phase"] == "track"]  # not the approach ramp from Voc (PCE near 0 there)
+        stride = max(1, len(frame) // 5000)
         ax.plot(frame["time_s"].to_numpy()[::stride] / 3600.0, frame["pce_pct"].to_numpy()[::stride], lw=0.8,
                 color="0.2", label="tracked")
 

@@ -614,6 +614,7 @@ class StabilityProcedure(LabProcedure):
                               label=DIRECTION_NAMES.get(int(direction), str(direction)))
             axis.set_ylabel(label, fontsize=8)
             axis.grid(alpha=0.3)
+            axis.ticklabel_format(axis="y", useOffset=False)  # an offset ("+1.17") would sit on the axis above
         for axis in axes:
             shade_interruptions(axis, run)
         for axis in axes[:-1]:
