@@ -202,3 +202,82 @@ def print_stability(console: Console, results: Mapping[str, Any]) -> None:
     console.print(f"hours: {fmt('{:.4g}', hours)}, interruptions: {results.get('interruptions', 0)}, suspended: "
                   f"{suspended} h, I/O faults recovered: {results.get('io_faults', 0)}, J–V scans: "
                   f"{results.get('jv_scans', 0)}", highlight=False)
+
+
+#: the substrate table's formats: figure key → format (FF a fraction shown in %, as in FOM_ROWS)
+SUBSTRATE_FORMATS = {
+    "pce_pct": "{:.2f}", "voc_V": "{:.4f}", "jsc_mA_cm2": "{:.3f}", "ff": "{:.2%}",
+    "stabilised_pce_pct": "{:.2f}", "settled_pce_pct": "{:.2f}", "pce_final_pct": "{:.2f}",
+    "retained_pct": "{:.1f}", "voc_mean_V": "{:.4f}", "jsc_mean_mA_cm2": "{:.3f}", "power_mean_mW_cm2": "{:.3f}",
+}
+
+#: the spread rows of the substrate table under the pixels: statistic key, row label
+SUBSTRATE_STAT_ROWS = [("best", "best"), ("median", "median"), ("mean", "mean"), ("std", "std"),
+                       ("iqr", "IQR"), ("min", "min"), ("max", "max")]
+
+
+def _pixel_state(pixel: Mapping[str, Any]) -> str:
+    """The status cell of one pixel: its status, the skip reason, and the dead/shunted flags."""
+    status = str(pixel.get("status") or "")
+    if pixel.get("skipped"):
+        reason = pixel.get("reason")
+        return "[yellow]skipped[/]" + (f": {reason}" if reason else "")
+    parts = [status] if status != "completed" else []
+    if pixel.get("dead"):
+        parts.append("[bold red]dead[/]")
+    if pixel.get("shunted"):
+        parts.append("[yellow]shunted[/]")
+    if status not in ("completed", "not measured") and pixel.get("reason"):
+        parts.append(str(pixel["reason"]))
+    return ", ".join(parts) or "ok"
+
+
+def print_substrate_summary(console: Console, summary: Mapping[str, Any]) -> None:
+    """The substrate table (:func:`labctl.analysis.substrate.summarise_substrate`): one row per pixel with its
+    figures per group (J–V direction, or the stability run's figures) and its state (skipped with the reason,
+    dead, shunted), then the best (with its pixel), median and spread rows over the included pixels, then the
+    counts and the thresholds the flags used."""
+    groups = list(summary.get("groups") or [])
+    figures = summary.get("figures") or {}
+    labels = summary.get("labels") or {}
+    columns = [(g, k) for g in groups for k in figures.get(g, [])]
+    table = Table(title="Substrate summary")
+    table.add_column("pixel")
+    for g, k in columns:
+        label, unit = (labels.get(k) or (k, ""))[:2]
+        unit = "%" if k == "ff" else unit
+        head = f"{label} ({unit})" if unit else label
+        table.add_column(head if g == "run" else f"{head}\n{g}", justify="right")
+    table.add_column("state")
+    for name, pixel in (summary.get("pixels") or {}).items():
+        values = pixel.get("figures") or {}
+        cells = [fmt(SUBSTRATE_FORMATS.get(k, "{:.4g}"), values.get(g, {}).get(k)) if g in values else ""
+                 for g, k in columns]
+        table.add_row(str(name), *cells, _pixel_state(pixel), style="dim" if not pixel.get("included") else None)
+    stats = summary.get("statistics") or {}
+    table.add_section()
+    for key, label in SUBSTRATE_STAT_ROWS:
+        cells = []
+        for g, k in columns:
+            s = stats.get(g, {}).get(k) or {}
+            spec = SUBSTRATE_FORMATS.get(k, "{:.4g}")
+            cell = fmt(spec, s.get(key))
+            if key == "best" and s.get("best_pixel") is not None:
+                cell += f" ({s['best_pixel']})"
+            cells.append(cell)
+        note = f"over {(summary.get('counts') or {}).get('included', 0)} pixels" if key == "best" else ""
+        table.add_row(f"[bold]{label}[/]", *cells, note)
+    console.print(table)
+    counts = summary.get("counts") or {}
+    t = summary.get("thresholds") or {}
+    console.print(
+        f"pixels: {counts.get('pixels', 0)}, completed {counts.get('completed', 0)}, skipped "
+        f"{counts.get('skipped', 0)}, not measured {counts.get('not measured', 0)}, aborted/failed "
+        f"{counts.get('aborted', 0) + counts.get('failed', 0)}; dead {counts.get('dead', 0)}, shunted "
+        f"{counts.get('shunted', 0)}; statistics over {counts.get('included', 0)} (completed, not dead)",
+        highlight=False)
+    if t:
+        console.print(
+            f"dead: Jsc < {t.get('dead_jsc_mA_cm2')} mA/cm², Voc < {t.get('dead_voc_V')} V or PCE < "
+            f"{t.get('dead_pce_pct')} % in every scan; shunted: R_sh/(Voc/Jsc) < {t.get('shunt_normalised_rsh')}",
+            highlight=False)
