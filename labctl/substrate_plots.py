@@ -4,7 +4,8 @@ substrate with each pixel at its place, coloured by its PCE (matplotlib, no disp
 The input is :func:`labctl.analysis.substrate.summarise_substrate`'s summary. The boxes are over the pixels that
 enter the statistics (completed, not dead; shunted ones are drawn as orange triangles); the map shows every pixel of
 the layout: measured ones coloured by the primary figure (the reverse-scan PCE of a J–V), dead ones black, skipped
-ones hatched grey with "skipped", pixels not measured (or aborted, failed) white with a dashed edge.
+ones hatched grey with "skipped", pixels not measured (or aborted, failed) white with a dashed edge. The map is drawn
+as the layout gives the places: x (mm) to the right, y (mm) up, each pixel a square of its area to scale.
 """
 
 from __future__ import annotations
