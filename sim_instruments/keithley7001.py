@@ -19,7 +19,8 @@ Instruction Manual §5.13 (``[:ROUTe]`` subsystem) and the Model 7011 instructio
 - ``[:ROUTe]:CLOSe <list>``, ``[:ROUTe]:OPEN <list>|ALL``, ``[:ROUTe]:CLOSe? <list>`` / ``[:ROUTe]:OPEN? <list>``
   (1 or 0 per listed channel, comma separated), ``[:ROUTe]:CLOSe:STATe?`` (the closed channels as a channel list,
   ``(@)`` when none); chanlist forms ``1!6``, ``1!6, 1!18``, ``1!2:1!10`` with optional blanks after ``(@`` [H];
-- power-up: all channels open; ``*RST`` and ``:SYSTem:PRESet`` have no effect on the channels [H, §5.13.2];
+- power-up (and the ``reboot`` fault, :meth:`Keithley7001Emulator.power_on`): all channels open; ``*RST`` and
+  ``:SYSTem:PRESet`` have no effect on the channels [H, §5.13.2];
 - ``:CLOS:STAT?`` gives runs of three or more neighbouring channels as a range (``1!1:1!3``) [M: a public 7001
   reader parses ranges in that reply]; ``:CONFigure:SLOT<n>:CTYPe?`` answers ``C7011`` / ``NONE`` [M];
 - a channel off the card or in an empty slot: -222 "Parameter data out of range" [M: the 2700/2750 manuals'
@@ -111,6 +112,12 @@ class Keithley7001Emulator(ScpiInstrument):
 
     def reset(self) -> None:
         """``*RST``: no effect on the channels (manual §5.13.2); nothing else of the 7001 is modelled."""
+
+    def power_on(self) -> None:
+        """A power cycle (the ``reboot`` fault): every channel open, the error queue and status cleared."""
+        self.clear_status()
+        self.ese = self.sre = 0
+        self._apply(set())
 
     # -- the relays -----------------------------------------------------------------------------------------
     def _stuck(self) -> set[int]:
