@@ -305,3 +305,39 @@ def test_driver_over_loopback_tcp() -> None:
             sw.adapter.close()
     assert [closed for _, closed in bench.changes] == [frozenset(), frozenset({7}), frozenset(), frozenset({8}),
                                                        frozenset()]
+
+
+# -- through a station (the registration end to end: identity, configure, capability, safe state) ---------------
+@pytest.fixture
+def registered():
+    """The 7001 registration, in-process unless the installed entry points already provide it."""
+    from labctl.plugins import instrument_registrations, register_instrument, unregister_instrument
+
+    if "keithley7001" in instrument_registrations():
+        yield
+        return
+    register_instrument(KEITHLEY7001_REGISTRATION)
+    try:
+        yield
+    finally:
+        unregister_instrument("keithley7001")
+
+
+def test_a_station_connects_it_as_sim_switch_and_opens_every_relay_in_its_safe_state(registered) -> None:
+    from labctl.config import parse_station
+    from labctl.station import Station
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["instruments"]["switch"] = {"driver": "keithley7001", "resource": "sim://switch"}
+    station = Station(parse_station(data))
+    try:
+        station.connect(["switch"])
+        sw = station.require("switch", "switch_matrix")
+        sw.select(3, group=range(1, 11))
+        assert sw.closed_channels() == {3}
+        assert station.safe_state() == []
+        assert {o.role: o.detail for o in station.safe_report}["switch"] == "all relays open (read back)"
+        assert sw.closed_channels() == frozenset()
+    finally:
+        station.close()
