@@ -88,19 +88,24 @@ class Keithley7001Emulator(ScpiInstrument):
     bench: object with ``clock``; optionally ``relays_changed(name, closed)`` and ``stuck_relays``.
     cards: what slots 1 and 2 hold (``"C7011"`` or ``"NONE"``); default a 7011-S in slot 1 only.
     sim_name: the switch's ``sim://`` name (what ``relays_changed`` and ``stuck_relays`` call it).
+    settle_s: the time a command that moves relays takes on ``bench.clock`` (s; default the 7011-S's 3 ms).
     """
 
     SIM_NAMES: tuple[str, ...] = ("switch",)
 
-    def __init__(self, bench: Any, cards: Sequence[str] = (CARD_7011, NO_CARD), sim_name: str = "switch") -> None:
+    def __init__(self, bench: Any, cards: Sequence[str] = (CARD_7011, NO_CARD), sim_name: str = "switch",
+                 settle_s: float = RELAY_SETTLE_S) -> None:
         if sim_name not in self.SIM_NAMES:
             raise ValueError(f"no 7001 switch {sim_name!r} on the bench (allowed: {', '.join(self.SIM_NAMES)})")
         cards = tuple(str(c).upper() for c in cards)
         if len(cards) != SLOTS or any(c not in (CARD_7011, NO_CARD) for c in cards):
             raise ValueError(f"cards {cards!r}: the 7001 has {SLOTS} slots, each {CARD_7011!r} or {NO_CARD!r}")
+        if not settle_s >= 0.0:
+            raise ValueError(f"settle_s {settle_s!r} must be a time >= 0 (s)")
         super().__init__()
         self.bench = bench
         self.cards = cards
+        self.settle_s = float(settle_s)
         self.sim_name = sim_name
         self.closed: set[int] = set()
         self.relay_operations = 0  # commands that changed relays (each took the settling time)
@@ -135,7 +140,8 @@ class Keithley7001Emulator(ScpiInstrument):
             return
         self.closed = closed
         self.relay_operations += 1
-        self.bench.clock.sleep(RELAY_SETTLE_S)
+        if self.settle_s > 0.0:
+            self.bench.clock.sleep(self.settle_s)
         self._notify()
 
     def close_relays(self, channels: set[int]) -> None:

@@ -157,6 +157,14 @@ def test_each_relay_change_takes_the_settling_time_and_nothing_else_does() -> No
     assert sw.relay_operations == 2
 
 
+def test_the_settling_time_is_an_option() -> None:
+    sw, bench = _emulator(settle_s=0.010)
+    sw.handle(":CLOS (@1!1)")
+    assert bench.clock.now() == pytest.approx(0.010, abs=1e-12)
+    with pytest.raises(ValueError, match="settle_s"):
+        Keithley7001Emulator(_Bench(), settle_s=-1.0)
+
+
 def test_relays_changed_hears_power_up_and_every_change_with_the_closed_channels() -> None:
     sw, bench = _emulator(cards=("C7011", "C7011"))
     assert bench.changes == [("switch", frozenset())]
