@@ -145,7 +145,13 @@ class Keithley7001(SwitchMatrixBase, ScpiErrorQueueMixin, Instrument):
         if slots not in (1, 2):
             raise ValueError(f"{self.name}: slots {slots!r} not allowed (allowed: 1 or 2, the 7001's two slots)")
         self.slots = slots
-        self.CHANNELS = range(1, CHANNELS_PER_CARD * slots + 1)
+        self.CHANNELS = range(1, CHANNELS_PER_CARD * slots + 1)  # this instance's; the class keeps one card's
+
+    @classmethod
+    def channels_for_settings(cls, settings: Any = None) -> range:
+        """The channels with ``settings.slots`` cards (None: one card): 1–40 or 1–80. Sends nothing."""
+        slots = getattr(settings, "slots", 1) if settings is not None else 1
+        return range(1, CHANNELS_PER_CARD * slots + 1)
 
     # -- identity, status ----------------------------------------------------------------------------------
     @property

@@ -49,6 +49,12 @@ class SwitchMatrixBase:
 
     CHANNELS: Collection[int] | None = None
 
+    @classmethod
+    def channels_for_settings(cls, settings: Any = None) -> Collection[int] | None:
+        """The channels a switch of this class has with these station.yaml ``settings`` (the registration's
+        settings object, or None), for checking a layout before any I/O; None: not known. Default: CHANNELS."""
+        return cls.CHANNELS
+
     # -- primitives (the driver implements these) -------------------------------------------------------------
     def _close(self, channels: frozenset[int]) -> None:
         raise NotImplementedError

@@ -194,6 +194,12 @@ def test_a_channel_the_switch_lacks_is_refused_before_any_io(call, match) -> Non
         call(sw)
 
 
+def test_the_channels_a_layout_may_use_follow_the_settings_before_any_io() -> None:
+    assert Keithley7001.channels_for_settings(None) == range(1, 41)
+    assert Keithley7001.channels_for_settings(Keithley7001Settings()) == range(1, 41)
+    assert Keithley7001.channels_for_settings(Keithley7001Settings(slots=2)) == range(1, 81)
+
+
 def test_slots_beyond_two_are_refused() -> None:
     with pytest.raises(ValueError, match=r"slots 3 not allowed \(allowed: 1 or 2"):
         with expected_protocol(Keithley7001, [], slots=3):
