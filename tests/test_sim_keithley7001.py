@@ -270,6 +270,19 @@ def test_driver_in_process_a_timeout_fault_is_a_visa_timeout() -> None:
     assert [f["kind"] for f in faults.injected] == ["timeout"]
 
 
+def test_driver_in_process_a_reboot_fault_drops_the_link_and_opens_every_relay() -> None:
+    bench = _Bench()
+    faults = FaultSchedule(bench.clock)
+    sw, emu = _driver(bench, faults)
+    sw.close_channels([3])
+    faults.add(FaultSpec("switch", "reboot", at_message=1))
+    with pytest.raises(VisaIOError) as info:
+        sw.closed_channels()
+    assert info.value.error_code == StatusCode.error_connection_lost
+    assert emu.closed == set() and bench.changes[-1] == ("switch", frozenset())
+    assert faults.injected[-1]["state_reset"] is True
+
+
 def test_driver_in_process_two_threads_on_one_switch_never_interleave() -> None:
     """Two SMU threads select in their own banks on one shared driver: each select holds the switch, so the
     fixture never hears two of one bank closed and every select reads back its own pixel."""
