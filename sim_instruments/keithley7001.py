@@ -21,7 +21,7 @@ Instruction Manual §5.13 (``[:ROUTe]`` subsystem) and the Model 7011 instructio
   ``(@)`` when none); chanlist forms ``1!6``, ``1!6, 1!18``, ``1!2:1!10`` with optional blanks after ``(@`` [H];
 - power-up (and the ``reboot`` fault, :meth:`Keithley7001Emulator.power_on`): all channels open; ``*RST`` and
   ``:SYSTem:PRESet`` have no effect on the channels [H, §5.13.2; M: a public 7001/7002 script sends ``*rst`` and
-  then finds its channels still closed]; ``:CLOS:STAT?`` of two channels on different cards is ``(@3!10,3!40)``-
+  then finds its channels still closed]; ``:CLOS:STAT?`` of two closed channels reads ``(@3!10,3!40)``-
   like, no blanks [M: the same script compares that reply verbatim];
 - ``:CLOS:STAT?`` gives runs of three or more neighbouring channels as a range (``1!1:1!3``) [M: a public 7001
   reader parses ranges in that reply]; ``:CONFigure:SLOT<n>:CTYPe?`` answers ``C7011`` / ``NONE`` [M];
