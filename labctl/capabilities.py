@@ -14,7 +14,7 @@ there. The procedure does not care which.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -112,10 +112,18 @@ class FunctionGenerator(Protocol):
 
 @runtime_checkable
 class SwitchMatrix(Protocol):
-    """A switch matrix: connect one channel (e.g. a pixel) at a time."""
+    """A switch matrix (drivers.switch.SwitchMatrixBase): channels are ints; every change is read back and a
+    relay that does not read back as commanded raises ``drivers.switch.SwitchReadbackError``.
 
-    def select(self, channel: int) -> None: ...
+    ``select(channel, group)`` connects ``channel`` alone within ``group`` (e.g. the pixels of one SMU; None:
+    every channel), break-before-make; ``closed_channels()`` is the read-back query (nothing switched)."""
+
+    def select(self, channel: int, group: Iterable[int] | None = None) -> None: ...
     def disconnect_all(self) -> None: ...
+    def open_all(self) -> None: ...
+    def close_channels(self, channels: Iterable[int]) -> None: ...
+    def open_channels(self, channels: Iterable[int]) -> None: ...
+    def closed_channels(self) -> frozenset[int]: ...
 
 
 @runtime_checkable
