@@ -26,10 +26,11 @@ ROLES = {
     "keysight_n9010a": ("analyser", "sim://spectrum_analyser"),
     "keysight_33500b": ("fgen", "sim://fgen"),
     "lakeshore211": ("temperature", "sim://temperature"),
+    "keithley7001": ("switch", "sim://switch"),
 }
 #: drivers whose instrument keeps an error for a later query (the others answer an error at once, or never)
 REPORTING = {"keithley2400", "keithley2420", "keithley2450", "sr830", "cornerstone260", "cornerstone130",
-             "thorlabs_pm100d", "thorlabs_pm100usb", "keysight_n9010a", "keysight_33500b"}
+             "thorlabs_pm100d", "thorlabs_pm100usb", "keysight_n9010a", "keysight_33500b", "keithley7001"}
 
 
 def _connected(driver: str) -> tuple[Station, object]:
