@@ -17,21 +17,25 @@ https://numato.com/kb/understanding-readallwriteall-commands-for-relay-modules/)
 ``reset``                   every relay off (the power-on state)
 ==========================  ==============================================================================
 
-Every command ends with a CR. The module is a console: it echoes what it receives, ends each line it prints
-with LF CR (``"\\n\\r"``) and prints the prompt ``">"`` (no terminator) when it is ready for the next command, so
+Every command ends with a CR. The module is a console: it echoes what it receives (the CR too), starts a new
+line with LF CR (``"\\n\\r"``), prints the reply line of a query, and prints the prompt ``">"`` (no
+terminator) when it is ready for the next command, so
 
-    host ``relay on 0\\r``    ->  ``relay on 0\\n\\r>``
-    host ``relay read 0\\r``  ->  ``relay read 0\\n\\ron\\n\\r>``
+    host ``relay on 0\\r``    ->  ``relay on 0\\r\\n\\r>``
+    host ``relay read 0\\r``  ->  ``relay read 0\\r\\n\\ron\\n\\r>``
 
-(echo, LF CR line ends and the ``>`` prompt: Numato's sample code and drivers of real modules, e.g. Numato's
-Python samples read the reply just before ``"\\n\\r>"``). The module has no error message and no error queue:
-an unknown command or a bad argument is echoed and answered with the prompt only. So a query whose echo is
-followed directly by the prompt raises :class:`NumatoRelayError`; for a command that changes relays the only
-evidence is the relays themselves, which is why :class:`~drivers.switch.SwitchMatrixBase` reads them back
-(``relay readall``) after every change.
+(echo, LF CR line ends and the ``>`` prompt: Numato's sample code and drivers of real modules: Numato's Python
+sample reads the reply just before ``"\\n\\r>"``, a Go driver looks for ``"\\n\\ron\\n\\r"``, and a
+maintained Python driver of Numato's USB GPIO modules skips the echo as the command, its CR and LF CR before
+the reply.) The driver reads lines up to LF CR and skips stray line-end bytes
+before a reply or the prompt, so it also works through a VISA layer that stops a read at the first CR. The
+module has no error message and no error queue: an unknown command or a bad argument is echoed and answered
+with the prompt only. So a query whose echo is followed by the prompt raises :class:`NumatoRelayError`; for a
+command that changes relays the only evidence is the relays themselves, which is why
+:class:`~drivers.switch.SwitchMatrixBase` reads them back (``relay readall``) after every change.
 
-Channels: labctl's channel ``n`` (1..8) is the module's relay ``n - 1`` (0..7), as printed on the board's
-terminals "RELAY0".."RELAY7"; "closed" = relay on (the normally-open contact made).
+Channels: labctl's channel ``n`` (1..8) is the module's relay ``n - 1`` (0..7, the numbers of its
+commands); "closed" = relay on (the normally-open contact made).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from drivers.switch import SwitchMatrixBase, switch_safe_state
 
 #: the prompt the module prints when it is ready for the next command (no terminator)
 PROMPT = ">"
-#: what ends every line the module prints (LF then CR)
+#: what ends every line the module prints (LF then CR; the echo ends with the CR the host sent, then LF CR)
 LINE_END = "\n\r"
 #: what ends every command sent to it
 COMMAND_END = "\r"
@@ -58,6 +62,8 @@ SERIAL_SETTINGS: dict[str, Any] = {"baud_rate": 19200, "data_bits": 8, "parity":
                                    "stop_bits": StopBits.one}
 #: relays on the module (relay 0..7)
 RELAY_COUNT = 8
+#: most line-end bytes skipped before a reply or the prompt (a line end is 2; the echoed CR 1 more)
+_MAX_LINE_END_BYTES = 4
 #: the commands that print a reply line between the echo and the prompt
 _QUERY = re.compile(r"^(ver|id get|relay readall|relay read \d)$")
 #: an ID for ``id set``: exactly 8 characters, letters, digits or symbols (no blanks)
@@ -105,7 +111,7 @@ class NumatoRelay8(SwitchMatrixBase, Instrument):
     def read(self, **kwargs: Any) -> str:
         """The reply line of the last query and the prompt after it; NumatoRelayError when the prompt came
         instead of a reply (the module's answer to an unknown command or a bad argument)."""
-        head = self.read_bytes(1).decode("ascii", errors="replace")
+        head = self._next_char()
         if head == PROMPT:
             raise NumatoRelayError(f"{self.name}: no reply to {self._last_command!r} (the module answers an "
                                    "unknown command or a bad argument with its prompt only)")
@@ -113,8 +119,16 @@ class NumatoRelay8(SwitchMatrixBase, Instrument):
         self._expect_prompt(self._last_command)
         return reply.strip()
 
+    def _next_char(self) -> str:
+        """The next character the module sends that is not a line end (CR, LF)."""
+        for _ in range(_MAX_LINE_END_BYTES):
+            char = self.read_bytes(1).decode("ascii", errors="replace")
+            if char not in "\r\n":
+                return char
+        raise NumatoRelayError(f"{self.name}: only line ends after {self._last_command!r}, no reply or prompt")
+
     def _expect_prompt(self, command: str) -> None:
-        head = self.read_bytes(len(PROMPT)).decode("ascii", errors="replace")
+        head = self._next_char()
         if head != PROMPT:
             raise NumatoRelayError(f"{self.name}: expected the prompt {PROMPT!r} after {command!r}, got {head!r}")
 

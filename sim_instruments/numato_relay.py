@@ -1,16 +1,18 @@
 """Emulator of the Numato Lab 8 Channel USB Relay Module (the cheap pixel switch of a substrate fixture).
 
-Protocol (USB CDC virtual serial port, commands end with CR). The module is a console: it echoes the command,
-ends every line it prints with LF CR, prints a reply line for queries, then the prompt ``">"``:
+Protocol (USB CDC virtual serial port, commands end with CR). The module is a console: it echoes the command
+(its CR too), starts a new line with LF CR, prints a reply line for queries, then the prompt ``">"``:
 
-    host ``relay on 3\\r``     ->  ``relay on 3\\n\\r>``
-    host ``relay read 3\\r``   ->  ``relay read 3\\n\\ron\\n\\r>``
-    host ``relay readall\\r``  ->  ``relay readall\\n\\r08\\n\\r>``
-    host ``relay foo\\r``      ->  ``relay foo\\n\\r>``           (unknown command: no reply line, nothing changes)
+    host ``relay on 3\\r``     ->  ``relay on 3\\r\\n\\r>``
+    host ``relay read 3\\r``   ->  ``relay read 3\\r\\n\\ron\\n\\r>``
+    host ``relay readall\\r``  ->  ``relay readall\\r\\n\\r08\\n\\r>``
+    host ``relay foo\\r``      ->  ``relay foo\\r\\n\\r>``           (unknown command: no reply line, nothing changes)
 
-Because the echo is followed by LF CR (not by the CR the host sent), this emulator prints the echo itself:
-:meth:`handle` returns ``echo`` or ``echo + "\\n\\r" + reply``, and the transport is framed with ``echo = False``,
-read termination ``"\\n\\r"`` and the prompt ``">"`` (:data:`FRAMING`). :meth:`reply` is the reply alone.
+The transport echoes (command + CR) and adds the read termination LF CR and the prompt (:data:`FRAMING`);
+:meth:`handle` returns what lies between: ``""`` (a command without a reply: the bare line end) or LF CR +
+the reply line. :meth:`reply` is the reply alone. Since every command prints at least that line end, a
+scheduled ``timeout`` fault (:mod:`sim_instruments.faults`) lands on the next command of any kind: the board
+echoes it and then hangs (no line end, no prompt); a ``garbage`` fault garbles the line after the echo.
 
 Sources and confidence ([H] the maker's documentation, [M] drivers/sample code talking to real modules or one
 secondary source, [L] assumption):
@@ -20,7 +22,8 @@ secondary source, [L] assumption):
   8 Channel USB Relay Module guide and "Understanding readall/writeall commands for Relay Modules" [H].
 - CR-terminated commands, the echo, LF CR line ends and the ``>`` prompt: Numato's sample code (its Python
   sample slices the reply just before ``"\\n\\r>"``) and drivers of real modules (``"\\n\\ron\\n\\r"`` in the
-  reply to ``relay read``) [M].
+  reply to ``relay read``; a GPIO-module driver skips command + CR + LF CR before a reply, so the echo carries
+  the CR) [M].
 - ``readall`` answered in upper case (``FF``, as the guide writes it), ``writeall`` taking either case [M].
 - No error message: an unknown command, a wrong relay number (8 or more, or not one digit) or a malformed
   argument is echoed and answered with the prompt only, and changes nothing [L]: the documentation lists no
@@ -47,7 +50,7 @@ from typing import Any
 RELAY_COUNT = 8
 PROMPT = ">"
 LINE_END = "\n\r"
-FRAMING: dict[str, Any] = {"read_termination": LINE_END, "write_termination": "\r", "echo": False,
+FRAMING: dict[str, Any] = {"read_termination": LINE_END, "write_termination": "\r", "echo": True,
                            "prompt": PROMPT}
 VERSION = "00000008"
 FACTORY_ID = "00000000"
@@ -73,7 +76,7 @@ class NumatoRelayEmulator:
     #: the ``sim://<name>`` resources of the bench this emulator can be (a first and a second relay board)
     SIM_NAMES: tuple[str, ...] = ("relay_board", "relay_board2")
 
-    echo = False  # the module echoes, but with LF CR after the echo: handle() prints it (module docstring)
+    echo = True
     prompt = PROMPT
 
     def __init__(self, bench: Any, sim_name: str = "relay_board", version: str = VERSION,
@@ -120,10 +123,11 @@ class NumatoRelayEmulator:
 
     # -- protocol ------------------------------------------------------------------------------------------
     def handle(self, message: str) -> str:
-        """One command (its CR stripped) in; what the module prints before its prompt out: the echo, then
-        LF CR and the reply line for a query (the transport adds the final LF CR and the prompt)."""
+        """One command (its CR stripped) in; what the module prints between the echo and the final line end
+        out: ``""`` for a command without a reply, else LF CR + the reply line (the transport adds the echo,
+        the final LF CR and the prompt)."""
         reply = self.reply(message)
-        return message if reply is None else message + LINE_END + reply
+        return "" if reply is None else LINE_END + reply
 
     def reply(self, message: str) -> str | None:
         """Execute one command; its reply line, or None (a command that prints nothing, or an unknown one)."""
