@@ -3,10 +3,13 @@ an unknown command, the bench contract (relays_changed after every change, stuck
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from pyvisa.errors import VisaIOError
 
 from drivers.numato_relay import NUMATO_RELAY8_REGISTRATION, NumatoRelay8, NumatoRelayError
+from drivers.switch import SwitchReadbackError
 from sim_instruments import make_emulator
 from sim_instruments.adapter import EmulatorAdapter
 from sim_instruments.faults import FaultSchedule, FaultSpec
@@ -140,8 +143,6 @@ def test_stuck_relays_of_another_board_do_not_matter(bench: RelayBench) -> None:
 
 
 def test_driver_sees_the_stuck_relay_as_a_read_back_error(bench: RelayBench) -> None:
-    from drivers.switch import SwitchReadbackError
-
     bench.stuck_relays["relay_board"] = {4}
     driver = NumatoRelay8(EmulatorAdapter(NumatoRelayEmulator(bench), **FRAMING))
     with pytest.raises(SwitchReadbackError, match="closed 4, but reads back closed: none"):
@@ -211,3 +212,50 @@ def test_garbage_fault_is_an_error_never_data(bench: RelayBench) -> None:
     driver = NumatoRelay8(EmulatorAdapter(NumatoRelayEmulator(bench), faults=faults, **FRAMING))
     with pytest.raises(NumatoRelayError):
         driver.closed_channels()
+
+
+# -- through labctl's station (sim://relay_board on the simulated bench) -----------------------------------
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    """The board's registration known to labctl: its entry point once installed, else registered in-process."""
+    from labctl.plugins import instrument_registrations, register_instrument, unregister_instrument
+
+    if "numato_relay8" in instrument_registrations():
+        yield
+        return
+    register_instrument(NUMATO_RELAY8_REGISTRATION)
+    try:
+        yield
+    finally:
+        unregister_instrument("numato_relay8")
+
+
+def test_station_connects_switches_and_makes_safe(registered: None) -> None:
+    from labctl.config import parse_station
+    from labctl.station import Station
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["instruments"]["switch"] = {"driver": "numato_relay8", "resource": "sim://relay_board"}
+    station = Station(parse_station(data))
+    station.connect()
+    try:
+        switch = station.require("switch", "switch_matrix")
+        assert station.idn()["switch"] == "00000008"
+        switch.select(3, group=[1, 2, 3, 4])
+        switch.close_channels([8])
+        assert switch.closed_channels() == {3, 8}
+        assert station.safe_state() == []  # the failures: none
+        outcome = next(o for o in station.safe_report if o.role == "switch")
+        assert outcome.ok and outcome.detail == "all relays open (read back)"
+        assert switch.closed_channels() == frozenset()
+        stuck = getattr(station.bench, "stuck_relays", None)  # the contract's fault hook (issue 12, Part A/B)
+        if stuck is None:
+            station.bench.stuck_relays = stuck = {}
+        stuck["relay_board"] = {5}
+        with pytest.raises(SwitchReadbackError, match="selected 5, but reads back closed: none"):
+            switch.select(5, group=[5, 6])
+        assert station.safe_state() == []
+    finally:
+        station.close()
