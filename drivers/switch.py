@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 
 class SwitchReadbackError(RuntimeError):
@@ -41,13 +41,19 @@ def format_channel_set(channels: Iterable[int]) -> str:
 class SwitchMatrixBase:
     """The switch-matrix methods, on the primitives ``_close``, ``_open``, ``_open_all`` and ``closed_channels``.
 
-    CHANNELS: the channel numbers the switch has (None: not known to the driver; then no channel is refused
-    before it is sent, and the instrument's own error is what tells). Every method below raises ValueError for
-    a channel outside CHANNELS before any I/O, and :class:`SwitchReadbackError` when the read-back is not as
-    commanded.
+    CHANNELS: the channel numbers the switch has, a class or an instance attribute (None: not known to the
+    driver; then no channel is refused before it is sent, and the instrument's own error is what tells).
+    Every method below raises ValueError for a channel outside CHANNELS before any I/O, and
+    :class:`SwitchReadbackError` when the read-back is not as commanded.
     """
 
-    CHANNELS: ClassVar[Collection[int] | None] = None
+    CHANNELS: Collection[int] | None = None
+
+    @classmethod
+    def channels_for_settings(cls, settings: Any = None) -> Collection[int] | None:
+        """The channels a switch of this class has with these station.yaml ``settings`` (the registration's
+        settings object, or None), for checking a layout before any I/O; None: not known. Default: CHANNELS."""
+        return cls.CHANNELS
 
     # -- primitives (the driver implements these) -------------------------------------------------------------
     def _close(self, channels: frozenset[int]) -> None:

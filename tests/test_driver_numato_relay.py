@@ -224,6 +224,7 @@ def test_registration() -> None:
     assert reg.connection.serial is True
     assert emulator_factory(reg) is NumatoRelayEmulator
     assert list(NumatoRelay8.CHANNELS) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert list(NumatoRelay8.channels_for_settings(None)) == [1, 2, 3, 4, 5, 6, 7, 8]
     with expected_protocol(NumatoRelay8, []) as board:
         assert isinstance(board, SwitchMatrix)
 
