@@ -116,6 +116,11 @@ class NumatoRelayEmulator:
         self.contacts = contacts
         self._report()
 
+    def power_on(self) -> None:
+        """A power cycle (the ``reboot`` / ``reset`` faults, :func:`sim_instruments.faults.power_on_reset`):
+        every coil released, so every relay opens; the module ID is kept (it is stored in the module) [L]."""
+        self._drive(0)
+
     def _report(self) -> None:
         changed = getattr(self.bench, "relays_changed", None)
         if changed is not None:

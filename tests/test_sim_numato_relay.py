@@ -259,3 +259,18 @@ def test_station_connects_switches_and_makes_safe(registered: None) -> None:
         assert station.safe_state() == []
     finally:
         station.close()
+
+
+def test_reboot_fault_opens_every_relay_and_reports_it(bench: RelayBench) -> None:
+    faults = FaultSchedule(clock=bench.clock)
+    emulator = NumatoRelayEmulator(bench)
+    driver = NumatoRelay8(EmulatorAdapter(emulator, faults=faults, **FRAMING))
+    driver.close_channels([2, 7])
+    emulator.reply("id set BOX00002")
+    faults.add(FaultSpec(instrument="relay_board", kind="reboot", at_message=1))
+    with pytest.raises(VisaIOError):
+        driver.relay_on(1)  # lost with the power cycle
+    assert faults.injected[-1]["state_reset"] is True
+    assert bench.reports[-1] == ("relay_board", frozenset())
+    driver = NumatoRelay8(EmulatorAdapter(emulator, faults=faults, **FRAMING))  # reopened
+    assert driver.closed_channels() == frozenset() and driver.board_id == "BOX00002"
