@@ -27,6 +27,7 @@ ROLES = {
     "keysight_33500b": ("fgen", "sim://fgen"),
     "lakeshore211": ("temperature", "sim://temperature"),
     "keithley7001": ("switch", "sim://switch"),
+    "numato_relay8": ("switch", "sim://relay_board"),
 }
 #: drivers whose instrument keeps an error for a later query (the others answer an error at once, or never)
 REPORTING = {"keithley2400", "keithley2420", "keithley2450", "sr830", "cornerstone260", "cornerstone130",

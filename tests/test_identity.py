@@ -40,7 +40,7 @@ TERMINATIONS = {"keithley2400": "\n", "keithley2420": "\n", "keithley2450": "\n"
                 "thorlabs_sc10": "\r", "thorlabs_fw102c": "\r", "sr570": "\r",
                 "cornerstone260": "\r\n", "cornerstone130": "\r\n", "oxxius_laserboxx": ("\r\n", "\r"),
                 "thorlabs_pm100d": "\n", "thorlabs_pm100usb": "\n", "keysight_n9010a": "\n",
-                "keysight_33500b": "\n", "lakeshore211": "\r\n"}
+                "keysight_33500b": "\n", "lakeshore211": "\r\n", "keithley7001": "\n", "numato_relay8": ("\n\r", "\r")}
 PREAMP = {"driver": "sr570", "resource": "sim://preamp", "baud_rate": 9600, "read_termination": "\r",
           "write_termination": "\r"}
 

@@ -338,7 +338,7 @@ def _declared_entry_points() -> dict[str, str]:
 
 def test_every_declared_instrument_entry_point_loads_and_names_itself():
     declared = _declared_entry_points()
-    assert len(declared) == 16  # with keithley7001 (issue 12)
+    assert len(declared) == 17  # with keithley7001 and numato_relay8 (issue 12)
     for name, target in declared.items():
         module, _, attr = target.partition(":")
         reg = getattr(importlib.import_module(module), attr)
