@@ -426,6 +426,8 @@ class Bench:
         self.laser.listeners.append(self._bias_light_changed)
         self.line_frequency_Hz = line_frequency_Hz
         self.rng = np.random.default_rng(seed)
+        #: the seed the bench was built with (the wired terminals derive their own noise streams from it)
+        self.seed = seed
         self.lock = threading.RLock()
         #: the laser's beam path: wheels, sphere, monitor photodiode and the sample port
         self.laser_path = LaserPath(self.laser, self.clock, self.rng, dict(od_wheels or {}), sphere)

@@ -423,11 +423,11 @@ class SimulationConfig(_Strict):
     def _selected_is_on_the_bench(self) -> SimulationConfig:
         count = len(self.devices) if self.devices else 1
         if self.selected_device > count:
-            raise ValueError(f"simulation.selected_device = {self.selected_device}: the bench has {count} "
+            raise ValueError(f"{HERE}.selected_device = {self.selected_device}: the bench has {count} "
                              f"device{'s' if count > 1 else ''} (allowed: 1-{count})")
         if self.devices:  # `device` is the selected one, so every reader of the one device sees it
             self.__dict__["device"] = self.devices[self.selected_device - 1]
-        problem = wiring_problem(self.wires(), count)
+        problem = wiring_problem(self.wires(), count, HERE)
         if problem is not None:
             raise ValueError(problem)
         return self

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from scipy.optimize import brentq
 
 from sim_instruments.capacitance import CurrentSource, relax_voltage_V
@@ -46,15 +47,16 @@ class Wire:
     terminal: str
 
 
-def wiring_problem(wires: Sequence[Wire], device_count: int) -> str | None:
-    """One line saying what is wrong with ``wires`` on a bench of ``device_count`` devices, or None.
+def wiring_problem(wires: Sequence[Wire], device_count: int, section: str = "simulation") -> str | None:
+    """One line saying what is wrong with ``wires`` on a bench of ``device_count`` devices, or None; the keys
+    are named under ``section`` (the ``simulation:`` block's path).
 
     Each (switch, channel) carries one wire; a device is on one terminal (it may be on several channels of it);
     device numbers are 1..device_count; terminals are :data:`TERMINALS`."""
     seen: dict[tuple[str, int], int] = {}
     terminal_of: dict[int, str] = {}
     for k, w in enumerate(wires):
-        where = f"simulation.wiring.{k}"
+        where = f"{section}.wiring.{k}"
         if w.terminal not in TERMINALS:
             return f"{where}.terminal = {w.terminal!r}: no such SMU terminal (allowed: {', '.join(TERMINALS)})"
         if not 1 <= w.device <= device_count:
@@ -62,7 +64,7 @@ def wiring_problem(wires: Sequence[Wire], device_count: int) -> str | None:
                     f"device{'s' if device_count > 1 else ''} (allowed: 1-{device_count})")
         key = (w.switch, w.channel)
         if key in seen:
-            return (f"{where}: channel {w.channel} of switch '{w.switch}' is already wired (simulation.wiring."
+            return (f"{where}: channel {w.channel} of switch '{w.switch}' is already wired ({section}.wiring."
                     f"{seen[key]}) (allowed: one wire per switch channel)")
         seen[key] = k
         other = terminal_of.setdefault(w.device, w.terminal)
@@ -117,7 +119,10 @@ class WiredTerminal:
         self.bench = bench
         self.name = name
         self.clock = bench.clock
-        self.rng = bench.rng
+        seed = getattr(bench, "seed", None)
+        #: this terminal's own noise stream (its SMU's reading noise, the lamp's flicker in its readings), from
+        #: the bench's seed and the terminal's name: SMUs reading concurrently draw what each would draw alone
+        self.rng = np.random.default_rng(None if seed is None else [seed, TERMINALS.index(name) + 1])
         self.lock = bench.lock
         self.line_frequency_Hz = bench.line_frequency_Hz
         self.instrument_options = getattr(bench, "instrument_options", {})
@@ -158,13 +163,13 @@ class WiredTerminal:
 
     # -- the light ------------------------------------------------------------------------------------------
     def _draw(self) -> tuple[float, ...]:
-        """The light on each connected device now (suns): one draw of the lamp's flicker for all of them, the
-        laser's noise drawn per device."""
+        """The light on each connected device now (suns): one draw of the lamp's flicker for all of them (from
+        this terminal's stream), the laser's noise drawn per device (from the laser path's)."""
         devices = self.devices
         if not devices:
             return ()
         b = self.bench
-        lamp = b.light.effective_irradiance_W_m2(b.rng, b.time_s()) / 1000.0
+        lamp = b.light.effective_irradiance_W_m2(self.rng, b.time_s()) / 1000.0
         return tuple(lamp + d.laser_suns(b.laser, b.laser_path.device_power_W(d.params.area_cm2))
                      for d in devices)
 

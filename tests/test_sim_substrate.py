@@ -334,7 +334,7 @@ def test_wiring_in_the_simulation_section_is_checked_and_builds_the_fixture() ->
     assert sim.wires() == (Wire("switch", 1, 1, "smu"), Wire("switch", 11, 2, "smu2"))
     assert SimulationConfig().wiring == []  # the default: no fixture
     bad = [
-        ([{"switch": "switch", "channel": 1, "device": 3}], "simulation.wiring.0.device = 3"),
+        ([{"switch": "switch", "channel": 1, "device": 3}], r"\.wiring\.0\.device = 3: the bench has 2 devices"),
         ([{"switch": "switch", "channel": 1, "device": 1}, {"switch": "switch", "channel": 1, "device": 2}],
          "channel 1 of switch 'switch' is already wired"),
         ([{"switch": "switch", "channel": 1, "device": 1, "terminal": "smu"},
@@ -362,3 +362,53 @@ def test_an_unwired_bench_is_its_own_smu_terminal() -> None:
     _, i_sc = smu.at_voltage(0.0)
     assert i_sc == pytest.approx(expected_iv(2)["i_sc_A"], abs=ISC_ABS_A)
     assert bench.connected_devices("smu") == (2,)
+
+
+def test_two_smus_read_concurrently_what_each_reads_alone() -> None:
+    """Each wired terminal has its own noise stream (from the bench seed and its name): interleaving the two
+    SMUs' readings, as concurrent runs do on the virtual clock, changes none of them (flickering lamp)."""
+
+    def bench_with_flicker() -> Bench:
+        devices = [params(k) for k in range(1, 9)]
+        return Bench(devices=devices, light=Light(shutter_open=True, flicker=0.01), wiring=WIRES, seed=7)
+
+    def readings(order: list[str]) -> dict[str, list[tuple[float, float]]]:
+        bench = bench_with_flicker()
+        smus = {"smu": Smu2400(bench, "smu"), "smu2": Smu2400(bench, "smu2")}
+        connect(bench, 3, 6)
+        got: dict[str, list[tuple[float, float]]] = {"smu": [], "smu2": []}
+        for name in order:
+            got[name].append(smus[name].at_voltage(0.0))
+            got[name].append(smus[name].at_current(0.0))
+        return got
+
+    one_by_one = readings(["smu"] * 4 + ["smu2"] * 4)
+    interleaved = readings(["smu", "smu2"] * 4)
+    assert interleaved == one_by_one
+    i_sc = [i for _, i in one_by_one["smu"][::2]]
+    assert len(set(i_sc)) == 4  # the flicker is there: every reading differs
+    assert np.mean(i_sc) == pytest.approx(expected_iv(3)["i_sc_A"], rel=0.02)
+
+
+def test_a_station_with_two_smus_and_wiring_builds_the_fixture() -> None:
+    """Through labctl's station schema and the simulator provider: sim://smu2 is a resource, the wiring is in
+    the bench, and a bad wire is one line naming its key."""
+    from labctl.config import ConfigError, parse_station
+    from sim_instruments.provider import Simulator
+    from tests.helpers import default_station
+
+    data = default_station()
+    data["instruments"]["smu2"] = dict(data["instruments"]["smu"], resource="sim://smu2")
+    sim = data.setdefault("simulation", {})
+    sim.pop("device", None)
+    sim["devices"] = [{"jph_mA_cm2": 18.0 + k} for k in range(8)]
+    sim["wiring"] = [{"switch": SWITCH, "channel": CHANNEL[d], "device": d, "terminal": "smu" if d <= 4 else "smu2"}
+                     for d in range(1, 9)]
+    bench = Simulator(parse_station(data)).bench
+    assert bench is not None and bench.wiring == tuple(WIRES)
+    bench.relays_changed(SWITCH, frozenset({4, 11}))
+    assert (bench.connected_devices("smu"), bench.connected_devices("smu2")) == ((4,), (5,))
+    assert bench.selected_device == 4  # the EQE/PL/temperature DUT follows sim://smu's pixel
+    sim["wiring"][2]["device"] = 9
+    with pytest.raises(ConfigError, match=r"simulation.wiring.2.device = 9: the bench has 8 devices"):
+        parse_station(data)
