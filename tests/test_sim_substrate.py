@@ -412,3 +412,21 @@ def test_a_station_with_two_smus_and_wiring_builds_the_fixture() -> None:
     sim["wiring"][2]["device"] = 9
     with pytest.raises(ConfigError, match=r"simulation.wiring.2.device = 9: the bench has 8 devices"):
         parse_station(data)
+
+
+def test_a_pixel_switched_in_under_a_sourced_current_starts_from_its_own_voc() -> None:
+    """With capacitance the terminal voltage is a state; a relay change under the source puts the new pixel's
+    static Voc there (it floated at it until then), not the voltage the old pixel left."""
+    c_nF_cm2 = 1e5
+    bench = substrate(d1=params(1, capacitance_nF_cm2=c_nF_cm2), d2=params(2, capacitance_nF_cm2=c_nF_cm2))
+    term = bench.terminal("smu")
+    connect(bench, 1)
+    term.set_cell_bias(0.0)
+    term.source_current(0.0, math.inf, 5.0)
+    bench.clock.sleep(1.0)  # settled at pixel 1's Voc
+    v1, _ = term.source_current(0.0, math.inf, 5.0)
+    assert v1 == pytest.approx(expected_iv(1)["v_oc_V"], abs=1e-5)
+    connect(bench, 2)
+    v2, _ = term.source_current(0.0, math.inf, 5.0)
+    assert v2 == pytest.approx(expected_iv(2)["v_oc_V"], abs=1e-5)
+    assert abs(expected_iv(1)["v_oc_V"] - expected_iv(2)["v_oc_V"]) > 1e-2
