@@ -6,6 +6,10 @@ devices of the substrate (:attr:`Bench.devices`, pixels; single-diode model, opt
 parallel (methods ref. §4.3), with ion-lag hysteresis and degradation), one of which is connected to the SMU at
 a time (:meth:`Bench.select_device`; one device by default). Emulators only read and force the selected
 device's terminal quantities through it, so the Keithley, the shutter and the lock-in all see the same device.
+A multi-pixel fixture (``wiring``, :mod:`sim_instruments.wiring`) replaces the one selected device by SMU
+terminals (``smu``, ``smu2``, ...; :meth:`Bench.terminal`) that see the devices whose relays the switch emulators
+have closed (:meth:`Bench.relays_changed`): none (open circuit), one, or several in parallel; each device may
+have a probe contact resistance in series.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
 
