@@ -6,6 +6,10 @@ devices of the substrate (:attr:`Bench.devices`, pixels; single-diode model, opt
 parallel (methods ref. §4.3), with ion-lag hysteresis and degradation), one of which is connected to the SMU at
 a time (:meth:`Bench.select_device`; one device by default). Emulators only read and force the selected
 device's terminal quantities through it, so the Keithley, the shutter and the lock-in all see the same device.
+A multi-pixel fixture (``wiring``, :mod:`sim_instruments.wiring`) replaces the one selected device by SMU
+terminals (``smu``, ``smu2``, ...; :meth:`Bench.terminal`) that see the devices whose relays the switch emulators
+have closed (:meth:`Bench.relays_changed`): none (open circuit), one, or several in parallel; each device may
+have a probe contact resistance in series.
 Model: methods ref. §1.6 (single-diode, Lambert-W) and §1.7 (ion-migration lag, degradation laws, temperature:
 J0 follows T, see :func:`labctl.analysis.sdm.j0_at_temperature_A_cm2`).
 
@@ -33,6 +37,7 @@ from sim_instruments.clock import Clock, VirtualClock
 from sim_instruments.faults import FaultSchedule
 from sim_instruments.laser_path import AttenuatorWheel, LaserPath, Sphere
 from sim_instruments.optics import HC_NM_V, Optics
+from sim_instruments.wiring import TERMINALS, Wire, WiredTerminal, connections, wiring_problem
 
 HOUR_S = 3600.0
 
@@ -100,6 +105,9 @@ class CellParameters:
     degradation: Degradation = field(default_factory=Degradation)
     #: the stack in the bench's fixture: "n-i-p" has its anode on the SMU HI terminal, "p-i-n" on LO
     stack: str = "n-i-p"
+    #: the probe contact's resistance (Ω) in series with the device (its Rs grows by this times the area); 0: a
+    #: good contact, ~1e9: a probe not touching the pad
+    contact_resistance_ohm: float = 0.0
     #: the photogeneration EQE(λ in nm) (fraction; its AM1.5G integral is ``jph_mA_cm2``); None: a device that
     #: only the solar simulator lights (the laser and the EQE beam generate nothing in it)
     eqe: Callable[[float], float] | None = field(default=None, repr=False, compare=False)
@@ -242,7 +250,9 @@ class SolarCell:
         return j0
 
     def parameters_now(self) -> tuple[float, float, float]:
-        """(Jph at 1 sun A/cm², J0 A/cm² at the cell temperature, Rs Ω·cm²) after the degradation so far."""
+        """(Jph at 1 sun A/cm², J0 A/cm² at the cell temperature, Rs Ω·cm²) after the degradation so far; Rs
+        as the terminals see it: the device's own (degraded) plus the contact's (``contact_resistance_ohm`` ×
+        area, which does not degrade)."""
         p, d = self.params, self.params.degradation
         j0 = self._j0_now(p.j0_A_cm2, p.ideality)
         jph, rs = p.jph_mA_cm2 * 1e-3, p.rs_ohm_cm2
@@ -250,7 +260,18 @@ class SolarCell:
             t_h = self.light_dose_s / HOUR_S
             jph *= 1.0 - d.burn_in_fraction * (1.0 - math.exp(-t_h / d.burn_in_tau_h)) - d.linear_loss_per_h * t_h
             rs *= 1.0 + d.rs_growth_per_h * t_h
+        if p.contact_resistance_ohm:
+            rs += p.contact_resistance_ohm * p.area_cm2
         return max(jph, 0.0), j0, rs
+
+    def behind_contact_V(self, terminal_V: float, suns: float) -> float:
+        """The device's own voltage (V) behind its contact when its terminal is at ``terminal_V`` (V, device
+        frame) under ``suns``: V + J·area·R_contact (photocurrent-positive J; = ``terminal_V`` for a good
+        contact). The ions follow it (a probe not touching leaves the device near its Voc)."""
+        r_ohm = self.params.contact_resistance_ohm
+        if not r_ohm:
+            return terminal_V
+        return terminal_V + self.current_density_A_cm2(terminal_V, suns) * self.params.area_cm2 * r_ohm
 
     def diodes_now(self, j0_main_A_cm2: float, j0_factor: float = 1.0) -> tuple[sdm.Diode, ...]:
         """All recombination channels ((ideality, J0 A/cm²), ...): the main diode with ``j0_main_A_cm2`` and the
@@ -286,7 +307,8 @@ class SolarCell:
         p = self.params
         if p.eqe is None:
             return 0.0
-        divider = p.rsh_ohm_cm2 / (p.rs_ohm_cm2 + p.rsh_ohm_cm2)
+        rs = p.rs_ohm_cm2 + p.contact_resistance_ohm * p.area_cm2 if p.contact_resistance_ohm else p.rs_ohm_cm2
+        divider = p.rsh_ohm_cm2 / (rs + p.rsh_ohm_cm2)
         return float(p.eqe(wavelength_nm)) * wavelength_nm / HC_NM_V * divider
 
     def laser_suns(self, laser: Laser, power_W: float | None = None) -> float:
@@ -355,6 +377,11 @@ class Bench:
     od_wheels: the filter wheels on the laser path by ``sim://`` name (od_wheel_1, od_wheel_2).
     temperature_schedule: changes of every device's temperature in bench time (:class:`Interval`, value in K).
     reference_cell: the Si reference cell under the solar simulator (``sim://reference_cell``; None: none).
+    wiring: the fixture's wires (:class:`sim_instruments.wiring.Wire`: switch channel → device → SMU terminal);
+        empty (the default): no switch, the SMU ``smu`` sees the selected device (:meth:`select_device`) and
+        the bench itself is its terminal. With wires, each SMU terminal (:meth:`terminal`) sees the devices whose
+        channels the switches have closed (:meth:`relays_changed`): none (open circuit), one, or several in
+        parallel (:mod:`sim_instruments.wiring`).
 
     Bench time (:meth:`time_s`) is the clock's time since the bench was built: the lamp's drift and dips and the
     temperature schedule are given in it (on the virtual clock it is the station time).
@@ -374,6 +401,7 @@ class Bench:
         od_wheels: dict[str, AttenuatorWheel] | None = None,
         temperature_schedule: tuple[Interval, ...] = (),
         reference_cell: Any = None,
+        wiring: tuple[Wire, ...] | list[Wire] = (),
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.start_s = self.clock.now()
@@ -386,12 +414,24 @@ class Bench:
         #: the devices of the substrate (pixels); :attr:`cell` is the selected one
         self.devices = [SolarCell(p) for p in params]
         self._selected = 0
+        problem = wiring_problem(tuple(wiring), len(self.devices))
+        if problem is not None:
+            raise ValueError(problem)
+        #: the fixture's wires (None: not wired, the legacy single terminal: the bench itself is ``smu``)
+        self.wiring: tuple[Wire, ...] | None = tuple(wiring) or None
+        #: switch ``sim://`` name → channels whose relay does not close (a fault for tests; the switch emulators
+        #: read it, and :meth:`relays_changed` never counts them closed)
+        self.stuck_relays: dict[str, set[int]] = {}
+        self._closed_relays: dict[str, frozenset[int]] = {}
+        self._terminals: dict[str, WiredTerminal] = {}
         #: the EQE bench's beam path (None on a J–V-only bench)
         self.optics = optics
         self.light.listeners.append(self._bias_light_changed)
         self.laser.listeners.append(self._bias_light_changed)
         self.line_frequency_Hz = line_frequency_Hz
         self.rng = np.random.default_rng(seed)
+        #: the seed the bench was built with (the wired terminals derive their own noise streams from it)
+        self.seed = seed
         self.lock = threading.RLock()
         #: the laser's beam path: wheels, sphere, monitor photodiode and the sample port
         self.laser_path = LaserPath(self.laser, self.clock, self.rng, dict(od_wheels or {}), sphere)
@@ -407,6 +447,54 @@ class Bench:
         #: the faults the transports inject (:mod:`sim_instruments.faults`; ``simulation.faults``, tests' ``add``)
         self.faults = FaultSchedule(self.clock)
         self._dut_changed()
+
+    # -- the fixture: SMU terminals and the relays that connect the devices ----------------------------------
+    def terminal(self, name: str) -> Any:
+        """The terminal the SMU ``sim://name`` forces and measures: without wiring the bench itself for ``smu``
+        (the selected device) and an open circuit for the others; with wiring its
+        :class:`sim_instruments.wiring.WiredTerminal`. ValueError naming the allowed names."""
+        if name not in TERMINALS:
+            raise ValueError(f"no SMU terminal {name!r} on the bench (allowed: {', '.join(TERMINALS)})")
+        if self.wiring is None and name == "smu":
+            return self
+        with self.lock:
+            term = self._terminals.get(name)
+            if term is None:
+                term = self._terminals[name] = WiredTerminal(self, name)
+                if self.wiring is not None:
+                    term.connect(connections(self.wiring, self._closed_relays)[name])
+            return term
+
+    def relays_changed(self, switch: str, closed: frozenset[int]) -> None:
+        """The switch ``sim://switch`` now has exactly the relays of channels ``closed`` closed (its emulator
+        calls this after every change). Channels in :attr:`stuck_relays` do not count as closed. With wiring,
+        each terminal then sees the devices wired through closed channels, and the EQE/PL/temperature DUT
+        (:attr:`cell`) follows terminal ``smu`` when it sees exactly one device; without wiring it is recorded
+        and changes nothing."""
+        with self.lock:
+            self._advance()
+            stuck = frozenset(self.stuck_relays.get(switch, ()))
+            self._closed_relays[switch] = frozenset(int(c) for c in closed) - stuck
+            if self.wiring is None:
+                return
+            now = connections(self.wiring, self._closed_relays)
+            for name in TERMINALS:
+                self.terminal(name).connect(now[name])
+            if len(now["smu"]) == 1 and now["smu"][0] - 1 != self._selected:
+                self._selected = now["smu"][0] - 1
+                self._dut_changed()
+
+    def closed_relays(self, switch: str) -> frozenset[int]:
+        """The channels of switch ``switch`` the bench counts closed (the last :meth:`relays_changed`)."""
+        with self.lock:
+            return self._closed_relays.get(switch, frozenset())
+
+    def connected_devices(self, terminal: str) -> tuple[int, ...]:
+        """The numbers (from 1) of the devices terminal ``terminal`` sees now: without wiring the selected
+        device on ``smu`` and none elsewhere."""
+        if self.wiring is None:
+            return (self.selected_device,) if terminal == "smu" else ()
+        return self.terminal(terminal).connected
 
     @property
     def cell(self) -> SolarCell:
@@ -451,6 +539,11 @@ class Bench:
             with self.lock:
                 self._advance()
                 self._source.suns = self._suns_now()
+        if any(t._source is not None for t in getattr(self, "_terminals", {}).values()):
+            with self.lock:
+                self._advance()
+                for term in self._terminals.values():
+                    term.light_changed()
         if self.optics is not None:
             jsc = self.cell.static_current_density_A_cm2(0.0, self.suns)
             self.optics.set_bias_light(jsc * self.cell.params.area_cm2)
@@ -497,14 +590,25 @@ class Bench:
         self._t_last = now
         if self._source is not None:
             self._charge_terminal(dt)
+        held_by: dict[int, WiredTerminal] = {}
+        if self.wiring is not None:
+            for term in self._terminals.values():
+                term.charge(dt)
+                held_by.update((n - 1, term) for n in term.connected)
         solar_mean, solar_now = self._mean_solar_suns(t0_s, t1_s), self._solar_suns()
         schedule_K = schedule_value(self.temperature_schedule, t1_s) if self.temperature_schedule else 0.0
-        for device in self.devices:
+        for k, device in enumerate(self.devices):
             suns = self.suns_on(device)
             mean_suns = solar_mean + suns - solar_now  # the laser's part is constant over the interval
             device.warm(mean_suns, dt)
             device.schedule_K = schedule_K
-            forced = self._bias_V if device is self.cell else None
+            if self.wiring is not None:
+                term = held_by.get(k)
+                forced = term.device_voltage_V(device) if term is not None else None
+            else:
+                forced = self._bias_V if device is self.cell else None
+                if forced is not None and device.params.contact_resistance_ohm:
+                    forced = device.behind_contact_V(forced, suns)
             device.relax(forced if forced is not None else device.open_circuit_voltage_V(suns), dt)
             if mean_suns > 0:
                 device.light_dose_s += dt * mean_suns

@@ -50,6 +50,7 @@ def cell_parameters(dev: DeviceConfig) -> CellParameters:
         hysteresis=Hysteresis(**dev.hysteresis.model_dump()),
         degradation=Degradation(**dev.degradation.model_dump()),
         stack=dev.stack,
+        contact_resistance_ohm=dev.contact_resistance_ohm,
         eqe=dut_eqe_function(dev),
     )
 
@@ -58,8 +59,9 @@ def build_bench(config: Any, clock: Clock) -> Bench:
     """The simulated bench described by ``config.simulation`` (a :class:`labctl.config.StationConfig`): its
     devices (``devices``, else the one ``device``) with ``selected_device`` connected, the solar simulator
     (shutter closed; its drift and dips), the temperature schedule, the reference cell (``reference_cell``),
-    the laser slot with its beam path (``filter_wheels``, ``sphere``), the EQE optics and the PL
-    path (``pl``; None without it)."""
+    the laser slot with its beam path (``filter_wheels``, ``sphere``), the EQE optics, the PL
+    path (``pl``; None without it) and the fixture's ``wiring`` (switch channels → devices → SMU terminals;
+    empty: ``sim://smu`` sees the selected device)."""
     sim = config.simulation
     light = Light(irradiance_W_m2=sim.light.irradiance_W_m2, flicker=sim.light.flicker, shutter_open=False,
                   drift_per_h=sim.light.drift_per_h,
@@ -73,7 +75,7 @@ def build_bench(config: Any, clock: Clock) -> Bench:
                   clock=clock, line_frequency_Hz=sim.line_frequency_Hz, seed=sim.seed,
                   optics=build_optics(config, clock), sphere=build_sphere(sim.sphere),
                   od_wheels=build_od_wheels(sim.filter_wheels), temperature_schedule=schedule,
-                  reference_cell=reference_cell)
+                  reference_cell=reference_cell, wiring=sim.wires())
     bench.select_device(sim.selected_device)
     bench.faults.configure(sim.faults)
     bench.pl = build_pl(sim.pl, bench)

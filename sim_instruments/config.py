@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim_instruments.faults import TRIGGERS
 from sim_instruments.optics import dut_eqe_plateau, eqe_limits
+from sim_instruments.wiring import TERMINALS, Wire, wiring_problem
 
 #: in the message of a check of one block, the station's error lines put that block's key path where this stands
 #: (the convention of labctl.config's error lines), so the device check, used for ``simulation.device`` and for
@@ -114,6 +115,10 @@ class DeviceConfig(_Strict):
     eqe: EQEConfig = Field(default_factory=EQEConfig)
     stack: Literal["n-i-p", "p-i-n"] = Field(
         "n-i-p", description="n-i-p: anode on the SMU HI terminal in the fixture; p-i-n: anode on LO"
+    )
+    contact_resistance_ohm: float = Field(
+        0.0, ge=0, le=1e15,
+        description="the probe contact in series with the device (Ω); 0: a good contact, 1e9: a probe not touching",
     )
 
     @model_validator(mode="after")
@@ -355,6 +360,17 @@ class FaultsConfig(_Strict):
     schedule: list[FaultEntryConfig] = Field(default_factory=list)
 
 
+class WiringConfig(_Strict):
+    """One wire of a multi-pixel fixture (:mod:`sim_instruments.wiring`): the relay of ``channel`` on the
+    switch ``sim://<switch>`` connects device ``device`` (number in ``simulation.devices``, from 1) to the SMU
+    terminal ``terminal`` (the SMU's ``sim://`` name)."""
+
+    switch: str = Field(min_length=1, description="the switch's sim:// name (e.g. switch)")
+    channel: int = Field(ge=1, description="its channel number, as the switch numbers them")
+    device: int = Field(ge=1, description="the device it connects (number from 1)")
+    terminal: Literal[TERMINALS] = Field("smu", description="the SMU it connects to (sim:// name)")  # type: ignore[valid-type]
+
+
 class SimulationConfig(_Strict):
     enabled: bool = True
     clock: Literal["virtual", "real"] = "virtual"
@@ -383,6 +399,11 @@ class SimulationConfig(_Strict):
         None, description="set by `labctl sim serve`: where the served bench takes detector swaps"
     )
     faults: FaultsConfig = Field(default_factory=FaultsConfig, description="injected faults; default: none")
+    wiring: list[WiringConfig] = Field(
+        default_factory=list,
+        description="[{switch, channel, device, terminal}, ...]: the fixture's relays; empty: no switch, sim://smu "
+                    "sees the selected device",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -402,8 +423,15 @@ class SimulationConfig(_Strict):
     def _selected_is_on_the_bench(self) -> SimulationConfig:
         count = len(self.devices) if self.devices else 1
         if self.selected_device > count:
-            raise ValueError(f"simulation.selected_device = {self.selected_device}: the bench has {count} "
+            raise ValueError(f"{HERE}.selected_device = {self.selected_device}: the bench has {count} "
                              f"device{'s' if count > 1 else ''} (allowed: 1-{count})")
         if self.devices:  # `device` is the selected one, so every reader of the one device sees it
             self.__dict__["device"] = self.devices[self.selected_device - 1]
+        problem = wiring_problem(self.wires(), count, HERE)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def wires(self) -> tuple[Wire, ...]:
+        """``wiring`` as the bench takes it (:class:`sim_instruments.wiring.Wire`)."""
+        return tuple(Wire(w.switch, w.channel, w.device, w.terminal) for w in self.wiring)

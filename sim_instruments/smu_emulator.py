@@ -68,8 +68,10 @@ class SmuEmulator(ScpiInstrument):
 
     #: the ``sim://<name>`` resources of the bench this emulator can be: the source meter on the device, or the
     #: one on the in-sphere monitor photodiode (:class:`sim_instruments.laser_path.PhotodiodeTerminal`), or the
-    #: one on the reference cell (:class:`sim_instruments.reference_cell.ReferenceCellTerminal`)
-    SIM_NAMES: tuple[str, ...] = ("smu", "monitor_smu", "reference_cell")
+    #: one on the reference cell (:class:`sim_instruments.reference_cell.ReferenceCellTerminal`), or a further
+    #: source meter of a multi-pixel fixture (``smu2``..``smu4``: the devices ``simulation.wiring`` connects to
+    #: it, :meth:`sim_instruments.bench.Bench.terminal`; unwired, an open circuit)
+    SIM_NAMES: tuple[str, ...] = ("smu", "monitor_smu", "reference_cell", "smu2", "smu3", "smu4")
 
     #: (event register attribute, its summary bit in the status byte)
     STATUS_REGISTERS: ClassVar[tuple[tuple[str, int], ...]] = ()
@@ -99,6 +101,8 @@ class SmuEmulator(ScpiInstrument):
             bench = PhotodiodeTerminal(bench)  # the SMU's terminals are on the monitor photodiode
         elif sim_name == "reference_cell":
             bench = ReferenceCellTerminal(bench)  # ... on the reference cell under the solar simulator
+        elif hasattr(bench, "terminal"):
+            bench = bench.terminal(sim_name)  # ... on the fixture's terminal of that name (unwired smu: the bench)
         self.bench = bench
         self.model = model
         self.serial = serial

@@ -97,7 +97,7 @@ def test_emulator_comes_from_the_registration():
     as_2420 = replace(registration("keithley2400"), emulator_options={"model": "2420"})
     assert "MODEL 2420" in make_emulator(as_2420, bench).handle("*IDN?")
     with pytest.raises(ValueError, match=r"no keithley2400 named 'preamp' \(allowed: 'sim://smu', 'sim://monitor_smu', "
-                                         r"'sim://reference_cell'\)"):
+                                         r"'sim://reference_cell', 'sim://smu2', 'sim://smu3', 'sim://smu4'\)"):
         make_emulator(as_2420, bench, name="preamp")
     with pytest.raises(ValueError, match="no simulated instrument for driver 'keithley2400'"):
         make_emulator(replace(as_2420, emulator=None), bench)
