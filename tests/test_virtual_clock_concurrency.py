@@ -25,6 +25,7 @@ from sim_instruments.clock import ScheduledRLock, VirtualClock, bench_lock_held
 from sim_instruments.keithley2400 import Keithley2400Emulator
 
 JOIN_S = 20.0  # wall time a worker may take before the test calls it a deadlock
+NO_STALL_S = 3 * JOIN_S  # the stall rule kept out of the way: only the schedule itself may pass these tests
 
 
 def run_members(clock: VirtualClock, work: dict[str, Callable[[], Any]], order: Sequence[str] | None = None,
@@ -32,6 +33,7 @@ def run_members(clock: VirtualClock, work: dict[str, Callable[[], Any]], order: 
     """Run each ``work[name]`` in its own thread as member ``name`` of one group; threads are started in ``order``.
     Returns each member's exception (None if it finished)."""
     errors: dict[str, BaseException | None] = {}
+    group_kw.setdefault("stall_s", NO_STALL_S)
     with clock.concurrently(sorted(work), **group_kw) as group:
         def target(name: str) -> None:
             try:
