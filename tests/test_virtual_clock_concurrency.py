@@ -12,17 +12,26 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from drivers.keithley2400 import Keithley2400
+from drivers.keithley2450 import Keithley2450
 from labctl import clock as labctl_clock
+from labctl.config import parse_station
+from labctl.engine import RunEngine
+from labctl.station import Station
+from labctl.storage import load_run
 from sim_instruments.adapter import EmulatorAdapter, instrument_lock
 from sim_instruments.bench import Bench
 from sim_instruments.clock import ScheduledRLock, VirtualClock, bench_lock_held
 from sim_instruments.keithley2400 import Keithley2400Emulator
+from sim_instruments.keithley2450 import Keithley2450Emulator
+from sim_instruments.provider import Simulator
+from tests.helpers import SET_A, SET_B, make_procedure, station_with
 
 JOIN_S = 20.0  # wall time a worker may take before the test calls it a deadlock
 NO_STALL_S = 3 * JOIN_S  # the stall rule kept out of the way: only the schedule itself may pass these tests
@@ -370,12 +379,18 @@ def point_time_s(delay_s: float, nplc: float) -> float:
     return delay_s + 3 * nplc / LINE_HZ + 0.5e-3
 
 
-def sweep_on(bench: Bench, names: Sequence[str], concurrent: bool) -> dict[str, dict[str, Any]]:
-    """Sweep every SMU named in ``names`` (its own 2400 emulator and driver, the bench's lock shared) over -0.2 to
-    1.2 V; concurrently (one thread each, members of one group) or one after another."""
+MODELS = {"2400": (Keithley2400, Keithley2400Emulator), "2450": (Keithley2450, Keithley2450Emulator)}
+
+
+def sweep_on(bench: Bench, names: Sequence[str], concurrent: bool,
+             models: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Sweep every SMU named in ``names`` (its own emulator and driver, a 2400 unless ``models`` says, the bench's
+    lock shared) over -0.2 to 1.2 V; concurrently (one thread each, members of one group) or one after another."""
     clock = bench.clock
-    drivers = {name: Keithley2400(EmulatorAdapter(Keithley2400Emulator(bench, serial=f"10{k}"), lock=bench.lock))
-               for k, name in enumerate(names)}
+    drivers = {}
+    for k, name in enumerate(names):
+        driver_cls, emulator_cls = MODELS[(models or {}).get(name, "2400")]
+        drivers[name] = driver_cls(EmulatorAdapter(emulator_cls(bench, serial=f"10{k}"), lock=bench.lock))
     out: dict[str, dict[str, Any]] = {name: {} for name in names}
 
     def work(name: str) -> None:
@@ -433,3 +448,63 @@ def test_two_2400s_concurrently_give_the_same_data_on_every_repeat() -> None:
         for name in SWEEPS:
             for key in ("v", "i", "t"):
                 assert np.array_equal(other[name][key], runs[0][name][key]), (name, key)
+
+
+@pytest.mark.parametrize("models", [{"smu": "2450", "smu2": "2450"}, {"smu": "2400", "smu2": "2450"}])
+def test_2450s_sweep_concurrently_as_each_would_alone(models: dict[str, str]) -> None:
+    """The 2450 runs its trigger model in a thread of its own only on a real clock; on the virtual one the sweep
+    runs inside the member's command, and the driver's polling of the buffer sleeps in the member's thread."""
+    both = sweep_on(Bench(clock=VirtualClock(), seed=5), list(SWEEPS), concurrent=True, models=models)
+    solo = {name: sweep_on(Bench(clock=VirtualClock(), seed=5), [name], concurrent=False, models=models)[name]
+            for name in SWEEPS}
+    for name in SWEEPS:
+        assert both[name]["t0"] == 0.0
+        assert both[name]["t1"] == solo[name]["t1"]
+        assert np.array_equal(both[name]["t"], solo[name]["t"])
+    assert solo["smu"]["t1"] > solo["smu2"]["t1"] > 0.0
+    assert max(r["t1"] for r in both.values()) == solo["smu"]["t1"]  # the longer, not the sum
+
+
+# -- end to end: two RunEngines (J–V), one per member, on two benches that share one virtual clock -----------------
+def jv_station(device: dict, clock: VirtualClock | None) -> Station:
+    config = parse_station(station_with(device=device))
+    return Station(config, simulator=Simulator(config, clock=clock if clock is not None else VirtualClock()))
+
+
+JV_RUNS = {  # member: (device, J–V settings)
+    "smu": (SET_A, {"step_V": 0.01, "delay_s": 0.1}),
+    "smu2": (SET_B, {"step_V": 0.02, "delay_s": 0.05, "precondition_s": 20.0, "stop_V": 0.8}),
+}
+
+
+def run_jv_engine(station: Station, out_dir: Path, settings: dict) -> dict[str, Any]:
+    clock = station.clock
+    t0 = clock.now()
+    result = RunEngine(station, out_dir, sample="vclock").run(make_procedure(**settings))
+    return {"t0": t0, "t1": clock.now(), "result": result}
+
+
+def test_two_jv_runs_concurrently_each_on_its_engine_as_one_by_one(tmp_path: Path) -> None:
+    """The engine's whole run (its flusher, watchdog and safe-state threads included) inside a member: each run's
+    data and figures are those of the same run alone, and the pair takes the longer run's time."""
+    solo = {name: run_jv_engine(jv_station(device, None), tmp_path / f"solo-{name}", settings)
+            for name, (device, settings) in JV_RUNS.items()}
+    clock = VirtualClock()
+    stations = {name: jv_station(device, clock) for name, (device, _) in JV_RUNS.items()}
+    both: dict[str, dict[str, Any]] = {}
+
+    def work(name: str) -> None:
+        both[name] = run_jv_engine(stations[name], tmp_path / f"both-{name}", JV_RUNS[name][1])
+
+    assert run_members(clock, {name: (lambda name=name: work(name)) for name in JV_RUNS}) == {n: None for n in JV_RUNS}
+    for name in JV_RUNS:
+        alone_run, run = solo[name], both[name]
+        assert run["result"].status == alone_run["result"].status == "completed"
+        assert run["t0"] == 0.0 and run["t1"] == alone_run["t1"] - alone_run["t0"]
+        mine, theirs = load_run(run["result"].path).streams["jv"], load_run(alone_run["result"].path).streams["jv"]
+        for column in ("time_s", "voltage_V", "current_A"):
+            assert np.array_equal(mine[column].to_numpy(), theirs[column].to_numpy()), (name, column)
+        assert run["result"].results == alone_run["result"].results
+    durations = {name: r["t1"] - r["t0"] for name, r in solo.items()}
+    assert durations["smu"] != durations["smu2"]
+    assert clock.now() == max(durations.values())  # the longer run, not the sum
