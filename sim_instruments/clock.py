@@ -125,7 +125,8 @@ class ScheduledRLock:
         self._inner = threading.RLock()
         self._owner: int | None = None
         self._depth = 0
-        self._groups: set[ConcurrentGroup] = set()
+        self._groups: set[ConcurrentGroup] = set()  # the groups whose members wait (or waited) for it
+        self._groups_guard = threading.Lock()
 
     def _took(self) -> None:
         self._owner = threading.get_ident()
@@ -156,7 +157,9 @@ class ScheduledRLock:
             return
         self._owner = None
         self._inner.release()
-        for group in list(self._groups):
+        with self._groups_guard:
+            groups = tuple(self._groups)
+        for group in groups:
             group._released(self)
 
     def _is_owned(self) -> bool:
@@ -356,7 +359,8 @@ class ConcurrentGroup:
         """Member ``m`` waits for ``lock`` (held by another thread), giving up its turn meanwhile."""
         with self._cond:
             while not self.closed and m.state in ("active", "stalled"):
-                lock._groups.add(self)
+                with lock._groups_guard:
+                    lock._groups.add(self)
                 if lock._inner.acquire(blocking=False):  # registered first: a release from now on wakes it
                     lock._took()
                     return
@@ -370,7 +374,8 @@ class ConcurrentGroup:
     def _released(self, lock: ScheduledRLock) -> None:
         with self._cond:
             if self.closed:
-                lock._groups.discard(self)
+                with lock._groups_guard:
+                    lock._groups.discard(self)
                 return
             woken = False
             for m in self._members.values():

@@ -508,3 +508,32 @@ def test_two_jv_runs_concurrently_each_on_its_engine_as_one_by_one(tmp_path: Pat
     durations = {name: r["t1"] - r["t0"] for name, r in solo.items()}
     assert durations["smu"] != durations["smu2"]
     assert clock.now() == max(durations.values())  # the longer run, not the sum
+
+
+def test_the_scheduled_lock_is_a_re_entrant_lock_outside_a_group() -> None:
+    lock = ScheduledRLock()
+    with lock:
+        with lock:
+            assert lock.locked()
+        taken: list[bool] = []
+        t = threading.Thread(target=lambda: taken.extend([lock.acquire(blocking=False), lock.acquire(timeout=0.05)]))
+        t.start()
+        t.join(JOIN_S)
+        assert taken == [False, False]  # held by this thread, twice: another cannot have it
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match="un-acquired"):
+        lock.release()
+    errors: list[BaseException] = []
+
+    def release_unowned() -> None:
+        try:
+            lock.release()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    with lock:
+        t = threading.Thread(target=release_unowned)
+        t.start()
+        t.join(JOIN_S)
+        assert lock.locked()
+    assert len(errors) == 1
