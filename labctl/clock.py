@@ -10,6 +10,17 @@ Concurrent runs (several SMUs at once, one thread each): the thread that starts 
 uses it to schedule the members' sleeps so that each sees time as if it were alone and the whole takes the longest
 member's time, not the sum. A lock that a worker holds across instrument I/O (anything that may sleep on the
 clock) should come from :func:`new_lock`, so that a virtual clock knows when a member waits for another.
+
+    with concurrently(station.clock, ["smu", "smu2"]) as group:
+        def worker(role):
+            with group.member(role):          # first thing in the worker
+                engine.run(procedure)         # in this thread: RunEngine.run, not start()
+        threads = [threading.Thread(target=worker, args=(r,)) for r in ("smu", "smu2")]
+        for t in threads: t.start()           # all of them, without waiting for any
+        for t in threads: t.join()
+
+The sleeps a member's schedule covers are those of its own thread; a thread it starts is no member (its sleeps
+pass at once on a virtual clock).
 """
 
 from __future__ import annotations

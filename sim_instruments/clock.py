@@ -183,7 +183,7 @@ class _Member:
     """One member's place in the schedule. state: ``pending`` (not entered yet), ``ready`` (waiting for a turn
     since ``due``), ``active`` (its turn: running), ``asleep`` (until ``due``), ``blocked`` (on ``blocked_on``, a
     :class:`ScheduledRLock`), ``stalled`` (ran too long without a call into the clock: off the schedule until its
-    next call) or ``done``."""
+    next call), ``late`` (did not enter in time: no longer waited for) or ``done``."""
 
     __slots__ = ("name", "state", "due", "blocked_on")
 
@@ -220,8 +220,11 @@ class ConcurrentGroup:
       wait (blocked on a lock or event the clock cannot see, e.g. one a sleeping member holds) is taken off the
       schedule, with a warning, until its next call into the clock; the others go on. This only guards against
       a hang: schedules that need it are no longer deterministic.
+      Likewise a declared member that has not entered within ``stall_s`` while others wait (its worker failed
+      before ``member``, say) is no longer waited for; if it enters later it starts then.
     * When the group closes (the coordinator's ``with`` ends) members not entered are withdrawn and any thread
-      still running goes on as a non-member.
+      still running goes on as a non-member. Start every worker without waiting for any of them: a member waits
+      on entry until all have entered.
 
     names: the members (distinct; e.g. the SMU roles). stall_s: the stall rule's wall time (s).
     """
@@ -247,7 +250,7 @@ class ConcurrentGroup:
             raise RuntimeError(f"member {name!r}: this thread is already a member of a concurrent group")
         m = self._members[name]
         with self._cond:
-            if m.state != "pending":
+            if m.state not in ("pending", "late"):
                 raise RuntimeError(f"member {name!r} has already entered this concurrent group")
             if self.closed:
                 m.state = "done"
@@ -338,6 +341,14 @@ class ConcurrentGroup:
                 m.state = "stalled"
                 self._changed()
                 return
+        late = [m for m in self._members.values() if m.state == "pending"]
+        if late:
+            log.warning("virtual clock: member(s) %s did not enter within %.1f s of wall time while others waited; "
+                        "the group goes on without them (one that enters later starts then): this schedule is no "
+                        "longer deterministic", ", ".join(repr(m.name) for m in late), self.stall_s)
+            for m in late:
+                m.state = "late"
+            self._changed()
 
     def _sleep(self, m: _Member, dt_s: float) -> None:
         locks = held_locks()

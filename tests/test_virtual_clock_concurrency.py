@@ -537,3 +537,22 @@ def test_the_scheduled_lock_is_a_re_entrant_lock_outside_a_group() -> None:
         t.join(JOIN_S)
         assert lock.locked()
     assert len(errors) == 1
+
+
+def test_a_member_whose_worker_never_enters_is_given_up_after_the_stall_time(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = VirtualClock()
+    seen: list[float] = []
+    with caplog.at_level(logging.WARNING, logger="sim_instruments.clock"):
+        with clock.concurrently(["a", "ghost"], stall_s=0.3) as group:
+            def a() -> None:
+                with group.member("a"):
+                    sleeper(clock, [1.0, 1.0], seen)()
+
+            t = threading.Thread(target=a, daemon=True)
+            t.start()
+            t.join(JOIN_S)
+            assert not t.is_alive()
+            assert group.states() == {"a": "done", "ghost": "late"}
+    assert seen == [0.0, 1.0, 2.0]
+    assert "'ghost' did not enter" in caplog.text
