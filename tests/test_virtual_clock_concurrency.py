@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from labctl.config import parse_station
 from labctl.engine import RunEngine
 from labctl.station import Station
 from labctl.storage import load_run
+from labctl.watchdog import WatchdogStall, raise_in_thread
 from sim_instruments.adapter import EmulatorAdapter, instrument_lock
 from sim_instruments.bench import Bench
 from sim_instruments.clock import ScheduledRLock, VirtualClock, bench_lock_held
@@ -556,3 +558,36 @@ def test_a_member_whose_worker_never_enters_is_given_up_after_the_stall_time(
             assert group.states() == {"a": "done", "ghost": "late"}
     assert seen == [0.0, 1.0, 2.0]
     assert "'ghost' did not enter" in caplog.text
+
+
+def test_the_watchdog_s_exception_reaches_a_member_waiting_for_its_turn() -> None:
+    """The engine's watchdog raises WatchdogStall into the run's thread (labctl.watchdog.raise_in_thread). A member
+    waiting for its turn gets it (the wait looks again every POLL_S), leaves the schedule, and the other goes on."""
+    clock = VirtualClock()
+    idents: dict[str, int] = {}
+    in_turn = threading.Event()
+    seen_b: list[float] = []
+
+    def a() -> None:
+        idents["a"] = threading.get_ident()
+        clock.sleep(1.0)  # a runs first (name order), then waits here through b's turn at 0.0
+        clock.sleep(1.0)
+
+    def b() -> None:
+        in_turn.set()
+        time.sleep(0.3)  # wall time within b's turn: a is waiting
+        sleeper(clock, [0.5] * 6, seen_b)()
+
+    def fire() -> None:
+        in_turn.wait(JOIN_S)
+        time.sleep(0.1)
+        raise_in_thread(idents["a"], WatchdogStall)
+
+    killer = threading.Thread(target=fire, daemon=True)
+    killer.start()
+    errors = run_members(clock, {"a": a, "b": b})
+    killer.join(JOIN_S)
+    assert isinstance(errors["a"], WatchdogStall)
+    assert errors["b"] is None
+    assert seen_b == alone(0.0, [0.5] * 6)
+    assert clock.now() == 3.0
