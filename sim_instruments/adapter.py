@@ -29,7 +29,7 @@ from pymeasure.adapters import Adapter
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
-from sim_instruments.clock import bench_lock_held
+from sim_instruments.clock import ScheduledRLock, bench_lock_held
 from sim_instruments.faults import GARBAGE, LINK_FAULTS, LinkDropped
 
 ENCODING = "latin-1"  # lossless for bytes 0-255: binary blocks survive the str round trip
@@ -57,14 +57,16 @@ def framing_hint(emulator: Any, echo: bool | None, prompt: str | None) -> tuple[
 _LOCKS_GUARD = threading.Lock()
 
 
-def instrument_lock(emulator: Any) -> threading.RLock:
+def instrument_lock(emulator: Any) -> ScheduledRLock:
     """The lock serialising one instrument's messages over all its links (each instrument does one thing at
     a time). Taken *before* the bench lock, which sleeps release: a second client of a busy instrument waits
-    for it without holding up the rest of the bench."""
+    for it without holding up the rest of the bench. A re-entrant lock a virtual clock's concurrent group sees
+    members wait on (:class:`~sim_instruments.clock.ScheduledRLock`): two members sharing an instrument (the
+    switch) take turns on it in virtual time."""
     with _LOCKS_GUARD:
         lock = emulator.__dict__.get("_link_lock")
         if lock is None:
-            lock = emulator.__dict__["_link_lock"] = threading.RLock()
+            lock = emulator.__dict__["_link_lock"] = ScheduledRLock()
         return lock
 
 
