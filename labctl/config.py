@@ -500,11 +500,11 @@ class LayoutConfig(_Strict):
         channels: dict[int, str] = {}
         for i, pixel in enumerate(self.pixels):
             if pixel.name in names:
-                raise ValueError(f"pixels[{i}].name = {pixel.name!r}: used by pixels[{names[pixel.name]}] too; "
+                raise ValueError(f"{HERE}.pixels[{i}].name = {pixel.name!r}: used by pixels[{names[pixel.name]}] too; "
                                  "allowed: one pixel per name")
             if pixel.channel in channels:
-                raise ValueError(f"pixels[{i}].channel = {pixel.channel}: pixel {channels[pixel.channel]!r} is on "
-                                 "that channel too; allowed: one pixel per switch channel")
+                raise ValueError(f"{HERE}.pixels[{i}].channel = {pixel.channel}: pixel {channels[pixel.channel]!r} "
+                                 "is on that channel too; allowed: one pixel per switch channel")
             names[pixel.name], channels[pixel.channel] = i, pixel.name
         return self
 
