@@ -528,12 +528,16 @@ class StationConfig(_Strict):
     @model_validator(mode="after")
     def _layout_roles(self) -> StationConfig:
         """Each layout's switch is a switch_matrix and each pixel's SMU a source_meter of the station, every
-        channel one the switch has (when its driver says: ``CHANNELS``); station.layout names a layout."""
+        channel one the switch has (when its driver says: ``channels_for_settings(settings)``, else the class's
+        ``CHANNELS``); station.layout names a layout."""
         have = ", ".join(sorted(self.instruments))
         for name, layout in self.layouts.items():
             where = f"layouts.{name}"
             self._check_role(f"{where}.switch", layout.switch, "switch_matrix", have)
-            channels = getattr(self.instruments[layout.switch].registration.driver, "CHANNELS", None)
+            switch = self.instruments[layout.switch]
+            by_settings = getattr(switch.registration.driver, "channels_for_settings", None)  # e.g. a 7001's cards
+            channels = (by_settings(switch.settings) if callable(by_settings)
+                        else getattr(switch.registration.driver, "CHANNELS", None))
             for i, pixel in enumerate(layout.pixels):
                 self._check_role(f"{where}.pixels[{i}].smu", pixel.smu, "source_meter", have)
                 if channels is not None and pixel.channel not in channels:
