@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from labctl.storage import load_run
@@ -33,7 +34,8 @@ def _relays(log: Path) -> list[list[int]]:
     return [entry["detail"] for entry in map(json.loads, log.read_text().splitlines()) if entry["what"] == "relays"]
 
 
-def test_ctrl_c_mid_substrate_leaves_source_off_relays_open_and_the_files_intact(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_mid_substrate_leaves_source_off_relays_open_and_the_files_intact(tmp_path, signame):
     data = substrate_station(pixels=4)
     data["simulation"]["clock"] = "real"
     station = tmp_path / "station.yaml"
@@ -49,7 +51,7 @@ def test_ctrl_c_mid_substrate_leaves_source_off_relays_open_and_the_files_intact
             time.sleep(0.05)
         assert run.poll() is None, run.communicate()
         time.sleep(0.4)  # into pixel 2's sweep
-        run.send_signal(signal.SIGINT)
+        run.send_signal(getattr(signal, signame))
         t0 = time.monotonic()
         stdout, stderr = run.communicate(timeout=30)
         took = time.monotonic() - t0
@@ -68,11 +70,11 @@ def test_ctrl_c_mid_substrate_leaves_source_off_relays_open_and_the_files_intact
     assert [2] in _relays(log) and [3] not in _relays(log) and [4] not in _relays(log)  # measured no more
 
     payload = json.loads(stdout)
-    assert payload["status"] == "aborted" and "SIGINT" in payload["error"]
+    assert payload["status"] == "aborted" and signame in payload["error"], payload["error"]
     pixels = payload["pixels"]
     assert pixels["1"]["status"] == "completed" and pixels["2"]["status"] == "aborted"
     assert pixels["3"]["status"] == pixels["4"]["status"] == "not measured"
-    assert pixels["3"]["file"] is None and "SIGINT" in pixels["3"]["reason"]
+    assert pixels["3"]["file"] is None and signame in pixels["3"]["reason"]
     first, second = load_run(pixels["1"]["file"]), load_run(pixels["2"]["file"])
     assert first.status == "completed" and len(first.streams["jv"]) == 71
     assert second.status == "aborted" and 0 <= len(second.streams["jv"]) < 71

@@ -212,3 +212,22 @@ def test_a_procedure_using_more_than_smu_and_shutter_runs_its_pixels_one_after_a
     runner, _ = _runner(tmp_path, data, make_procedure=lambda p: NeedsLockin())
     runner.validate()
     assert not runner.concurrent
+
+
+def test_the_light_is_on_while_any_run_wants_it():
+    """Two concurrent runs share the light: it goes on with the first that wants it, off with the last."""
+    from labctl.substrate import ClockLock, SharedLight
+
+    calls: list[bool] = []
+    station = SimpleNamespace(light=lambda: SimpleNamespace(set_light=calls.append, why_unavailable=lambda on: None))
+    shared = SharedLight(station, ClockLock(SimpleNamespace(sleep=lambda dt: None)))
+    a, b = shared.for_run("1"), shared.for_run("2")
+    a.set_light(True)
+    b.set_light(True)
+    a.set_light(False)
+    assert calls == [True]  # run 2 still wants it
+    b.set_light(False)
+    assert calls == [True, False]
+    a.set_light(False)  # nobody wants it: off again (harmless), never on
+    assert calls == [True, False, False]
+    assert a.why_unavailable(True) is None  # the rest of the Light interface is the station's
