@@ -516,7 +516,7 @@ class SubstrateRunner:
             return
         outcome.status, outcome.file, outcome.run_id = result.status, str(result.path), result.run_id
         outcome.results = dict(result.results)
-        outcome.reason = result.error
+        outcome.reason = result.error or (self.stop_reason if result.status == ABORTED else None)
         if result.status == ABORTED:  # a signal the run itself handled (SIGTERM), or an abort: no further pixel
             self.abort(self.stop_reason or f"pixel {pixel.name} aborted: {result.error}")
 
