@@ -500,11 +500,30 @@ def resume_cmd(file: str | None, interrupted: bool, station_path: str | None, re
         raise
 
 
+def _pixel_run(file: str | Path) -> str | None:
+    """Why ``file`` cannot be resumed when it is one pixel of a substrate (None: it is not): resuming it would
+    neither select its switch channel nor use its source meter."""
+    from labctl.storage import load_run
+
+    try:
+        info = load_run(file, lazy=True).info
+    except (OSError, KeyError):
+        return None  # prepare_resume reports an unreadable file
+    if info.get("substrate_id") is None:
+        return None
+    return (f"run file {file} is pixel {info.get('pixel')!r} of substrate {info['substrate_id']}: labctl resume "
+            "does not select a pixel's switch channel nor its source meter (not yet); measure it again with "
+            f"labctl run {info.get('procedure', 'PROCEDURE')} --pixels {info.get('pixel')}")
+
+
 def _resume(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
     from labctl.resume import ResumeEngine, prepare_resume
     from labctl.station import Station
 
     _, config = _load(station_path)
+    pixel = _pixel_run(file)
+    if pixel is not None:
+        raise _InputError(pixel)
     try:
         plan = prepare_resume(file, reason)
     except ConfigError as exc:
@@ -794,6 +813,9 @@ def _resume_interrupted(station_path: str | None, reason: str, as_json: bool, no
     for file in files:
         err_console.print(f"resuming {file}", highlight=False, soft_wrap=True)
         try:
+            pixel = _pixel_run(file)
+            if pixel is not None:
+                raise ConfigError(pixel)
             plan = prepare_resume(file, reason or "resumed at start-up (labctl resume --interrupted)")
         except (ConfigError, OSError, KeyError) as exc:  # changed since it was listed: the next one goes on
             err_console.print(f"[yellow]skipped {file}: {exc}[/]", highlight=False, soft_wrap=True)

@@ -179,3 +179,15 @@ def test_reindex_keeps_the_link(tmp_path):
         catalog.reindex(tmp_path / "runs")
         rows = catalog.runs(substrate=payload["substrate_id"])
     assert sorted(r.pixel for r in rows) == ["1", "2"]
+
+
+def test_show_names_the_substrate_and_resume_refuses_a_pixel_run(tmp_path):
+    res = _run(tmp_path, "--pixels", "2", "--sample", "S", "--json")
+    payload = json.loads(res.stdout)
+    file = payload["pixels"]["2"]["file"]
+    shown = CliRunner().invoke(main, ["show", file])
+    assert shown.exit_code == 0
+    assert f"substrate_id: {payload['substrate_id']}" in shown.output and "pixel: 2" in shown.output
+    resumed = CliRunner().invoke(main, ["resume", file, "--station", str(tmp_path / "station.yaml")])
+    assert resumed.exit_code == 2
+    assert f"is pixel '2' of substrate {payload['substrate_id']}: labctl resume does not select" in resumed.output
