@@ -419,7 +419,10 @@ class SubstrateRunner:
                     self.abort(self.stop_reason or "interrupted")
             finally:
                 self._end()
-        return self._result()
+        from labctl.engine import _signals_deferred
+
+        with _signals_deferred():  # a Ctrl-C now (everything measured, made safe) must not cost the record
+            return self._result()
 
     def _measure(self, switch: Any) -> None:
         groups = self._groups()
