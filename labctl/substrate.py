@@ -497,7 +497,7 @@ class SubstrateRunner:
                     return
             self._run_pixel(view, pixel, outcome)
         finally:
-            self._release(smu, switch, pixel)
+            self._release(switch, pixel)
 
     def _run_pixel(self, view: StationView, pixel: PixelConfig, outcome: PixelOutcome) -> None:
         if self.stop.is_set():
@@ -523,9 +523,13 @@ class SubstrateRunner:
         if result.status == ABORTED:  # a signal the run itself handled (SIGTERM), or an abort: no further pixel
             self.abort(self.stop_reason or f"pixel {pixel.name} aborted: {result.error}")
 
-    def _release(self, smu: Any, switch: Any, pixel: PixelConfig) -> None:
-        """After a pixel: its source meter's output off, then its channel opened (read back)."""
+    def _release(self, switch: Any, pixel: PixelConfig) -> None:
+        """After a pixel: its source meter's output off, then its channel opened (read back). The source meter as
+        the station has it now (a recovery during the run may have reconnected it: a new driver instance)."""
         try:
+            smu = self.station.instruments.get(pixel.smu)
+            if smu is None:
+                raise StationError(f"instrument '{pixel.smu}' is not connected (the run's recovery gave up)")
             smu.disable_output()
         except Exception as exc:  # noqa: BLE001 - the relay stays closed: the end's safe state tries again
             self._fail(f"source meter '{pixel.smu}': output off after pixel {pixel.name} failed: "
