@@ -170,6 +170,7 @@ def test_pixels_on_two_source_meters_run_at_once_each_on_its_own(tmp_path):
     data["instruments"]["smu2"]["resource"] = "sim://smu"  # a second emulator (the wiring is another part's)
     barrier = threading.Barrier(2, timeout=10)
     seen: list[tuple[str, str, str, object]] = []
+    roles: list[list[str]] = []
     lock = threading.Lock()
 
     class FakeEngine:
@@ -182,6 +183,7 @@ def test_pixels_on_two_source_meters_run_at_once_each_on_its_own(tmp_path):
             with lock:
                 seen.append((pixel, threading.current_thread().name, self.view.real_role("smu"),
                              self.view.require("smu", "source_meter")))
+                roles.append(sorted(self.view.config.instruments))
             if pixel in ("1", "2"):
                 barrier.wait()
             return SimpleNamespace(status="completed", path=tmp_path / f"{pixel}.h5", run_id=f"run-{pixel}",
@@ -198,6 +200,8 @@ def test_pixels_on_two_source_meters_run_at_once_each_on_its_own(tmp_path):
     assert by_pixel["1"][1] == by_pixel["3"][1] == "smu" and by_pixel["2"][1] == by_pixel["4"][1] == "smu2"
     assert by_pixel["1"][0] == by_pixel["3"][0] != by_pixel["2"][0] == by_pixel["4"][0]
     assert by_pixel["1"][2] is station["smu"] and by_pixel["2"][2] is station["smu2"]
+    # a run sees its own source meter as "smu", the shutter, and neither the switch nor the other source meter
+    assert all(r == ["shutter", "smu"] for r in roles), roles
     assert [o.role for o in station.safe_report][-1] == "switch"
     assert {o.role for o in station.safe_report} == {"smu", "smu2", "shutter", "switch"}
 
