@@ -191,3 +191,18 @@ def test_show_names_the_substrate_and_resume_refuses_a_pixel_run(tmp_path):
     resumed = CliRunner().invoke(main, ["resume", file, "--station", str(tmp_path / "station.yaml")])
     assert resumed.exit_code == 2
     assert f"is pixel '2' of substrate {payload['substrate_id']}: labctl resume does not select" in resumed.output
+
+
+def test_a_pixel_the_procedure_refuses_is_named_before_any_io(tmp_path):
+    """Pixel 3 is a 5 cm² cell: at 1 sun it would pass 92 mA, beyond the default 10 mA compliance of the J–V.
+    The J–V's own check refuses it for that pixel, in one line, before anything is switched or sourced."""
+    data = substrate_station(pixels=4)
+    data["layouts"]["test4"]["pixels"][2]["area_cm2"] = 5.0
+    station = tmp_path / "station.yaml"
+    station.write_text(yaml.safe_dump(data))
+    res = _run(tmp_path, "--pixels", "all", "--json", station=station)
+    assert res.exit_code == 2
+    error = json.loads(res.stdout)["error"]
+    assert error.startswith("pixel '3' (layouts.test4): parameter compliance_A = 0.01: too low for area_cm2 = 5 cm²")
+    assert "\n" not in error
+    assert substrate_fakes.LOG == [] and not (tmp_path / "runs").exists()
