@@ -84,11 +84,16 @@ runs_table = Table(
     Column("path", Text, nullable=False, default=""),
     Column("segment", Integer, nullable=False, default=0),
     Column("results", JSON, nullable=False, default=dict),  # key results: scalars only
+    Column("substrate_id", String(300), nullable=True),  # a pixel of a substrate (labctl run --pixels)
+    Column("pixel", String(100), nullable=True),  # its pixel name in the layout
     UniqueConstraint("station", "run_id", name="uq_runs_station_run_id"),
     Index("ix_runs_start_time", "start_time"),
     Index("ix_runs_procedure", "procedure"),
     Index("ix_runs_sample", "sample"),
+    Index("ix_runs_substrate_id", "substrate_id"),
 )
+#: columns added after the first catalogs were made: (name, SQL type), added to an older table when it is opened
+ADDED_COLUMNS = (("substrate_id", "VARCHAR(300)"), ("pixel", "VARCHAR(100)"))
 
 
 class CatalogError(RuntimeError):
@@ -111,6 +116,8 @@ class CatalogRun:
     path: str
     segment: int = 0
     results: dict[str, Any] = field(default_factory=dict)
+    substrate_id: str | None = None
+    pixel: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (times as ISO 8601 UTC)."""
@@ -241,6 +248,7 @@ class Catalog:
             if self.backend == "postgresql":  # two benches starting at once must not both CREATE TABLE
                 conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_CREATE_LOCK})
             metadata.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -302,6 +310,7 @@ class Catalog:
         self.record(station=start.station_name, run_id=start.run_id, procedure=start.procedure, sample=start.sample,
                     operator=start.operator, start_time=start.time, end_time=None, status=RUNNING, reason=None,
                     path=_absolute(path or start.path), segment=start.segment,
+                    substrate_id=getattr(start, "substrate_id", None), pixel=getattr(start, "pixel", None),
                     insert_only=("start_time",) if start.segment else ())
 
     def record_stop(self, station: str, stop: RunStop) -> None:
@@ -320,7 +329,8 @@ class Catalog:
                    procedure=info.get("procedure", ""), sample=info.get("sample", ""),
                    operator=info.get("operator", ""), start_time=info.get("start_time"),
                    end_time=info.get("end_time"), status=run.status, path=_absolute(path),
-                   results=key_results(run.results))
+                   results=key_results(run.results), substrate_id=info.get("substrate_id"),
+                   pixel=info.get("pixel"))
         reason = _reason_from_events(run.events)
         if reason is not None:
             row["reason"] = reason
@@ -367,6 +377,7 @@ class Catalog:
         since: datetime | str | None = None,
         status: str | None = None,
         station: str | None = None,
+        substrate: str | None = None,
         limit: int | None = None,
         newest_first: bool = False,
         check_running: bool = True,
@@ -374,10 +385,13 @@ class Catalog:
         """The runs matching every filter given, oldest first (``newest_first``: newest first); runs without a
         start time last.
 
-        ``since``: runs started at or after it (UTC). With ``check_running`` (default), a run the catalog still
+        ``since``: runs started at or after it (UTC); ``substrate``: the pixel runs of that substrate id. With
+        ``check_running`` (default), a run the catalog still
         calls ``running`` is first checked against its file: if the file says its writer has gone (see
         :func:`labctl.storage.writer_gone`), the row becomes ``interrupted`` (the file is the source of truth)."""
         filters = _filters(sample=sample, procedure=procedure, since=since, station=station)
+        if substrate is not None:
+            filters.append(runs_table.c.substrate_id == substrate)
         if check_running:
             self._refresh_running(filters)
         if status is not None:
@@ -501,6 +515,25 @@ def _memory_engine(url: str) -> Engine:
     return create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a catalog made by an older labctl up to date: the columns of :data:`ADDED_COLUMNS` it lacks are
+    added (NULL in its existing rows, which are runs of one cell), and their index. Two processes opening an old
+    catalog at once may both try: the second one's "duplicate column" is not an error."""
+    from sqlalchemy import inspect as sa_inspect
+
+    have = {c["name"] for c in sa_inspect(conn).get_columns("runs")}
+    for name, sql_type in ADDED_COLUMNS:
+        if name in have:
+            continue
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
+        except SQLAlchemyError as exc:
+            if "duplicate" not in str(exc).lower() and "already exists" not in str(exc).lower():
+                raise
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_substrate_id ON runs (substrate_id)")
+
+
 def _reason_from_events(events: list[str]) -> str | None:
     """The reason of the engine's last line ``<time> ended: <status>: <reason>``, or None (no such line, or no
     reason given: keep what the catalog knows)."""
@@ -541,7 +574,7 @@ def _to_run(row: Any) -> CatalogRun:
     return CatalogRun(station=row.station, run_id=row.run_id, procedure=row.procedure, sample=row.sample,
                       operator=row.operator, start_time=aware(row.start_time), end_time=aware(row.end_time),
                       status=row.status, reason=row.reason, path=row.path, segment=row.segment,
-                      results=dict(row.results or {}))
+                      results=dict(row.results or {}), substrate_id=row.substrate_id, pixel=row.pixel)
 
 
 def _absolute(path: str | Path | None) -> str:

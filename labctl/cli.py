@@ -126,6 +126,10 @@ def main() -> None:
 @click.option("--out", "out_dir", default=None, help="data folder (default: station.data_dir)")
 @click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object on stdout")
 @click.option("--no-plot", is_flag=True, help="do not write the PNG plot")
+@click.option("--pixels", default=None, metavar="all|NAME,NAME",
+              help="measure these pixels of the substrate layout, one run each (docs/substrates.md)")
+@click.option("--layout", "layout_name", default=None, help="the layout of --pixels (default: station.layout, or "
+              "the only one)")
 def run_cmd(
     procedure_name: str,
     station_path: str | None,
@@ -135,13 +139,25 @@ def run_cmd(
     out_dir: str | None,
     as_json: bool,
     no_plot: bool,
+    pixels: str | None,
+    layout_name: str | None,
 ) -> None:
     """Run PROCEDURE (jv, eqe-calibration, eqe) on the station. Its parameters: `labctl params PROCEDURE`.
 
     With --json, stdout holds exactly one JSON object: {"file", "status", "results"} for a run, or
     {"file": null, "status": "error", "error": "<the one-line message>", "results": {}} (exit 2) when the run
-    could not start."""
+    could not start.
+
+    --pixels all|1,3,5 (jv, mpp, hold, voc-intensity): one run per pixel of the substrate layout (station.yaml
+    layouts:), --sample naming the substrate; the switch connects each pixel, a contact check comes first (a pixel
+    without contact is skipped). With --json: {"substrate_id", "file" (the substrate record), "status", "error",
+    "pixels": {name: {"status", "file", "results", "reason", ...}}, "summary", "png"}. Exit 0 when every pixel
+    was measured or skipped, 1 otherwise."""
     try:
+        if pixels is not None or layout_name is not None:
+            _run_substrate(procedure_name, station_path, sample, operator, settings, out_dir, as_json, no_plot,
+                           pixels, layout_name)
+            return
         _run(procedure_name, station_path, sample, operator, settings, out_dir, as_json, no_plot)
     except _InputError as exc:
         if as_json:
@@ -190,6 +206,128 @@ def _run(
     _run_on_station(procedure, Station(config), f"[bold]{procedure_name}[/] {sample}", as_json, no_plot,
                     lambda station, subscribers: RunEngine(station, out, sample=sample, operator=operator,
                                                            subscribers=subscribers))
+
+
+def _data_folder(path: Path, config: StationConfig, out_dir: str | None) -> Path:
+    """--out, else the station's data folder; checked writable (one line otherwise)."""
+    if out_dir:
+        out = Path(out_dir)
+        _writable_folder(out, "--out")
+    else:
+        out = path.parent / config.station.data_dir
+        _writable_folder(out, f"{path}: station.data_dir")
+    return out
+
+
+def _run_substrate(procedure_name: str, station_path: str | None, sample: str, operator: str | None,
+                   settings: tuple[str, ...], out_dir: str | None, as_json: bool, no_plot: bool, pixels: str | None,
+                   layout_name: str | None) -> None:
+    """``labctl run PROCEDURE --pixels ...``: every chosen pixel of the layout (labctl.substrate); exits."""
+    from labctl.params import apply_settings
+    from labctl.station import Station
+    from labctl.substrate import SubstrateRunner, parse_pixels
+
+    procedure_cls = _procedure_class(procedure_name)
+    if not getattr(procedure_cls, "PER_PIXEL", False):
+        from procedures import procedure_classes
+
+        per_pixel = sorted(n for n, c in procedure_classes().items() if getattr(c, "PER_PIXEL", False))
+        raise _InputError(f"--pixels: procedure {procedure_name} does not run per pixel (allowed with --pixels: "
+                          f"{', '.join(per_pixel)})")
+    if pixels is None:
+        raise _InputError("--layout needs --pixels (all, or pixel names separated by commas)")
+    if any(item.partition("=")[0].strip() == "area_cm2" for item in settings):
+        raise _InputError("--set area_cm2: with --pixels each pixel's area is the layout's "
+                          "(layouts.<name>.pixels[].area_cm2); leave it out")
+    path, config = _load(station_path)
+    try:
+        name, layout = config.layout(layout_name)
+        names = parse_pixels(pixels, name, layout)
+        apply_settings(procedure_cls(), settings)  # a bad --set: one line now, not once per pixel
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+    out = _data_folder(path, config, out_dir)
+
+    def make_procedure(pixel: Any) -> Any:
+        procedure = procedure_cls()
+        apply_settings(procedure, settings)
+        return procedure
+
+    def settled(outcome: Any) -> None:
+        where = outcome.file or outcome.reason or ""
+        err_console.print(f"pixel {outcome.name}: {outcome.status}" + (f" ({where})" if where else ""),
+                          highlight=False, soft_wrap=True)
+
+    station = Station(config)
+    if sys.stdin.isatty():
+        station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
+    runner = SubstrateRunner(station, name, layout, names, make_procedure, out, sample=sample, operator=operator,
+                             subscribers_for=lambda pixel: [_LiveWarnings(err_console)], on_pixel=settled)
+    try:
+        runner.validate()
+        result = runner.run()
+    except (ConfigError, StationError) as exc:  # before any pixel was measured
+        station.safe_state()
+        station.close()
+        raise _InputError(str(exc)) from None
+    except KeyboardInterrupt:  # while connecting: nothing was measured
+        station.safe_state()
+        _print_safe_state(station)
+        station.close()
+        err_console.print("interrupted before the substrate started")
+        if as_json:
+            click.echo(json.dumps({"file": None, "status": "interrupted", "error": "interrupted before the "
+                                   "substrate started", "results": {}, "pixels": {}}))
+        sys.exit(130)
+    _print_safe_state(station)
+    station.close()
+    if not no_plot:
+        from labctl.plotting import plot_run
+        from labctl.storage import load_run
+
+        for outcome in result.pixels.values():
+            if outcome.file:
+                try:
+                    plot_run(load_run(outcome.file, lazy=True))
+                except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the results
+                    err_console.print(f"warning: plot of pixel {outcome.name} failed: {exc}", highlight=False)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        console = _out_console()
+        _print_substrate(console, result)
+    sys.exit(0 if result.status == "completed" else 1)
+
+
+def _print_substrate(console: Console, result: Any) -> None:
+    """The substrate for a person: Part F's table (procedures.summary.print_substrate_summary) when installed,
+    else one row per pixel; then the status and the paths."""
+    try:
+        from procedures.summary import print_substrate_summary
+    except ImportError:
+        print_substrate_summary = None
+    if print_substrate_summary is not None:
+        print_substrate_summary(console, result.summary)
+    else:
+        from labctl.catalog import key_results
+
+        table = Table(title=f"substrate {result.substrate_id}")
+        for column in ("pixel", "status", "Voc (V)", "Jsc (mA/cm²)", "FF", "PCE (%)", "reason"):
+            table.add_column(column)
+        for name, outcome in result.pixels.items():
+            figures = key_results(outcome.results)
+            cells = [f"{figures[k]:.4g}" if isinstance(figures.get(k), (int, float)) else "—"
+                     for k in ("voc_V", "jsc_mA_cm2", "ff", "pce_pct")]
+            table.add_row(name, outcome.status, *cells, outcome.reason or "")
+        console.print(table)
+    console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
+                  soft_wrap=True)
+    console.print(f"record: {result.file}", highlight=False, soft_wrap=True)
+    for name, outcome in result.pixels.items():
+        if outcome.file:
+            console.print(f"pixel {name}: {outcome.file}", highlight=False, soft_wrap=True)
+    if result.png:
+        console.print(f"plot:   {result.png}", highlight=False, soft_wrap=True)
 
 
 def _run_on_station(procedure: Any, station: Any, title: str, as_json: bool, no_plot: bool,
@@ -362,11 +500,30 @@ def resume_cmd(file: str | None, interrupted: bool, station_path: str | None, re
         raise
 
 
+def _pixel_run(file: str | Path) -> str | None:
+    """Why ``file`` cannot be resumed when it is one pixel of a substrate (None: it is not): resuming it would
+    neither select its switch channel nor use its source meter."""
+    from labctl.storage import load_run
+
+    try:
+        info = load_run(file, lazy=True).info
+    except (OSError, KeyError):
+        return None  # prepare_resume reports an unreadable file
+    if info.get("substrate_id") is None:
+        return None
+    return (f"run file {file} is pixel {info.get('pixel')!r} of substrate {info['substrate_id']}: labctl resume "
+            "does not select a pixel's switch channel nor its source meter (not yet); measure it again with "
+            f"labctl run {info.get('procedure', 'PROCEDURE')} --pixels {info.get('pixel')}")
+
+
 def _resume(file: str, station_path: str | None, reason: str, as_json: bool, no_plot: bool) -> None:
     from labctl.resume import ResumeEngine, prepare_resume
     from labctl.station import Station
 
     _, config = _load(station_path)
+    pixel = _pixel_run(file)
+    if pixel is not None:
+        raise _InputError(pixel)
     try:
         plan = prepare_resume(file, reason)
     except ConfigError as exc:
@@ -431,7 +588,11 @@ def show_cmd(file: str) -> None:
     """Summary of a run file."""
     run = _open_run(file, lazy=True)
     console = _out_console()
-    for key in ("run_id", "procedure", "sample", "operator", "status", "start_time", "end_time", "software_version"):
+    keys = ("run_id", "procedure", "sample", "substrate_id", "pixel", "operator", "status", "start_time", "end_time",
+            "software_version")
+    for key in keys:
+        if key in ("substrate_id", "pixel") and key not in run.info:
+            continue  # a run of one cell
         value = run.info.get(key, "—")
         if key == "status" and value == "interrupted":
             value = (f"interrupted (the run never ended: its writer stopped; last heartbeat "
@@ -652,6 +813,9 @@ def _resume_interrupted(station_path: str | None, reason: str, as_json: bool, no
     for file in files:
         err_console.print(f"resuming {file}", highlight=False, soft_wrap=True)
         try:
+            pixel = _pixel_run(file)
+            if pixel is not None:
+                raise ConfigError(pixel)
             plan = prepare_resume(file, reason or "resumed at start-up (labctl resume --interrupted)")
         except (ConfigError, OSError, KeyError) as exc:  # changed since it was listed: the next one goes on
             err_console.print(f"[yellow]skipped {file}: {exc}[/]", highlight=False, soft_wrap=True)
@@ -711,10 +875,12 @@ def _catalog_errors() -> Iterator[None]:
 @click.option("--procedure", default=None, help="only this procedure (jv, eqe, ...)")
 @click.option("--since", default=None, metavar="DATE", help="only runs started since: YYYY-MM-DD[THH:MM], UTC")
 @click.option("--status", type=click.Choice(_STATUSES), default=None, help="only runs with this status")
+@click.option("--substrate", default=None, metavar="ID", help="only the pixel runs of this substrate id")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object: {\"catalog\", \"runs\": [...]}")
 @click.pass_context
 def runs_group(ctx: click.Context, station_path: str | None, data_dir: str | None, sample: str | None,
-               procedure: str | None, since: str | None, status: str | None, as_json: bool) -> None:
+               procedure: str | None, since: str | None, status: str | None, substrate: str | None,
+               as_json: bool) -> None:
     """List the runs in the catalog (oldest first), or rebuild it: `labctl runs reindex DIR`.
 
     The catalog is station.catalog from the station file, else <data folder>/catalog.sqlite. A run the catalog
@@ -732,7 +898,8 @@ def runs_group(ctx: click.Context, station_path: str | None, data_dir: str | Non
         runs: list[Any] = []
     else:
         with _open_catalog(url) as catalog, _catalog_errors():
-            runs = catalog.runs(sample=sample, procedure=procedure, since=since_utc, status=status)
+            runs = catalog.runs(sample=sample, procedure=procedure, since=since_utc, status=status,
+                                substrate=substrate)
     if as_json:
         click.echo(json.dumps({"catalog": _shown_url(url), "runs": [run.to_json() for run in runs]}))
         return
@@ -746,7 +913,8 @@ def runs_group(ctx: click.Context, station_path: str | None, data_dir: str | Non
         start = run.start_time.strftime("%Y-%m-%d %H:%M:%S") if run.start_time else "—"
         figures = ", ".join(fmt.format(run.results[key]) for key, fmt in _RUN_FIGURES
                             if isinstance(run.results.get(key), (int, float)))
-        table.add_row(start, run.station, run.run_id, run.procedure, run.sample, run.status, figures or "—",
+        sample_ = run.sample if run.pixel is None else f"{run.sample} pixel {run.pixel}"
+        table.add_row(start, run.station, run.run_id, run.procedure, sample_, run.status, figures or "—",
                       run.path)
     _out_console().print(table)
 

@@ -53,6 +53,8 @@ class StationInfo(_Strict):
                               "to its safe state and fails; 0: no watchdog")
     auto_resume: bool = Field(False, description="`labctl resume --interrupted` resumes this station's interrupted "
                               "runs (e.g. from a systemd unit at boot)")
+    layout: str | None = Field(None, description="the substrate layout `labctl run --pixels` uses without --layout "
+                               "(a name under layouts:); null: the only layout")
 
 
 class RecoveryConfig(_Strict):
@@ -442,6 +444,74 @@ class PLQYBenchConfig(_Strict):
     laser_analog_input_ohm: float = Field(10e3, gt=0, description="the laser's analog input impedance (Ω)")
 
 
+PIXEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+"""A pixel name: letters, digits, ``_ . -`` (it is typed in ``--pixels 1,3,5`` and becomes part of file names)."""
+
+
+class ContactCheckConfig(_Strict):
+    """The contact check before each pixel (labctl.contact): a small bias, the current read, the apparent
+    resistance |V/I| compared with a threshold. A probe that does not touch reads only the meter's noise."""
+
+    enabled: bool = True
+    bias_V: float = Field(0.01, description="the bias applied (V); small, so a cell is not stressed")
+    max_resistance_ohm: float = Field(1.0e7, gt=0, description="|V/I| above this: no contact, the pixel is skipped")
+    compliance_A: float = Field(1.0e-4, gt=0, le=1.0, description="current limit during the check (A)")
+    nplc: float = Field(1.0, gt=0, le=10, description="integration time of the reading (power-line cycles)")
+
+    @field_validator("bias_V")
+    @classmethod
+    def _small_bias(cls, value: float) -> float:
+        if not (0 < abs(value) <= 0.5):
+            raise ValueError("allowed: 0 < |bias_V| <= 0.5 V (a contact check must not stress the cell)")
+        return value
+
+
+class PixelConfig(_Strict):
+    """One pixel of a substrate layout: its name, area, the switch channel that connects it and its SMU role."""
+
+    name: str = Field(min_length=1, max_length=40)
+    area_cm2: float = Field(gt=0, le=1000, description="aperture (or mask) area of the pixel (cm²)")
+    channel: int = Field(ge=1, description="the switch channel that connects this pixel (as the driver numbers it)")
+    smu: str = Field("smu", min_length=1, description="the role of the source meter that measures this pixel")
+    x_mm: float | None = Field(None, description="pixel centre on the substrate, for the map (mm)")
+    y_mm: float | None = Field(None, description="pixel centre on the substrate, for the map (mm)")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _usable_name(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # `name: 1` in YAML is the pixel "1"
+        if isinstance(value, str) and (value == "all" or not PIXEL_NAME.match(value)):
+            raise ValueError("allowed: letters, digits, '_', '.', '-' (not 'all', which means every pixel)")
+        return value
+
+
+class LayoutConfig(_Strict):
+    """A substrate layout (``layouts.<name>``): the pixels, the switch that connects them, the contact check."""
+
+    switch: str = Field("switch", min_length=1, description="role of the switch_matrix instrument")
+    size_mm: tuple[float, float] | None = Field(None, description="substrate width and height, for the map (mm)")
+    contact_check: ContactCheckConfig = Field(default_factory=ContactCheckConfig)
+    pixels: list[PixelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_pixel_per_name_and_channel(self) -> LayoutConfig:
+        names: dict[str, int] = {}
+        channels: dict[int, str] = {}
+        for i, pixel in enumerate(self.pixels):
+            if pixel.name in names:
+                raise ValueError(f"{HERE}.pixels[{i}].name = {pixel.name!r}: used by pixels[{names[pixel.name]}] too; "
+                                 "allowed: one pixel per name")
+            if pixel.channel in channels:
+                raise ValueError(f"{HERE}.pixels[{i}].channel = {pixel.channel}: pixel {channels[pixel.channel]!r} "
+                                 "is on that channel too; allowed: one pixel per switch channel")
+            names[pixel.name], channels[pixel.channel] = i, pixel.name
+        return self
+
+    def pixel(self, name: str) -> PixelConfig:
+        return next(p for p in self.pixels if p.name == name)
+
+
 class StationConfig(_Strict):
     station: StationInfo = Field(default_factory=StationInfo)
     instruments: dict[str, InstrumentConfig]
@@ -452,6 +522,58 @@ class StationConfig(_Strict):
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     suspenders: list[SuspenderConfig] = Field(default_factory=list)
     alerts: AlertsConfig | None = None
+    layouts: dict[str, LayoutConfig] = Field(default_factory=dict, description="substrate layouts (labctl run "
+                                             "--pixels): docs/substrates.md")
+
+    @model_validator(mode="after")
+    def _layout_roles(self) -> StationConfig:
+        """Each layout's switch is a switch_matrix and each pixel's SMU a source_meter of the station, every
+        channel one the switch has (when its driver says: ``channels_for_settings(settings)``, else the class's
+        ``CHANNELS``); station.layout names a layout."""
+        have = ", ".join(sorted(self.instruments))
+        for name, layout in self.layouts.items():
+            where = f"layouts.{name}"
+            self._check_role(f"{where}.switch", layout.switch, "switch_matrix", have)
+            switch = self.instruments[layout.switch]
+            by_settings = getattr(switch.registration.driver, "channels_for_settings", None)  # e.g. a 7001's cards
+            channels = (by_settings(switch.settings) if callable(by_settings)
+                        else getattr(switch.registration.driver, "CHANNELS", None))
+            for i, pixel in enumerate(layout.pixels):
+                self._check_role(f"{where}.pixels[{i}].smu", pixel.smu, "source_meter", have)
+                if channels is not None and pixel.channel not in channels:
+                    raise ValueError(f"{where}.pixels[{i}].channel = {pixel.channel}: the "
+                                     f"{self.instruments[layout.switch].driver} has no such channel (allowed: "
+                                     f"{min(channels)}-{max(channels)})")
+        chosen = self.station.layout
+        if chosen is not None and chosen not in self.layouts:
+            raise ValueError(f"station.layout = {chosen!r}: no such layout (allowed: "
+                             f"{', '.join(sorted(self.layouts)) or 'none: the station has no layouts'})")
+        return self
+
+    def _check_role(self, key: str, role: str, capability: str, have: str) -> None:
+        cfg = self.instruments.get(role)
+        if cfg is None:
+            raise ValueError(f"{key} = {role!r}: no such instrument (the station has: {have})")
+        offered = cfg.registration.capabilities
+        if capability not in offered:
+            raise ValueError(f"{key} = {role!r}: a {cfg.driver}, which offers {', '.join(offered) or 'nothing'}; "
+                             f"allowed: an instrument that offers {capability}")
+
+    def layout(self, name: str | None = None) -> tuple[str, LayoutConfig]:
+        """(name, layout) of ``name``, else station.layout, else the only layout; ConfigError (one line)
+        otherwise."""
+        if not self.layouts:
+            raise ConfigError("--pixels needs a substrate layout, and the station has none (add layouts: to the "
+                              "station file: docs/substrates.md)")
+        chosen = name or self.station.layout
+        if chosen is None:
+            if len(self.layouts) > 1:
+                raise ConfigError(f"the station has {len(self.layouts)} layouts ({', '.join(sorted(self.layouts))}): "
+                                  "give --layout NAME (or set station.layout)")
+            chosen = next(iter(self.layouts))
+        if chosen not in self.layouts:
+            raise ConfigError(f"--layout = {chosen!r}: no such layout (allowed: {', '.join(sorted(self.layouts))})")
+        return chosen, self.layouts[chosen]
 
     @model_validator(mode="after")
     def _suspender_roles(self) -> StationConfig:

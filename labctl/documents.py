@@ -73,6 +73,8 @@ class RunStart:
     path: str = ""  # the run file, where there is one
     segment: int = 0  # 0 for a new run; n for the n-th resumption of it
     resume_reason: str = ""  # why this segment started (e.g. "resumed after interrupted")
+    substrate_id: str | None = None  # one pixel of a substrate (labctl run --pixels): the substrate's id
+    pixel: str | None = None  # ... and the pixel's name in its layout
 
 
 @dataclass(frozen=True)

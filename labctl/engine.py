@@ -139,6 +139,12 @@ class RunEngine:
         Index every run in the station's run catalog (``station.catalog``, else ``<out_dir>/catalog.sqlite``):
         recorded as running at its start, updated at its stop. A catalog that cannot be opened does not stop the
         run (its file is the record): a WARNING line in the run's events says it was not indexed.
+    substrate_id, pixel
+        The run is one pixel of a substrate (:mod:`labctl.substrate`): both go to its start document, its file
+        and its catalog row.
+    stop_event
+        An abort shared with other engines (the pixel runs of one substrate): set, it aborts this engine's run,
+        also one not started yet (:meth:`run` does not clear it, as it clears its own).
     """
 
     def __init__(
@@ -153,6 +159,9 @@ class RunEngine:
         flush_interval_s: float = 1.0,
         subscribers: Iterable[Subscriber] = (),
         catalog: bool = True,
+        substrate_id: str | None = None,
+        pixel: str | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.station = station
         self.out_dir = Path(out_dir)
@@ -166,7 +175,9 @@ class RunEngine:
         self._catalog_subscriber: Subscriber | None = None
         self._catalog_problem: str | None = None
         self._suspenders: list[Suspender] = []
-        self._stop = threading.Event()
+        self.substrate_id, self.pixel = substrate_id, pixel
+        self._shared_stop = stop_event is not None
+        self._stop = stop_event if stop_event is not None else threading.Event()
         self._unpaused = threading.Event()
         self._unpaused.set()
         self._thread: threading.Thread | None = None
@@ -229,7 +240,8 @@ class RunEngine:
         so the interpreter does not exit in the middle of a run or its safe state."""
         if self.running:
             raise RuntimeError("a run is already going on this engine")
-        self._stop.clear()
+        if not self._shared_stop:
+            self._stop.clear()
         self._outcome = None
 
         def target() -> None:
@@ -507,7 +519,8 @@ class RunEngine:
     def run(self, procedure: LabProcedure) -> RunResult:
         """Validate, connect, run and store. Raises only for problems found *before* the run file exists
         (ConfigError for parameters, StationError for instruments); after that, always returns a RunResult."""
-        self._stop.clear()
+        if not self._shared_stop:
+            self._stop.clear()
         return self._run(procedure)
 
     def _run(self, procedure: LabProcedure) -> RunResult:
@@ -547,6 +560,8 @@ class RunEngine:
                 path=str(path),
                 segment=run_file.segment,
                 resume_reason=run_file.reason,
+                substrate_id=self.substrate_id,
+                pixel=self.pixel,
             ))
             for name, spec in procedure.STREAMS.items():
                 self._publish(DESCRIPTOR, Descriptor(run_id, name, tuple(spec.columns), spec.signal, spec.axes))
@@ -671,8 +686,9 @@ class RunEngine:
         return failures
 
     def _run_file(self, procedure: LabProcedure) -> RunFile:
-        """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one."""
-        run_id = make_run_id(procedure.NAME, self.sample)
+        """Hook: a new run file, ``<out_dir>/<UTC date>/<run id>.h5``; resuming returns the existing one. A pixel's
+        run id names its substrate and pixel (``..._jv_<sample>_p<pixel>_<hex>``)."""
+        run_id = make_run_id(procedure.NAME, self.sample if self.pixel is None else f"{self.sample}_p{self.pixel}")
         day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         return RunFile(run_id, self.out_dir / day / f"{run_id}.h5")
 

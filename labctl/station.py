@@ -14,7 +14,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,25 +325,55 @@ class Station:
         model's own identity query; for a listen-only instrument its driver's description). Sends nothing."""
         return {role: self.identities[role] for role in self.instruments}
 
-    def safe_state(self, budget_s: float | None = None, total_budget_s: float | None = None) -> list[str]:
-        """Put every connected instrument in its safe state, within time budgets; return the failures.
+    def safe_state(self, budget_s: float | None = None, total_budget_s: float | None = None,
+                   roles: Iterable[str] | None = None) -> list[str]:
+        """Put every connected instrument (or those of ``roles``) in its safe state, within time budgets; return
+        the failures.
 
-        Each instrument is made safe in its own thread, all at once (one stuck link cannot hold up the
-        others): a sweep it is running is aborted first, then the ``safe_state`` actions of station.yaml, then
-        the state is read back where the driver can (output, shutter). An instrument not done within
-        ``budget_s`` (default :data:`SAFE_STATE_BUDGET_S`), or when ``total_budget_s`` (default
-        :data:`SAFE_STATE_TOTAL_BUDGET_S`) is over, is reported as not safe and left to its thread (a daemon:
-        it cannot keep the process alive). Never raises. The outcome of every instrument is kept in
-        :attr:`safe_report`; the returned list holds one ``"role: reason"`` per instrument that failed.
+        Sources first, then switches: every instrument that is not a ``switch_matrix`` is made safe in its own
+        thread, all at once (one stuck link cannot hold up the others): a sweep it is running is aborted first,
+        then the ``safe_state`` actions of station.yaml, then the state is read back where the driver can
+        (output, shutter). Only when they are done (or out of time) are the switch matrices made safe (every relay
+        opened and read back), so no relay opens while a source still drives it. An instrument not done within
+        ``budget_s`` (default :data:`SAFE_STATE_BUDGET_S`) of its phase, or when ``total_budget_s`` (default
+        :data:`SAFE_STATE_TOTAL_BUDGET_S`) is over, is reported as not safe and left to its thread (a daemon: it
+        cannot keep the process alive). Never raises. The outcome of every instrument is kept in
+        :attr:`safe_report` (sources first, then switches); the returned list holds one ``"role: reason"`` per
+        instrument that failed.
         """
+        report = self.safe_outcomes(budget_s, total_budget_s, roles)
+        self.safe_report = report
+        return [f"{o.role}: {o.detail}" for o in report if not o.ok]
+
+    def safe_outcomes(self, budget_s: float | None = None, total_budget_s: float | None = None,
+                      roles: Iterable[str] | None = None) -> list[SafeOutcome]:
+        """:meth:`safe_state` without recording :attr:`safe_report` (for a caller that keeps its own: one run of a
+        substrate, whose safe state covers its own source meter only)."""
         budget_s = SAFE_STATE_BUDGET_S if budget_s is None else budget_s
         total_budget_s = SAFE_STATE_TOTAL_BUDGET_S if total_budget_s is None else total_budget_s
+        wanted = None if roles is None else set(roles)
+        items = [(role, inst) for role, inst in list(self.instruments.items()) if wanted is None or role in wanted]
+        switches = [item for item in items if self._is_switch(item[0])]
+        sources = [item for item in items if not self._is_switch(item[0])]
         t0 = time.monotonic()
+        report = self._safe_phase(sources, t0, t0, budget_s, total_budget_s)
+        if switches:
+            report += self._safe_phase(switches, time.monotonic(), t0, budget_s, total_budget_s)
+        return report
+
+    def _is_switch(self, role: str) -> bool:
+        cfg = self.config.instruments.get(role)
+        return cfg is not None and "switch_matrix" in cfg.registration.capabilities
+
+    def _safe_phase(self, items: list[tuple[str, Any]], start: float, t0: float, budget_s: float,
+                    total_budget_s: float) -> list[SafeOutcome]:
+        """The safe state of ``items`` at once (one thread each), each within ``budget_s`` from ``start`` and all
+        within ``total_budget_s`` from ``t0``."""
         outcomes: dict[str, SafeOutcome] = {}
         workers = []
-        for role, inst in list(self.instruments.items()):
+        for role, inst in items:
             def work(role: str = role, inst: Any = inst) -> None:
-                start = time.monotonic()
+                begin = time.monotonic()
                 try:
                     try:
                         done = self._make_safe(role, inst)
@@ -361,27 +391,26 @@ class Station:
                         except Exception as again:  # noqa: BLE001 - both in the report: the first fault first
                             raise RuntimeError(f"{type(exc).__name__}: {exc}; reopened once: "
                                                f"{type(again).__name__}: {again}") from again
-                    outcomes[role] = SafeOutcome(role, True, done, time.monotonic() - start)
+                    outcomes[role] = SafeOutcome(role, True, done, time.monotonic() - begin)
                 except Exception as exc:  # noqa: BLE001 - reported, never raised
                     outcomes[role] = SafeOutcome(role, False, f"{type(exc).__name__}: {exc}",
-                                                 time.monotonic() - start)
+                                                 time.monotonic() - begin)
             thread = threading.Thread(target=work, name=f"safe-state-{role}", daemon=True)
             thread.start()
             workers.append((role, thread))
         report = []
+        deadline = min(start + budget_s, t0 + total_budget_s)
         for role, thread in workers:
-            deadline = t0 + min(budget_s, total_budget_s)
             thread.join(max(0.0, deadline - time.monotonic()))
             outcome = outcomes.get(role)
             if outcome is None:  # still trying: a link that does not answer in time
-                waited = time.monotonic() - t0
+                waited = time.monotonic() - start
                 outcome = SafeOutcome(role, False, f"not safe after {waited:.1f} s (budget {budget_s:g} s per "
                                       f"instrument, {total_budget_s:g} s in all): no answer in time", waited)
             report.append(outcome)
             if not outcome.ok:
                 log.error("safe state of %s failed: %s", role, outcome.detail)
-        self.safe_report = report
-        return [f"{o.role}: {o.detail}" for o in report if not o.ok]
+        return report
 
     def _make_safe(self, role: str, inst: Any) -> str:
         """Make one instrument safe; returns what was done, raises on failure.

@@ -343,6 +343,8 @@ class RunWriter:
         idn: Mapping[str, str],
         software_version: str,
         start_time: str,
+        substrate_id: str | None = None,
+        pixel: str | None = None,
     ) -> None:
         """Everything known at the start of a run. ``parameters``: name → (value, units).
 
@@ -368,6 +370,11 @@ class RunWriter:
             s.create_dataset("name", data=sample, dtype=_STR)
             if area_cm2 is not None:
                 s.create_dataset("area", data=float(area_cm2)).attrs["units"] = "cm^2"
+            if substrate_id is not None:  # one pixel of a substrate (labctl run --pixels): docs/substrates.md
+                s.create_dataset("substrate_id", data=substrate_id, dtype=_STR)
+                s.create_dataset("pixel", data=pixel or "", dtype=_STR)
+                s.attrs["substrate_id"] = substrate_id
+                s.attrs["pixel"] = pixel or ""
             p = e.create_group("parameters")
             p.attrs["NX_class"] = "NXcollection"
             for name, (value, units) in parameters.items():
@@ -622,6 +629,8 @@ class RunFileWriter:
             idn=doc.idn,
             software_version=doc.software_version,
             start_time=doc.time,
+            substrate_id=doc.substrate_id,
+            pixel=doc.pixel,
         )
 
     def _stop(self, doc: RunStop) -> None:
@@ -927,6 +936,9 @@ def load_run(path: str | Path, lazy: bool = False) -> RunData:
             run.info["status"] = INTERRUPTED
         if "sample" in e and "name" in e["sample"]:
             run.info["sample"] = _text(e["sample/name"][()])
+        for key in ("substrate_id", "pixel"):  # a pixel of a substrate (docs/substrates.md)
+            if "sample" in e and key in e["sample"]:
+                run.info[key] = _text(e["sample"][key][()])
         for name, ds in e.get("parameters", {}).items():
             value = ds[()]
             run.parameters[name] = _text(value) if isinstance(value, bytes) else np.asarray(value).item()

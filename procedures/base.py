@@ -78,6 +78,9 @@ class LabProcedure(Procedure):
     STREAMS: ClassVar[dict[str, StreamSpec]] = {}
     #: True: the engine adds the station's threshold suspenders (station.yaml ``suspenders:``) to runs of it
     SUSPENDABLE: ClassVar[bool] = False
+    #: True: it measures one cell on the ``smu`` role with an ``area_cm2``, so ``labctl run NAME --pixels ...``
+    #: runs it once per pixel of a substrate layout (labctl.substrate, docs/substrates.md)
+    PER_PIXEL: ClassVar[bool] = False
 
     station: Station
     #: transport-fault recovery for :meth:`io` (injected by the run engine from station.yaml ``recovery:``);

@@ -54,6 +54,7 @@ class HoldProcedure(StabilityProcedure):
     """Hold a bias (open circuit, short circuit or a voltage) for a duration, sampling at an interval."""
 
     NAME = "hold"
+    PER_PIXEL = True  # `labctl run hold --pixels ...`: one run per pixel of a substrate
     MAIN_STREAM = HOLD_STREAM
     STREAMS = {
         HOLD_STREAM: StreamSpec(

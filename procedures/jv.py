@@ -56,6 +56,7 @@ class JVProcedure(LabProcedure):
     """J–V sweep (staircase or quasi-steady-state) under light or in the dark."""
 
     NAME = "jv"
+    PER_PIXEL = True  # `labctl run jv --pixels ...`: one run per pixel of a substrate
     REQUIRES = {"smu": "source_meter"}
     OPTIONAL = {"shutter": "shutter"}
     STREAMS = {

@@ -52,6 +52,7 @@ class MPPProcedure(StabilityProcedure):
     """Track the maximum power point for ``duration_h``, one reading every ``dwell_s``."""
 
     NAME = "mpp"
+    PER_PIXEL = True  # `labctl run mpp --pixels ...`: one run per pixel of a substrate
     MAIN_STREAM = MPP_STREAM
     STREAMS = {
         MPP_STREAM: StreamSpec(

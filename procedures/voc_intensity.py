@@ -521,6 +521,7 @@ class VocIntensityProcedure(_LaserBench):
     """Voc at I = 0 over the two wheels' intensity ladder; ideality factors and their regimes."""
 
     NAME = "voc-intensity"
+    PER_PIXEL = True  # `labctl run voc-intensity --pixels ...`: one run per pixel of a substrate
     REQUIRES = ("smu", "laser", "od_wheel_1", "od_wheel_2", "monitor")
     OPTIONAL = ("temperature",)
     CAPS = {"smu": ("source_meter",), "laser": ("laser",), "od_wheel_1": ("filter_wheel",),
