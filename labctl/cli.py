@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -262,7 +263,8 @@ def _run_substrate(procedure_name: str, station_path: str | None, sample: str, o
     if sys.stdin.isatty():
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
     runner = SubstrateRunner(station, name, layout, names, make_procedure, out, sample=sample, operator=operator,
-                             subscribers_for=lambda pixel: [_LiveWarnings(err_console)], on_pixel=settled)
+                             subscribers_for=lambda pixel: [_LiveWarnings(err_console, f"pixel {pixel}: ")],
+                             on_pixel=settled)
     try:
         runner.validate()
         result = runner.run()
@@ -426,14 +428,15 @@ class _ProgressBar:
 
 
 class _LiveWarnings:
-    """Document subscriber: echoes the run's warnings and failures (``log`` documents) as they happen."""
+    """Document subscriber: echoes the run's warnings and failures (``log`` documents) as they happen, each line
+    after ``prefix`` (e.g. "pixel 3: " for one pixel of a substrate)."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, console: Console, prefix: str = "") -> None:
+        self.console, self.prefix = console, prefix
 
     def __call__(self, name: str, doc: Any) -> None:
         if name == "log":
-            _echo_warning(self.console, doc.message)
+            _echo_warning(self.console, doc.message, self.prefix)
 
 
 def _print_safe_state(station: Any) -> None:
@@ -452,10 +455,10 @@ def _print_safe_state(station: Any) -> None:
         click.echo(f"all instruments safe ({len(report)})", err=True)
 
 
-def _echo_warning(console: Console, message: str) -> None:
+def _echo_warning(console: Console, message: str, prefix: str = "") -> None:
     """Show the operator the run's warnings and failures as they happen (everything else is in the file)."""
     if any(word in message for word in ("WARNING", "FAILED", "failed")):
-        console.print(f"[yellow]{message.splitlines()[0]}[/]", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]{escape(prefix + message.splitlines()[0])}[/]", highlight=False, soft_wrap=True)
 
 
 def _summarise(console: Console, procedure_name: str, results: dict[str, Any]) -> None:

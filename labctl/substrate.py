@@ -412,6 +412,8 @@ class SubstrateRunner:
                 try:
                     self._switch(lambda: switch.disconnect_all(), "open every relay before the first pixel")
                     if not self.stop.is_set():
+                        self._check_contacts(switch)
+                    if not self.stop.is_set():
                         self._measure(switch)
                 except SwitchFault as exc:
                     self._fail(str(exc))
@@ -449,6 +451,8 @@ class SubstrateRunner:
             for pixel in pixels:
                 if self.stop.is_set():
                     break
+                if self.outcomes[pixel.name].status == SKIPPED:  # no contact: reported when it was checked
+                    continue
                 try:
                     self._pixel(switch, pixel, channels)
                 except SwitchFault as exc:
@@ -471,30 +475,60 @@ class SubstrateRunner:
         except Exception as exc:  # noqa: BLE001 - every switch failure stops the substrate
             raise SwitchFault(f"switch '{self.layout.switch}': {what}: {type(exc).__name__}: {exc}") from exc
 
+    def _select(self, switch: Any, pixel: PixelConfig, channels: list[int]) -> None:
+        """Connect ``pixel`` to its source meter, break-before-make among ``channels`` (that source meter's), and
+        verify by read-back that exactly its channel of them is closed: :class:`SwitchFault` otherwise."""
+        self._switch(lambda: switch.select(pixel.channel, group=channels),
+                     f"select channel {pixel.channel} (pixel {pixel.name})")
+        closed = set(self._switch(lambda: switch.closed_channels(), "read back the closed channels"))
+        on_smu = sorted(closed & set(channels))
+        if on_smu != [pixel.channel]:
+            raise SwitchFault(f"switch '{self.layout.switch}': pixel {pixel.name} (channel {pixel.channel}) "
+                              f"selected, but channels {on_smu or 'none'} of source meter '{pixel.smu}' read "
+                              "back closed: nothing sourced")
+
+    def _check_contacts(self, switch: Any) -> None:
+        """The contact check of every chosen pixel, one after another, in the dark, before any is measured.
+
+        In the light a probe that does not touch still passes a photocurrent through its gigaohms (|V/I| near
+        Voc/I ≈ 1e7 Ω for 1e9 Ω of contact: as low as the threshold), and a concurrent run on another source
+        meter may have the light on; so every check is made first, with the light off (the station's light: a
+        shutter closed, or the operator asked). A pixel that fails is ``skipped`` with its reason."""
+        check = self.layout.contact_check
+        if not check.enabled:
+            return
+        from labctl.contact import check_contact
+
+        self.station.light().set_light(False)
+        groups = self._groups()
+        for pixel in self.pixels:
+            if self.stop.is_set():
+                return
+            outcome = self.outcomes[pixel.name]
+            smu = self.station.require(pixel.smu, "source_meter", needed_by=f"pixel {pixel.name}")
+            try:
+                self._select(switch, pixel, [p.channel for p in groups[pixel.smu]])
+                contact = check_contact(smu, check)
+            except SwitchFault:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a source meter that cannot check cannot measure either
+                outcome.status, outcome.reason = FAILED, f"contact check: {type(exc).__name__}: {exc}"
+                self._fail(f"pixel {pixel.name}: contact check: {type(exc).__name__}: {exc}")
+                return
+            finally:
+                self._release(switch, pixel)
+            outcome.contact = contact.to_json()
+            if not contact.ok:
+                outcome.status, outcome.reason = SKIPPED, contact.reason
+                self.on_pixel(outcome)
+
     def _pixel(self, switch: Any, pixel: PixelConfig, channels: list[int]) -> None:
         outcome = self.outcomes[pixel.name]
         view = self._view(pixel)
-        smu = self.station.require(pixel.smu, "source_meter", needed_by=f"pixel {pixel.name}")
         try:
-            self._switch(lambda: switch.select(pixel.channel, group=channels),
-                         f"select channel {pixel.channel} (pixel {pixel.name})")
-            closed = set(self._switch(lambda: switch.closed_channels(), "read back the closed channels"))
-            on_smu = sorted(closed & set(channels))
-            if on_smu != [pixel.channel]:
-                raise SwitchFault(f"switch '{self.layout.switch}': pixel {pixel.name} (channel {pixel.channel}) "
-                                  f"selected, but channels {on_smu or 'none'} of source meter '{pixel.smu}' read "
-                                  "back closed: nothing sourced")
+            self._select(switch, pixel, channels)
             if self.stop.is_set():
                 return
-            check = self.layout.contact_check
-            if check.enabled:
-                from labctl.contact import check_contact
-
-                contact = check_contact(smu, check)
-                outcome.contact = contact.to_json()
-                if not contact.ok:
-                    outcome.status, outcome.reason = SKIPPED, contact.reason
-                    return
             self._run_pixel(view, pixel, outcome)
         finally:
             self._release(switch, pixel)

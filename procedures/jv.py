@@ -626,6 +626,8 @@ class JVProcedure(LabProcedure):
 #: what the operator is told for each analysis flag that leaves a figure out (flag → consequence; remedy)
 _FLAG_ADVICE = {
     "voc_not_bracketed": "J stays > 0 up to the highest voltage: Voc, FF and PCE not computed; raise stop_V",
+    "no_power_quadrant": ("no point with V > 0 and J > 0: the cell gives no power (dark, dead, or the polarity is "
+                          "wrong for this stack): Voc, FF and PCE not computed"),
     "jsc_not_bracketed": "the scan does not cross 0 V: Jsc, FF and PCE not computed; lower start_V below 0 V",
     "no_photocurrent": "no photocurrent at 0 V: is the light on, and is polarity right for this stack?",
     "too_few_points": "fewer than 3 usable points: nothing computed",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: the figures-of-merit table of a light J–V: result key, row label, format
@@ -217,19 +218,25 @@ SUBSTRATE_STAT_ROWS = [("best", "best"), ("median", "median"), ("mean", "mean"),
 
 
 def _pixel_state(pixel: Mapping[str, Any]) -> str:
-    """The status cell of one pixel: its status, the skip reason, and the dead/shunted flags."""
+    """The status cell of one pixel: its status and the dead/shunted flags (the reasons are listed under the
+    table, :func:`_pixel_reason`, so that a long one does not widen every row)."""
     status = str(pixel.get("status") or "")
     if pixel.get("skipped"):
-        reason = pixel.get("reason")
-        return "[yellow]skipped[/]" + (f": {reason}" if reason else "")
-    parts = [status] if status != "completed" else []
+        return "[yellow]skipped[/]"
+    parts = [escape(status)] if status != "completed" else []
     if pixel.get("dead"):
         parts.append("[bold red]dead[/]")
     if pixel.get("shunted"):
         parts.append("[yellow]shunted[/]")
-    if status not in ("completed", "not measured") and pixel.get("reason"):
-        parts.append(str(pixel["reason"]))
     return ", ".join(parts) or "ok"
+
+
+def _pixel_reason(pixel: Mapping[str, Any]) -> str | None:
+    """Why a pixel was skipped, or ended otherwise than completed (None: no reason to give)."""
+    status = str(pixel.get("status") or "")
+    if (pixel.get("skipped") or status != "completed") and pixel.get("reason"):
+        return str(pixel["reason"])
+    return None
 
 
 def print_substrate_summary(console: Console, summary: Mapping[str, Any]) -> None:
@@ -268,6 +275,10 @@ def print_substrate_summary(console: Console, summary: Mapping[str, Any]) -> Non
         note = f"over {(summary.get('counts') or {}).get('included', 0)} pixels" if key == "best" else ""
         table.add_row(f"[bold]{label}[/]", *cells, note)
     console.print(table)
+    for name, pixel in (summary.get("pixels") or {}).items():
+        reason = _pixel_reason(pixel)
+        if reason is not None:
+            console.print(f"pixel {name}: {reason}", highlight=False, markup=False, soft_wrap=True)
     counts = summary.get("counts") or {}
     t = summary.get("thresholds") or {}
     console.print(

@@ -215,7 +215,8 @@ def test_mismatched_lengths_raise() -> None:
 def test_dark_curve_gives_nan_and_flag() -> None:
     dark = SDMParams(0.0, SET_A.j0_A_cm2, SET_A.ideality, SET_A.rs_ohm_cm2, SET_A.rsh_ohm_cm2)
     f = figures_of_merit(GRID_V, _curve_mA(dark))
-    assert not f.valid and "voc_not_bracketed" in f.flags
+    # not "voc_not_bracketed" (whose advice, a higher stop voltage, cannot help a curve with no power quadrant)
+    assert not f.valid and "no_power_quadrant" in f.flags and "voc_not_bracketed" not in f.flags
     assert all(
         math.isnan(f.to_dict()[k])
         for k in ("voc_V", "ff", "pce_pct", "vmp_V", "jmp_mA_cm2", "r_oc_ohm_cm2", "rs_ohm_cm2", "rsh_ohm_cm2")

@@ -67,7 +67,10 @@ def test_a_signal_mid_substrate_leaves_source_off_relays_open_and_the_files_inta
     assert smu < switch  # the source off first, then the relays
     assert "all instruments safe (3)" in stderr
     assert _relays(log)[-1] == []  # the switch itself says: nothing closed
-    assert [2] in _relays(log) and [3] not in _relays(log) and [4] not in _relays(log)  # measured no more
+    relays = _relays(log)
+    assert relays[:9] == [[], [1], [], [2], [], [3], [], [4], []]  # the contact checks, all first, in the dark
+    measured = relays[9:]
+    assert [1] in measured and [2] in measured and [3] not in measured and [4] not in measured  # measured no more
 
     payload = json.loads(stdout)
     assert payload["status"] == "aborted" and signame in payload["error"], payload["error"]

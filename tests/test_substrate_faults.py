@@ -12,6 +12,7 @@ import pytest
 
 from labctl.config import parse_station
 from labctl.station import Station
+from labctl.storage import load_run
 from labctl.substrate import SubstrateRunner, parse_pixels
 from procedures.jv import JVProcedure
 from sim_instruments.faults import FaultSpec
@@ -59,22 +60,46 @@ def _closed(station: Station) -> str:
     return station["switch"].adapter.emulator.handle("STATE?")
 
 
-def test_a_relay_that_does_not_close_stops_the_substrate_with_everything_safe(tmp_path):
+def test_a_relay_that_does_not_close_stops_the_substrate_before_anything_is_measured(tmp_path):
     substrate_fakes.STUCK.add(3)  # pixel 3's relay never closes (STATE? honestly says so)
     runner, station = _runner(tmp_path, substrate_station(pixels=5))
     result = runner.run()
     assert result.status == "failed"
     assert result.error.startswith("switch 'switch': select channel 3 (pixel 3): SwitchReadbackError: close [3]: "
                                    "channels [3] read back open"), result.error
+    # found by the contact checks, which come first: nothing was measured
+    assert [result.pixels[n].status for n in "12345"] == ["not measured"] * 5
+    assert result.pixels["4"].reason == f"not measured: {result.error}"
+    assert not _output_on(station) and _closed(station) == ""
+    assert [o.role for o in station.safe_report] == ["smu", "shutter", "switch"] and all(
+        o.ok for o in station.safe_report)
+    assert list((tmp_path / "runs").rglob("*.h5")) == []
+    assert result.file.exists()
+
+
+def test_a_relay_that_sticks_mid_substrate_stops_it_with_everything_safe_and_the_measured_files_intact(tmp_path):
+    runner, station = _runner(tmp_path, substrate_station(pixels=5))
+
+    def after(outcome):  # once pixel 2 is measured, pixel 3's relay stops closing
+        if outcome.name == "2":
+            substrate_fakes.STUCK.add(3)
+
+    runner.on_pixel = after
+    result = runner.run()
+    assert result.status == "failed"
+    assert result.error.startswith("switch 'switch': select channel 3 (pixel 3): SwitchReadbackError: close [3]: "
+                                   "channels [3] read back open"), result.error
     assert [result.pixels[n].status for n in "12345"] == ["completed", "completed", "not measured", "not measured",
                                                           "not measured"]
-    assert result.pixels["4"].reason == f"not measured: {result.error}"
     assert result.pixels["3"].file is None  # nothing was sourced on a pixel that could not be connected
     assert not _output_on(station) and _closed(station) == ""
     assert [o.role for o in station.safe_report] == ["smu", "shutter", "switch"] and all(
         o.ok for o in station.safe_report)
-    assert len(list((tmp_path / "runs").rglob("*.h5"))) == 2
-    assert result.file.exists()
+    files = sorted((tmp_path / "runs").rglob("*.h5"))
+    assert len(files) == 2
+    for name in "12":
+        run = load_run(result.pixels[name].file)
+        assert run.status == "completed" and len(run.streams["jv"]) > 0
 
 
 def test_a_switch_that_times_out_stops_the_substrate(tmp_path):

@@ -35,6 +35,7 @@ FATAL_FLAGS = frozenset(
     {
         "too_few_points",
         "voc_not_bracketed",
+        "no_power_quadrant",
         "jsc_not_bracketed",
         "no_photocurrent",
         "jsc_in_compliance",
@@ -194,7 +195,9 @@ def _open_circuit_voltage_V(
 ) -> tuple[float, list[str], tuple[float, float]]:
     """Voc (V) of a cleaned, V-sorted curve: the zero crossing of J at V > 0 (Methods ref. §1.1).
 
-    The crossing must start from a point with V > 0 and J > 0, so a dark curve (J ≥ 0 only at V ≤ 0) has none.
+    The crossing must start from a point with V > 0 and J > 0, so a dark curve (J ≥ 0 only at V ≤ 0) has none:
+    flagged ``no_power_quadrant`` (no point with V > 0 and J > 0: a dark, dead or wrongly polarised cell; a higher
+    stop voltage would not help), whereas a curve with J > 0 up to its last point is ``voc_not_bracketed``.
 
     A single crossing is linearly interpolated between its two bracketing points (the definition used for the
     reference values). Several crossings (noise near Voc) are replaced by a line fit V(J) over all points
@@ -203,6 +206,8 @@ def _open_circuit_voltage_V(
     nan = float("nan")
     down = np.flatnonzero((j[:-1] > 0) & (j[1:] <= 0) & (v[:-1] > 0))
     if down.size == 0:
+        if not np.any((v > 0) & (j > 0)):
+            return nan, ["no_power_quadrant"], (nan, nan)
         return nan, ["voc_not_bracketed"], (nan, nan)
     first = int(down[0])
     later_up = np.flatnonzero((j[first + 1 : -1] <= 0) & (j[first + 2 :] > 0))

@@ -124,6 +124,8 @@ def _dead_reasons(figures: Mapping[str, float | None], flags: list[str]) -> list
     reasons = []
     if "no_photocurrent" in flags:
         reasons.append("no photocurrent at 0 V")
+    if "no_power_quadrant" in flags:
+        reasons.append("no power quadrant (no point with V > 0 and J > 0)")
     jsc = figures.get("jsc_mA_cm2", figures.get("jsc_mean_mA_cm2"))
     if jsc is not None and jsc < DEAD_JSC_MA_CM2:
         reasons.append(f"Jsc {jsc:.3g} mA/cm² < {DEAD_JSC_MA_CM2:g}")
@@ -162,7 +164,7 @@ def _pixel(name: str, outcome: Mapping[str, Any]) -> dict[str, Any]:
     dead_by_group = {}
     for group, figures in groups.items():
         flags = list(results.get(group, {}).get("flags") or []) if group != RUN_GROUP else []
-        if any(v is not None for v in figures.values()) or "no_photocurrent" in flags:
+        if any(v is not None for v in figures.values()) or {"no_photocurrent", "no_power_quadrant"} & set(flags):
             dead_by_group[group] = _dead_reasons(figures, flags)
     dead = bool(dead_by_group) and all(dead_by_group.values())
     if dead:
