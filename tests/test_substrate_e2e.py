@@ -228,3 +228,38 @@ def test_the_substrate_over_tcp_through_the_served_switch_and_two_smus(tmp_path)
     assert payload["pixels"]["8"]["status"] == "skipped" and "no contact" in payload["pixels"]["8"]["reason"]
     assert json.loads(Path(payload["file"]).read_text())["concurrent"] is True
     assert "all instruments safe (4)" in stderr
+
+
+def test_mpp_tracks_two_pixels_on_two_source_meters_at_once(tmp_path):
+    """The stability procedures run per pixel too: 1 h of MPP tracking on pixels 1 and 5 at once, each at its
+    own maximum power point (pvlib's Pmp within 1 %)."""
+    payload, stderr, code = _cli("mpp", "--pixels", "1,5", "--out", str(tmp_path / "runs"), "--set", "duration_h=1")
+    assert code == 0, stderr[-3000:]
+    assert json.loads(Path(payload["file"]).read_text())["concurrent"] is True
+    data = _station_data()
+    for name in ("1", "5"):
+        pixel = payload["pixels"][name]
+        assert pixel["status"] == "completed", pixel
+        expected = _expected(_device(data, name))["pce_pct"]
+        assert pixel["results"]["stabilised_pce_pct"] == pytest.approx(expected, rel=0.01), (name, pixel["results"])
+    statistics = payload["summary"]["statistics"]["run"]["stabilised_pce_pct"]
+    best = max(("1", "5"), key=lambda n: _expected(_device(data, n))["pce_pct"])  # pvlib: 5 (lower Rs, higher Rsh)
+    assert statistics["n"] == 2 and statistics["best_pixel"] == best == "5"
+
+
+def test_the_cheap_relay_board_serves_a_substrate_too(tmp_path):
+    """The same substrate through a Numato 8-relay board (channels 1-8) instead of the 7001: same pixels."""
+    data = _station_data()
+    data["instruments"]["switch"] = {"driver": "numato_relay8", "resource": "sim://relay_board"}
+    for pixel in data["layouts"]["qd8"]["pixels"]:
+        pixel["channel"] = int(pixel["name"])
+    for wire in data["simulation"]["wiring"]:
+        wire["switch"], wire["channel"] = "relay_board", wire["device"]
+    station = tmp_path / "relay-board.yaml"
+    station.write_text(yaml.safe_dump(data, sort_keys=False))
+    payload, stderr, code = _cli("jv", "--pixels", "2,7,8", "--out", str(tmp_path / "runs"), station=station)
+    assert code == 0, stderr[-3000:]
+    for name in ("2", "7"):
+        _assert_recovered(payload["pixels"][name]["results"], _device(data, name), f"pixel {name}")
+    assert payload["pixels"]["8"]["status"] == "skipped"
+    assert "safe: switch: all relays open (read back)" in stderr
