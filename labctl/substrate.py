@@ -48,9 +48,6 @@ COMPLETED, ABORTED, FAILED, SKIPPED, NOT_MEASURED = "completed", "aborted", "fai
 RECORD_SUFFIX = ".substrate.json"
 #: the roles a pixel run may use while pixels on other source meters run at the same time (the light is shared)
 SHAREABLE_ROLES = frozenset({"smu", "shutter"})
-CLOCK_LOCK_POLL_S = 1e-3
-"""A worker waiting for the switch or the light sleeps this long on the station clock between tries (s): on the
-virtual clock a waiting member must be asleep for time to advance (labctl.clock ``concurrently``)."""
 
 
 # -- --pixels -------------------------------------------------------------------------------------------------
@@ -84,24 +81,22 @@ def make_substrate_id(sample: str) -> str:
 
 # -- waiting on the station clock -----------------------------------------------------------------------------
 class ClockLock:
-    """A lock whose waiters sleep on the station clock (``CLOCK_LOCK_POLL_S`` at a time) instead of blocking.
+    """A lock shared by the concurrent pixel runs (the switch, the light), made by the station's clock.
 
-    On the virtual clock, concurrent runs advance time only when every one of them is asleep on the clock; a
-    worker blocked on an ordinary lock held by one that sleeps (a relay settling, a shutter moving) would stop
-    time for both. Re-entrant in one thread."""
+    On the virtual clock, concurrent runs advance time only when every one of them is asleep on the clock or
+    waiting its turn; a worker blocked on an ordinary lock held by one that sleeps (a relay settling, a shutter
+    moving) would stop time for both. The clock's own lock (:func:`labctl.clock.new_lock`: a scheduled lock on the
+    virtual clock, a plain re-entrant lock on the wall clock) hands the turn over while it waits. Re-entrant."""
 
     def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self._lock = threading.RLock()
+        from labctl.clock import new_lock
+
+        self._lock = new_lock(clock)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        while not self._lock.acquire(blocking=False):
-            self.clock.sleep(CLOCK_LOCK_POLL_S)
-        try:
+        with self._lock:
             yield
-        finally:
-            self._lock.release()
 
 
 class SharedLight:
