@@ -450,13 +450,19 @@ PIXEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 class ContactCheckConfig(_Strict):
     """The contact check before each pixel (labctl.contact): a small bias, the current read, the apparent
-    resistance |V/I| compared with a threshold. A probe that does not touch reads only the meter's noise."""
+    resistance |V/I| compared with a threshold; when that finds none, a second reading at a forward bias. A probe
+    that does not touch reads only the meter's noise."""
 
     enabled: bool = True
     bias_V: float = Field(0.01, description="the bias applied (V); small, so a cell is not stressed")
     max_resistance_ohm: float = Field(1.0e7, gt=0, description="|V/I| above this: no contact, the pixel is skipped")
     compliance_A: float = Field(1.0e-4, gt=0, le=1.0, description="current limit during the check (A)")
     nplc: float = Field(1.0, gt=0, le=10, description="integration time of the reading (power-line cycles)")
+    forward_bias_V: float | None = Field(
+        1.2, gt=0, le=5.0,
+        description="when the small bias finds no contact, a second reading at this forward bias (V, in the dark; "
+                    "at most the source meter's voltage limit): a connected diode conducts there even with a very "
+                    "high shunt, an open contact does not; null: no second reading")
 
     @field_validator("bias_V")
     @classmethod

@@ -380,6 +380,9 @@ class SubstrateRunner:
             if "area_cm2" in getattr(procedure, "_parameters", {}):
                 procedure.area_cm2 = pixel.area_cm2
             view = self._view(pixel)
+            # what the engine gives a procedure before its validate(): e.g. the data folder and the sample, where
+            # voc-intensity looks for its calibration run
+            procedure.station, procedure.data_dir, procedure.sample = view, self.out_dir, self.sample
             try:
                 procedure.validate(view)
             except ConfigError as exc:
@@ -493,6 +496,7 @@ class SubstrateRunner:
         if not check.enabled:
             return
         from labctl.contact import check_contact
+        from procedures.base import source_meter_limits
 
         self.station.light().set_light(False)
         groups = self._groups()
@@ -503,7 +507,10 @@ class SubstrateRunner:
             smu = self.station.require(pixel.smu, "source_meter", needed_by=f"pixel {pixel.name}")
             try:
                 self._select(switch, pixel, [p.channel for p in groups[pixel.smu]])
-                contact = check_contact(smu, check)
+                procedure = self._procedures.get(pixel.name)
+                sign = -1.0 if getattr(procedure, "polarity", "n-i-p") == "p-i-n" else 1.0
+                contact = check_contact(smu, check, forward_sign=sign,
+                                        voltage_limit_V=source_meter_limits(self.station, pixel.smu).voltage_max_V)
             except SwitchFault:
                 raise
             except Exception as exc:  # noqa: BLE001 - a source meter that cannot check cannot measure either

@@ -291,3 +291,16 @@ def test_only_completed_live_pixels_enter_the_statistics(pixels):
     s = summary["statistics"]["reverse"]["pce_pct"]
     assert s["n"] == len(completed) == summary["counts"]["included"]
     assert s["max"] == max(completed) and s["median"] == pytest.approx(st.median(completed), rel=1e-12)
+
+
+def test_a_light_intensity_voc_substrate_gives_the_ideality_per_pixel_with_no_best():
+    """n from Voc vs ln intensity says which recombination dominates, not which cell is better: no 'best'."""
+    summary = summarise_substrate({
+        "a": {"status": "completed", "results": {"n_global": 1.74, "n_global_stderr": 0.06}},
+        "b": {"status": "completed", "results": {"n_global": 1.30}},
+        "c": {"status": "completed", "results": {"n_global": 1.50}},
+    })
+    stats = summary["statistics"]["run"]["n_global"]
+    assert stats["n"] == 3 and stats["median"] == 1.50 and stats["best"] is None and stats["best_pixel"] is None
+    assert stats["min"] == 1.30 and stats["max"] == 1.74
+    assert summary["counts"]["included"] == 3

@@ -104,3 +104,70 @@ def test_a_pixel_without_contact_is_skipped_and_reported(tmp_path):
         assert result.pixels[name_].contact["resistance_ohm"] == pytest.approx(2000 / 0.049, rel=0.02)
     assert result.status == "completed"  # a skipped pixel is reported, not a failure
     assert len(list((tmp_path / "runs").rglob("*.h5"))) == 2
+
+
+class _DiodeSMU(_RecordingSMU):
+    """A source meter on a piecewise reply: the current it reads at each programmed level (A), else 0."""
+
+    def __init__(self, currents: dict[float, float], compliance_at: float | None = None) -> None:
+        super().__init__(0.0)
+        self.currents, self.compliance_at = currents, compliance_at
+
+    def measure_point(self):
+        from drivers.smu import SweepData
+
+        self.calls.append(("read",))
+        current = self.currents.get(self.level, 0.0)
+        return SweepData(np.array([self.level]), np.array([current]), np.array([0.0]),
+                         np.array([self.level == self.compliance_at]))
+
+
+def test_a_cell_whose_shunt_reads_like_an_open_contact_is_found_in_forward_bias():
+    """1 pA at 10 mV (a MΩ·cm² shunt, a tiny J0: 1e10 Ω), but 5 µA at 1.2 V forward (a diode conducting)."""
+    smu = _DiodeSMU({0.01: 1.0e-12, 1.2: 5.0e-6})
+    result = check_contact(smu, ContactCheckConfig())
+    assert smu.calls == [("configure", 1e-4, 1.0), ("set", 0.01), ("on",), ("read",), ("set", 1.2), ("read",),
+                         ("off",), ("set", 0.0)]
+    assert result.ok and result.voltage_V == 1.2 and result.resistance_ohm == pytest.approx(1.2 / 5.0e-6)
+
+
+def test_the_forward_bias_follows_the_stack_and_stays_within_the_source_meters_limit():
+    smu = _DiodeSMU({0.01: 0.0, -1.0: -3.0e-3}, compliance_at=-1.0)
+    result = check_contact(smu, ContactCheckConfig(), forward_sign=-1.0, voltage_limit_V=1.0)  # p-i-n, 1 V limit
+    assert ("set", -1.0) in smu.calls and ("set", -1.2) not in smu.calls
+    assert result.ok and result.compliance  # the compliance reached: current flows, contact
+
+
+def test_an_open_contact_fails_both_readings_and_says_so():
+    smu = _DiodeSMU({0.01: 2.0e-12, 1.2: 1.2e-9})  # 1e9 Ω of contact: 1.2 nA at 1.2 V
+    result = check_contact(smu, ContactCheckConfig())
+    assert not result.ok and result.resistance_ohm == pytest.approx(1.0e9)
+    assert result.reason == ("no contact: |V/I| = 5e+09 Ω at 0.01 V (2e-12 A), above contact_check."
+                             "max_resistance_ohm = 1e+07 Ω; in forward bias 1e+09 Ω at 1.2 V (1.2e-09 A)")
+    assert smu.calls[-2:] == [("off",), ("set", 0.0)]
+
+
+def test_no_second_reading_when_forward_bias_is_off():
+    smu = _DiodeSMU({0.01: 1.0e-12, 1.2: 5.0e-6})
+    result = check_contact(smu, ContactCheckConfig(forward_bias_V=None))
+    assert not result.ok and ("set", 1.2) not in smu.calls
+
+
+def test_a_high_shunt_low_j0_cell_on_the_bench_is_measured_not_skipped(tmp_path):
+    """The three-diode cell of the light-intensity bench (methods ref. §4.3: Rsh infinite, J0 of 3e-22 A/cm² for
+    n = 1) reads about a pA at 10 mV in the dark, like an open contact; in forward bias it conducts."""
+    substrate_fakes.register()
+    data = substrate_station(pixels=2)
+    good = data["simulation"]["devices"][0]
+    data["simulation"]["devices"][0] = {**good, "ideality": 1.0, "j0_A_cm2": 3.0574e-22, "rsh_ohm_cm2": 1.0e12,
+                                        "extra_diodes": [{"ideality": 2.0, "j0_A_cm2": 2.9743e-13},
+                                                         {"ideality": 4.0, "j0_A_cm2": 2.9336e-10}]}
+    data["simulation"]["devices"][1] = {**good, "contact_resistance_ohm": 1.0e9}
+    config = parse_station(data)
+    name, layout = config.layout()
+    runner = SubstrateRunner(Station(config), name, layout, parse_pixels("all", name, layout),
+                             lambda p: JVProcedure(), tmp_path / "runs", sample="S")
+    result = runner.run()
+    assert result.pixels["1"].status == "completed", result.pixels["1"]
+    assert result.pixels["1"].contact["voltage_V"] == pytest.approx(1.2)  # found in forward bias
+    assert result.pixels["2"].status == "skipped" and "in forward bias" in result.pixels["2"].reason

@@ -24,11 +24,13 @@ Flags per pixel (thresholds are the module constants below, each documented, all
 * ``skipped``: the status is ``"skipped"``; the pixel's ``reason`` is kept.
 
 Statistics (per group and figure): over the **included** pixels — status ``"completed"`` and not dead (shunted
-pixels are included: they are measured devices, flagged) — and only their finite values of that figure. ``best``
-is the largest value (every figure here is higher-is-better) and ``best_pixel`` its pixel (the first in pixel order
-on a tie); ``median``, ``mean``, ``min``, ``max``; ``std`` the sample standard deviation (ddof = 1, None for fewer
-than 2 values); ``q1``/``q3`` the quartiles by linear interpolation between order statistics (Hyndman & Fan type
-7, numpy's default) and ``iqr`` = q3 − q1. A figure no included pixel has: ``n`` 0 and every statistic None.
+pixels are included: they are measured devices, flagged) — and only their finite values of that figure. ``best`` is
+the largest value and ``best_pixel`` its pixel (the first in pixel order on a tie) — for the figures that are
+higher-is-better; for those in :data:`NO_BEST` (an ideality factor says which recombination dominates, not how good
+the cell is) both are None; ``median``, ``mean``, ``min``, ``max``; ``std`` the sample standard deviation (ddof =
+1, None for fewer than 2 values); ``q1``/``q3`` the quartiles by linear interpolation between order statistics
+(Hyndman & Fan type 7, numpy's default) and ``iqr`` = q3 − q1. A figure no included pixel has: ``n`` 0 and every
+statistic None.
 
 Everything returned is JSON-able (floats, str, bool, None, lists and dicts), for the substrate record.
 """
@@ -65,7 +67,10 @@ RUN_FIGURES: dict[str, tuple[str, str]] = {
     "voc_mean_V": ("Mean Voc", "V"),
     "jsc_mean_mA_cm2": ("Mean Jsc", "mA/cm²"),
     "power_mean_mW_cm2": ("Mean power", "mW/cm²"),
+    "n_global": ("Ideality n (Voc vs ln intensity)", ""),
 }
+#: figures with no "best" value (neither larger nor smaller is better)
+NO_BEST = frozenset({"n_global"})
 
 #: the PCE-like figures in the order the substrate's primary figure (the map's colour) is looked for
 PRIMARY_ORDER = (("reverse", "pce_pct"), ("qss", "pce_pct"), ("forward", "pce_pct"),
@@ -196,8 +201,9 @@ def _pixel(name: str, outcome: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def statistics(values: Mapping[str, float]) -> dict[str, Any]:
-    """The statistics of one figure over pixels (``pixel name → value``, finite values only; see module doc)."""
+def statistics(values: Mapping[str, float], has_best: bool = True) -> dict[str, Any]:
+    """The statistics of one figure over pixels (``pixel name → value``, finite values only; see module doc);
+    ``has_best`` False: ``best`` and ``best_pixel`` stay None."""
     out: dict[str, Any] = dict.fromkeys(STAT_KEYS)
     out["n"] = len(values)
     if not values:
@@ -206,7 +212,9 @@ def statistics(values: Mapping[str, float]) -> dict[str, Any]:
     x = np.array([values[n] for n in names], dtype=float)
     best = int(np.argmax(x))  # the first maximum: pixel order breaks ties
     q1, median, q3 = (float(q) for q in np.percentile(x, [25.0, 50.0, 75.0]))
-    out.update(best=float(x[best]), best_pixel=names[best], median=median, mean=float(np.mean(x)),
+    if has_best:
+        out.update(best=float(x[best]), best_pixel=names[best])
+    out.update(median=median, mean=float(np.mean(x)),
                std=float(np.std(x, ddof=1)) if x.size >= 2 else None, min=float(np.min(x)),
                max=float(np.max(x)), q1=q1, q3=q3, iqr=q3 - q1)
     return out
@@ -238,7 +246,7 @@ def summarise_substrate(pixels: Mapping[str, Mapping[str, Any]]) -> dict[str, An
             figures[g] = list(JV_FIGURES)
     stats = {
         g: {k: statistics({name: p["figures"][g][k] for name, p in out_pixels.items()
-                           if p["included"] and p["figures"].get(g, {}).get(k) is not None})
+                           if p["included"] and p["figures"].get(g, {}).get(k) is not None}, k not in NO_BEST)
             for k in figures[g]}
         for g in groups
     }
