@@ -263,3 +263,33 @@ def test_the_cheap_relay_board_serves_a_substrate_too(tmp_path):
         _assert_recovered(payload["pixels"][name]["results"], _device(data, name), f"pixel {name}")
     assert payload["pixels"]["8"]["status"] == "skipped"
     assert "safe: switch: all relays open (read back)" in stderr
+
+
+def test_light_intensity_voc_runs_per_pixel_through_the_switch(tmp_path):
+    """voc-intensity per pixel on the light-intensity bench with a switch: the three-diode cell of methods ref.
+    §4.3 (a very high shunt: found by the contact check's forward reading) gives its ideality; a pixel behind a
+    probe that does not touch is skipped. The pixels run one after another (the laser is not shared)."""
+    data = yaml.safe_load((REPO / "stations" / "voc-bench.yaml").read_text())
+    data["station"]["data_dir"] = str(tmp_path / "runs")
+    data["instruments"]["switch"] = _station_data()["instruments"]["switch"]
+    device = data["simulation"].pop("device")
+    data["simulation"]["devices"] = [device, {**device, "contact_resistance_ohm": 1.0e9}]
+    data["simulation"]["wiring"] = [{"switch": "switch", "channel": n, "device": n, "terminal": "smu"} for n in (1, 2)]
+    area = device.get("area_cm2", 0.049)
+    data["layouts"] = {"two": {"switch": "switch", "pixels": [
+        {"name": "a", "area_cm2": area, "channel": 1}, {"name": "b", "area_cm2": area, "channel": 2}]}}
+    station = tmp_path / "voc-substrate.yaml"
+    station.write_text(yaml.safe_dump(data, sort_keys=False))
+    calibration, stderr, code = _cli("voc-intensity-calibration", station=station)
+    assert code == 0 and calibration["status"] == "completed", stderr[-3000:]
+    payload, stderr, code = _cli("voc-intensity", "--pixels", "all", "--set", "one_sun_mW_cm2=54.5", station=station)
+    assert code == 0, stderr[-3000:]
+    assert json.loads(Path(payload["file"]).read_text())["concurrent"] is False
+    good = payload["pixels"]["a"]
+    # found in forward bias: at 1.2 V the diode reaches the check's 0.1 mA compliance (the 2450 then reports the
+    # voltage it could reach)
+    assert good["status"] == "completed" and good["contact"]["compliance"] and good["contact"]["voltage_V"] > 1.0
+    # the §4.3 cell: n from 1 (1 sun) to 4 (1e-7 sun); a global fit over its range sits in between
+    assert 1.0 < good["results"]["n_global"] < 4.0
+    assert payload["summary"]["statistics"]["run"]["n_global"]["median"] == good["results"]["n_global"]
+    assert payload["pixels"]["b"]["status"] == "skipped" and "no contact" in payload["pixels"]["b"]["reason"]
