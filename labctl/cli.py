@@ -198,12 +198,7 @@ def _run(
         apply_settings(procedure, settings)
     except ConfigError as exc:
         raise _InputError(str(exc)) from None
-    if out_dir:
-        out = Path(out_dir)
-        _writable_folder(out, "--out")
-    else:
-        out = path.parent / config.station.data_dir
-        _writable_folder(out, f"{path}: station.data_dir")
+    out = _data_folder(path, config, out_dir)
     _run_on_station(procedure, Station(config), f"[bold]{procedure_name}[/] {sample}", as_json, no_plot,
                     lambda station, subscribers: RunEngine(station, out, sample=sample, operator=operator,
                                                            subscribers=subscribers))

@@ -267,7 +267,7 @@ class RunEngine:
         if self._thread is None:
             raise RuntimeError("no run was started on this engine")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        with _signals_abort(self):
+        with _signals_abort(lambda reason: self.abort()):
             while self._thread.is_alive():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -733,10 +733,13 @@ def _no_suspensions() -> dict[str, Any]:
 
 
 class _signals_abort:
-    """While the main thread waits for a background run: SIGINT/SIGTERM call ``engine.abort()`` (logged)."""
+    """While the main thread waits for work in other threads: SIGINT/SIGTERM log ``"<SIGNAL> received: <what>"``
+    and call ``abort(reason)``; ``interrupt()`` True also raises KeyboardInterrupt in the main thread (the work
+    runs there: a blocking read ends at once). Outside the main thread signals cannot be handled: nothing."""
 
-    def __init__(self, engine: RunEngine) -> None:
-        self.engine = engine
+    def __init__(self, abort: Callable[[str], None], what: str = "aborting the run",
+                 interrupt: Callable[[], bool] = lambda: False) -> None:
+        self.abort, self.what, self.interrupt = abort, what, interrupt
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> None:
@@ -746,8 +749,11 @@ class _signals_abort:
                 self._old[sig] = signal.signal(sig, self._abort)
 
     def _abort(self, signum: int, frame: Any) -> None:
-        log.warning("%s received: aborting the run", signal.Signals(signum).name)
-        self.engine.abort()
+        name = signal.Signals(signum).name
+        log.warning("%s received: %s", name, self.what)
+        self.abort(f"{name} received")
+        if self.interrupt():
+            raise KeyboardInterrupt(name)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():

@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import secrets
-import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.config import ConfigError, LayoutConfig, PixelConfig
-from labctl.engine import RunInterrupted
+from labctl.engine import RunInterrupted, _signals_abort
 from labctl.station import SafeOutcome, Station, StationError
 
 log = logging.getLogger(__name__)
@@ -405,7 +404,9 @@ class SubstrateRunner:
                    if r != "smu" and r in self.station.config.instruments and r not in needed]
         self.station.connect(needed)
         switch = self.station.require(self.layout.switch, "switch_matrix", needed_by=f"layout {self.layout_name}")
-        with _signals_abort(self):
+        # the pixels run in this thread unless concurrent: then interrupt a blocking read at once, as a single
+        # run's Ctrl-C does (the run ends aborted, its file intact)
+        with _signals_abort(self.abort, "aborting the substrate", interrupt=lambda: not self.concurrent):
             try:
                 try:
                     self._switch(lambda: switch.disconnect_all(), "open every relay before the first pixel")
@@ -645,32 +646,6 @@ def summarise(outcomes: Mapping[str, PixelOutcome]) -> dict[str, Any]:
         return {"pixels": {name: {"status": p["status"], "reason": p["reason"], **key_results(p["results"])}
                            for name, p in pixels.items()}}
     return summarise_substrate(pixels)
-
-
-class _signals_abort:
-    """While the substrate runs (main thread only): SIGINT/SIGTERM abort it (every running pixel run ends
-    ``aborted``, no further pixel is measured); the safe state then runs as on every other end."""
-
-    def __init__(self, runner: SubstrateRunner) -> None:
-        self.runner = runner
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> None:
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._abort)
-
-    def _abort(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        log.warning("%s received: aborting the substrate", name)
-        self.runner.abort(f"{name} received")
-        if not self.runner.concurrent:  # the pixels run in this thread: interrupt a blocking read at once, as a
-            raise KeyboardInterrupt(name)  # single run's Ctrl-C does (the run ends aborted, its file intact)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
 
 
 # -- reading a substrate back ---------------------------------------------------------------------------------
