@@ -259,7 +259,7 @@ def _run_substrate(procedure_name: str, station_path: str | None, sample: str, o
         station.operator = lambda message: click.prompt(message, default="", show_default=False, err=True)
     runner = SubstrateRunner(station, name, layout, names, make_procedure, out, sample=sample, operator=operator,
                              subscribers_for=lambda pixel: [_LiveWarnings(err_console, f"pixel {pixel}: ")],
-                             on_pixel=settled)
+                             on_pixel=settled, plot=not no_plot)
     try:
         runner.validate()
         result = runner.run()
@@ -297,26 +297,11 @@ def _run_substrate(procedure_name: str, station_path: str | None, sample: str, o
 
 
 def _print_substrate(console: Console, result: Any) -> None:
-    """The substrate for a person: Part F's table (procedures.summary.print_substrate_summary) when installed,
-    else one row per pixel; then the status and the paths."""
-    try:
-        from procedures.summary import print_substrate_summary
-    except ImportError:
-        print_substrate_summary = None
-    if print_substrate_summary is not None:
-        print_substrate_summary(console, result.summary)
-    else:
-        from labctl.catalog import key_results
+    """The substrate for a person: the table (procedures.summary.print_substrate_summary), then the status and
+    the paths."""
+    from procedures.summary import print_substrate_summary
 
-        table = Table(title=f"substrate {result.substrate_id}")
-        for column in ("pixel", "status", "Voc (V)", "Jsc (mA/cm²)", "FF", "PCE (%)", "reason"):
-            table.add_column(column)
-        for name, outcome in result.pixels.items():
-            figures = key_results(outcome.results)
-            cells = [f"{figures[k]:.4g}" if isinstance(figures.get(k), (int, float)) else "—"
-                     for k in ("voc_V", "jsc_mA_cm2", "ff", "pce_pct")]
-            table.add_row(name, outcome.status, *cells, outcome.reason or "")
-        console.print(table)
+    print_substrate_summary(console, result.summary)
     console.print(f"status: [bold]{result.status}[/]" + (f" ({result.error})" if result.error else ""),
                   soft_wrap=True)
     console.print(f"record: {result.file}", highlight=False, soft_wrap=True)

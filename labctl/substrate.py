@@ -247,8 +247,8 @@ class PixelOutcome:
 @dataclass
 class SubstrateResult:
     """A measured substrate: its id, the record file, the overall status, every pixel's outcome, the summary
-    (Part F's :func:`labctl.analysis.substrate.summarise_substrate`, or a minimal one), the summary PNG and why it
-    stopped early (None when it did not)."""
+    (:func:`labctl.analysis.substrate.summarise_substrate`), the summary PNG and why it stopped early (None when it
+    did not)."""
 
     substrate_id: str
     file: Path
@@ -268,15 +268,12 @@ class SubstrateResult:
 
 
 def _jsonable(value: Any) -> Any:
-    try:
-        import numpy as np
+    import numpy as np
 
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        pass
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, float) and value != value:
@@ -313,14 +310,19 @@ class SubstrateRunner:
         Called with each :class:`PixelOutcome` as it is settled (from the worker threads).
     make_engine
         ``make_engine(view, out_dir, **kwargs) -> RunEngine``, for tests (default :class:`labctl.engine.RunEngine`).
+    substrate_id
+        The substrate's id (default: a new one from the sample's name).
+    plot
+        Write the summary PNG beside the record (``labctl run --no-plot``: False).
     """
 
     def __init__(self, station: Station, layout_name: str, layout: LayoutConfig, pixels: Sequence[str],
                  make_procedure: Callable[[PixelConfig], Any], out_dir: str | Path, *, sample: str = "substrate",
                  operator: str | None = None, subscribers_for: Callable[[str], list[Any]] | None = None,
                  on_pixel: Callable[[PixelOutcome], None] | None = None, make_engine: Callable[..., Any] | None = None,
-                 substrate_id: str | None = None) -> None:
+                 substrate_id: str | None = None, plot: bool = True) -> None:
         self.station = station
+        self.plot = plot
         self.layout_name, self.layout = layout_name, layout
         self.pixels = [layout.pixel(name) for name in pixels]
         self.make_procedure = make_procedure
@@ -609,14 +611,13 @@ class SubstrateRunner:
         record = folder / f"{self.substrate_id}{RECORD_SUFFIX}"
         summary = summarise(self.outcomes)
         png = None
-        try:
-            from labctl.substrate_plots import plot_substrate  # Part F (labctl.substrate_plots)
+        if self.plot:
+            from labctl.substrate_plots import plot_substrate
 
-            png = Path(plot_substrate(summary, self.layout.size_mm, folder / f"{self.substrate_id}.png"))
-        except ImportError:
-            pass
-        except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the substrate's result
-            log.warning("substrate plot failed: %s", exc)
+            try:
+                png = Path(plot_substrate(summary, self.layout.size_mm, folder / f"{self.substrate_id}.png"))
+            except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the substrate's result
+                log.warning("substrate plot failed: %s", exc)
         status = self._status()
         result = SubstrateResult(self.substrate_id, record, status, self.outcomes, summary, png,
                                  self.fault or self.stop_reason)
@@ -634,18 +635,11 @@ class SubstrateRunner:
 
 
 def summarise(outcomes: Mapping[str, PixelOutcome]) -> dict[str, Any]:
-    """The substrate summary: :func:`labctl.analysis.substrate.summarise_substrate` (Part F) when installed, else
-    a minimal one (each pixel's status, reason and key figures)."""
-    pixels = {name: {"status": o.status, "results": o.results, "reason": o.reason, "x_mm": o.x_mm,
-                     "y_mm": o.y_mm, "area_cm2": o.area_cm2} for name, o in outcomes.items()}
-    try:
-        from labctl.analysis.substrate import summarise_substrate
-    except ImportError:
-        from labctl.catalog import key_results
+    """The substrate summary (:func:`labctl.analysis.substrate.summarise_substrate`) of the pixel outcomes."""
+    from labctl.analysis.substrate import summarise_substrate
 
-        return {"pixels": {name: {"status": p["status"], "reason": p["reason"], **key_results(p["results"])}
-                           for name, p in pixels.items()}}
-    return summarise_substrate(pixels)
+    return summarise_substrate({name: {"status": o.status, "results": o.results, "reason": o.reason, "x_mm": o.x_mm,
+                                       "y_mm": o.y_mm, "area_cm2": o.area_cm2} for name, o in outcomes.items()})
 
 
 # -- reading a substrate back ---------------------------------------------------------------------------------
