@@ -316,8 +316,7 @@ class _Writer:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-")[:60] or "page"
         png = self.out_dir / f"page-{n:02d}-{slug}.png"
         try:
-            with matplotlib.rc_context({"pdf.fonttype": 42}):
-                self.pdf.savefig(fig)
+            self.pdf.savefig(fig)
             fig.savefig(png, dpi=PNG_DPI)
         finally:
             plt.close(fig)
@@ -350,7 +349,9 @@ def write_report(sources: Sequence[Source], out_dir: str | Path, *, title: str |
     report.missing = missing(report.checklist)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = title or "labctl report: " + ", ".join(s.label for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
-    with PdfPages(report.pdf, metadata={"Title": title, "Creator": f"labctl {labctl.__version__}"}) as pdf:
+    # TrueType fonts (searchable, extractable text), for the pages and for the fonts PdfPages embeds when it closes
+    with matplotlib.rc_context({"pdf.fonttype": 42}), \
+            PdfPages(report.pdf, metadata={"Title": title, "Creator": f"labctl {labctl.__version__}"}) as pdf:
         w = _Writer(out, pdf, report)
         _contents_page(w, sources, title, stamp, labctl.__version__)
         for s in sources:
