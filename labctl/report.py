@@ -501,6 +501,14 @@ def stability_series(run: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
     return None
 
 
+def _has_stability(run: Any) -> bool:
+    """Whether :func:`stability_series` has a curve for ``run`` (rows counted, not read)."""
+    from labctl.storage import stream_rows
+
+    return run.info.get("procedure") != "jv" and any(stream_rows(run.streams, name) for name in
+                                                      ("jv_figures", "mpp", "hold"))
+
+
 def _jv_curve(run: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
     """The first reverse scan of a light J–V (else its first scan): (V, J, direction)."""
     if run.info.get("procedure") != "jv" or "jv" not in run.streams:
@@ -558,7 +566,7 @@ def _sample_groups(runs: Sequence[Any]) -> dict[str, list[Any]]:
 
     def kinds(group: list[Any]) -> tuple[int, int]:
         return (sum(1 for r in group if r.info.get("procedure") == "jv"),
-                sum(1 for r in group if stability_series(r) is not None and r.info.get("procedure") != "jv"))
+                sum(1 for r in group if _has_stability(r)))
 
     return {s: g for s, g in groups.items() if max(kinds(g)) >= 2}
 
@@ -588,7 +596,7 @@ def _comparison_pages(w: _Writer, sample: str, group: list[Any]) -> None:
                    rows, [24, 8, 8, 8, 10, 8], fontsize=6.5)
         _overlay(fig.add_subplot(grid[1, 2:]), {_short(r): r for r in jv})
         w.page(fig, f"sample {sample} J-V compared")
-    stability = [r for r in group if r.info.get("procedure") != "jv" and stability_series(r) is not None]
+    stability = [r for r in group if _has_stability(r)]
     if len(stability) >= 2:
         fig = _new_page(f"Sample {sample}: {len(stability)} stability runs overlaid")
         _overlay(fig.add_axes((0.08, 0.1, 0.88, 0.78)), {_short(r): r for r in stability})
