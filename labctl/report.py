@@ -313,7 +313,7 @@ class _Writer:
     def page(self, fig: Figure, title: str) -> None:
         n = len(self.report.pages) + 1
         fig.text(0.99, 0.005, f"page {n}", ha="right", va="bottom", fontsize=7, color="0.4")
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-")[:60] or "page"
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", title).strip("-")[:60] or "page"
         png = self.out_dir / f"page-{n:02d}-{slug}.png"
         try:
             self.pdf.savefig(fig)

@@ -291,17 +291,39 @@ def isos_items(run: Any) -> list[Item]:
     """The ISOS checklist of one stability run (:func:`labctl.isos.checklist`) as items."""
     r = _view(run)
     section = f"ISOS: {r.run_id}"
+    keys = {label: key for key, label in isos.FIELDS.items()} | _ISOS_KEYS
     return [Item(section, item, value, (r.run_id,) if value is not None else (),
-                 "" if value is not None else "not recorded: --set KEY=... on the stability run")
+                 "" if value is not None else f"not recorded: --set {keys.get(item, 'KEY')}=... on the stability run")
             for item, value in isos.checklist(r.parameters, r.station, r.procedure)]
 
 
+#: the parameter that gives each ISOS checklist item that is not one of :data:`labctl.isos.FIELDS`
+_ISOS_KEYS = {"protocol claimed": "preset", "J-V during ageing: interval": "jv_interval_min",
+              "stress duration": "duration_h", "active area": "area_cm2", "MPPT: tracking algorithm": "algorithm",
+              "MPPT: delay (dwell) time and step": "dwell_s", "electrical bias": "bias"}
+
+
 def checklist(runs: Sequence[Any]) -> list[Item]:
-    """The report's checklist: the journal items over every run, then the ISOS items of each stability run."""
+    """The report's checklist: the journal items over every run, then the ISOS items of each stability run (runs
+    whose ISOS checklists are the same, e.g. the pixels of one substrate, share one section:
+    ``ISOS: <n> runs (<ids>)``)."""
     items = journal_checklist(runs)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
     for run in runs:
         if isos.is_stability_run(run.parameters):
-            items += isos_items(run)
+            r = _view(run)
+            key = tuple(isos.checklist(r.parameters, r.station, r.procedure))
+            groups.setdefault(key, []).append(run)
+    for group in groups.values():
+        if len(group) == 1:
+            items += isos_items(group[0])
+            continue
+        ids = tuple(_view(run).run_id for run in group)
+        names = [short_id(i) for i in ids]
+        listed = ", ".join(names) if len(names) <= 3 else f"{names[0]} and {len(names) - 1} more"
+        section = f"ISOS: {len(ids)} runs with the same fields ({listed})"
+        items += [Item(section, i.item, i.value, ids if i.value is not None else (), i.note)
+                  for i in isos_items(group[0])]
     return items
 
 

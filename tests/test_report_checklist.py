@@ -118,6 +118,9 @@ def test_a_stability_run_brings_its_isos_items_and_its_stabilised_output():
     assert isos["protocol claimed"].value == "ISOS-L-1I"
     assert isos["MPPT: tracking algorithm"].value == "perturb-observe"
     assert isos["light calibration (reference cell and certificate)"].missing
+    assert isos["light calibration (reference cell and certificate)"].note == (
+        "not recorded: --set isos_light_calibration=... on the stability run")
+    assert isos["J-V during ageing: interval"].note == "not recorded: --set jv_interval_min=... on the stability run"
     assert "ISOS: 20260101T000000Z_mpp_A_0005: encapsulation (materials, edge sealant)" in missing(items)
 
 
@@ -136,3 +139,19 @@ def test_summary_tables_per_kind_of_run():
                                                                                     "0.9810 (±0.05)"]
     other = _run("o", "plqy", {}, {"plqy": 0.0123456789, "flags": ["x"], "nested": {"a": 1}, "points": 5})
     assert summary_table(other) == (["result", "value"], [["plqy", "0.0123457"], ["points", "5"]])
+
+
+def test_stability_runs_with_the_same_isos_fields_share_one_section():
+    params = {"area_cm2": 0.049, "preset": "", "duration_h": 1.0, "jv_interval_min": 0.0, "bias": "oc",
+              **{key: "" for key in ("isos_light_source", "isos_light_intensity", "isos_light_spectrum",
+                                     "isos_light_calibration", "isos_temperature", "isos_temperature_sensor",
+                                     "isos_atmosphere", "isos_humidity", "isos_encapsulation", "isos_area_method")}}
+    pixels = [_run(f"20260101T000000Z_hold_S_p{n}_000{n}", "hold", params, {}, sample="S", pixel=str(n))
+              for n in (1, 2)]
+    other = _run("20260101T000000Z_hold_T_0009", "hold", {**params, "isos_encapsulation": "glass"}, {})
+    sections = list(dict.fromkeys(i.section for i in checklist([*pixels, other])))
+    assert sections == ["journal", "ISOS: 2 runs with the same fields (hold_S_p1_0001, hold_S_p2_0002)",
+                        "ISOS: 20260101T000000Z_hold_T_0009"]
+    shared = [i for i in checklist(pixels) if i.section.startswith("ISOS: 2 runs")]
+    bias = next(i for i in shared if i.item == "electrical bias")
+    assert bias.value == "open circuit (OC)" and bias.sources == tuple(p.info["run_id"] for p in pixels)
