@@ -199,7 +199,7 @@ def summary_table(run: Any) -> tuple[list[str], list[list[str]]]:
                 ["J–V Jsc (mA/cm²)", _f("{:.3f}", r.get("jsc_jv_mA_cm2"))],
                 ["ratio (allowed ±)", f"{_f('{:.4f}', r.get('jsc_ratio'))} (±{_f('{:g}', r.get('jsc_tolerance'))})"],
                 ["band edge reached", _f("{}", r.get("band_edge_reached"))],
-                ["EQE max", _f("{:.3f}", r.get("eqe_max"))]]
+                ["EQE max (%)", _f("{:.1f}", None if r.get("eqe_max") is None else 100 * r["eqe_max"])]]
         return ["EQE", "value"], rows
     return ["result", "value"], _scalar_rows(r)
 

@@ -155,6 +155,22 @@ def _preconditioning(r: _Run) -> str:
     return f"{seconds:g} s at {_g(p.get('precondition_V'))} V, {light}"
 
 
+def _eqe_settings(r: _Run) -> str:
+    """An EQE run's bias light, chopper frequency (the station's ``eqe.chopper_frequency_Hz``) and lock-in
+    settings, and its calibration run (ISOS Table 3: lock-in frequency and light bias)."""
+    p = r.parameters
+    chopper = (r.station.get("eqe") or {}).get("chopper_frequency_Hz") if isinstance(r.station, Mapping) else None
+    parts = [f"bias light {'on' if _is_true(p.get('bias_light')) else 'off'}"]
+    if chopper is not None:
+        parts.append(f"chopper {_g(chopper)} Hz")
+    if p.get("time_constant_s") not in (None, ""):
+        parts.append(f"lock-in τ {_g(p['time_constant_s'])} s, {p.get('filter_slope_dB', '?')} dB/oct, "
+                     f"{p.get('reserve', '?')} reserve")
+    if r.results.get("reference_run"):
+        parts.append(f"calibration run {r.results['reference_run']}")
+    return ", ".join(parts)
+
+
 def _devices(jv: Sequence[_Run]) -> list[tuple[str, str | None]]:
     return list(dict.fromkeys((r.sample, r.pixel) for r in jv))
 
@@ -257,6 +273,8 @@ def journal_checklist(runs: Sequence[Any]) -> list[Item]:
             text += " (no J–V Jsc to compare: --set jv_file=...)"
         comparison.append((r.run_id, text))
     add("EQE: integrated Jsc against the J–V Jsc", _distinct(comparison), "no EQE run in the report")
+    add("EQE: light bias, chopper and lock-in settings", _distinct((r.run_id, _eqe_settings(r)) for r in eqe),
+        "no EQE run in the report")
     devices = _devices(jv)
     if devices:
         names = ", ".join(s if p is None else f"{s}/{p}" for s, p in devices)

@@ -50,7 +50,7 @@ def test_a_single_jv_without_metadata_lists_what_it_cannot_say():
                     "light calibration (reference cell and its certificate)", "spectral mismatch factor",
                     "test environment (atmosphere, humidity)",
                     "stabilised output (MPP tracking or hold) and its duration",
-                    "EQE: integrated Jsc against the J–V Jsc",
+                    "EQE: integrated Jsc against the J–V Jsc", "EQE: light bias, chopper and lock-in settings",
                     "statistics over devices (best PCE of each)", "independent certification of the efficiency",
                     "stability test: protocol and conditions (see the ISOS items)"}
     assert "M = 1 in every light J–V" in items["spectral mismatch factor"].note
@@ -79,6 +79,14 @@ def test_an_eqe_run_gives_its_integrated_jsc_against_the_jv():
     item = _items([_jv(), eqe])["EQE: integrated Jsc against the J–V Jsc"]
     assert item.value == "integrated 19.62 mA/cm² vs J–V 20.00 mA/cm² (ratio 0.981) (1 run)"
     assert item.sources == ("20260101T000000Z_eqe_A_0003",)
+    settings = _items([eqe])["EQE: light bias, chopper and lock-in settings"]
+    assert settings.value == "bias light off (1 run)"  # no lock-in parameters, no station: only what is known
+    eqe.parameters.update(bias_light=True, time_constant_s=0.3, filter_slope_dB=24, reserve="Normal")
+    eqe.station = {"eqe": {"chopper_frequency_Hz": 220.0}}
+    eqe.results["reference_run"] = "20260101T000000Z_eqe-calibration_x_0000"
+    assert _items([eqe])["EQE: light bias, chopper and lock-in settings"].value == (
+        "bias light on, chopper 220 Hz, lock-in τ 0.3 s, 24 dB/oct, Normal reserve, calibration run "
+        "20260101T000000Z_eqe-calibration_x_0000 (1 run)")
     alone = _run("20260101T000000Z_eqe_A_0004", "eqe", {}, {"jsc_integrated_mA_cm2": 19.62})
     assert "no J–V Jsc to compare" in _items([alone])["EQE: integrated Jsc against the J–V Jsc"].value
 
