@@ -82,19 +82,20 @@ def resolve(refs: Sequence[str], *, catalog_url: str | None = None, station: str
     that cannot be read."""
     from labctl.substrate import RECORD_SUFFIX
 
-    sources = []
+    sources: dict[Path, Source] = {}
     for ref in refs:
         path = Path(ref)
-        if path.is_file():
-            sources.append(_open_file(ref, path))
-            continue
-        found = _from_catalog(ref, catalog_url, station, Path(data_dir) if data_dir else None)
-        if found is None:
-            where = f"the catalog {catalog_url}" if catalog_url else "no catalog (give --station or --data)"
-            raise ConfigError(f"RUN = {ref!r}: neither a run file, a {RECORD_SUFFIX} record, a run id nor a substrate "
-                              f"id in {where}")
-        sources.append(_open_file(ref, found))
-    return sources
+        if not path.is_file():
+            found = _from_catalog(ref, catalog_url, station, Path(data_dir) if data_dir else None)
+            if found is None:
+                where = f"the catalog {catalog_url}" if catalog_url else "no catalog (give --station or --data)"
+                raise ConfigError(f"RUN = {ref!r}: neither a run file, a {RECORD_SUFFIX} record, a run id nor a "
+                                  f"substrate id in {where}")
+            path = found
+        key = path.resolve()
+        if key not in sources:  # a run given twice (as a file and by its id) is reported once
+            sources[key] = _open_file(ref, path)
+    return list(sources.values())
 
 
 def _open_file(ref: str, path: Path) -> Source:
@@ -215,9 +216,10 @@ def _scalar_rows(results: Mapping[str, Any], limit: int = 24) -> list[list[str]]
 
 def _details(run: Any) -> list[list[str]]:
     """The run's identity for the page: id, sample (pixel), status, times, bench, instruments, area, warnings."""
-    from labctl.report_checklist import _bench
+    from labctl.report_checklist import bench_and_clock
 
     info = run.info
+    bench, clock = bench_and_clock(run.station) or ("real instruments", "real")
     sample = info.get("sample", "")
     if info.get("pixel"):
         sample += f" (substrate {info.get('substrate_id')}, pixel {info['pixel']})"
@@ -225,7 +227,7 @@ def _details(run: Any) -> list[list[str]]:
             ["status", run.status],
             ["start / end (UTC)", f"{info.get('start_time', '—')} / {info.get('end_time', '—')}"],
             ["operator", info.get("operator", "")],
-            ["bench", _bench(run.station) or "real instruments"]]
+            ["bench", bench], ["clock", clock]]
     if "area_cm2" in run.parameters:
         rows.append(["area", f"{run.parameters['area_cm2']:g} cm²"])
     for role, idn in run.idn.items():

@@ -127,12 +127,19 @@ def _param(runs: Sequence[_Run], name: str, unit: str = "", among: int | None = 
                       if name in r.parameters and _text(r.parameters[name])), among)
 
 
-def _bench(station: Mapping[str, Any]) -> str | None:
-    """'simulated' when a labctl simulator ran the run (its description), else None (real instruments)."""
+def bench_and_clock(station: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(bench, clock) as the installed simulator describes a run it simulated (``labctl show``'s bench and clock
+    lines), else None: real instruments on the real clock."""
     from labctl.simulators import simulator_class
 
     simulator = simulator_class()
     described = simulator.describe_snapshot(station) if simulator is not None and station else None
+    return tuple(described) if described else None  # type: ignore[return-value]
+
+
+def _bench(station: Mapping[str, Any]) -> str | None:
+    """The simulated bench that ran the run (its description), else None (real instruments)."""
+    described = bench_and_clock(station)
     return described[0] if described else None
 
 

@@ -129,6 +129,7 @@ def test_a_jv_page_has_its_plot_and_the_figures_of_merit_of_set_a(report, runs):
     assert "scan 0: reverse" in text and "scan 1: forward" in text and "Voltage (V)" in text
     # the details: the bench and the SMU's identity
     assert "simulated (in-process, sim://)" in text and "MODEL 2400" in text
+    assert "clock virtual (simulated time" in text  # the default station runs on the virtual clock
 
 
 def test_an_mpp_page_has_the_stability_table(report, runs):
@@ -234,8 +235,8 @@ def test_the_checklist_says_what_is_given_and_what_is_missing(report, runs):
 def test_the_cli_resolves_run_ids_and_a_substrate_id_from_the_catalog(runs, tmp_path):
     run_id = load_run(runs["jv"][0]).info["run_id"]
     substrate_id = load_substrate(runs["substrate"]).substrate_id
-    res = CliRunner().invoke(main, ["report", run_id, substrate_id, "--data", str(runs["out"]), "--out",
-                                    str(tmp_path / "rep"), "--json"])
+    res = CliRunner().invoke(main, ["report", run_id, substrate_id, str(runs["jv"][0]), "--data", str(runs["out"]),
+                                    "--out", str(tmp_path / "rep"), "--json"])  # the J–V twice: reported once
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["pdf"] == str(tmp_path / "rep" / "report.pdf")
