@@ -202,16 +202,46 @@ def summary_table(run: Any) -> tuple[list[str], list[list[str]]]:
                 ["band edge reached", _f("{}", r.get("band_edge_reached"))],
                 ["EQE max (%)", _f("{:.1f}", None if r.get("eqe_max") is None else 100 * r["eqe_max"])]]
         return ["EQE", "value"], rows
+    if "n_global" in r:
+        window = r.get("global_window_suns") or [None, None]
+        span = f" over {window[0]:.3g}–{window[1]:.3g} suns" if None not in window else ""
+        rows = [["ideality n, global", summary._plus_minus(_f("{:.3f}", r.get("n_global")), r.get("n_global"),
+                                                           r.get("n_global_stderr")) + span],
+                ["dynamic range (dB)", _f("{:.1f}", r.get("dynamic_range_dB"))],
+                ["temperature (K)", f"{_f('{:g}', r.get('temperature_K'))} ({r.get('temperature_source', '')})"]]
+        for reg in r.get("regimes") or []:
+            rows.append([f"regime {reg.get('label', '')}", f"n = {_f('{:.3f}', reg.get('n'))} "
+                         f"({_f('{:.3f}', reg.get('n_low'))}–{_f('{:.3f}', reg.get('n_high'))}) from "
+                         f"{_f('{:.3g}', reg.get('phi_min_suns'))} to {_f('{:.3g}', reg.get('phi_max_suns'))} suns, "
+                         f"{reg.get('points', '')} points"])
+        limited = r.get("instrument_limited_points") or []
+        rows.append(["instrument-limited points", f"{len(limited)}" + (f", up to {max(limited):.3g} suns"
+                                                                       if limited else "")])
+        if r.get("up_down_max_abs_dvoc_mV") is not None:
+            rows.append(["up/down |ΔVoc| max (mV)", _f("{:.3f}", r["up_down_max_abs_dvoc_mV"])])
+        rows.append(["calibration run", str(r.get("calibration_run", "—"))])
+        return ["light-intensity Voc", "value"], rows
+    if "plqy" in r:
+        rows = [[label, _f(spec, r.get(key))] for key, label, spec in (
+            ("plqy", "PLQY", "{:.4g}"), ("plqy_differential", "differential PLQY", "{:.4g}"),
+            ("qfls_eV", "QFLS (eV)", "{:.4f}"), ("voc_V", "Voc (V)", "{:.4f}"),
+            ("jsc_mA_cm2", "Jsc (mA/cm²)", "{:.3f}"), ("snr_dB", "SNR (dB)", "{:.1f}"), ("snr_ok", "SNR ok", "{}"),
+            ("laser_power_mW", "laser power (mW)", "{:.4g}"), ("f_mod_Hz", "modulation (Hz)", "{:g}"),
+            ("stray_pump_detected", "stray pump detected", "{}"), ("absorbed_from", "absorbed photons from", "{}"))
+            if key in r]
+        return ["PLQY", "value"], rows
     return ["result", "value"], _scalar_rows(r)
 
 
-def _scalar_rows(results: Mapping[str, Any], limit: int = 24) -> list[list[str]]:
+def _scalar_rows(results: Mapping[str, Any], limit: int = 20) -> list[list[str]]:
     rows = []
     for key, value in results.items():
         if isinstance(value, (dict, list)) or key == "warnings":
             continue
         rows.append([key, f"{value:.6g}" if isinstance(value, float) else str(value)])
-    return rows[:limit]
+    if len(rows) > limit:
+        return [*rows[:limit], ["…", f"{len(rows) - limit} more results in the run file (labctl show)"]]
+    return rows
 
 
 def _details(run: Any) -> list[list[str]]:

@@ -145,8 +145,8 @@ def test_summary_tables_per_kind_of_run():
     head, rows = summary_table(eqe)
     assert rows[0] == ["integrated Jsc, AM1.5G (mA/cm²)", "19.620"] and rows[2] == ["ratio (allowed ±)",
                                                                                     "0.9810 (±0.05)"]
-    other = _run("o", "plqy", {}, {"plqy": 0.0123456789, "flags": ["x"], "nested": {"a": 1}, "points": 5})
-    assert summary_table(other) == (["result", "value"], [["plqy", "0.0123457"], ["points", "5"]])
+    other = _run("o", "other", {}, {"ratio": 0.0123456789, "flags": ["x"], "nested": {"a": 1}, "points": 5})
+    assert summary_table(other) == (["result", "value"], [["ratio", "0.0123457"], ["points", "5"]])
 
 
 def test_stability_runs_with_the_same_isos_fields_share_one_section():
@@ -163,3 +163,23 @@ def test_stability_runs_with_the_same_isos_fields_share_one_section():
     shared = [i for i in checklist(pixels) if i.section.startswith("ISOS: 2 runs")]
     bias = next(i for i in shared if i.item == "electrical bias")
     assert bias.value == "open circuit (OC)" and bias.sources == tuple(p.info["run_id"] for p in pixels)
+
+
+def test_summary_tables_of_a_light_intensity_voc_and_a_plqy_run():
+    voc = _run("v", "voc-intensity", {}, {
+        "n_global": 1.7386, "n_global_stderr": 0.0584, "global_window_suns": [2.89e-5, 1.03],
+        "dynamic_range_dB": 45.52, "temperature_K": 298.15, "temperature_source": "parameter temperature_K",
+        "regimes": [{"label": "n≈1", "n": 1.112, "n_low": 1.076, "n_high": 1.155, "phi_min_suns": 0.028,
+                     "phi_max_suns": 1.03, "points": 6}],
+        "instrument_limited_points": [1e-7, 1.1e-5], "calibration_run": "cal-1"})
+    head, rows = summary_table(voc)
+    assert head == ["light-intensity Voc", "value"]
+    assert rows[0] == ["ideality n, global", "1.739 ± 0.058 over 2.89e-05–1.03 suns"]
+    assert ["regime n≈1", "n = 1.112 (1.076–1.155) from 0.028 to 1.03 suns, 6 points"] in rows
+    assert ["instrument-limited points", "2, up to 1.1e-05 suns"] in rows and rows[-1] == ["calibration run", "cal-1"]
+    plqy = _run("p", "plqy", {}, {"plqy": 0.10209, "qfls_eV": None, "snr_dB": 78.28, "snr_ok": True})
+    assert summary_table(plqy) == (["PLQY", "value"], [["PLQY", "0.1021"], ["QFLS (eV)", "—"], ["SNR (dB)", "78.3"],
+                                                       ["SNR ok", "True"]])
+    many = _run("m", "other", {}, {f"x{i}": i for i in range(25)})
+    rows = summary_table(many)[1]
+    assert len(rows) == 21 and rows[-1] == ["…", "5 more results in the run file (labctl show)"]
