@@ -393,6 +393,8 @@ def write_report(sources: Sequence[Source], out_dir: str | Path, *, title: str |
                 _substrate_pages(w, s.substrate)
         for sample, group in _sample_groups(runs).items():
             _comparison_pages(w, sample, group)
+        for sample, subs in _substrate_groups([s.substrate for s in sources if s.substrate is not None]).items():
+            _substrates_compared(w, sample, subs)
         _checklist_pages(w, report.checklist,
                          [str(r.info.get("run_id", r.path.stem)) for r in runs + pixel_runs])
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
@@ -633,6 +635,69 @@ def _comparison_pages(w: _Writer, sample: str, group: list[Any]) -> None:
         fig = _new_page(f"Sample {sample}: {len(stability)} stability runs overlaid")
         _overlay(fig.add_axes((0.08, 0.1, 0.88, 0.78)), {_short(r): r for r in stability})
         w.page(fig, f"sample {sample} stability compared")
+
+
+def _figure_label(labels: Mapping[str, Any], key: str) -> str:
+    """'PCE (%)', 'FF (%)' (a fraction shown in %), 'Retained (%)' from a substrate summary's labels."""
+    label, unit = (labels.get(key) or (key, ""))[:2]
+    unit = "%" if key == "ff" else unit
+    return f"{label} ({unit})" if unit else label
+
+
+def _substrate_groups(substrates: Sequence[Any]) -> dict[str, list[Any]]:
+    """Substrates grouped by sample, keeping the samples with at least two substrates of the same kind (J–V, or
+    stability: the same primary group)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for sub in substrates:
+        primary = (sub.summary or {}).get("primary")
+        if primary:
+            groups.setdefault((str(sub.info.get("sample", "")), str(primary[0] == "run")), []).append(sub)
+    return {sample: subs for (sample, _), subs in groups.items() if len(subs) >= 2}
+
+
+def _substrates_compared(w: _Writer, sample: str, substrates: Sequence[Any]) -> None:
+    """Several substrates of one sample (e.g. before and after ageing): per figure, a box per substrate over its
+    included pixels (the primary group: the reverse scan of a J–V), and a table of the counts and medians."""
+    first = substrates[0].summary
+    group = first["primary"][0]
+    keys = list((first.get("figures") or {}).get(group, []))[:4]
+    labels = first.get("labels") or {}
+    fig = _new_page(f"Sample {sample}: {len(substrates)} substrates compared",
+                    f"each point a pixel in the statistics (completed, not dead); figures of the {group} group")
+    grid = fig.add_gridspec(2, 4, left=0.06, right=0.98, top=0.88, bottom=0.07, hspace=0.4, wspace=0.35)
+    names = [_short_id(str(sub.substrate_id)) for sub in substrates]
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(grid[0, i])
+        scale = 100.0 if key == "ff" else 1.0
+        data = []
+        for k, sub in enumerate(substrates):
+            values = [p["figures"][group][key] * scale for p in (sub.summary.get("pixels") or {}).values()
+                      if p.get("included") and p.get("figures", {}).get(group, {}).get(key) is not None]
+            data.append(values)
+            for j, v in enumerate(values):
+                ax.plot(k + 0.25 * ((j + 0.5) / len(values) - 0.5), v, "o", ms=4, color="tab:blue",
+                        markeredgecolor="0.2", markeredgewidth=0.4, zorder=3)
+        filled = [(k, d) for k, d in enumerate(data) if d]
+        if filled:
+            ax.boxplot([d for _, d in filled], positions=[k for k, _ in filled], widths=0.5, showfliers=False,
+                       medianprops={"color": "k"})
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=6)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_title(_figure_label(labels, key), fontsize=9)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.grid(alpha=0.3, axis="y")
+    rows = []
+    for name, sub in zip(names, substrates, strict=True):
+        counts = sub.summary.get("counts") or {}
+        stats = (sub.summary.get("statistics") or {}).get(group, {})
+        cells = [_f("{:.4g}", ((stats.get(k) or {}).get("median") or 0) * (100.0 if k == "ff" else 1.0))
+                 if (stats.get(k) or {}).get("median") is not None else "—" for k in keys]
+        rows.append([name, str(sub.info.get("time", ""))[:19], f"{counts.get('included', 0)} of "
+                     f"{counts.get('pixels', 0)}", *cells])
+    heads = ["substrate", "recorded (UTC)", "pixels in the statistics", *[f"median {_figure_label(labels, k)}"
+                                                                          for k in keys]]
+    draw_table(fig.add_subplot(grid[1, :]), heads, rows, [28, 20, 14, *[12] * len(keys)], fontsize=7)
+    w.page(fig, f"sample {sample} substrates compared")
 
 
 def _box(ax: Any, runs: Sequence[Any], key: str, label: str) -> None:

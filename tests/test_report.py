@@ -262,3 +262,25 @@ def test_an_unknown_reference_is_one_line_naming_it(runs, tmp_path):
     assert "RUN = 'no-such-run': neither a run file, a .substrate.json record, a run id nor a substrate id" in \
         res.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_two_substrates_of_one_sample_are_compared(tmp_path):
+    out = tmp_path / "runs"
+    records = []
+    for pixels in ("1,2", "1,2,3"):
+        res = CliRunner().invoke(main, ["run", "jv", "--pixels", pixels, "--station",
+                                        str(REPO / "stations" / "substrate-bench.yaml"), "--out", str(out),
+                                        "--sample", "QD-20", "--json", "--no-plot"])
+        assert res.exit_code == 0, res.output
+        records.append(json.loads(res.stdout)["file"])
+    written = write_report(resolve(records), tmp_path / "rep")
+    assert written.pages.count("sample QD-20 substrates compared") == 1
+    pdf = pdfium.PdfDocument(written.pdf)
+    text = _text(pdf, _page(written, "sample QD-20 substrates compared"))
+    assert "Sample QD-20: 2 substrates compared" in text and "median PCE (%)" in text
+    first, second = (load_substrate(r) for r in records)
+    assert "2 of 2" in text and "3 of 3" in text  # pixel 3 is shunted but measured: in the statistics
+    # the median reverse PCE of each substrate from its pixels' own results (statistics.median, not the summary)
+    for sub in (first, second):
+        median = statistics.median(p["results"]["reverse"]["pce_pct"] for p in sub.pixels.values())
+        assert f"{median:.4g}" in text
