@@ -11,7 +11,8 @@ catalog (:class:`labctl.catalog.Catalog`). Its pages, in order:
 3. **One section per substrate**: the substrate figure (:mod:`labctl.substrate_plots`: box plots and the map), the
    table of figures per pixel with the statistics, and the pixels' curves overlaid (J–V, or stability).
 4. **Comparisons**: for several runs of one sample (runs given one by one), the figures of merit per run as box
-   plots and a table, the J–V curves overlaid, and the stability curves overlaid.
+   plots and a table, the J–V curves overlaid, and the stability curves overlaid; for several substrates of one
+   sample, a box per substrate and figure over its pixels.
 5. **The reporting checklist** (:mod:`labctl.report_checklist`): the journal items and the ISOS items, each with its
    value and the runs it comes from, or MISSING; then the list of what is missing.
 
@@ -262,8 +263,11 @@ def _details(run: Any) -> list[list[str]]:
         rows.append(["area", f"{run.parameters['area_cm2']:g} cm²"])
     for role, idn in run.idn.items():
         rows.append([f"instrument {role}", idn])
-    for text in run.results.get("warnings") or []:
+    warnings = list(run.results.get("warnings") or [])
+    for text in warnings[:6]:
         rows.append(["warning", text])
+    if len(warnings) > 6:
+        rows.append(["warning", f"{len(warnings) - 6} more (labctl show)"])
     if len(run.segments) > 1:
         rows.append(["segments", f"{len(run.segments)} (resumed {len(run.segments) - 1} times)"])
     return rows
@@ -380,7 +384,9 @@ def write_report(sources: Sequence[Source], out_dir: str | Path, *, title: str |
     report.checklist = checklist(runs + pixel_runs)
     report.missing = missing(report.checklist)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    title = title or "labctl report: " + ", ".join(s.label for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
+    names = [_short_id(s.label) for s in sources]
+    title = title or "labctl report: " + ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2
+                                                                 else "")
     # TrueType fonts (searchable, extractable text), for the pages and for the fonts PdfPages embeds when it closes
     with matplotlib.rc_context({"pdf.fonttype": 42}), \
             PdfPages(report.pdf, metadata={"Title": title, "Creator": f"labctl {labctl.__version__}"}) as pdf:
@@ -408,17 +414,23 @@ def _contents_page(w: _Writer, sources: Sequence[Source], title: str, stamp: str
         if s.run is not None:
             i = s.run.info
             sample = i.get("sample", "") + (f" / pixel {i['pixel']}" if i.get("pixel") else "")
-            rows.append([s.label, i.get("procedure", ""), sample, s.run.status, i.get("start_time", ""),
+            rows.append([s.label, i.get("procedure", ""), sample, s.run.status, i.get("start_time", "")[:19],
                          str(s.run.path)])
         else:
             sub = s.substrate
             rows.append([s.label, "substrate: " + ", ".join(sorted({str(r.info.get("procedure", "")) for r in
                                                                      sub.runs().values() if r is not None})),
-                         str(sub.info.get("sample", "")), sub.status, str(sub.info.get("time", "")), str(sub.path)])
-    ax = fig.add_axes((0.02, 0.05, 0.96, 0.86))
-    draw_table(ax, ["run / substrate", "procedure", "sample", "status", "start (UTC)", "file"], rows,
-               [34, 16, 16, 10, 26, 60], fontsize=7.5)
-    w.page(fig, "contents")
+                         str(sub.info.get("sample", "")), sub.status, str(sub.info.get("time", ""))[:19],
+                         str(sub.path)])
+    widths = [34, 16, 16, 10, 20, 70]
+    pages = _rows_per_page(rows, widths, capacity_lines=44)
+    for k, page_rows in enumerate(pages):
+        if k:
+            fig = _new_page(f"{title} (contents {k + 1}/{len(pages)})")
+        ax = fig.add_axes((0.02, 0.05, 0.96, 0.86))
+        draw_table(ax, ["run / substrate", "procedure", "sample", "status", "start (UTC)", "file"], page_rows, widths,
+                   fontsize=7.5)
+        w.page(fig, "contents" + (f" {k + 1}" if k else ""))
 
 
 def _run_page(w: _Writer, run: Any) -> None:
