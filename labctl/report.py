@@ -231,6 +231,9 @@ def summary_table(run: Any) -> tuple[list[str], list[list[str]]]:
             ("stray_pump_detected", "stray pump detected", "{}"), ("absorbed_from", "absorbed photons from", "{}"))
             if key in r]
         return ["PLQY", "value"], rows
+    if "metric" in r and "hours" in r:  # a stability run too short for its figures
+        return ["stability", "value"], [["stability figures", f"not computed (too few "
+                                         f"{r.get('metric') or 'metric'} readings)"], *_scalar_rows(r)]
     return ["result", "value"], _scalar_rows(r)
 
 

@@ -183,3 +183,10 @@ def test_summary_tables_of_a_light_intensity_voc_and_a_plqy_run():
     many = _run("m", "other", {}, {f"x{i}": i for i in range(25)})
     rows = summary_table(many)[1]
     assert len(rows) == 21 and rows[-1] == ["…", "5 more results in the run file (labctl show)"]
+
+
+def test_a_stability_run_too_short_for_its_figures_says_so():
+    run = _run("s", "mpp", {}, {"steps": 3, "hours": 0.0009, "metric": None, "figures": None, "t80_h": None})
+    head, rows = summary_table(run)
+    assert head == ["stability", "value"]
+    assert rows[:2] == [["stability figures", "not computed (too few metric readings)"], ["steps", "3"]]
