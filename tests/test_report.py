@@ -284,3 +284,12 @@ def test_two_substrates_of_one_sample_are_compared(tmp_path):
     for sub in (first, second):
         median = statistics.median(p["results"]["reverse"]["pce_pct"] for p in sub.pixels.values())
         assert f"{median:.4g}" in text
+
+
+def test_a_file_that_is_not_a_run_is_one_line_naming_it(tmp_path):
+    bogus = tmp_path / "notes.h5"
+    bogus.write_text("not HDF5")
+    res = CliRunner().invoke(main, ["report", str(bogus), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: RUN = '{bogus}': cannot read {bogus}: ")
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
