@@ -250,10 +250,17 @@ def journal_checklist(runs: Sequence[Any]) -> list[Item]:
     for r in jv:
         h = r.results.get("hysteresis")
         if isinstance(h, Mapping) and h.get("hi_pce") is not None:
-            hysteresis.append((r.run_id, f"HI_PCE {h['hi_pce']:+.4f}, scan rate "
-                                         f"{_g(r.parameters.get('scan_rate_V_s'))} V/s"))
-    add("hysteresis (both scan directions, index)", _distinct(hysteresis),
-        "no light J–V with both scan directions (--set direction=reverse-forward)")
+            hysteresis.append((r.run_id, float(h["hi_pce"]), _g(r.parameters.get("scan_rate_V_s"))))
+    if len(hysteresis) > 3:  # many runs: the range of the index and the scan rates, not one entry per run
+        values = [v for _, v, _ in hysteresis]
+        rates = ", ".join(sorted({rate for _, _, rate in hysteresis}, key=float))
+        items.append(Item(section, "hysteresis (both scan directions, index)",
+                          f"HI_PCE {min(values):+.4f} to {max(values):+.4f} over {len(values)} runs (scan rates "
+                          f"{rates} V/s)", tuple(i for i, _, _ in hysteresis)))
+    else:
+        add("hysteresis (both scan directions, index)",
+            _distinct((i, f"HI_PCE {v:+.4f}, scan rate {rate} V/s") for i, v, rate in hysteresis),
+            "no light J–V with both scan directions (--set direction=reverse-forward)")
     stabilised = []
     for r in stability:
         res, hours = r.results, r.results.get("hours")

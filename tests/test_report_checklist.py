@@ -190,3 +190,14 @@ def test_a_stability_run_too_short_for_its_figures_says_so():
     head, rows = summary_table(run)
     assert head == ["stability", "value"]
     assert rows[:2] == [["stability figures", "not computed (too few metric readings)"], ["steps", "3"]]
+
+
+def test_the_hysteresis_of_many_runs_is_given_as_a_range():
+    runs = []
+    for k, (hi, rate) in enumerate(((0.012, 0.1), (-0.003, 0.1), (0.041, 0.05), (0.0, 0.2))):
+        run = _jv(f"r{k}", scan_rate_V_s=rate)
+        run.results["hysteresis"] = {"hi_pce": hi}
+        runs.append(run)
+    item = _items(runs)["hysteresis (both scan directions, index)"]
+    assert item.value == "HI_PCE -0.0030 to +0.0410 over 4 runs (scan rates 0.05, 0.1, 0.2 V/s)"
+    assert item.sources == ("r0", "r1", "r2", "r3")
