@@ -675,6 +675,53 @@ def export_cmd(file: str, as_csv: bool, out: str | None) -> None:
 
 
 # -- analysis -------------------------------------------------------------------------------------------------
+@main.command("report")
+@click.argument("refs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--out", "out_dir", default=None, metavar="DIR",
+              help="folder for report.pdf and its page PNGs (default: ./report-<UTC time>)")
+@click.option("--station", "station_path", help="station file whose catalog resolves run ids (default ./station.yaml "
+                                                "or $LABCTL_STATION)")
+@click.option("--data", "data_dir", default=None, metavar="DIR",
+              help="data folder whose catalog resolves run ids (default: station.data_dir)")
+@click.option("--title", default=None, help="the report's title (default: the inputs)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object: pdf, pngs, pages, missing, checklist")
+def report_cmd(refs: tuple[str, ...], out_dir: str | None, station_path: str | None, data_dir: str | None,
+               title: str | None, as_json: bool) -> None:
+    """A PDF report (and one PNG per page) of runs: each RUN a run file, a .substrate.json record, or a run id or
+    substrate id from the catalog. Per run its plot and summary table; per substrate its box plots, map and pixel
+    table; several runs of one sample compared; the reporting checklist (journal items, ISOS) with what is
+    missing. Prints the PDF's path, then the PNGs'."""
+    from datetime import datetime, timezone
+
+    from labctl import report
+
+    url = station = None
+    if not all(Path(ref).is_file() for ref in refs):  # a run id: the catalog is needed
+        url = _catalog_url(station_path, data_dir)
+        if station_path is not None or data_dir is None:  # --data alone: that folder's catalog, any station
+            path, config = _load(station_path)
+            station = config.station.name
+            data_dir = data_dir or str(path.parent / config.station.data_dir)
+    try:
+        sources = report.resolve(refs, catalog_url=url, station=station, data_dir=data_dir)
+    except ConfigError as exc:
+        raise _InputError(str(exc)) from None
+    folder = Path(out_dir) if out_dir else Path.cwd() / datetime.now(timezone.utc).strftime("report-%Y%m%dT%H%M%SZ")
+    _writable_folder(folder, "--out")
+    try:
+        written = report.write_report(sources, folder, title=title)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the report in {folder}: {exc.strerror or exc}") from None
+    if as_json:
+        click.echo(json.dumps(written.to_json()))
+        return
+    for path in (written.pdf, *written.pngs):
+        click.echo(str(path))
+    if written.missing:
+        err_console.print(f"[yellow]reporting checklist: {len(written.missing)} item(s) missing (listed on the last "
+                          f"page of the report and in {folder / 'report.json'})[/]", highlight=False, soft_wrap=True)
+
+
 @main.group("analyze")
 def analyze_group() -> None:
     """Analyses of run files and tables."""
