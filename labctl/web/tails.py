@@ -56,7 +56,7 @@ class PlotSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"stream": self.stream, "x": self.x, "y": self.y, "x_label": self.x_label, "y_label": self.y_label,
-                "x_log": self.x_log, "series": self.series}
+                "x_log": self.x_log, "series": self.series, "x_hours": self.x_scale == 1 / 3600}
 
 
 _DIRECTIONS = {0: "reverse", 1: "forward"}  # procedures.jv.DIRECTION_NAMES (labctl imports no procedures here)

@@ -88,7 +88,11 @@ function fillCard(card, e) {
   const rec = e.recovery || {};
   if (rec.faults && Object.keys(rec.faults).length)
     rows.push(["I/O faults", Object.entries(rec.faults).map(([k, n]) => `${k} ${n}`).join(", ") + `; recovered ${rec.recovered || 0}`]);
-  for (const [k, v] of Object.entries(e.extra || {})) rows.push([k, fmt(v, 4)]);
+  for (const [k, v] of Object.entries(e.extra || {})) {
+    if (v && typeof v === "object") {
+      for (const [k2, v2] of Object.entries(v)) if (v2 === null || typeof v2 !== "object") rows.push([`${k}: ${k2}`, fmt(v2, 4)]);
+    } else rows.push([k, fmt(v, 4)]);
+  }
   if (e.paused) rows.push(["paused", "yes"]);
   if (e.status === "interrupted") rows.push(["resume with", `labctl resume ${e.path}`]);
   if (e.plot_error) rows.push(["plot", e.plot_error]);
@@ -140,7 +144,8 @@ function niceTicks(lo, hi, count) {
   const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => s >= raw) || raw;
   const ticks = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
-  return {lo, hi, ticks};
+  const decimals = Math.max(0, Math.min(12, -Math.floor(Math.log10(step) + 1e-9)));
+  return {lo, hi, ticks, label: t => (Math.abs(t) >= 1e6 || (Math.abs(t) < 1e-4 && t !== 0)) ? t.toExponential(2) : t.toFixed(decimals)};
 }
 
 function draw(key) {
@@ -171,7 +176,10 @@ function draw(key) {
   const w = width - left - right, h = height - top - bottom;
   ctx.strokeStyle = "#d9dee3"; ctx.strokeRect(left, top, w, h);
   if (!isFinite(xlo) || !isFinite(ylo)) { ctx.fillText("waiting for the first points…", left + 20, top + h / 2); plot.legend.replaceChildren(); return; }
-  const xt = niceTicks(xlo, xhi, 6), yt = niceTicks(ylo, yhi, 5);
+  const xUnit = spec.x_hours ? (xhi < 0.05 ? [1 / 3600, "s"] : xhi < 2 ? [1 / 60, "min"] : [1, "h"]) : [1, ""];
+  const xt0 = niceTicks(xlo / xUnit[0], xhi / xUnit[0], 6);
+  const xt = {lo: xt0.lo * xUnit[0], hi: xt0.hi * xUnit[0], ticks: xt0.ticks.map(t => t * xUnit[0]), label: xt0.label};
+  const yt = niceTicks(ylo, yhi, 5);
   const px = X => left + (X - xt.lo) / (xt.hi - xt.lo) * w;
   const py = y => top + h - (y - yt.lo) / (yt.hi - yt.lo) * h;
   ctx.fillStyle = "rgba(160, 90, 44, 0.15)";
@@ -180,15 +188,16 @@ function draw(key) {
   ctx.textAlign = "center"; ctx.textBaseline = "top";
   for (const t of xt.ticks) {
     const X = px(t); ctx.beginPath(); ctx.moveTo(X, top); ctx.lineTo(X, top + h); ctx.stroke();
-    ctx.fillText(logX ? fmt(Math.pow(10, t), 3) : fmt(t, 4), X, top + h + 4);
+    ctx.fillText(logX ? fmt(Math.pow(10, t), 3) : xt.label(t / xUnit[0]), X, top + h + 4);
   }
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   for (const t of yt.ticks) {
     const Y = py(t); ctx.beginPath(); ctx.moveTo(left, Y); ctx.lineTo(left + w, Y); ctx.stroke();
-    ctx.fillText(fmt(t, 4), left - 5, Y);
+    ctx.fillText(yt.label(t), left - 5, Y);
   }
   ctx.textAlign = "center"; ctx.textBaseline = "bottom";
-  ctx.fillText(spec.x_label + (logX ? " (log)" : ""), left + w / 2, height - 2);
+  const xLabel = spec.x_hours ? spec.x_label.replace("(h)", `(${xUnit[1]})`) : spec.x_label;
+  ctx.fillText(xLabel + (logX ? " (log)" : ""), left + w / 2, height - 2);
   ctx.save(); ctx.translate(14, top + h / 2); ctx.rotate(-Math.PI / 2); ctx.textBaseline = "top";
   ctx.fillText(spec.y_label, 0, 0); ctx.restore();
   const bySeries = new Map();
