@@ -88,10 +88,13 @@ function fillCard(card, e) {
   const rec = e.recovery || {};
   if (rec.faults && Object.keys(rec.faults).length)
     rows.push(["I/O faults", Object.entries(rec.faults).map(([k, n]) => `${k} ${n}`).join(", ") + `; recovered ${rec.recovered || 0}`]);
+  // the procedure's live values (status_extra), one level of nesting flattened; nothing yet known (null) or false
+  // flags are left out, so a stability run shows the figures it has (T80 once it is there), not forty dashes
+  const shown = v => v !== null && v !== false && v !== undefined && typeof v !== "object";
   for (const [k, v] of Object.entries(e.extra || {})) {
     if (v && typeof v === "object") {
-      for (const [k2, v2] of Object.entries(v)) if (v2 === null || typeof v2 !== "object") rows.push([`${k}: ${k2}`, fmt(v2, 4)]);
-    } else rows.push([k, fmt(v, 4)]);
+      for (const [k2, v2] of Object.entries(v)) if (shown(v2)) rows.push([`${k}: ${k2}`, fmt(v2, 4)]);
+    } else if (shown(v)) rows.push([k, fmt(v, 4)]);
   }
   if (e.paused) rows.push(["paused", "yes"]);
   if (e.status === "interrupted") rows.push(["resume with", `labctl resume ${e.path}`]);
@@ -172,7 +175,7 @@ function draw(key) {
     if (X < xlo) xlo = X; if (X > xhi) xhi = X; if (y < ylo) ylo = y; if (y > yhi) yhi = y;
   }
   for (const [s, e] of plot.interruptions) { if (!logX && s !== null && e !== null) { xlo = Math.min(xlo, s); xhi = Math.max(xhi, e); } }
-  const left = 70, right = 14, top = 10, bottom = 42;
+  const left = 84, right = 14, top = 10, bottom = 42;
   const w = width - left - right, h = height - top - bottom;
   ctx.strokeStyle = "#d9dee3"; ctx.strokeRect(left, top, w, h);
   if (!isFinite(xlo) || !isFinite(ylo)) { ctx.fillText("waiting for the first points…", left + 20, top + h / 2); plot.legend.replaceChildren(); return; }
@@ -198,7 +201,7 @@ function draw(key) {
   ctx.textAlign = "center"; ctx.textBaseline = "bottom";
   const xLabel = spec.x_hours ? spec.x_label.replace("(h)", `(${xUnit[1]})`) : spec.x_label;
   ctx.fillText(xLabel + (logX ? " (log)" : ""), left + w / 2, height - 2);
-  ctx.save(); ctx.translate(14, top + h / 2); ctx.rotate(-Math.PI / 2); ctx.textBaseline = "top";
+  ctx.save(); ctx.translate(4, top + h / 2); ctx.rotate(-Math.PI / 2); ctx.textBaseline = "top";
   ctx.fillText(spec.y_label, 0, 0); ctx.restore();
   const bySeries = new Map();
   for (const p of plot.points) { if (!bySeries.has(p[3])) bySeries.set(p[3], []); bySeries.get(p[3]).push(p); }
