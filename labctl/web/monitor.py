@@ -214,4 +214,5 @@ def _recent_row(run: Any) -> dict[str, Any]:
             "operator": run.operator, "status": run.status, "reason": run.reason,
             "start_time": run.start_time.isoformat() if run.start_time else None,
             "end_time": run.end_time.isoformat() if run.end_time else None,
-            "figures": figures, "direction": results.get("direction"), "has_file": bool(run.path)}
+            "figures": figures, "direction": results.get("direction"),
+            "has_file": bool(run.path) and Path(run.path).is_file()}  # its figure can be drawn here
