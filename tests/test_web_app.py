@@ -27,6 +27,7 @@ from labctl.web import create_app
 from labctl.web.app import is_loopback, token_cookie
 from tests.engine_procedures import Ticks, make
 from tests.helpers import default_station, make_procedure
+from tests.test_auto_resume import interrupted_hold, write_station
 
 STATION = "sim-bench"  # station.name of the default station
 TOKEN = "t0ken-for-the-tests-0123456789abcdefghijkl"
@@ -237,3 +238,18 @@ def test_labctl_serve_beyond_loopback_prints_the_token_once_and_the_app_requires
     res = CliRunner().invoke(main, ["serve", "--station", str(station_file)], catch_exceptions=False)
     assert res.stdout == "labctl serve: station 'sim-bench', read-only, at http://127.0.0.1:8765/ (this machine only)\n"
     assert seen["host"] == "127.0.0.1" and "token" not in res.stdout
+
+
+def test_a_run_whose_writer_died_shows_interrupted_with_its_plot_and_the_catalog_is_left_alone(tmp_path):
+    station_file = write_station(tmp_path, auto_resume=False)
+    path = interrupted_hold(station_file, "cell-4", rows=7)
+    folder = tmp_path / "runs"
+    voc = load_run(path).streams["hold"]["voltage_V"].to_numpy()
+    with _client(folder) as client:
+        (live,) = client.get("/api/state").json()["live"]
+        body = client.get("/api/plot", params={"key": live["key"]}).json()
+    assert live["status"] == "interrupted" and live["sample"] == "cell-4" and live["path"] == str(path)
+    assert live["plot"]["y"] == "voltage_V" and live["plot"]["x_hours"] is True  # a hold at open circuit: Voc
+    assert [p[2] for p in body["points"]] == pytest.approx(list(voc)) and len(voc) == 7
+    with Catalog(default_url(folder)) as catalog:  # read-only: the row still says what the run wrote
+        assert catalog.get(STATION, live["run_id"]).status == "running"

@@ -147,7 +147,8 @@ function niceTicks(lo, hi, count) {
   const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => s >= raw) || raw;
   const ticks = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
-  const decimals = Math.max(0, Math.min(12, -Math.floor(Math.log10(step) + 1e-9)));
+  let decimals = 0;  // as many as the step needs (2.5 needs one, 0.25 two)
+  while (decimals < 12 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6 * step * 10 ** decimals) decimals++;
   return {lo, hi, ticks, label: t => (Math.abs(t) >= 1e6 || (Math.abs(t) < 1e-4 && t !== 0)) ? t.toExponential(2) : t.toFixed(decimals)};
 }
 
