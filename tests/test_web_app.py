@@ -253,3 +253,28 @@ def test_a_run_whose_writer_died_shows_interrupted_with_its_plot_and_the_catalog
     assert [p[2] for p in body["points"]] == pytest.approx(list(voc)) and len(voc) == 7
     with Catalog(default_url(folder)) as catalog:  # read-only: the row still says what the run wrote
         assert catalog.get(STATION, live["run_id"]).status == "running"
+
+
+def test_a_catalog_that_cannot_be_reached_is_said_on_the_page_which_still_answers(tmp_path):
+    url = "postgresql+psycopg://labctl@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    with TestClient(create_app(url, STATION, host="127.0.0.1"), base_url=LOOPBACK) as client:
+        state = client.get("/api/state").json()
+        assert client.get("/").status_code == 200
+    assert state["live"] == [] and state["recent"] == []
+    assert state["error"].startswith("run catalog postgresql+psycopg://labctl@127.0.0.1:1/nowhere: cannot open it")
+
+
+def test_head_is_answered_like_get_without_a_body(runs):
+    folder, _ = runs
+    with _client(folder) as client:
+        head = client.head("/static/app.js")
+        get = client.get("/static/app.js")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_a_missing_catalog_is_not_created(tmp_path):
+    with _client(tmp_path / "nothing-yet") as client:
+        state = client.get("/api/state").json()
+    assert state == {"station": STATION, "live": [], "recent": [], "error": None, "version": state["version"]}
+    assert not (tmp_path / "nothing-yet").exists()

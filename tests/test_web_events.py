@@ -16,7 +16,8 @@ from labctl.engine import RunEngine
 from labctl.station import Station
 from labctl.web import create_app
 from tests.engine_procedures import Ticks, make
-from tests.helpers import default_station
+from tests.helpers import default_station, make_procedure
+from tests.postgres import postgres_server, postgres_url  # noqa: F401, F811 - fixtures
 from tests.test_web_browser import served
 
 pytestmark = pytest.mark.tcp
@@ -88,3 +89,23 @@ def test_a_shared_catalog_lists_every_benchs_runs_and_only_this_ones_as_live(tmp
     assert not any(r["has_file"] for r in state["recent"])  # no figure button for files on other PCs
     assert state["live"] == []  # bench-2's running run is bench-2's page's to show live
     assert figure.status_code == 404 and "not on this machine" in figure.text
+
+
+def test_with_a_shared_postgresql_catalog_one_page_lists_both_benches_runs(tmp_path, postgres_url):  # noqa: F811
+    results = {}
+    for name in ("bench-a", "bench-b"):
+        data = default_station()
+        data["station"]["name"], data["station"]["catalog"] = name, postgres_url
+        station = Station(parse_station(data))
+        results[name] = RunEngine(station, tmp_path / name, sample=f"S-{name}").run(make_procedure())
+        station.close()
+        assert results[name].status == "completed"
+    app = create_app(postgres_url, "bench-a", host="127.0.0.1", linger_s=3600.0)
+    with served(app) as url:
+        state = httpx.get(url + "/api/state", timeout=30).json()
+        figure = httpx.get(url + "/figure", params={"station": "bench-b", "run_id": results["bench-b"].run_id},
+                           timeout=60)
+    listed = {(r["station"], r["run_id"], r["sample"]) for r in state["recent"]}
+    assert listed == {(name, result.run_id, f"S-{name}") for name, result in results.items()}
+    assert [r["station"] for r in state["live"]] == ["bench-a"]  # the other bench's runs are its own page's
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")

@@ -31,6 +31,7 @@ import hmac
 import io
 import ipaddress
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -47,6 +48,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from labctl.web.monitor import POLL_INTERVAL_S, Monitor
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SAFE_METHODS = ("GET", "HEAD")
@@ -188,6 +191,7 @@ class _Hub:
                 try:
                     changed = await run_in_threadpool(self.monitor.poll)
                 except Exception:  # noqa: BLE001 - a bad file or catalog moment must not stop the page
+                    log.exception("labctl serve: poll failed")
                     changed = False
                 if changed:
                     self._changed.set()
