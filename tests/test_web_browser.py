@@ -107,6 +107,13 @@ def test_the_page_shows_a_running_run_and_its_plot_grows_then_its_figure(tmp_pat
     engine = RunEngine(station, tmp_path, sample="QD-7")
     hold = HoldProcedure()
     hold.duration_h, hold.interval_s = 14 / 3600, 0.2
+    window = {}  # a lamp dip from 5 s to 8 s after the run starts (station clock: real time here)
+
+    def lamp_dip() -> str | None:
+        t = station.clock.now() - window.setdefault("t0", station.clock.now())
+        return "lamp dip (test)" if 5.0 <= t < 8.0 else None
+
+    engine.add_suspender(lamp_dip)
     app = create_app(default_url(tmp_path), STATION, host="127.0.0.1", interval_s=0.5, catalog_interval_s=1.0)
     shots = _shots(tmp_path)
     started = False
@@ -131,6 +138,13 @@ def test_the_page_shows_a_running_run_and_its_plot_grows_then_its_figure(tmp_pat
             assert _canvas_ink(driver, card) > 200  # the line is drawn
             assert driver.find_element(By.ID, "connection").text == "live"
             driver.save_screenshot(str(shots / "serve_running.png"))
+            _wait(lambda: "now: lamp dip (test)" in card.text, 20, "the suspension on the card")
+            during = int(card.get_attribute("data-points"))
+            driver.save_screenshot(str(shots / "serve_suspended.png"))
+            _wait(lambda: "suspensions" in card.text and "now: lamp dip" not in card.text, 20, "the run to resume")
+            _wait(lambda: "interruptions" in card.find_element(By.CSS_SELECTOR, ".legend").text, 10,
+                  "the suspension shaded on the plot (its row flushed and read)")
+            assert int(card.get_attribute("data-points")) >= during
             result = engine.join(60)
             assert result.status == "completed"
             _wait(lambda: card.get_attribute("data-status") == "completed", 15, "the card to say completed")

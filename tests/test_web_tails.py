@@ -85,3 +85,39 @@ def test_a_file_without_a_plottable_stream_has_no_plot_yet(tmp_path):
     tail = RunTail(writer.path)
     assert not tail.update() and tail.spec is None and tail.points_after(-1) == []
     writer.close("completed")
+
+
+def test_an_interruptions_stream_written_after_the_tail_opened_is_found(tmp_path):
+    writer = RunWriter(tmp_path / "hold.h5", flush_interval_s=3600)
+    writer.write_metadata(run_id="r1", procedure="hold", sample="s", operator="o", area_cm2=0.1,
+                          parameters={"bias": ("sc", "")}, station={}, idn={}, software_version="x",
+                          start_time="2026-01-01T00:00:00+00:00")
+    writer.create_stream("hold", HOLD_COLUMNS, signal="j_mA_cm2", axes="time_s")
+    _append(writer, 0, 3)
+    tail = RunTail(writer.path)
+    tail.update()
+    assert tail.spec.y == "j_mA_cm2" and tail.interruptions == []  # at short circuit the plot is J
+    writer.create_stream("interruptions", INTERRUPTION_COLUMNS, signal="end_s", axes="start_s")
+    writer.append("interruptions", {"kind": "recovery", "start_s": 36.0, "end_s": 72.0})
+    writer.flush()
+    assert tail.update()  # no new reading, but a new interruption: the plot changed
+    assert tail.interruptions == [[0.01, 0.02, "recovery"]]
+    writer.close("completed")
+
+
+def test_an_mpp_whose_tracking_stream_is_not_written_yet_has_no_plot_rather_than_another(tmp_path):
+    writer = RunWriter(tmp_path / "mpp.h5", flush_interval_s=3600)
+    writer.write_metadata(run_id="r1", procedure="mpp", sample="s", operator="o", area_cm2=0.1, parameters={},
+                          station={}, idn={}, software_version="x", start_time="2026-01-01T00:00:00+00:00")
+    writer.create_stream("jv_scans", [Column("voltage_V", "V"), Column("j_mA_cm2", "mA/cm^2")],
+                         signal="j_mA_cm2", axes="voltage_V")  # the periodic J–V at the start comes first
+    writer.append("jv_scans", {"voltage_V": 0.0, "j_mA_cm2": -18.0})
+    writer.flush()
+    tail = RunTail(writer.path)
+    assert not tail.update() and tail.spec is None
+    writer.create_stream("mpp", [Column("time_s", "s"), Column("pce_pct", "%")], signal="pce_pct", axes="time_s")
+    writer.append("mpp", {"time_s": 60.0, "pce_pct": 16.5})
+    writer.flush()
+    assert tail.update() and (tail.spec.stream, tail.spec.y) == ("mpp", "pce_pct")
+    assert tail.points_after(-1) == [[0, 60.0 / 3600, 16.5, 0]]
+    writer.close("completed")

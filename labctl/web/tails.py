@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.storage import load_run, stream_columns, stream_rows
+from labctl.storage import FileStreams, load_run, stream_columns, stream_rows
 
 MAX_POINTS = 4000
 """Points kept per live plot (server and page): enough for a smooth line across a full-HD plot."""
@@ -60,6 +60,8 @@ class PlotSpec:
 
 
 _DIRECTIONS = {0: "reverse", 1: "forward"}  # procedures.jv.DIRECTION_NAMES (labctl imports no procedures here)
+KNOWN = ("jv", "mpp", "hold", "eqe", "voc-intensity")
+"""Procedures with a plot of their own in :func:`plot_spec` (the others: their first stream's NeXus signal)."""
 
 
 def plot_spec(procedure: str, parameters: Mapping[str, Any], columns: Mapping[str, Mapping[str, Any]],
@@ -90,6 +92,8 @@ def plot_spec(procedure: str, parameters: Mapping[str, Any], columns: Mapping[st
         return PlotSpec("eqe", "wavelength_nm", "eqe", "wavelength (nm)", "EQE")
     if procedure == "voc-intensity" and have("voc", "suns", "voc_V"):
         return PlotSpec("voc", "suns", "voc_V", "intensity (suns)", "Voc (V)", x_log=True)
+    if procedure in KNOWN:
+        return None  # its stream is not in the file yet (an mpp's periodic J–V comes first): not another one
     for stream, (signal, axes) in (signals or {}).items():
         if have(stream, signal, axes) and _scalar(columns[stream][signal]) and _scalar(columns[stream][axes]):
             return PlotSpec(stream, axes, signal, units(stream, axes), units(stream, signal))
@@ -187,8 +191,10 @@ class RunTail:
 
     def _shade(self, streams: Any) -> bool:
         """Read the interruptions stream when it has grown: [[start, end, kind], ...] in the plot's x units."""
-        if INTERRUPTIONS not in streams:
-            return False
+        if INTERRUPTIONS not in streams:  # written at the first interruption: the file's stream list grows
+            if not _has_stream(self.path, INTERRUPTIONS):
+                return False
+            self._streams = streams = FileStreams(self.path, [*streams, INTERRUPTIONS])
         rows = stream_rows(streams, INTERRUPTIONS)
         if rows <= self._interruption_rows:
             return False
@@ -230,6 +236,15 @@ def _signals(path: Path) -> dict[str, tuple[str, str]]:
                 axes = axes[0] if isinstance(axes, np.ndarray | list | tuple) and len(axes) else axes
                 out[name] = (_text(group.attrs["signal"]), _text(axes))
     return out
+
+
+def _has_stream(path: Path, name: str) -> bool:
+    """Whether the run file has stream ``name`` now (an NXdata group)."""
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        group = f["entry"].get(name)
+        return isinstance(group, h5py.Group) and _text(group.attrs.get("NX_class", "")) == "NXdata"
 
 
 def _text(value: Any) -> str:
