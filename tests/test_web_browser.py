@@ -145,6 +145,8 @@ def test_the_page_shows_a_running_run_and_its_plot_grows_then_its_figure(tmp_pat
             _wait(lambda: "interruptions" in card.find_element(By.CSS_SELECTOR, ".legend").text, 10,
                   "the suspension shaded on the plot (its row flushed and read)")
             assert int(card.get_attribute("data-points")) >= during
+            time.sleep(1.0)
+            driver.save_screenshot(str(shots / "serve_resumed.png"))
             result = engine.join(60)
             assert result.status == "completed"
             _wait(lambda: card.get_attribute("data-status") == "completed", 15, "the card to say completed")
