@@ -61,7 +61,8 @@ def browser() -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1100", "--force-device-scale-factor=1"):
+                "--window-size=1400,1100", "--force-device-scale-factor=1", "--enable-precise-memory-info",
+                "--js-flags=--expose-gc"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -190,3 +191,44 @@ def test_beyond_loopback_the_browser_needs_the_token_then_the_page_works(tmp_pat
         _wait(lambda: driver.find_element(By.ID, "connection").text == "live", 15, "the event stream")
         _wait(lambda: result.run_id in driver.find_element(By.ID, "recent").text, 15, "the run in the list")
         driver.save_screenshot(str(_shots(tmp_path) / "serve_token.png"))
+
+
+def test_a_600_h_run_stays_bounded_in_the_page_and_its_redraw_is_fast(tmp_path):
+    """A hold of 600 h at one reading per 10 s (216 000 rows) still being written, then 20 000 more rows arriving
+    while the page watches: the page keeps at most 4000 points, its script's heap does not grow with the rows and
+    a redraw of the full plot stays fast (measured in the browser)."""
+    from labctl.web.tails import MAX_POINTS
+    from tests.test_web_tails import _append, _hold_file
+
+    writer = _hold_file(tmp_path / "long-hold.h5", 216_000)
+    with Catalog(default_url(tmp_path)) as catalog:
+        catalog.record(station=STATION, run_id="long-hold", procedure="hold", sample="L-600", status="running",
+                       start_time="2026-11-07T00:00:00+00:00", path=str(writer.path))
+    app = create_app(default_url(tmp_path), STATION, host="127.0.0.1", interval_s=0.3, catalog_interval_s=1.0)
+    key = f"{STATION}/long-hold"
+    try:
+        with served(app) as url, browser() as driver:
+            driver.get(url + "/")
+            card = _wait(lambda: _card(driver), 20, "the long run's card")
+            _wait(lambda: int(card.get_attribute("data-points") or 0) > 1000, 20, "the run's kept points")
+            assert int(card.get_attribute("data-points")) <= MAX_POINTS
+            heaps = []
+            for batch in range(2):  # 10 000 rows more, twice (200 every 0.05 s); the heap after each, collected
+                first = 216_000 + 10_000 * batch
+                for k in range(50):
+                    _append(writer, first + 200 * k, 200)
+                    time.sleep(0.05)
+                _wait(lambda last=first + 9999: int(card.get_attribute("data-last-row") or 0) == last, 20,
+                      "the newest row")
+                assert int(card.get_attribute("data-points")) <= MAX_POINTS
+                heaps.append(driver.execute_script("window.gc(); return performance.memory.usedJSHeapSize"))
+            draw_ms = driver.execute_script(
+                "const t0 = performance.now(); for (let i = 0; i < 20; i++) draw(arguments[0]);"
+                "return (performance.now() - t0) / 20;", key)
+            driver.save_screenshot(str(_shots(tmp_path) / "serve_600h.png"))
+            print(f"600 h hold in the page: {card.get_attribute('data-points')} points, redraw {draw_ms:.1f} ms, "
+                  f"JS heap after 10 000 / 20 000 more rows {heaps[0] / 1e6:.2f} / {heaps[1] / 1e6:.2f} MB")
+            assert draw_ms < 100
+            assert heaps[1] < heaps[0] * 1.1 + 200e3  # flat: kept unthinned, 10 000 points would add ~1 MB
+    finally:
+        writer.close("completed")

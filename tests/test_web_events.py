@@ -109,3 +109,27 @@ def test_with_a_shared_postgresql_catalog_one_page_lists_both_benches_runs(tmp_p
     assert listed == {(name, result.run_id, f"S-{name}") for name, result in results.items()}
     assert [r["station"] for r in state["live"]] == ["bench-a"]  # the other bench's runs are its own page's
     assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+
+
+def test_a_closed_page_stops_the_polling(tmp_path):
+    app = create_app(default_url(tmp_path), STATION, host="127.0.0.1", interval_s=0.1)
+    monitor = app.app.state.monitor
+    polls = []
+    poll = monitor.poll
+    monitor.poll = lambda *args: polls.append(time.monotonic()) or poll(*args)
+    hub = lambda: app.app.state.hub  # noqa: E731 - the lifespan's, once the server runs
+    with served(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        time.sleep(0.5)
+        assert polls == []  # nobody listens: nothing read
+        with client.stream("GET", "/events") as response:
+            lines = response.iter_lines()  # kept: a dropped iterator closes the stream
+            next(lines)
+            time.sleep(0.5)
+            assert hub().listeners == 1 and len(polls) >= 3  # every 0.1 s while a page listens
+        deadline = time.monotonic() + 20
+        while hub().listeners and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hub().listeners == 0
+        stopped = len(polls)
+        time.sleep(0.5)
+        assert len(polls) <= stopped + 1  # the page closed: the polling stopped
