@@ -8,6 +8,7 @@ address is never started: the app is built with that host setting instead.
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 
@@ -228,7 +229,8 @@ def test_labctl_serve_beyond_loopback_prints_the_token_once_and_the_app_requires
                              catch_exceptions=False)
     assert res.exit_code == 0 and (seen["host"], seen["port"]) == ("0.0.0.0", 9999)
     (line, *rest) = res.stdout.splitlines()
-    assert line.startswith("labctl serve: station 'sim-bench', read-only, at http://0.0.0.0:9999/?token=")
+    # every interface: the address printed is this PC's name, the one to open from another PC
+    assert line.startswith(f"labctl serve: station 'sim-bench', read-only, at http://{socket.gethostname()}:9999/?token=")
     token = line.rsplit("token=", 1)[1]
     assert len(token) >= 43 and res.stdout.count(token) == 1
     with TestClient(seen["app"], base_url="http://192.0.2.7:9999") as client:
@@ -246,8 +248,10 @@ def test_a_run_whose_writer_died_shows_interrupted_with_its_plot_and_the_catalog
     folder = tmp_path / "runs"
     voc = load_run(path).streams["hold"]["voltage_V"].to_numpy()
     with _client(folder) as client:
-        (live,) = client.get("/api/state").json()["live"]
+        state = client.get("/api/state").json()
+        (live,) = state["live"]
         body = client.get("/api/plot", params={"key": live["key"]}).json()
+    assert [r["status"] for r in state["recent"]] == ["interrupted"]  # as the file says, not the stale row
     assert live["status"] == "interrupted" and live["sample"] == "cell-4" and live["path"] == str(path)
     assert live["plot"]["y"] == "voltage_V" and live["plot"]["x_hours"] is True  # a hold at open circuit: Voc
     assert [p[2] for p in body["points"]] == pytest.approx(list(voc)) and len(voc) == 7
@@ -278,3 +282,12 @@ def test_a_missing_catalog_is_not_created(tmp_path):
         state = client.get("/api/state").json()
     assert state == {"station": STATION, "live": [], "recent": [], "error": None, "version": state["version"]}
     assert not (tmp_path / "nothing-yet").exists()
+
+
+def test_the_state_is_fresh_for_a_script_without_a_page_listening(tmp_path):
+    with _client(tmp_path, interval_s=0.0, catalog_interval_s=0.0) as client:
+        assert client.get("/api/state").json()["recent"] == []
+        with Catalog(default_url(tmp_path)) as catalog:
+            catalog.record(station="bench-2", run_id="late", procedure="jv", sample="S", status="completed",
+                           start_time="2026-12-01T10:00:00+00:00", path="")
+        assert [r["run_id"] for r in client.get("/api/state").json()["recent"]] == ["late"]

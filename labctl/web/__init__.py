@@ -8,6 +8,7 @@ only when used, so labctl itself does not need them.
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,11 @@ def serve(catalog_url: str, station: str, *, host: str = DEFAULT_HOST, port: int
 
     token = None if is_loopback(host) else new_token()
     app = create_app(catalog_url, station, host=host, port=port, token=token, **options)
-    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::", ""):  # every interface: the address to open from another PC is this PC's name
+        host_shown = socket.gethostname()
+    else:
+        host_shown = f"[{host}]" if ":" in host else host
+    shown = host_shown
     if token is None:
         echo(f"labctl serve: station {station!r}, read-only, at http://{shown}:{port}/ (this machine only)")
     else:

@@ -33,6 +33,7 @@ import ipaddress
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -250,13 +251,18 @@ def create_app(catalog_url: str, station: str, *, host: str = "127.0.0.1", port:
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
 
+    async def fresh() -> None:
+        """Poll now unless a poll is recent (no page listening: nobody else polls)."""
+        if time.monotonic() - monitor.polled_at >= interval_s:
+            await run_in_threadpool(monitor.poll, monitor.version == 0)
+
     async def state(request: Request) -> Response:
-        if monitor.version == 0:
-            await run_in_threadpool(monitor.poll, True)
+        await fresh()
         return JSONResponse(monitor.state(), headers={"cache-control": "no-store"})
 
     async def plot(request: Request) -> Response:
         key = request.query_params.get("key", "")
+        await fresh()
         live = {e["key"]: e for e in monitor.state()["live"]}
         if key not in live:
             return PlainTextResponse(f"no live run {key!r}", status_code=404)

@@ -75,6 +75,7 @@ class Monitor:
         self.linger_s = linger_s
         self.max_points = max_points
         self.version = 0
+        self.polled_at = -float("inf")  # time.monotonic() of the last poll
         self.error: str | None = None
         self._catalog: Catalog | None = None
         self._catalog_at = -float("inf")
@@ -116,6 +117,12 @@ class Monitor:
         self._rows = sorted(live.values(), key=lambda r: r.start_time or datetime.min.replace(tzinfo=timezone.utc),
                             reverse=True)
         self._recent = [_recent_row(r) for r in recent]
+        for row in self._recent:  # a run the catalog still calls running whose writer died: as its file says
+            if row["status"] == "running" and row["has_file"]:
+                try:
+                    row["status"] = read_segments(row["path"])[0]
+                except (OSError, KeyError, ValueError):
+                    pass
 
     # -- polling --------------------------------------------------------------------------------------------------
     def poll(self, force_catalog: bool = False) -> bool:
@@ -123,7 +130,7 @@ class Monitor:
         if the page's state or any plot changed (then :attr:`version` is one more)."""
         with self._lock:
             changed = False
-            now = time.monotonic()
+            now = self.polled_at = time.monotonic()
             if force_catalog or now - self._catalog_at >= self.catalog_interval_s:
                 self._catalog_at = now
                 try:
@@ -214,5 +221,5 @@ def _recent_row(run: Any) -> dict[str, Any]:
             "operator": run.operator, "status": run.status, "reason": run.reason,
             "start_time": run.start_time.isoformat() if run.start_time else None,
             "end_time": run.end_time.isoformat() if run.end_time else None,
-            "figures": figures, "direction": results.get("direction"),
+            "figures": figures, "direction": results.get("direction"), "path": run.path,
             "has_file": bool(run.path) and Path(run.path).is_file()}  # its figure can be drawn here

@@ -212,11 +212,14 @@ function draw(key) {
   for (const [series, points] of bySeries) {
     const color = COLORS[k++ % COLORS.length];
     ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
-    let pen = false;
+    let pen = false, lastX = null;
+    // no line drawn across an interruption (a suspension, a recovery): the device was not measured there
+    const across = (a, b) => !logX && plot.interruptions.some(([s, e]) => s !== null && e !== null && a <= s && b >= e);
     for (const [, x, y] of points) {
       const X = x === null ? null : tx(x);
       if (X === null || y === null) { pen = false; continue; }
-      if (pen) ctx.lineTo(px(X), py(y)); else { ctx.moveTo(px(X), py(y)); pen = true; }
+      if (pen && !across(lastX, X)) ctx.lineTo(px(X), py(y)); else { ctx.moveTo(px(X), py(y)); pen = true; }
+      lastX = X;
     }
     ctx.stroke();
     if (points.length < 60) { ctx.fillStyle = color; for (const [, x, y] of points) { const X = x === null ? null : tx(x); if (X !== null && y !== null) ctx.fillRect(px(X) - 2, py(y) - 2, 4, 4); } }
