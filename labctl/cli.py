@@ -1032,6 +1032,29 @@ def _status_lines(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- serve ----------------------------------------------------------------------------------------------------
+@main.command("serve")
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind; beyond loopback a token is generated, printed once and required")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="TCP port")
+def serve_cmd(station_path: str | None, host: str, port: int) -> None:
+    """A read-only web page of this station: what runs, its live plot, last values, ETA, suspensions and events,
+    and the catalog's recent runs with their figures (docs/serve.md). Nothing on it can change an instrument or a
+    run. Needs the serve extra: pip install -e '.[serve]'."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise _InputError(f"labctl serve needs the serve extra ({exc.name} is missing): "
+                          "pip install -e '.[serve]'") from None
+    from labctl.web import serve
+
+    _, config = _load(station_path)
+    url = _catalog_url(station_path, None)
+    serve(url, config.station.name, host=host, port=port, echo=click.echo)
+
+
 # -- station --------------------------------------------------------------------------------------------------
 @main.group("station")
 def station_group() -> None:
