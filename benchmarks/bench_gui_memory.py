@@ -97,15 +97,15 @@ def measure(out_dir: str | Path, hours: float = 600.0, interval_s: float = 30.0,
 
 
 def summary(samples: list[tuple[float, float, float]]) -> dict[str, float]:
-    """Memory growth (MB) from the first tenth of the run to its end; median and largest redraw (ms) in the first
-    and the last fifth (by stress time)."""
+    """Memory growth (MB) from the first tenth of the run to its end; median and largest redraw (ms) early (from a
+    tenth to three tenths of the run, the buffer long full) and in the last fifth (by stress time)."""
     import numpy as np
 
     t = np.array([s[0] for s in samples])
     rss = np.array([s[1] for s in samples])
     redraw = np.array([s[2] for s in samples]) * 1e3
     end = t.max()
-    early, first, last = t <= 0.1 * end, t <= 0.2 * end, t >= 0.8 * end
+    early, first, last = t <= 0.1 * end, (t >= 0.1 * end) & (t <= 0.3 * end), t >= 0.8 * end
     return {"rss_early_MB": float(rss[early].max()), "rss_end_MB": float(rss[-1]),
             "rss_growth_MB": float(rss[-1] - rss[early].max()), "rss_max_MB": float(rss.max()),
             "redraw_first_median_ms": float(np.median(redraw[first])),
@@ -113,12 +113,47 @@ def summary(samples: list[tuple[float, float, float]]) -> dict[str, float]:
             "redraw_last_median_ms": float(np.median(redraw[last])), "redraw_last_max_ms": float(redraw[last].max())}
 
 
+def measure_engine_only(out_dir: str | Path, hours: float = 600.0, interval_s: float = 30.0,
+                        jv_interval_min: float = 1440.0) -> list[tuple[float, float]]:
+    """The same hold without a window (the engine and a LiveBuffer only): [(stress_h, rss_MB), ...] every 0.5 s,
+    the baseline the window's memory is compared with."""
+    from labctl.config import parse_station
+    from labctl.engine import RunEngine
+    from labctl.live import LiveBuffer
+    from labctl.station import Station
+    from procedures.hold import HoldProcedure
+
+    station = Station(parse_station(station_data()))
+    buffer = LiveBuffer()
+    engine = RunEngine(station, out_dir, sample="bench", subscribers=[buffer])
+    procedure = HoldProcedure()
+    procedure.duration_h, procedure.interval_s, procedure.jv_interval_min = hours, interval_s, jv_interval_min
+    samples = []
+    engine.start(procedure)
+    while engine.running:
+        time.sleep(0.5)
+        frame = buffer.frame("hold")
+        samples.append((float(frame["time_s"].iloc[-1]) / 3600.0 if len(frame) else 0.0, rss_MB()))
+    engine.join()
+    station.close()
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hours", type=float, default=600.0)
     parser.add_argument("--interval-s", type=float, default=30.0)
     parser.add_argument("--jv-interval-min", type=float, default=1440.0)
+    parser.add_argument("--no-window", action="store_true", help="the engine alone (the memory baseline)")
     args = parser.parse_args()
+    if args.no_window:
+        with tempfile.TemporaryDirectory() as folder:
+            samples = measure_engine_only(folder, args.hours, args.interval_s, args.jv_interval_min)
+        t = [s[0] for s in samples]
+        early = max(r for h, r in samples if h <= 0.1 * max(t))
+        print(f"engine only: RSS {early:.1f} MB after a tenth of the run, {samples[-1][1]:.1f} MB at its end "
+              f"(+{samples[-1][1] - early:.1f} MB)")
+        return
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory() as folder:
         out = measure(folder, args.hours, args.interval_s, args.jv_interval_min)

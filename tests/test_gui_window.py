@@ -175,3 +175,16 @@ def test_closing_during_a_run_asks_then_aborts_safely(qtbot, window):
     assert asked == [1, 2] and item.status == "aborted"
     assert load_run(item.result.path).status == "aborted"
     assert {o.role: o.ok for o in window.station.safe_report}["smu"]
+
+
+def test_gui_command_opens_the_window_on_the_station(monkeypatch, tmp_path):
+    import labctl.gui
+
+    opened = []
+    monkeypatch.setattr(labctl.gui, "run_window", lambda config, out, station_path=None: opened.append(
+        (config.station.name, Path(out), Path(station_path))) or 0)
+    result = CliRunner().invoke(main, ["gui", "--station", str(REPO / "station.yaml"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert opened == [("sim-bench", tmp_path, REPO / "station.yaml")]
+    missing = CliRunner().invoke(main, ["gui", "--station", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "station file" in missing.output
