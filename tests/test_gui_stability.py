@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -75,3 +76,6 @@ def test_600h_hold_memory_flat_redraw_bounded_suspensions_shaded(qtbot, tmp_path
     assert plot.shaded == expected
     for (start_h, _), dip in zip(expected, bench.DIPS, strict=True):
         assert dip["start_h"] <= start_h < dip["start_h"] + dip["duration_h"]
+    folder = Path(os.environ.get("LABCTL_GUI_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(folder / "gui_hold_600h.png"))

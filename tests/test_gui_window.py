@@ -78,7 +78,10 @@ def test_jv_queued_runs_and_plots_the_run_files_data(qtbot, window, tmp_path):
     assert window.progress.value() == 1000
     log = window.log_view.toPlainText()
     assert "ended: completed" in log and "safe state: smu" in log
-    assert window.plot_title.text() == "jv — cell-1: completed"
+    reverse = done.result.results["reverse"]
+    assert window.plot_title.text() == (f"jv — cell-1: completed — Voc {reverse['voc_V']:.4f}, Jsc "
+                                        f"{reverse['jsc_mA_cm2']:.3f}, FF {reverse['ff']:.4f}, PCE "
+                                        f"{reverse['pce_pct']:.3f} (reverse)")
     # the run browser lists it from the catalog and opens its plot (the procedure's own figure, from the file)
     assert [r.run_id for r in window.browser.runs] == [done.result.run_id]
     dialog = window.browser.open_plot(0)

@@ -378,7 +378,7 @@ class BenchWindow(QtWidgets.QMainWindow):
             self._drain_log()
         self.plot(item.procedure).update_from(self.buffer, force=True)
         self.progress.setValue(int(1000 * self.buffer.progress))
-        self.plot_title.setText(f"{item.procedure} — {item.sample}: {item.status}")
+        self.plot_title.setText(f"{item.procedure} — {item.sample}: {item.status}" + _figures(item.result))
         self.status_label.setText(f"{item.procedure} {item.sample}: {item.status}")
         self.history.append(item)
         self.current = None
@@ -430,6 +430,21 @@ class BenchWindow(QtWidgets.QMainWindow):
         self._timer.stop()
         self.station.close()
         event.accept()
+
+
+def _figures(result: RunResult | None) -> str:
+    """The run's key figures for the plot's title (labctl.catalog.key_results: the first J–V direction's, ...)."""
+    from labctl.catalog import key_results
+
+    if result is None:
+        return ""
+    figures = key_results(result.results)
+    shown = [f"{label} {figures[key]:{fmt}}" for key, label, fmt in (
+        ("voc_V", "Voc", ".4f"), ("jsc_mA_cm2", "Jsc", ".3f"), ("ff", "FF", ".4f"), ("pce_pct", "PCE", ".3f"),
+        ("jsc_integrated_mA_cm2", "integrated Jsc", ".3f"), ("n_global", "n", ".3f"))
+        if isinstance(figures.get(key), (int, float)) and not isinstance(figures.get(key), bool)]
+    where = f" ({figures['direction']})" if shown and "direction" in figures else ""
+    return (" — " + ", ".join(shown) + where) if shown else ""
 
 
 def _html(text: str) -> str:
