@@ -191,3 +191,16 @@ def test_gui_command_opens_the_window_on_the_station(monkeypatch, tmp_path):
     assert opened == [("sim-bench", tmp_path, REPO / "station.yaml")]
     missing = CliRunner().invoke(main, ["gui", "--station", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "station file" in missing.output
+
+
+def test_a_run_that_needs_an_earlier_queued_run_is_queued_with_a_warning(qtbot, window):
+    window.procedure_box.setCurrentText("eqe")
+    assert window.add_to_queue() is None  # alone: no calibration run exists, refused with the procedure's line
+    refusal = window.form_error.text()
+    assert refusal and "calibration" in refusal.lower()
+    _queue(window, "eqe-calibration")
+    window.procedure_box.setCurrentText("eqe")
+    item = window.add_to_queue()
+    assert item is not None and [q.procedure for q in window.queue] == ["eqe-calibration", "eqe"]
+    assert refusal in window.form_error.text() and "checked again when it starts" in window.form_error.text()
+    assert "WARNING: eqe cell-1 queued although its check fails now" in window.log_view.toPlainText()

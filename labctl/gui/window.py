@@ -245,8 +245,10 @@ class BenchWindow(QtWidgets.QMainWindow):
         procedure.validate(self.station)
 
     def add_to_queue(self) -> QueuedRun | None:
-        """Queue the shown procedure with the form's values; a value or a check that fails is shown and nothing is
-        queued."""
+        """Queue the shown procedure with the form's values; a value that fails is shown and nothing is queued. A
+        check against the station that fails (:meth:`check`) refuses it too, unless runs are queued or running
+        before it (they may make what it needs, e.g. an EQE calibration): it is then queued with the message shown
+        and a warning, and the engine checks it again when it starts."""
         name = self.procedure_box.currentText()
         form = self.form(name)
         if not form.valid:
@@ -256,9 +258,16 @@ class BenchWindow(QtWidgets.QMainWindow):
         try:
             self.check(item)
         except (ConfigError, StationError) as exc:
-            self.form_error.setText(str(exc))
-            return None
-        self.form_error.clear()
+            if not (self.queue or self.running):
+                self.form_error.setText(str(exc))
+                return None
+            # a run queued earlier may make what this one needs (an EQE after its calibration): checked again,
+            # by the engine, when it starts
+            self.form_error.setText(f"queued; checked again when it starts (a run before it may provide what "
+                                    f"it needs): {exc}")
+            self.append_log(f"WARNING: {item.procedure} {item.sample} queued although its check fails now: {exc}")
+        else:
+            self.form_error.clear()
         self.queue.append(item)
         self._show_queue()
         return item
