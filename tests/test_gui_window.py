@@ -204,3 +204,39 @@ def test_a_run_that_needs_an_earlier_queued_run_is_queued_with_a_warning(qtbot, 
     assert item is not None and [q.procedure for q in window.queue] == ["eqe-calibration", "eqe"]
     assert refusal in window.form_error.text() and "checked again when it starts" in window.form_error.text()
     assert "WARNING: eqe cell-1 queued although its check fails now" in window.log_view.toPlainText()
+
+
+def test_run_browser_filters_and_station_check(qtbot, window):
+    _queue(window, "jv", sample="a")
+    _queue(window, "jv", sample="b", light="false")
+    finished = []
+    window.run_finished.connect(finished.append)
+    window.run_all()
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=120_000)
+    browser = window.browser
+    browser.refresh()
+    assert [r.sample for r in browser.runs] == ["b", "a"]  # newest first
+    browser.sample_filter.setText("a")
+    browser.refresh()
+    assert [r.sample for r in browser.runs] == ["a"]
+    browser.sample_filter.clear()
+    browser.status_filter.setCurrentText("aborted")
+    browser.refresh()
+    assert browser.runs == []
+    browser.status_filter.setCurrentIndex(0)
+    browser.procedure_filter.setCurrentText("eqe")
+    browser.refresh()
+    assert browser.runs == []
+    browser.procedure_filter.setCurrentIndex(0)
+    browser.since_filter.setText("yesterday")
+    browser.refresh()
+    assert browser.message.text().startswith("since = 'yesterday': not a date")
+    browser.since_filter.setText("2000-01-01")
+    browser.refresh()
+    assert len(browser.runs) == 2 and browser.message.text() == ""
+    # the station panel connects every instrument, verifies its identity and reads its error queue
+    window.station_panel.check()
+    rows = {r["role"]: r for r in window.station_panel.rows()}
+    assert set(rows) == set(window.config.instruments)
+    assert all(r["connected"] == "yes" and r["*IDN?"] for r in rows.values())
+    assert rows["smu"]["last error"] == "none" and rows["lockin"]["last error"] == "none"

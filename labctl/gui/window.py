@@ -21,10 +21,11 @@ from qtpy import QtCore, QtGui, QtWidgets
 
 from labctl.config import ConfigError, StationConfig
 from labctl.documents import LOG
-from labctl.engine import RunEngine, RunResult
+from labctl.engine import RunEngine
 from labctl.gui.compat import keep_none_alive
 from labctl.gui.inputs import ParameterForm
 from labctl.gui.plots import JVPlot, LivePlot, live_plot_for
+from labctl.gui.substrate import SubstrateJob, SubstrateMap, check_pixels
 from labctl.live import LiveBuffer
 from labctl.params import apply_settings
 from labctl.station import Station, StationError
@@ -42,12 +43,14 @@ class QueuedRun:
     procedure: str
     sample: str
     settings: list[str] = field(default_factory=list)
+    pixels: str | None = None  # a substrate: "all" or pixel names (as --pixels takes them); None: one device
     status: str = "queued"
-    result: RunResult | None = None
+    result: Any = None  # RunResult, or a labctl.substrate.SubstrateResult for pixels
 
     def label(self) -> str:
         changed = ", ".join(self.settings) if self.settings else "defaults"
-        return f"{self.procedure} — {self.sample} — {changed} [{self.status}]"
+        where = f" — pixels {self.pixels}" if self.pixels else ""
+        return f"{self.procedure} — {self.sample}{where} — {changed} [{self.status}]"
 
 
 class _LogFeed:
@@ -93,7 +96,7 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.procedures = dict(procedures if procedures is not None else procedure_classes())
         self.queue: list[QueuedRun] = []
         self.history: list[QueuedRun] = []
-        self.engine: RunEngine | None = None
+        self.engine: RunEngine | SubstrateJob | None = None
         self.buffer: LiveBuffer | None = None
         self.current: QueuedRun | None = None
         self._feed: _LogFeed | None = None
@@ -121,8 +124,13 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.procedure_box.addItems(sorted(self.procedures))
         self.sample_edit = QtWidgets.QLineEdit("sample")
         self.sample_edit.setObjectName("sample")
+        self.pixels_edit = QtWidgets.QLineEdit()
+        self.pixels_edit.setObjectName("pixels")
+        self.pixels_edit.setPlaceholderText("one device; or all, or 1,3,5 (a substrate layout)")
+        self.pixels_edit.setEnabled(bool(self.config.layouts))
         top.addRow("Procedure", self.procedure_box)
         top.addRow("Sample", self.sample_edit)
+        top.addRow("Pixels", self.pixels_edit)
         column.addLayout(top)
         self.form_stack = QtWidgets.QStackedWidget()
         scroll = QtWidgets.QScrollArea()
@@ -170,7 +178,13 @@ class BenchWindow(QtWidgets.QMainWindow):
         live = QtWidgets.QWidget()
         live_layout = QtWidgets.QVBoxLayout(live)
         live_layout.addWidget(self.plot_title)
-        live_layout.addWidget(self.plot_stack, 1)
+        live_split = QtWidgets.QSplitter()
+        live_split.addWidget(self.plot_stack)
+        self.substrate_map = SubstrateMap()
+        self.substrate_map.hide()
+        live_split.addWidget(self.substrate_map)
+        live_split.setSizes([560, 420])
+        live_layout.addWidget(live_split, 1)
         self.station_panel = StationPanel(self)
         self.browser = RunBrowser(self)
         self.tabs = QtWidgets.QTabWidget()
@@ -237,8 +251,11 @@ class BenchWindow(QtWidgets.QMainWindow):
 
     def check(self, item: QueuedRun) -> None:
         """Refuse ``item`` (ConfigError, the CLI's message) unless its settings and the procedure's checks against
-        the station pass; no instrument is touched (the engine repeats the check when the run starts)."""
+        the station pass; no instrument is touched (the engine repeats the check when the run starts). A substrate
+        is checked as a whole by its runner when it starts (each pixel's area and source meter)."""
         procedure = self._procedure(item)
+        if item.pixels is not None:
+            return
         procedure.station = self.station
         procedure.data_dir = self.out_dir
         procedure.sample = item.sample
@@ -254,8 +271,11 @@ class BenchWindow(QtWidgets.QMainWindow):
         if not form.valid:
             self.form_error.setText(next(iter(form.errors.values())))
             return None
-        item = QueuedRun(name, self.sample_edit.text().strip() or "sample", form.settings())
+        item = QueuedRun(name, self.sample_edit.text().strip() or "sample", form.settings(),
+                         pixels=self.pixels_edit.text().strip() or None)
         try:
+            if item.pixels is not None:
+                check_pixels(self.config, self.procedures[name], item.pixels, item.settings)
             self.check(item)
         except (ConfigError, StationError) as exc:
             if not (self.queue or self.running):
@@ -320,16 +340,36 @@ class BenchWindow(QtWidgets.QMainWindow):
             plot.set_dark(not bool(getattr(procedure, "light", True)))
         self.plot_stack.setCurrentWidget(plot)
         self.tabs.setCurrentIndex(0)
-        self.buffer = LiveBuffer()
         self._feed = _LogFeed()
-        self.engine = RunEngine(self.station, self.out_dir, sample=item.sample, subscribers=[self.buffer, self._feed])
+        self.substrate_map.setVisible(item.pixels is not None)
+        if item.pixels is not None:
+            try:
+                layout_name, layout, names = check_pixels(self.config, self.procedures[item.procedure], item.pixels,
+                                                          item.settings)
+                job = SubstrateJob(self.station, layout_name, layout, names, lambda pixel: self._procedure(item),
+                                   self.out_dir, sample=item.sample, subscribers=[self._feed])
+                job.validate()
+            except ConfigError as exc:
+                self._refused(item, str(exc))
+                QtCore.QTimer.singleShot(0, self._start_next)
+                return
+            self.substrate_map.set_layout(layout, names)
+            self.engine, self.buffer = job, None
+        else:
+            self.buffer = LiveBuffer()
+            self.engine = RunEngine(self.station, self.out_dir, sample=item.sample,
+                                    subscribers=[self.buffer, self._feed])
         item.status = "running"
         self.current = item
         self.plot_title.setText(f"{item.procedure} — {item.sample}: running")
-        self.append_log(f"=== {item.procedure} {item.sample} ({', '.join(item.settings) or 'defaults'})")
+        where = f" pixels {item.pixels}" if item.pixels else ""
+        self.append_log(f"=== {item.procedure} {item.sample}{where} ({', '.join(item.settings) or 'defaults'})")
         self.station_panel.set_busy(True)
         self._set_controls()
-        self.engine.start(procedure)
+        if isinstance(self.engine, SubstrateJob):
+            self.engine.start()
+        else:
+            self.engine.start(procedure)
 
     def _refused(self, item: QueuedRun, message: str) -> None:
         item.status = "refused"
@@ -350,6 +390,13 @@ class BenchWindow(QtWidgets.QMainWindow):
         """Timer (Qt thread): the run's new log lines, its progress, its plot; a run that ended is collected."""
         if self._feed is not None:
             self._drain_log()
+        if isinstance(self.engine, SubstrateJob) and self.current is not None:
+            if self.engine.buffer is not self.buffer and self.engine.buffer is not None:
+                self.buffer = self.engine.buffer  # the pixel started last
+                self.plot(self.current.procedure).clear()
+            self.substrate_map.update_states(*self.engine.snapshot())
+            if self.buffer is None and not self.engine.running:
+                self.buffer = LiveBuffer()  # the substrate ended before any pixel ran
         if self.current is None or self.engine is None or self.buffer is None:
             return
         self.progress.setValue(int(1000 * self.buffer.progress))
@@ -370,7 +417,9 @@ class BenchWindow(QtWidgets.QMainWindow):
 
     def _collect(self) -> None:
         """The run's thread has ended: its result (or the error that kept it from starting), the last redraw."""
-        assert self.engine is not None and self.current is not None and self.buffer is not None
+        assert self.engine is not None and self.current is not None
+        if self.buffer is None:  # a substrate that ended before any pixel's run started
+            self.buffer = LiveBuffer()
         item = self.current
         try:
             result = self.engine.join(0)
@@ -382,7 +431,16 @@ class BenchWindow(QtWidgets.QMainWindow):
             self.append_log(f"error: {type(exc).__name__}: {exc}")
         else:
             item.status, item.result = result.status, result
-            self.append_log(f"file: {result.path}")  # the safe state of each instrument is in the run's lines
+            if isinstance(self.engine, SubstrateJob):
+                self.substrate_map.update_states(*self.engine.snapshot())
+                self.append_log(f"substrate {result.substrate_id}: {result.status}"
+                                + (f" ({result.error})" if result.error else ""))
+                for name, outcome in result.pixels.items():
+                    self.append_log(f"pixel {name}: {outcome.status}" + (f" ({outcome.file or outcome.reason})"
+                                                                          if outcome.file or outcome.reason else ""))
+                self.append_log(f"record: {result.file}")
+            else:
+                self.append_log(f"file: {result.path}")  # the safe state of each instrument is in the run's lines
         if self._feed is not None:
             self._drain_log()
         self.plot(item.procedure).update_from(self.buffer, force=True)
@@ -441,11 +499,11 @@ class BenchWindow(QtWidgets.QMainWindow):
         event.accept()
 
 
-def _figures(result: RunResult | None) -> str:
+def _figures(result: Any) -> str:
     """The run's key figures for the plot's title (labctl.catalog.key_results: the first J–V direction's, ...)."""
     from labctl.catalog import key_results
 
-    if result is None:
+    if result is None or not hasattr(result, "results"):
         return ""
     figures = key_results(result.results)
     shown = [f"{label} {figures[key]:{fmt}}" for key, label, fmt in (
@@ -466,7 +524,7 @@ class StationPanel(QtWidgets.QWidget):
     "Connect and check" connects every instrument (identity verified first) and reads its error queue; it is
     disabled while a run goes on (the run owns the instruments)."""
 
-    COLUMNS = ("role", "driver", "resource", "kind", "connected", "*IDN?", "last error")
+    COLUMNS = ("role", "driver", "resource", "kind", "connected", "last error", "*IDN?")
 
     def __init__(self, window: BenchWindow) -> None:
         super().__init__()
@@ -498,7 +556,7 @@ class StationPanel(QtWidgets.QWidget):
                 "role": role, "driver": cfg.driver, "resource": resource,
                 "kind": "simulated" if simulated else "real",
                 "connected": "yes" if role in station.instruments else "no",
-                "*IDN?": station.identities.get(role, ""),
+                "*IDN?": " ".join(station.identities.get(role, "").split()),
                 "last error": self.last_errors.get(role, ""),
             })
         return out
@@ -557,10 +615,13 @@ class RunBrowser(QtWidgets.QWidget):
         self.sample_filter.setPlaceholderText("sample")
         self.procedure_filter = QtWidgets.QComboBox()
         self.procedure_filter.addItems(["", *sorted(window.procedures)])
+        self.procedure_filter.setItemText(0, "any procedure")
+        self.procedure_filter.setItemData(0, "")
         self.since_filter = QtWidgets.QLineEdit()
         self.since_filter.setPlaceholderText("since YYYY-MM-DD")
         self.status_filter = QtWidgets.QComboBox()
         self.status_filter.addItems(self.STATUSES)
+        self.status_filter.setItemText(0, "any status")
         refresh = QtWidgets.QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         for widget in (self.sample_filter, self.procedure_filter, self.since_filter, self.status_filter, refresh):
@@ -587,6 +648,11 @@ class RunBrowser(QtWidgets.QWidget):
 
         return catalog_url(self.window.config.station.catalog, self.window.out_dir)
 
+    @staticmethod
+    def _chosen(box: QtWidgets.QComboBox) -> str | None:
+        """A filter's choice; None for its first item ("any ...")."""
+        return box.currentText() if box.currentIndex() > 0 else None
+
     def refresh(self) -> None:
         """Read the catalog with the filters (a bad date or an unreadable catalog: one line above the table)."""
         from labctl.catalog import Catalog, CatalogError, catalog_exists, parse_since
@@ -603,8 +669,8 @@ class RunBrowser(QtWidgets.QWidget):
             try:
                 with Catalog(url) as catalog:
                     runs = catalog.runs(sample=self.sample_filter.text().strip() or None,
-                                        procedure=self.procedure_filter.currentText() or None, since=since,
-                                        status=self.status_filter.currentText() or None, newest_first=True,
+                                        procedure=self._chosen(self.procedure_filter), since=since,
+                                        status=self._chosen(self.status_filter), newest_first=True,
                                         limit=self.LIMIT)
             except CatalogError as exc:
                 self.message.setText(str(exc))
