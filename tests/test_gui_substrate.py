@@ -97,3 +97,26 @@ def test_bad_pixels_and_area_refused_with_the_cli_line(qtbot, window, tmp_path):
                                     "--pixels", "all", "--set", "area_cm2=0.1"])
     assert window.form_error.text() == cli.output.strip().removeprefix("error:").strip()
     assert window.queue == []
+
+
+def test_abort_mid_substrate_sources_off_relays_open(qtbot, window):
+    # a slow J–V per pixel (a long preconditioning on the virtual clock), so the abort lands mid-substrate
+    window.procedure_box.setCurrentText("jv")
+    window.sample_edit.setText("sub-abort")
+    window.pixels_edit.setText("all")
+    window.form("jv").set_text("precondition_s", "20000")
+    assert window.add_to_queue() is not None, window.form_error.text()
+    finished = []
+    window.run_finished.connect(finished.append)
+    window.run_all()
+    qtbot.waitUntil(lambda: "measuring" in window.substrate_map.shown.values(), timeout=60_000)
+    window.abort_button.click()
+    qtbot.waitUntil(lambda: bool(finished), timeout=120_000)
+    result = finished[0].result
+    assert result.status == "aborted"
+    assert any(o.status == "aborted" for o in result.pixels.values())
+    for role in ("smu", "smu2"):
+        assert not window.station[role].adapter.emulator.output
+    assert window.station["switch"].adapter.emulator.closed == set()
+    safe = {o.role: o.ok for o in window.station.safe_report}
+    assert safe.get("switch") and safe.get("smu")
