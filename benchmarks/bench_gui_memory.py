@@ -9,7 +9,9 @@ point on each redraw, so their redraw time and memory grow with the run (pymeasu
 stay flat because the buffer keeps at most ``max_rows`` decimated rows per stream.
 
 Run with ``QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_memory.py`` (``--hours 60`` for a quick look,
-``--interval-s 10`` for the README's one reading per 10 s). tests/test_gui_stability.py calls :func:`measure`.
+``--interval-s 10`` for the README's one reading per 10 s; ``--no-window``: the engine alone, the memory baseline;
+``--plot-only``: the live plot and its buffer alone, fed the same number of rows without a run).
+tests/test_gui_stability.py calls :func:`measure`.
 """
 
 from __future__ import annotations
@@ -139,13 +141,56 @@ def measure_engine_only(out_dir: str | Path, hours: float = 600.0, interval_s: f
     return samples
 
 
+def measure_plot_only(rows: int = 72_000, redraws_per_step: int = 20,
+                      steps: int = 12) -> list[tuple[int, float, float]]:
+    """The live stability plot and its buffer alone, fed hold rows as fast as they can be made (no run, no
+    engine thread competing for the interpreter): [(rows so far, rss_MB, median redraw s of the step), ...]."""
+    import numpy as np
+    from qtpy import QtWidgets
+
+    from labctl.documents import DESCRIPTOR, EVENT, START, Descriptor, Event, RunStart
+    from labctl.gui.compat import keep_none_alive
+    from labctl.gui.plots import StabilityPlot
+    from labctl.live import LiveBuffer
+    from procedures.hold import HoldProcedure
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench_gui_memory"])
+    keep_none_alive()
+    buffer = LiveBuffer()
+    buffer(START, RunStart("bench", "hold", "s", "o", "st", "2026-12-02T00:00:00Z"))
+    for name, spec in HoldProcedure.STREAMS.items():
+        buffer(DESCRIPTOR, Descriptor("bench", name, tuple(spec.columns), spec.signal, spec.axes))
+    plot = StabilityPlot(HoldProcedure)
+    plot.resize(900, 700)
+    plot.show()
+    out, k = [], 0
+    for _ in range(steps):
+        for _ in range(rows // steps):
+            k += 1
+            buffer(EVENT, Event("bench", "hold", k, 0.0, {"time_s": 30.0 * k, "voltage_V": 1.1, "current_A": 0.0,
+                                                          "j_mA_cm2": 0.0, "power_mW_cm2": 0.0}))
+        for _ in range(redraws_per_step):
+            plot.update_from(buffer, force=True)
+            app.processEvents()
+        out.append((k, rss_MB(), float(np.median(plot.redraw_times_s[-redraws_per_step:]))))
+    plot.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hours", type=float, default=600.0)
     parser.add_argument("--interval-s", type=float, default=30.0)
     parser.add_argument("--jv-interval-min", type=float, default=1440.0)
     parser.add_argument("--no-window", action="store_true", help="the engine alone (the memory baseline)")
+    parser.add_argument("--plot-only", action="store_true", help="the live plot and its buffer alone, no run")
     args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.plot_only:
+        print(f"{'rows':>8} {'RSS (MB)':>9} {'redraw (ms)':>12}")
+        for rows, rss, redraw in measure_plot_only(int(args.hours * 3600 / args.interval_s)):
+            print(f"{rows:8d} {rss:9.1f} {1e3 * redraw:12.2f}")
+        return
     if args.no_window:
         with tempfile.TemporaryDirectory() as folder:
             samples = measure_engine_only(folder, args.hours, args.interval_s, args.jv_interval_min)
@@ -154,7 +199,6 @@ def main() -> None:
         print(f"engine only: RSS {early:.1f} MB after a tenth of the run, {samples[-1][1]:.1f} MB at its end "
               f"(+{samples[-1][1] - early:.1f} MB)")
         return
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory() as folder:
         out = measure(folder, args.hours, args.interval_s, args.jv_interval_min)
     print(f"{args.hours:g} h hold, a reading every {args.interval_s:g} s, J-V every {args.jv_interval_min:g} min: "
