@@ -204,6 +204,8 @@ def test_a_run_that_needs_an_earlier_queued_run_is_queued_with_a_warning(qtbot, 
     assert item is not None and [q.procedure for q in window.queue] == ["eqe-calibration", "eqe"]
     assert refusal in window.form_error.text() and "checked again when it starts" in window.form_error.text()
     assert "WARNING: eqe cell-1 queued although its check fails now" in window.log_view.toPlainText()
+    assert "WARNING: eqe cell-1 queued although" in window.warnings_view.toPlainText()
+    assert window.log_tabs.tabText(1) == "Warnings (1)"
 
 
 def test_run_browser_filters_and_station_check(qtbot, window):
@@ -235,8 +237,60 @@ def test_run_browser_filters_and_station_check(qtbot, window):
     browser.refresh()
     assert len(browser.runs) == 2 and browser.message.text() == ""
     # the station panel connects every instrument, verifies its identity and reads its error queue
-    window.station_panel.check()
+    window.station_panel.check(wait=True)
     rows = {r["role"]: r for r in window.station_panel.rows()}
     assert set(rows) == set(window.config.instruments)
     assert all(r["connected"] == "yes" and r["*IDN?"] for r in rows.values())
     assert rows["smu"]["last error"] == "none" and rows["lockin"]["last error"] == "none"
+
+
+def test_pause_holds_the_run_and_resume_lets_it_go_on(qtbot, window):
+    _queue(window, "hold", duration_h="1000", interval_s="10")
+    window.run_all()
+    qtbot.waitUntil(lambda: window.buffer is not None and window.buffer.received.get("hold", 0) > 20,
+                    timeout=60_000)
+    assert window.pause_button.isEnabled()
+    window.pause_button.click()
+    assert window.engine.paused and window.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: "paused" in window.log_view.toPlainText(), timeout=30_000)
+    held = window.buffer.received["hold"]
+    qtbot.wait(1500)  # paused: no reading for 1.5 s of wall time (the hold takes hundreds a second otherwise)
+    assert window.buffer.received["hold"] == held and window.running
+    assert _emulator_output_on(window)  # a pause keeps the bias applied
+    window.pause_button.click()
+    assert not window.engine.paused
+    qtbot.waitUntil(lambda: window.buffer.received["hold"] > held + 20, timeout=30_000)
+    finished = []
+    window.run_finished.connect(finished.append)
+    window.abort()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+    assert finished[0].status == "aborted" and not window.pause_button.isEnabled()
+
+
+def test_station_check_runs_in_the_background_and_holds_the_queue(qtbot, window):
+    import threading
+
+    _queue(window, "jv")
+    panel = window.station_panel
+    release = threading.Event()
+    real_connect = window.station.connect
+
+    def slow_connect(roles=None):  # an instrument that takes its time to answer
+        release.wait(30)
+        return real_connect(roles)
+
+    window.station.connect = slow_connect
+    panel.check()
+    assert panel.checking and not panel.check_button.isEnabled()
+    window.run_all()
+    qtbot.wait(300)  # the window stays responsive; the queue waits for the check, which owns the instruments
+    assert window.current is None and len(window.queue) == 1
+    assert window.status_label.text() == "waiting for the station check to end"
+    finished = []
+    window.run_finished.connect(finished.append)
+    release.set()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+    window.station.connect = real_connect
+    assert finished[0].status == "completed"
+    assert all(r["connected"] == "yes" for r in panel.rows())
+    assert panel.check_button.isEnabled() and panel.check_button.text() == "Connect and check"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import queue
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,11 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.remove_button = QtWidgets.QPushButton("Remove")
         self.run_button = QtWidgets.QPushButton("Run all")
         self.abort_button = QtWidgets.QPushButton("Abort")
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.pause_button.setObjectName("pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setEnabled(False)
+        self.pause_button.toggled.connect(self.set_paused)
         self.run_button.setObjectName("run_all")
         self.abort_button.setObjectName("abort")
         self.abort_button.setStyleSheet("QPushButton:enabled { background: #c0392b; color: white; }")
@@ -168,7 +174,8 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.abort_button.setEnabled(False)
         for k, b in enumerate((self.up_button, self.down_button, self.remove_button)):
             buttons.addWidget(b, 0, k)
-        buttons.addWidget(self.run_button, 1, 0, 1, 2)
+        buttons.addWidget(self.run_button, 1, 0)
+        buttons.addWidget(self.pause_button, 1, 1)
         buttons.addWidget(self.abort_button, 1, 2)
         column.addLayout(buttons)
 
@@ -197,9 +204,17 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(MAX_LOG_LINES)
         self.log_view.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        self.warnings_view = QtWidgets.QPlainTextEdit()
+        self.warnings_view.setObjectName("warnings")
+        self.warnings_view.setReadOnly(True)
+        self.warnings_view.setMaximumBlockCount(MAX_LOG_LINES)
+        self.log_tabs = QtWidgets.QTabWidget()
+        self.log_tabs.addTab(self.log_view, "Log")
+        self.log_tabs.addTab(self.warnings_view, "Warnings (0)")
+        self._warning_count = 0
         right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         right.addWidget(self.tabs)
-        right.addWidget(self.log_view)
+        right.addWidget(self.log_tabs)
         right.setSizes([650, 200])
         split = QtWidgets.QSplitter()
         split.addWidget(left)
@@ -321,10 +336,19 @@ class BenchWindow(QtWidgets.QMainWindow):
         if not self.running:
             self._start_next()
 
+    def check_done(self) -> None:
+        """The station panel's check ended: a "Run all" that waited for it starts now."""
+        if self._running_all and not self.running:
+            self._start_next()
+        self._set_controls()
+
     def _start_next(self) -> None:
         if not self.queue or not self._running_all or self._closing:
             self._running_all = False
             self._set_controls()
+            return
+        if self.station_panel.checking:  # the check owns the instruments: the queue starts when it is done
+            self.status_label.setText("waiting for the station check to end")
             return
         item = self.queue.pop(0)
         self._show_queue()
@@ -383,8 +407,9 @@ class BenchWindow(QtWidgets.QMainWindow):
         self._running_all = False
         if self.engine is not None and self.current is not None:
             self.append_log("abort requested: stopping at the next checkpoint, then the safe state")
-            self.engine.abort()
+            self.engine.abort()  # also ends a pause
             self.abort_button.setEnabled(False)
+            self.pause_button.setEnabled(False)
 
     def _tick(self) -> None:
         """Timer (Qt thread): the run's new log lines, its progress, its plot; a run that ended is collected."""
@@ -456,14 +481,40 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.run_finished.emit(item)
         self._start_next()
 
+    def set_paused(self, paused: bool) -> None:
+        """Pause the running run at its next checkpoint (instruments stay as they are, a bias stays applied), or let
+        it go on (:meth:`labctl.engine.RunEngine.pause` / ``resume``; a substrate cannot be paused)."""
+        engine = self.engine
+        if not isinstance(engine, RunEngine) or self.current is None:
+            return
+        if paused:
+            engine.pause()
+            self.append_log("pause requested: the run holds at its next checkpoint")
+        else:
+            engine.resume()
+        self.pause_button.setText("Resume" if paused else "Pause")
+
     def _set_controls(self) -> None:
         self.abort_button.setEnabled(self.running)
         self.run_button.setEnabled(not self.running)
+        can_pause = self.running and isinstance(self.engine, RunEngine)
+        if not can_pause and self.pause_button.isChecked():
+            self.pause_button.blockSignals(True)
+            self.pause_button.setChecked(False)
+            self.pause_button.setText("Pause")
+            self.pause_button.blockSignals(False)
+        self.pause_button.setEnabled(can_pause)
 
     def append_log(self, line: str) -> None:
         """One line in the log panel (warnings and errors in red)."""
-        for part in str(line).splitlines() or [""]:
-            if part.startswith(("WARNING", "SAFE STATE FAILED", "error", "procedure failed")) or "FAILED" in part:
+        lines = str(line).splitlines() or [""]
+        if _is_warning(lines[0]):  # a warning (with its lines, e.g. a traceback) also goes to the Warnings tab
+            self._warning_count += 1
+            self.warnings_view.appendPlainText(
+                (f"[{self.current.procedure} {self.current.sample}] " if self.current else "") + "\n".join(lines))
+            self.log_tabs.setTabText(1, f"Warnings ({self._warning_count})")
+        for part in lines:
+            if _is_warning(part):
                 self.log_view.appendHtml(f'<span style="color:#c0392b">{_html(part)}</span>')
             else:
                 self.log_view.appendPlainText(part)
@@ -495,6 +546,8 @@ class BenchWindow(QtWidgets.QMainWindow):
                 pass
             self._collect()
         self._timer.stop()
+        if self.station_panel.checking:  # its thread talks to the instruments: let it end (each has a timeout)
+            self.station_panel._thread.join()
         self.station.close()
         event.accept()
 
@@ -512,6 +565,12 @@ def _figures(result: Any) -> str:
         if isinstance(figures.get(key), (int, float)) and not isinstance(figures.get(key), bool)]
     where = f" ({figures['direction']})" if shown and "direction" in figures else ""
     return (" — " + ", ".join(shown) + where) if shown else ""
+
+
+def _is_warning(line: str) -> bool:
+    """A line the operator must see: a run's WARNING, a safe-state failure, an error, a failed procedure."""
+    return line.startswith(("WARNING", "SAFE STATE FAILED", "error", "procedure failed", "analysis failed")) or \
+        "FAILED" in line
 
 
 def _html(text: str) -> str:
@@ -538,12 +597,17 @@ class StationPanel(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.check_button = QtWidgets.QPushButton("Connect and check")
         self.check_button.setObjectName("station_check")
-        self.check_button.clicked.connect(self.check)
+        self.check_button.clicked.connect(lambda: self.check())
+        self._thread: threading.Thread | None = None
+        self._found: dict[str, str] = {}
+        self._poll = QtCore.QTimer(self)
+        self._poll.setInterval(100)
+        self._poll.timeout.connect(self._checked)
         layout.addWidget(self.table)
         layout.addWidget(self.check_button)
 
     def set_busy(self, busy: bool) -> None:
-        self.check_button.setEnabled(not busy)
+        self.check_button.setEnabled(not busy and not self.checking)
 
     def rows(self) -> list[dict[str, str]]:
         """The table's content, one dict per instrument (keys: :attr:`COLUMNS`)."""
@@ -572,28 +636,59 @@ class StationPanel(QtWidgets.QWidget):
                 self.table.setItem(r, c, cell)
         self.table.resizeColumnsToContents()
 
-    def check(self) -> None:
-        """Connect every instrument (identity verified) and read its error queue; failures go in "last error"."""
-        if self.window.running:
+    @property
+    def checking(self) -> bool:
+        """Whether a "Connect and check" is going on (its thread owns the instruments meanwhile)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def check(self, wait: bool = False) -> None:
+        """Connect every instrument (identity verified) and read its error queue, in a background thread (the window
+        stays responsive while slow instruments answer, each within its timeout); failures go in "last error". No run
+        starts meanwhile. ``wait``: return when it is done (tests, scripts)."""
+        if self.window.running or self.checking:
             return
-        station = self.window.station
-        for role in self.window.config.instruments:
-            try:
-                station.connect([role])
-            except Exception as exc:  # noqa: BLE001 - shown in the table
-                self.last_errors[role] = f"not connected: {exc}"
-                continue
-            instrument = station.instruments[role]
-            if not hasattr(instrument, "check_errors"):
-                self.last_errors[role] = "none (no error queue)"
-                continue
-            try:
-                errors = instrument.check_errors()
-            except Exception as exc:  # noqa: BLE001 - shown in the table
-                self.last_errors[role] = f"error queue not read: {type(exc).__name__}: {exc}"
-                continue
-            self.last_errors[role] = "; ".join(f"{code}, {text}" for code, text in errors) if errors else "none"
+        found: dict[str, str] = {}
+        station, roles = self.window.station, list(self.window.config.instruments)
+
+        def work() -> None:
+            for role in roles:
+                try:
+                    station.connect([role])
+                except Exception as exc:  # noqa: BLE001 - shown in the table
+                    found[role] = f"not connected: {exc}"
+                    continue
+                instrument = station.instruments[role]
+                if not hasattr(instrument, "check_errors"):
+                    found[role] = "none (no error queue)"
+                    continue
+                try:
+                    errors = instrument.check_errors()
+                except Exception as exc:  # noqa: BLE001 - shown in the table
+                    found[role] = f"error queue not read: {type(exc).__name__}: {exc}"
+                    continue
+                found[role] = "; ".join(f"{code}, {text}" for code, text in errors) if errors else "none"
+
+        self._found = found
+        self._thread = threading.Thread(target=work, name="labctl-gui-station-check", daemon=True)
+        self.check_button.setEnabled(False)
+        self.check_button.setText("Checking ...")
+        self._thread.start()
+        if wait:
+            self._thread.join()
+            self._checked()
+        else:
+            self._poll.start()
+
+    def _checked(self) -> None:
+        """The check's thread has ended: show what it found; a queue waiting for it goes on."""
+        if self.checking:
+            return
+        self._poll.stop()
+        self.last_errors.update(self._found)
+        self.check_button.setText("Connect and check")
+        self.check_button.setEnabled(not self.window.running)
         self.refresh()
+        self.window.check_done()
 
 
 class RunBrowser(QtWidgets.QWidget):
