@@ -294,3 +294,22 @@ def test_station_check_runs_in_the_background_and_holds_the_queue(qtbot, window)
     assert finished[0].status == "completed"
     assert all(r["connected"] == "yes" for r in panel.rows())
     assert panel.check_button.isEnabled() and panel.check_button.text() == "Connect and check"
+
+
+def test_ctrl_c_in_the_terminal_aborts_safely_and_closes(qtbot, window):
+    import signal
+
+    from labctl.gui import interrupt_handler
+
+    _queue(window, "hold", duration_h="1000", interval_s="10")
+    window.run_all()
+    qtbot.waitUntil(lambda: window.buffer is not None and window.buffer.received.get("hold", 0) > 10,
+                    timeout=60_000)
+    item = window.current
+    emulator = window.station["smu"].adapter.emulator
+    assert emulator.output
+    interrupt_handler(window)(signal.SIGINT, None)  # no question asked
+    assert not window.isVisible() and item.status == "aborted"
+    assert load_run(item.result.path).status == "aborted"
+    assert not emulator.output and {o.role: o.ok for o in window.station.safe_report}["smu"]
+    assert "SIGINT received: aborting any run safely, then closing" in window.log_view.toPlainText()

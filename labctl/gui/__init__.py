@@ -11,6 +11,8 @@ nothing here is imported by the rest of labctl.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,5 +26,24 @@ def run_window(config: Any, out_dir: str | Path, *, station_path: str | Path | N
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["labctl gui"])
     window = BenchWindow(config, out_dir, station_path=station_path)
+    handler = interrupt_handler(window)
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     window.show()
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def interrupt_handler(window: Any) -> Callable[[int, Any], None]:
+    """The window's SIGINT/SIGTERM handler (Ctrl-C in the terminal that started ``labctl gui``, a ``kill``): close
+    the window without asking; a running run is aborted and its safe state waited for first, as when a person
+    closes the window and says yes. (The window's timer runs every 200 ms, so Python sees the signal within it.)"""
+
+    def handler(signum: int, frame: Any) -> None:
+        window.confirm_abort_on_close = lambda: True
+        window.append_log(f"{signal.Signals(signum).name} received: aborting any run safely, then closing")
+        window.close()
+
+    return handler
