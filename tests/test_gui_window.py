@@ -313,3 +313,25 @@ def test_ctrl_c_in_the_terminal_aborts_safely_and_closes(qtbot, window):
     assert load_run(item.result.path).status == "aborted"
     assert not emulator.output and {o.role: o.ok for o in window.station.safe_report}["smu"]
     assert "SIGINT received: aborting any run safely, then closing" in window.log_view.toPlainText()
+
+
+def test_labctl_gui_process_opens_and_ends_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", "from labctl.cli import main; main()", "gui", "--station",
+                             str(REPO / "station.yaml"), "--out", str(tmp_path / "runs")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(6)  # imports and the window (the timer must be running for the signal to be seen)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Fatal" not in err
