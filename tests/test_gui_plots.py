@@ -139,3 +139,22 @@ def test_default_plot_signal_against_axis(qtbot):
     x, y = plot.curves["calibration"].getData()
     assert len(x) == 2 and np.isfinite(x).all() == np.isfinite(y).all()
     assert spec.signal in plot.plots["calibration"].getAxis("left").labelText
+
+
+def test_jv_plot_qss_points_in_voltage_order_and_dark_on_a_log_axis(qtbot):
+    from labctl.gui.plots import JVPlot
+
+    rows = [{"voltage_V": v, "j_mA_cm2": j, "scan": 0, "direction": 0}
+            for v, j in ((0.0, 18.0), (1.1, 2.0), (0.5, 17.0), (0.9, 12.0))]  # the order a QSS run measures in
+    plot = _plot(qtbot, "jv", _buffer("jv", {"jv": rows}), JVPlot)
+    assert plot.curves["scan 0: reverse"].getData()[0].tolist() == [0.0, 1.1, 0.5, 0.9]  # staircase: as measured
+    plot.set_mode(dark=False, qss=True)
+    plot.update_from(_buffer("jv", {"jv": rows}), force=True)
+    x, y = plot.curves["scan 0: reverse"].getData()
+    assert x.tolist() == [0.0, 0.5, 0.9, 1.1] and y.tolist() == [18.0, 17.0, 12.0, 2.0]
+    dark = [{"voltage_V": v, "j_mA_cm2": j, "scan": 0, "direction": 1} for v, j in ((-0.1, -1e-6), (0.0, 0.0),
+                                                                                    (0.5, 1e-3))]
+    plot.set_mode(dark=True, qss=False)
+    plot.update_from(_buffer("jv", {"jv": dark}), force=True)
+    x, y = plot.curves["scan 0: forward"].getOriginalDataset()
+    assert x.tolist() == [-0.1, 0.5] and y.tolist() == [1e-6, 1e-3]  # |J|, the zero left out of the log axis

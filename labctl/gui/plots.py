@@ -142,6 +142,13 @@ class JVPlot(LivePlot):
         self.plot.addLine(y=0, pen=pg.mkPen("#999999"))
         self.plot.addLine(x=0, pen=pg.mkPen("#999999"))
         self.dark = False
+        self.qss = False
+
+    def set_mode(self, dark: bool, qss: bool) -> None:
+        """A dark J–V (|J| on a log axis) and/or a quasi-steady-state one (its points, measured out of order, drawn
+        in voltage order, as ``labctl plot`` draws them)."""
+        self.set_dark(dark)
+        self.qss = qss
 
     def set_dark(self, dark: bool) -> None:
         self.dark = dark
@@ -156,6 +163,8 @@ class JVPlot(LivePlot):
             name = f"scan {int(scan)}: {_DIRECTION_NAMES.get(int(direction), str(direction))}"
             style = QtCore.Qt.PenStyle.DashLine if int(direction) == 1 else QtCore.Qt.PenStyle.SolidLine
             pen = pg.mkPen(_DIRECTION_PENS.get(int(direction), "#555555"), width=1.5, style=style)
+            if self.qss:
+                group = group.sort_values("voltage_V", kind="stable")
             v, j = group["voltage_V"].to_numpy(float), group["j_mA_cm2"].to_numpy(float)
             if self.dark:
                 keep = j != 0

@@ -361,7 +361,8 @@ class BenchWindow(QtWidgets.QMainWindow):
         plot = self.plot(item.procedure)
         plot.clear()
         if isinstance(plot, JVPlot):
-            plot.set_dark(not bool(getattr(procedure, "light", True)))
+            plot.set_mode(dark=not bool(getattr(procedure, "light", True)),
+                          qss=getattr(procedure, "mode", "") == "qss")
         self.plot_stack.setCurrentWidget(plot)
         self.tabs.setCurrentIndex(0)
         self._feed = _LogFeed()
