@@ -1056,6 +1056,22 @@ def serve_cmd(station_path: str | None, host: str, port: int) -> None:
 
 
 # -- station --------------------------------------------------------------------------------------------------
+# -- gui ------------------------------------------------------------------------------------------------------
+@main.command("gui")
+@click.option("--station", "station_path", help="station file (default ./station.yaml or $LABCTL_STATION)")
+@click.option("--out", "out_dir", default=None, help="data folder (default: station.data_dir)")
+def gui_cmd(station_path: str | None, out_dir: str | None) -> None:
+    """Open the bench window on the station (docs/gui.md): procedures and their parameters, a queue of runs, live
+    plots, abort, the station's instruments, the run catalog. Needs the gui extra: pip install -e '.[gui]'."""
+    path, config = _load(station_path)
+    out = _data_folder(path, config, out_dir)
+    try:
+        from labctl.gui import run_window
+    except ImportError as exc:
+        raise _InputError(f"labctl gui needs the gui extra (pip install -e '.[gui]'): {exc}") from None
+    sys.exit(run_window(config, out, station_path=path))
+
+
 @main.group("station")
 def station_group() -> None:
     """Inspect the station."""
