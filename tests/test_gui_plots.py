@@ -17,7 +17,6 @@ import pytest  # noqa: E402
 from scipy import constants  # noqa: E402
 
 from labctl.documents import DESCRIPTOR, EVENT, START, Descriptor, Event, RunStart  # noqa: E402
-from labctl.gui.compat import keep_none_alive  # noqa: E402
 from labctl.gui.plots import (  # noqa: E402
     BeamPowerPlot,
     DefaultPlot,
@@ -29,8 +28,6 @@ from labctl.gui.plots import (  # noqa: E402
 )
 from labctl.live import LiveBuffer  # noqa: E402
 from procedures import procedure_classes  # noqa: E402
-
-keep_none_alive()
 
 
 def _buffer(procedure: str, rows: dict[str, list[dict]]) -> LiveBuffer:

@@ -326,7 +326,12 @@ def test_labctl_gui_process_opens_and_ends_on_sigterm(tmp_path):
                              str(REPO / "station.yaml"), "--out", str(tmp_path / "runs")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(6)  # imports and the window (the timer must be running for the signal to be seen)
+        lines = []  # the line said once the window is shown and the signal handlers are in place (Qt may talk first)
+        while not (lines and lines[-1].startswith("labctl gui: the window is open on station sim-bench")):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        time.sleep(0.5)  # the event loop running (its timer lets Python see the signal)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)

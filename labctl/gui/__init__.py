@@ -12,6 +12,7 @@ nothing here is imported by the rest of labctl.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ def run_window(config: Any, out_dir: str | Path, *, station_path: str | Path | N
     handler = interrupt_handler(window)
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     window.show()
+    print(f"labctl gui: the window is open on station {config.station.name}; closing it or Ctrl-C here ends any "
+          "run safely", file=sys.stderr, flush=True)
     try:
         return int(app.exec())
     finally:

@@ -23,7 +23,6 @@ from qtpy import QtCore, QtGui, QtWidgets
 from labctl.config import ConfigError, StationConfig
 from labctl.documents import LOG
 from labctl.engine import RunEngine
-from labctl.gui.compat import keep_none_alive
 from labctl.gui.inputs import ParameterForm
 from labctl.gui.plots import JVPlot, LivePlot, live_plot_for
 from labctl.gui.substrate import SubstrateJob, SubstrateMap, check_pixels
@@ -86,7 +85,6 @@ class BenchWindow(QtWidgets.QMainWindow):
 
     def __init__(self, config: StationConfig, out_dir: str | Path, *, station: Station | None = None,
                  procedures: Mapping[str, type] | None = None, station_path: str | Path | None = None) -> None:
-        keep_none_alive()  # before any Qt call of ours: PySide6 6.12 on CPython 3.11 (labctl.gui.compat)
         super().__init__()
         from procedures import procedure_classes
 
