@@ -19,8 +19,8 @@ from qtpy import QtWidgets
 from labctl.config import ConfigError, LayoutConfig
 from labctl.live import LiveBuffer
 
-STATE_COLOURS = {"waiting": "#bbbbbb", "measuring": "#2471a3", "completed": "#27ae60", "skipped": "#e67e22",
-                 "aborted": "#8e44ad", "failed": "#c0392b", "not measured": "#dddddd"}
+STATE_COLOURS = {"waiting": "#bbbbbb", "measuring": "#2471a3", "completed": "#27ae60", "dead": "#222222",
+                 "skipped": "#e67e22", "aborted": "#8e44ad", "failed": "#c0392b", "not measured": "#dddddd"}
 
 
 class SubstrateJob:
@@ -123,7 +123,9 @@ def check_pixels(config: Any, procedure_cls: type, spec: str, settings: list[str
 
 class SubstrateMap(QtWidgets.QWidget):
     """Each pixel at its place on the substrate, coloured by its state (:data:`STATE_COLOURS`), labelled with its
-    name and, once measured, its PCE (%; or its Voc; "no PCE" for a dead pixel), or why not (skipped, failed)."""
+    name and, once measured, its PCE (%; or its Voc), "dead" for a completed pixel without a working cell (the
+    substrate summary's rule, :mod:`labctl.analysis.substrate`), or why not (skipped, failed). y points up, as on
+    the summary PNG's map (:mod:`labctl.substrate_plots`)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -133,7 +135,6 @@ class SubstrateMap(QtWidgets.QWidget):
                            if s not in ("not measured",))
         self.view = pg.PlotWidget(background="w", title=f"Substrate (PCE %)<br><small>{legend}</small>")
         self.view.setAspectLocked(True)
-        self.view.invertY(True)
         self.view.setLabel("bottom", "x (mm)")
         self.view.setLabel("left", "y (mm)")
         layout.addWidget(self.view)
@@ -169,10 +170,12 @@ class SubstrateMap(QtWidgets.QWidget):
         spots = []
         for name, (x, y) in self.places.items():
             state = states.get(name, "waiting")
+            outcome = outcomes.get(name)
+            if state == "completed" and outcome is not None and _dead(name, outcome):
+                state = "dead"
             spots.append({"pos": (x, y), "brush": pg.mkBrush(STATE_COLOURS.get(state, "#999999"))})
             text = name if state in ("completed", "waiting") else f"{name}\n{state}"
-            outcome = outcomes.get(name)
-            if outcome is not None:
+            if outcome is not None and state != "dead":
                 from labctl.catalog import key_results
 
                 figures = key_results(outcome.results or {})
@@ -180,8 +183,14 @@ class SubstrateMap(QtWidgets.QWidget):
                     text += f"\n{figures['pce_pct']:.2f} %"
                 elif isinstance(figures.get("voc_V"), (int, float)):
                     text += f"\n{figures['voc_V']:.3f} V"
-                elif state == "completed":
-                    text += "\nno PCE"
             self.labels[name].setText(text)
             self.shown[name] = state
         self.scatter.setData(spots)
+
+
+def _dead(name: str, outcome: Any) -> bool:
+    """Whether a completed pixel has no working cell, by the substrate summary's rule."""
+    from labctl.analysis.substrate import summarise_substrate
+
+    pixel = summarise_substrate({name: {"status": outcome.status, "results": outcome.results or {}}})["pixels"]
+    return bool(pixel[name]["dead"])
