@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -29,6 +31,21 @@ def plot_run(run: RunData, path: str | Path | None = None) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+_DRAW_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time, whichever thread draws
+
+
+def png_bytes(run: RunData) -> bytes:
+    """The run's figure (:func:`figure`) as PNG bytes, drawn in memory (nothing written); thread-safe."""
+    with _DRAW_LOCK:
+        fig = figure(run)
+        try:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+        finally:
+            plt.close(fig)
+    return buffer.getvalue()
 
 
 def figure(run: RunData) -> Figure:

@@ -10,7 +10,6 @@ the run ends ``aborted`` after the safe state of every instrument.
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 from collections.abc import Mapping
@@ -782,18 +781,10 @@ class RunBrowser(QtWidgets.QWidget):
 
     def figure_png(self, row: int) -> bytes:
         """The plot of the run at ``row`` as PNG bytes (labctl.plotting.figure, from the run file)."""
-        import matplotlib.pyplot as plt
-
-        from labctl.plotting import figure
+        from labctl.plotting import png_bytes
         from labctl.storage import load_run
 
-        fig = figure(load_run(self.runs[row].path, lazy=True))
-        try:
-            out = io.BytesIO()
-            fig.savefig(out, format="png")
-        finally:
-            plt.close(fig)
-        return out.getvalue()
+        return png_bytes(load_run(self.runs[row].path, lazy=True))
 
     def open_plot(self, row: int) -> QtWidgets.QDialog | None:
         """A window with the plot of the run at ``row``."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import io
 import ipaddress
 import json
 import logging
@@ -324,7 +323,7 @@ def create_app(catalog_url: str, station: str, *, host: str = "127.0.0.1", port:
         with figure_lock:
             png = figures.get(key)
         if png is None:
-            png = await run_in_threadpool(_draw, path, figure_lock)
+            png = await run_in_threadpool(_draw, path)
             with figure_lock:
                 figures[key] = png
                 while len(figures) > FIGURE_CACHE:
@@ -358,21 +357,9 @@ def create_app(catalog_url: str, station: str, *, host: str = "127.0.0.1", port:
     return Guard(app, token if not loopback else None, LOOPBACK_NAMES if loopback else None, token_cookie(port))
 
 
-_DRAW_LOCK = threading.Lock()  # pyplot's state is global: one figure at a time
-
-
-def _draw(path: Path, _lock: Any = None) -> bytes:
+def _draw(path: Path) -> bytes:
     """The run's figure (``labctl.plotting.figure``) as PNG bytes, drawn in memory."""
-    import matplotlib.pyplot as plt
-
-    from labctl.plotting import figure
+    from labctl.plotting import png_bytes
     from labctl.storage import load_run
 
-    with _DRAW_LOCK:
-        fig = figure(load_run(path, lazy=True))
-        try:
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png")
-        finally:
-            plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(load_run(path, lazy=True))
