@@ -149,13 +149,11 @@ def measure_plot_only(rows: int = 72_000, redraws_per_step: int = 20,
     from qtpy import QtWidgets
 
     from labctl.documents import DESCRIPTOR, EVENT, START, Descriptor, Event, RunStart
-    from labctl.gui.compat import keep_none_alive
     from labctl.gui.plots import StabilityPlot
     from labctl.live import LiveBuffer
     from procedures.hold import HoldProcedure
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench_gui_memory"])
-    keep_none_alive()
     buffer = LiveBuffer()
     buffer(START, RunStart("bench", "hold", "s", "o", "st", "2026-12-02T00:00:00Z"))
     for name, spec in HoldProcedure.STREAMS.items():
