@@ -40,7 +40,9 @@ def window(qtbot, tmp_path):
 def test_substrate_queued_from_the_window_map_and_live_plot(qtbot, window, tmp_path):
     window.procedure_box.setCurrentText("jv")
     window.sample_edit.setText("sub-1")
+    assert window.form("jv").inputs["area_cm2"].isEnabled()
     window.pixels_edit.setText("all")
+    assert not window.form("jv").inputs["area_cm2"].isEnabled()  # each pixel's area is the layout's
     window.form("jv").set_text("step_V", "0.02")
     item = window.add_to_queue()
     assert item is not None and item.pixels == "all", window.form_error.text()

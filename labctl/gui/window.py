@@ -126,6 +126,7 @@ class BenchWindow(QtWidgets.QMainWindow):
         self.pixels_edit.setObjectName("pixels")
         self.pixels_edit.setPlaceholderText("one device; or all, or 1,3,5 (a substrate layout)")
         self.pixels_edit.setEnabled(bool(self.config.layouts))
+        self.pixels_edit.textChanged.connect(lambda text: self._pixels_changed())
         top.addRow("Procedure", self.procedure_box)
         top.addRow("Sample", self.sample_edit)
         top.addRow("Pixels", self.pixels_edit)
@@ -238,7 +239,19 @@ class BenchWindow(QtWidgets.QMainWindow):
             form.validity_changed.connect(lambda ok: self.add_button.setEnabled(ok))
             self.forms[name] = form
             self.form_stack.addWidget(form)
+            self._pixels_changed()
         return self.forms[name]
+
+    def _pixels_changed(self) -> None:
+        """With pixels chosen, each pixel's area is the layout's (as ``--pixels`` refuses ``--set area_cm2``): the
+        forms' area fields are disabled and say so."""
+        substrate = bool(self.pixels_edit.text().strip())
+        for form in self.forms.values():
+            field = form.inputs.get("area_cm2")
+            if field is not None:
+                field.setEnabled(not substrate)
+                field.setToolTip("each pixel's area is the layout's (layouts.<name>.pixels[].area_cm2)"
+                                 if substrate else "")
 
     def _show_form(self, name: str) -> None:
         if name in self.procedures:
